@@ -1,0 +1,180 @@
+"""The model file contract: tensor names and the ``metadata_props`` keys (docs/model-format.md).
+
+Both sides use this module: ``training`` writes metadata with :func:`to_metadata`, the app reads
+it with :func:`from_metadata`. Values are JSON-encoded strings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ModelError
+from .types import ModelInfo, OodStats
+
+FORMAT_VERSION = 1
+
+INPUT_NAME = "image"
+PROBS = "probs"
+CAMS = "cams"
+FEATURES = "features"
+OUTPUT_NAMES = (PROBS, CAMS, FEATURES)
+
+#: The last feature map of Keras' DenseNet121: Grad-CAM is taken here.
+CAM_LAYER = "relu"
+#: DenseNet121 downsamples by 32: cams are (S/32)×(S/32).
+CAM_STRIDE = 32
+
+PREFIX = "cxr."
+KEYS = (
+    "format_version",
+    "labels",
+    "input_size",
+    "layout",
+    "mean",
+    "std",
+    "thresholds",
+    "model_version",
+    "demo",
+    "trained_on",
+    "metrics",
+)
+OPTIONAL_KEYS = ("ood",)
+
+_FIX = (
+    "Export the model with `cxr-train export RUN` (or `cxr-train import-weights ...`), "
+    "which writes every required key; see docs/model-format.md."
+)
+
+
+def to_metadata(info: ModelInfo) -> dict[str, str]:
+    """The ``metadata_props`` entries for ``info`` (key → JSON string)."""
+    values: dict[str, Any] = {
+        "format_version": info.format_version,
+        "labels": list(info.labels),
+        "input_size": info.input_size,
+        "layout": info.layout,
+        "mean": info.mean,
+        "std": info.std,
+        "thresholds": {k: float(info.thresholds[k]) for k in info.labels},
+        "model_version": info.model_version,
+        "demo": bool(info.demo),
+        "trained_on": dict(info.trained_on),
+        "metrics": {k: float(v) for k, v in info.metrics.items()},
+    }
+    if info.ood is not None:
+        o = info.ood
+        values["ood"] = {
+            "mean": list(o.mean),
+            "components": [list(c) for c in o.components],
+            "variances": list(o.variances),
+            "residual_variance": o.residual_variance,
+            "threshold": o.threshold,
+            "percentile": o.percentile,
+        }
+    return {PREFIX + k: json.dumps(v, allow_nan=False) for k, v in values.items()}
+
+
+def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelInfo:
+    """Parse and validate ``metadata_props``; raise one :class:`ModelError` listing every problem."""
+    missing = [PREFIX + k for k in KEYS if PREFIX + k not in props]
+    if missing:
+        raise ModelError(
+            f"{source} is not a cxrviewer model: its metadata lacks {', '.join(missing)}. {_FIX}"
+        )
+    raw: dict[str, Any] = {}
+    for key in KEYS + OPTIONAL_KEYS:
+        if PREFIX + key not in props:
+            continue
+        try:
+            raw[key] = json.loads(props[PREFIX + key])
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{source}: metadata {PREFIX}{key} is not valid JSON ({exc}). {_FIX}") from None
+
+    problems: list[str] = []
+    version = raw["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ModelError(
+            f"{source} uses model format version {version!r}; this cxrviewer reads version "
+            f"{FORMAT_VERSION}. Upgrade cxrviewer or re-export the model."
+        )
+    labels = raw["labels"]
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
+        problems.append("cxr.labels must be a non-empty list of names")
+        labels = []
+    elif len(set(labels)) != len(labels):
+        problems.append("cxr.labels has duplicate names")
+    size = raw["input_size"]
+    if not isinstance(size, int) or size < 32:
+        problems.append(f"cxr.input_size must be an integer ≥ 32, got {size!r}")
+    if raw["layout"] != "NHWC":
+        problems.append(f"cxr.layout must be \"NHWC\", got {raw['layout']!r}")
+    mean, std = raw["mean"], raw["std"]
+    if not _finite(mean):
+        problems.append(f"cxr.mean must be a number, got {mean!r}")
+    if not _finite(std) or std <= 0:
+        problems.append(f"cxr.std must be a positive number, got {std!r}")
+    thresholds = raw["thresholds"]
+    if isinstance(thresholds, list) and len(thresholds) == len(labels):
+        thresholds = dict(zip(labels, thresholds))
+    if not isinstance(thresholds, dict) or set(thresholds) != set(labels):
+        problems.append("cxr.thresholds must give one threshold per label")
+        thresholds = {}
+    elif not all(_finite(t) and 0.0 <= t <= 1.0 for t in thresholds.values()):
+        problems.append("cxr.thresholds must lie in [0, 1]")
+    if not isinstance(raw["model_version"], str) or not raw["model_version"]:
+        problems.append("cxr.model_version must be a non-empty string")
+    if not isinstance(raw["demo"], bool):
+        problems.append("cxr.demo must be true or false")
+    if not isinstance(raw["trained_on"], dict):
+        problems.append("cxr.trained_on must be an object")
+    metrics = raw["metrics"]
+    if not isinstance(metrics, dict) or not all(_finite(v) for v in metrics.values()):
+        problems.append("cxr.metrics must map labels to numbers")
+        metrics = {}
+    ood = None
+    if "ood" in raw and raw["ood"] is not None:
+        try:
+            ood = _parse_ood(raw["ood"])
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(f"cxr.ood is malformed ({exc})")
+    if problems:
+        raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
+    return ModelInfo(
+        labels=tuple(labels),
+        input_size=int(size),
+        mean=float(mean),
+        std=float(std),
+        thresholds={k: float(v) for k, v in thresholds.items()},
+        model_version=raw["model_version"],
+        demo=raw["demo"],
+        trained_on=raw["trained_on"],
+        metrics={k: float(v) for k, v in metrics.items()},
+        layout="NHWC",
+        format_version=version,
+        ood=ood,
+    )
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _parse_ood(d: Mapping[str, Any]) -> OodStats:
+    mean = tuple(float(x) for x in d["mean"])
+    comps = tuple(tuple(float(x) for x in row) for row in d["components"])
+    variances = tuple(float(x) for x in d["variances"])
+    if any(len(row) != len(mean) for row in comps) or len(variances) != len(comps):
+        raise ValueError("components/variances do not match the feature size")
+    if any(v <= 0 for v in variances) or float(d["residual_variance"]) <= 0:
+        raise ValueError("variances must be positive")
+    return OodStats(
+        mean=mean,
+        components=comps,
+        variances=variances,
+        residual_variance=float(d["residual_variance"]),
+        threshold=float(d["threshold"]),
+        percentile=float(d["percentile"]),
+    )

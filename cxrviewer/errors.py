@@ -1,0 +1,32 @@
+"""Errors that reach the user.
+
+Every error the user can cause derives from :class:`CxrError`. Its message says what happened
+and what to do next; front ends show ``str(exc)`` as it is (the GUI in a dialog, the CLI on one
+line). Anything that is not a ``CxrError`` is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CxrError(Exception):
+    """Base class of every error cxrviewer reports to the user."""
+
+
+class UnreadableImageError(CxrError):
+    """The file is missing, empty, truncated, not an image, or too large to decode safely."""
+
+
+class UnsupportedDicomError(CxrError):
+    """A DICOM object that cxrviewer cannot show as a film (no pixels, unknown syntax, ...)."""
+
+
+class MissingCodecError(CxrError):
+    """The pixel data needs a decoder plugin that is not installed."""
+
+
+class ModelError(CxrError):
+    """The model file is missing, corrupt, or does not honour the cxrviewer model contract."""
+
+
+class OutputError(CxrError):
+    """An output path cannot be written."""

@@ -1,0 +1,202 @@
+"""``Classifier``: an ONNX Runtime session over a model file that honours the contract.
+
+``Classifier.load(path)`` validates the file (docs/model-format.md) and raises one
+:class:`~cxrviewer.errors.ModelError` naming what is wrong; ``predict(films)`` preprocesses,
+runs one batched forward pass and returns a :class:`~cxrviewer.types.Prediction` per film
+with probabilities and every class's Grad-CAM map from the same pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import contract
+from .errors import ModelError
+from .ood import OodModel
+from .preprocess import preprocess_batch
+from .types import Film, ModelInfo, Prediction
+
+logger = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True, eq=False)
+class RawOutputs:
+    """One forward pass: probs (N, C), cams (N, C, h, w), features (N, K)."""
+
+    probs: np.ndarray
+    cams: np.ndarray
+    features: np.ndarray
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelError(
+            "ONNX Runtime is not installed: run `pip install onnxruntime` "
+            "(or `pip install 'cxrviewer[gpu]'` for NVIDIA GPUs)."
+        ) from exc
+    return onnxruntime
+
+
+def choose_providers(device: str = "auto") -> list[str]:
+    """Execution providers to ask for: CUDA then CPU when a CUDA build is installed.
+
+    ``device`` is ``auto``, ``cpu`` or ``cuda``. With the pip CUDA wheels the CUDA libraries
+    must be preloaded or the provider cannot find them; a session asked for CUDA on a
+    machine without a working GPU silently falls back to CPU, which is why callers read
+    :attr:`Classifier.provider` (``session.get_providers()``), never this list.
+    """
+    ort = _ort()
+    if device == "cpu":
+        return [CPU]
+    available = ort.get_available_providers()
+    if CUDA not in available:
+        if device == "cuda":
+            raise ModelError(
+                "CUDA was requested but this ONNX Runtime has no CUDA support: install the GPU "
+                "build with `pip uninstall onnxruntime && pip install 'cxrviewer[gpu]'`."
+            )
+        return [CPU]
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # noqa: BLE001 - preload is best effort; the session reports
+            logger.warning("could not preload CUDA libraries: %s", exc)
+    return [CUDA, CPU]
+
+
+class Classifier:
+    """A loaded model. Thread-safe: ONNX Runtime sessions may be run from several threads."""
+
+    def __init__(self, session, info: ModelInfo, path: Path) -> None:
+        self._session = session
+        self.info = info
+        self.path = path
+        self.provider: str = session.get_providers()[0]
+        self._ood = OodModel(info.ood) if info.ood is not None else None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str = "auto", threads: int = 0) -> "Classifier":
+        """Open and validate a model file.
+
+        ``threads`` sets ONNX Runtime's intra-op threads (0 = one per core, its default).
+        """
+        ort = _ort()
+        p = Path(path)
+        if not p.is_file():
+            raise ModelError(f"Model file not found: {p}. Pass an exported .onnx file with --model.")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        providers = choose_providers(device)
+        try:
+            session = ort.InferenceSession(str(p), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types for corrupt files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"{p.name} is not a readable ONNX model ({first[:200]}). "
+                "The file may be truncated or not an .onnx file: export it again."
+            ) from None
+        meta = session.get_modelmeta().custom_metadata_map
+        info = contract.from_metadata(meta, source=p.name)
+        _check_signature(session, info, p.name)
+        clf = cls(session, info, p)
+        logger.info(
+            "loaded model %s (version %s, %d labels, %d px) on %s",
+            p.name, info.model_version, info.num_classes, info.input_size, clf.provider,
+        )
+        return clf
+
+    # ---------------------------------------------------------------- inference
+    @property
+    def model_id(self) -> str:
+        return f"{self.path.stem} {self.info.model_version}"
+
+    def run(self, batch: np.ndarray) -> RawOutputs:
+        """One forward pass on a preprocessed (N, S, S, 3) float32 batch."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        probs, cams, features = self._session.run(
+            list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: x}
+        )
+        # cams come NHWC (N, h, w, C) from the graph; the app indexes by class first.
+        return RawOutputs(probs=probs, cams=np.transpose(cams, (0, 3, 1, 2)), features=features)
+
+    def predictions(self, raw: RawOutputs) -> list[Prediction]:
+        """Wrap a forward pass's outputs as one :class:`Prediction` per film."""
+        info = self.info
+        thresholds = tuple(info.thresholds[label] for label in info.labels)
+        scores = self._ood.scores(raw.features) if self._ood is not None else None
+        out = []
+        for i in range(raw.probs.shape[0]):
+            score = float(scores[i]) if scores is not None else None
+            out.append(
+                Prediction(
+                    labels=info.labels,
+                    probabilities=raw.probs[i],
+                    class_maps=raw.cams[i],
+                    thresholds=thresholds,
+                    model_version=info.model_version,
+                    features=raw.features[i],
+                    ood_score=score,
+                    ood_flag=bool(score is not None and score > self._ood.threshold),
+                )
+            )
+        return out
+
+    def predict(self, films: Sequence[Film], batch_size: int = 8) -> list[Prediction]:
+        """Predictions for ``films``, run in batches of ``batch_size``."""
+        out: list[Prediction] = []
+        for start in range(0, len(films), max(1, batch_size)):
+            chunk = films[start : start + batch_size]
+            out.extend(self.predictions(self.run(preprocess_batch(chunk, self.info))))
+        return out
+
+    def predict_one(self, film: Film) -> Prediction:
+        return self.predict([film])[0]
+
+
+def _check_signature(session, info: ModelInfo, name: str) -> None:
+    """Inputs and outputs must match the contract and the metadata."""
+    problems: list[str] = []
+    inputs = session.get_inputs()
+    s, c = info.input_size, info.num_classes
+    if len(inputs) != 1 or inputs[0].name != contract.INPUT_NAME:
+        problems.append(
+            f"it must have one input named {contract.INPUT_NAME!r}, has {[i.name for i in inputs]}"
+        )
+    else:
+        shape = inputs[0].shape
+        if len(shape) != 4 or list(shape[1:]) != [s, s, 3]:
+            problems.append(f"input {contract.INPUT_NAME!r} must be [N, {s}, {s}, 3], is {shape}")
+        if inputs[0].type != "tensor(float)":
+            problems.append(f"input must be float32, is {inputs[0].type}")
+    outputs = {o.name: o for o in session.get_outputs()}
+    for name_ in contract.OUTPUT_NAMES:
+        if name_ not in outputs:
+            problems.append(f"output {name_!r} is missing (has {sorted(outputs)})")
+    if contract.PROBS in outputs:
+        shape = outputs[contract.PROBS].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != c):
+            problems.append(f"output 'probs' must be [N, {c}], is {shape}")
+    if contract.CAMS in outputs:
+        shape = outputs[contract.CAMS].shape
+        if len(shape) != 4 or (isinstance(shape[3], int) and shape[3] != c):
+            problems.append(f"output 'cams' must be [N, h, w, {c}], is {shape}")
+    if problems:
+        raise ModelError(
+            f"{name} does not honour the cxrviewer model contract: {'; '.join(problems)}. "
+            "Export it with `cxr-train export`; see docs/model-format.md."
+        )
