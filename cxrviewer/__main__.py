@@ -1,0 +1,3 @@
+from cxrviewer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""Scoring many films: a bounded decode → preprocess → infer pipeline and a resumable CSV.
+
+Reading and preprocessing run in worker threads (OpenCV and the DICOM codecs release the GIL)
+while the model runs on full batches, so decoding hides behind inference. Results come back in
+input order. :class:`ResultsCsv` writes each batch's rows in one write, flushed and fsync'ed,
+so a killed run loses at most the batch in flight, and a rerun with the same output skips the
+files already in it (matched by path, size and modification time).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CxrError, OutputError
+from .io import read_film
+from .model import Classifier
+from .preprocess import preprocess
+from .types import Film, Prediction
+
+logger = logging.getLogger(__name__)
+
+Cancel = Callable[[], bool] | threading.Event | None
+Progress = Callable[["ScoreResult", int, int], None] | None
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreResult:
+    """One film's outcome: a prediction, or the reason it could not be scored."""
+
+    path: Path
+    prediction: Prediction | None = None
+    film: Film | None = None
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
+def _cancelled(cancel: Cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _load(path: Path, classifier: Classifier, keep_film: bool):
+    t0 = time.perf_counter()
+    try:
+        film = read_film(path)
+        x = preprocess(film, classifier.info)
+    except CxrError as exc:
+        return path, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - a bug: keep the batch going, keep the traceback
+        logger.exception("unexpected error reading %s", path)
+        msg = f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug, please report it."
+        return path, None, None, msg, "InternalError", time.perf_counter() - t0
+    return path, (film if keep_film else None), x, None, None, time.perf_counter() - t0
+
+
+def iter_scores(
+    paths: Iterable[str | os.PathLike[str]],
+    classifier: Classifier,
+    batch_size: int = 8,
+    workers: int = 2,
+    cancel: Cancel = None,
+    keep_films: bool = False,
+) -> Iterator[ScoreResult]:
+    """Score ``paths`` in order, yielding one :class:`ScoreResult` per path.
+
+    At most ``2 × batch_size`` films are decoded ahead of the model, so memory stays bounded
+    whatever the number of files. Stops early (without error) when ``cancel`` is set.
+    """
+    batch_size = max(1, int(batch_size))
+    lookahead = 2 * batch_size
+    source = iter(Path(p) for p in paths)
+    with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="cxr-read") as pool:
+        queue: deque[Future] = deque()
+
+        def fill() -> None:
+            while len(queue) < lookahead:
+                try:
+                    p = next(source)
+                except StopIteration:
+                    return
+                queue.append(pool.submit(_load, p, classifier, keep_films))
+
+        fill()
+        pending: list[tuple] = []
+        while queue or pending:
+            if _cancelled(cancel):
+                for f in queue:
+                    f.cancel()
+                return
+            good = sum(1 for item in pending if item[2] is not None)
+            if queue and good < batch_size:
+                pending.append(queue.popleft().result())
+                fill()
+                continue
+            yield from _infer(pending, classifier)
+            pending = []
+
+
+def _infer(pending: list[tuple], classifier: Classifier) -> Iterator[ScoreResult]:
+    good = [i for i, item in enumerate(pending) if item[2] is not None]
+    preds: dict[int, Prediction] = {}
+    share = 0.0
+    if good:
+        t0 = time.perf_counter()
+        batch = np.stack([pending[i][2] for i in good])
+        for i, pred in zip(good, classifier.predictions(classifier.run(batch))):
+            preds[i] = pred
+        share = (time.perf_counter() - t0) / len(good)
+    for i, (path, film, _x, error, etype, secs) in enumerate(pending):
+        if i in preds:
+            yield ScoreResult(path, preds[i], film, seconds=secs + share)
+        else:
+            yield ScoreResult(path, None, None, error, etype, secs)
+
+
+# ------------------------------------------------------------------------------- CSV
+FIXED_HEAD = ("path", "status", "error", "model_version")
+FIXED_TAIL = ("positives", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
+
+
+def csv_columns(labels: Sequence[str]) -> list[str]:
+    return [*FIXED_HEAD, *labels, *FIXED_TAIL]
+
+
+def file_key(path: Path) -> tuple[str, int, int] | None:
+    """(absolute path, size, mtime in ns), or None when the file cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns))
+
+
+def result_row(result: ScoreResult, labels: Sequence[str], model_version: str) -> dict[str, str]:
+    key = file_key(result.path)
+    row = {c: "" for c in csv_columns(labels)}
+    row.update(
+        path=str(result.path),
+        status="ok" if result.ok else "error",
+        error=(result.error or "").replace("\n", " "),
+        model_version=model_version,
+        seconds=f"{result.seconds:.4f}",
+        file_size=str(key[1]) if key else "",
+        file_mtime_ns=str(key[2]) if key else "",
+    )
+    pred = result.prediction
+    if pred is not None:
+        for label in labels:
+            row[label] = f"{pred.probability(label):.6f}"
+        row["positives"] = "|".join(pred.positives)
+        if pred.ood_score is not None:
+            row["ood_score"] = f"{pred.ood_score:.4f}"
+            row["ood"] = "1" if pred.ood_flag else "0"
+    return row
+
+
+class ResultsCsv:
+    """An append-only results CSV that survives being killed and can be resumed.
+
+    Opening an existing file checks its header, cuts a partial last line left by a killed run,
+    and remembers which files it already holds (:meth:`already_done`).
+    """
+
+    def __init__(self, path: Path, labels: Sequence[str], model_version: str, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.labels = tuple(labels)
+        self.model_version = model_version
+        self.columns = csv_columns(self.labels)
+        self._done: set[tuple[str, int, int]] = set()
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if self.path.is_dir():
+            raise OutputError(f"{self.path} is a folder; give --out a file name such as results.csv.")
+        from .export import check_writable_dir
+
+        check_writable_dir(folder)
+        if self.path.exists() and not overwrite and self.path.stat().st_size > 0:
+            self._resume()
+            self._file = open(self.path, "a", newline="", encoding="utf-8")
+        else:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._write_text(self._format([dict(zip(self.columns, self.columns))]))
+
+    def _resume(self) -> None:
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            logger.warning("cutting a partial last line from %s (an interrupted run)", self.path)
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+                f.flush()
+                os.fsync(f.fileno())
+            data = data[:cut]
+        text = data.decode("utf-8", errors="replace")
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None:
+            # only a partial header was there: start over
+            self.path.write_text("", encoding="utf-8")
+            with open(self.path, "w", newline="", encoding="utf-8") as f:
+                f.write(self._format([dict(zip(self.columns, self.columns))]))
+            return
+        if list(reader.fieldnames) != self.columns:
+            raise OutputError(
+                f"{self.path} already holds results with other columns (another model?). "
+                "Use a new --out file, or --overwrite to replace it."
+            )
+        for row in reader:
+            try:
+                self._done.add((os.path.abspath(row["path"]), int(row["file_size"]), int(row["file_mtime_ns"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        logger.info("resuming %s: %d files already scored", self.path, len(self._done))
+
+    def already_done(self, path: Path) -> bool:
+        key = file_key(path)
+        return key is not None and key in self._done
+
+    @property
+    def done_count(self) -> int:
+        return len(self._done)
+
+    def _format(self, rows: list[dict[str, str]]) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
+        w.writerows(rows)
+        return buf.getvalue()
+
+    def _write_text(self, text: str) -> None:
+        try:
+            self._file.write(text)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise OutputError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None
+
+    def write(self, results: Sequence[ScoreResult]) -> None:
+        """Append the rows of ``results`` in one write, flushed to disk."""
+        if not results:
+            return
+        rows = [result_row(r, self.labels, self.model_version) for r in results]
+        self._write_text(self._format(rows))
+        for r in results:
+            key = file_key(r.path)
+            if key is not None:
+                self._done.add(key)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ResultsCsv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    scored: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        rate = self.scored / self.seconds if self.seconds > 0 else 0.0
+        parts = [f"{self.scored} scored", f"{self.failed} failed"]
+        if self.skipped:
+            parts.append(f"{self.skipped} already done")
+        if self.cancelled:
+            parts.append("stopped early")
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
+        return (
+            f"{', '.join(parts)} of {self.total} files in {self.seconds:.1f} s ({rate:.1f} films/s)"
+            + (f"; errors: {errs}" if errs else "")
+        )
+
+
+def score_to_csv(
+    paths: Sequence[Path],
+    classifier: Classifier,
+    out: Path,
+    *,
+    batch_size: int = 8,
+    workers: int = 2,
+    cancel: Cancel = None,
+    progress: Progress = None,
+    on_result: Callable[[ScoreResult], None] | None = None,
+    overwrite: bool = False,
+    keep_films: bool = False,
+) -> Summary:
+    """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
+
+    ``progress(result, done, total)`` is called after each film; ``on_result`` gets each result
+    (used for exports). Returns a :class:`Summary`.
+    """
+    t0 = time.perf_counter()
+    summary = Summary(total=len(paths))
+    with ResultsCsv(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
+        todo = [p for p in paths if not sink.already_done(p)]
+        summary.skipped = len(paths) - len(todo)
+        done = summary.skipped
+        chunk: list[ScoreResult] = []
+        try:
+            for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
+                chunk.append(result)
+                done += 1
+                if result.ok:
+                    summary.scored += 1
+                else:
+                    summary.failed += 1
+                    summary.errors[result.error_type or "Error"] += 1
+                if on_result is not None:
+                    on_result(result)
+                if progress is not None:
+                    progress(result, done, summary.total)
+                if len(chunk) >= batch_size:
+                    sink.write(chunk)
+                    chunk = []
+        finally:
+            # also on Ctrl+C: what was scored reaches the file
+            sink.write(chunk)
+    summary.cancelled = _cancelled(cancel) and done < summary.total
+    summary.seconds = time.perf_counter() - t0
+    return summary

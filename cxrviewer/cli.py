@@ -1,0 +1,248 @@
+"""Command line: ``cxrviewer score | export | info``; no subcommand starts the desktop app.
+
+Exit codes: 0 all good; 1 some films could not be scored (their rows say why); 2 usage or setup
+errors (bad arguments, unusable model, unwritable output). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import CxrError
+
+logger = logging.getLogger("cxrviewer")
+
+SUBCOMMANDS = ("score", "export", "info")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="ONNX model file (default: $CXRVIEWER_MODEL or the bundled demo model)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider (default: CUDA when available, else CPU)")
+
+
+def _add_render(p: argparse.ArgumentParser, default_classes: str) -> None:
+    from .heatmap import COLORMAPS, DEFAULT_COLORMAP
+
+    p.add_argument("--classes", default=default_classes, help=f"heatmaps to draw: all, none, positives or A,B,... (default: {default_classes})")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity 0..1 (default 0.4)")
+    p.add_argument("--colormap", choices=sorted(COLORMAPS), default=DEFAULT_COLORMAP)
+    p.add_argument("--mode", choices=("heatmap", "contour"), default="heatmap", help="blend heatmaps, or outline their hot regions")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxrviewer",
+        description="Chest X-ray viewer and scorer. Run with no subcommand (or with files) to open the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"cxrviewer {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="{score,export,info}")
+
+    s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
+    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files and folders")
+    s.add_argument("--out", type=Path, required=True, help="results CSV (an existing one is resumed)")
+    s.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
+    s.add_argument("--export-dir", type=Path, help="also write an annotated PNG per scored film here")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--workers", type=int, default=2, help="threads reading films (default 2)")
+    s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model(s)
+    _add_render(s, "positives")
+
+    e = sub.add_parser("export", help="write an annotated picture of one film")
+    e.add_argument("file", type=Path, metavar="FILE")
+    e.add_argument("--out", type=Path, required=True, help="output .png")
+    _add_model(e)
+    _add_render(e, "positives")
+
+    i = sub.add_parser("info", help="model metadata, execution provider, library versions")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_model(i)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _load_classifier(args):
+    from .model import Classifier
+    from .paths import default_model_path
+
+    return Classifier.load(args.model or default_model_path(), device=args.device)
+
+
+def _check_args(args, parser) -> None:
+    if getattr(args, "alpha", None) is not None and not 0.0 <= args.alpha <= 1.0:
+        parser.error("--alpha must be between 0 and 1")
+    if getattr(args, "batch_size", 1) < 1:
+        parser.error("--batch-size must be at least 1")
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
+
+
+# ------------------------------------------------------------------------ commands
+def cmd_score(args) -> int:
+    from .batch import score_to_csv
+    from .export import check_writable_dir, export_png
+    from .io import list_films
+    from .render import RenderOptions, select_classes
+
+    paths = list_films(args.inputs, recursive=args.recursive)
+    if not paths:
+        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
+    clf = _load_classifier(args)
+    if args.export_dir is not None:
+        check_writable_dir(args.export_dir)
+    used_names: set[str] = set()
+
+    def on_result(result) -> None:
+        if args.export_dir is None or not result.ok:
+            return
+        name = f"{result.path.stem}.png"
+        n = 1
+        while name in used_names:
+            n += 1
+            name = f"{result.path.stem}-{n}.png"
+        used_names.add(name)
+        opts = RenderOptions(select_classes(result.prediction, args.classes), args.alpha, args.colormap, args.mode)
+        export_png(args.export_dir / name, result.film, result.prediction, clf.info, opts)
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="film", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def progress(result, done, total) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    if clf.info.demo:
+        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
+    try:
+        summary = score_to_csv(
+            paths, clf, args.out, batch_size=args.batch_size, workers=args.workers,
+            progress=progress, on_result=on_result, overwrite=args.overwrite,
+            keep_films=args.export_dir is not None,
+        )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"cxrviewer: interrupted; rows scored so far are in {args.out}; run the same command again to resume.", file=sys.stderr)
+        return 130
+    if bar is not None:
+        bar.close()
+    print(f"{summary.line()} -> {args.out}", file=sys.stderr)
+    return summary.exit_code
+
+
+def cmd_export(args) -> int:
+    from .export import export_png
+    from .io import read_film
+    from .render import RenderOptions, select_classes
+
+    clf = _load_classifier(args)
+    film = read_film(args.file)
+    pred = clf.predict_one(film)
+    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
+    out = export_png(args.out, film, pred, clf.info, opts)
+    print(f"wrote {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def model_card(clf) -> dict:
+    """What `info` shows and the GUI's About box: metadata, provider, library versions."""
+    import cv2
+    import numpy
+    import onnxruntime
+    import pydicom
+
+    info = clf.info
+    return {
+        "model": str(clf.path),
+        "model_version": info.model_version,
+        "demo": info.demo,
+        "labels": list(info.labels),
+        "input_size": info.input_size,
+        "layout": info.layout,
+        "mean": info.mean,
+        "std": info.std,
+        "thresholds": dict(info.thresholds),
+        "trained_on": dict(info.trained_on),
+        "metrics": dict(info.metrics),
+        "ood_guard": info.ood is not None,
+        "provider": clf.provider,
+        "versions": {
+            "cxrviewer": __version__,
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": numpy.__version__,
+            "pydicom": pydicom.__version__,
+            "opencv": cv2.__version__,
+            "python": sys.version.split()[0],
+        },
+    }
+
+
+def cmd_info(args) -> int:
+    clf = _load_classifier(args)
+    card = model_card(clf)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return EXIT_OK
+    print(f"model:         {card['model']}")
+    print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis **" if card["demo"] else ""))
+    print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
+    print(f"provider:      {card['provider']}")
+    print(f"trained on:    {json.dumps(card['trained_on'])}")
+    print(f"OOD guard:     {'yes' if card['ood_guard'] else 'no'}")
+    print("labels (threshold, validation AUROC):")
+    for label in card["labels"]:
+        auc = card["metrics"].get(label)
+        print(f"  {label:<20} {card['thresholds'][label]:.3f}  {'' if auc is None else f'{auc:.3f}'}")
+    print("versions:      " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()))
+    return EXIT_OK
+
+
+COMMANDS = {"score": cmd_score, "export": cmd_export, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")) or argv[0] in ("--gui",):
+        return gui_main([a for a in argv if a != "--gui"])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return gui_main([])
+    _check_args(args, parser)
+    _configure_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except CxrError as exc:
+        print(f"cxrviewer: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cxrviewer: interrupted", file=sys.stderr)
+        return 130
+
+
+def gui_main(argv: Sequence[str] | None = None) -> int:
+    """Start the desktop app with optional files/folders to open."""
+    try:
+        from .ui.app import run_app
+    except ImportError as exc:
+        print(f"cxrviewer: the desktop app needs PySide6 ({exc}). Install it with `pip install PySide6-Essentials`, "
+              "or use the `score`, `export` and `info` subcommands.", file=sys.stderr)
+        return EXIT_USAGE
+    return run_app(list(sys.argv[1:] if argv is None else argv))

@@ -1,0 +1,134 @@
+"""Class maps for display: upsample, normalise, colour; and regions (contours, boxes) from them.
+
+A :class:`~cxrviewer.types.Prediction` holds each class's Grad-CAM map at the model's feature
+resolution (e.g. 10×10 for a 320 px DenseNet121). Here they become film-sized maps in [0, 1].
+
+Display normalisation is per map (divide by its own peak), as Grad-CAM is usually shown: the map
+says *where* the model looked for that finding, the probability says *how sure* it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import Prediction
+
+COLORMAPS: dict[str, int] = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "magma": cv2.COLORMAP_MAGMA,
+    "hot": cv2.COLORMAP_HOT,
+}
+DEFAULT_COLORMAP = "jet"
+
+#: Region defaults: keep the part of a map at or above this fraction of its peak ...
+REGION_LEVEL = 0.5
+#: ... in connected pieces of at least this fraction of the film's area.
+REGION_MIN_AREA = 0.005
+
+
+def upsample(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A (h, w) class map resized to ``shape`` = (H, W) with bilinear interpolation, ≥ 0."""
+    h, w = shape
+    up = cv2.resize(np.asarray(cam, dtype=np.float32), (int(w), int(h)), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(up, 0.0, out=up)
+
+
+def normalize(cam: np.ndarray) -> np.ndarray:
+    """Scale a non-negative map to [0, 1] by its peak; an all-zero map stays zero."""
+    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0.0)
+    peak = float(cam.max()) if cam.size else 0.0
+    if peak <= 0.0 or not np.isfinite(peak):
+        return np.zeros_like(cam)
+    return cam / peak
+
+
+def display_map(prediction: Prediction, label: str, shape: tuple[int, int]) -> np.ndarray:
+    """The film-sized [0, 1] map of one class."""
+    return upsample(normalize(prediction.class_map(label)), shape)
+
+
+def combined_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int, int]) -> np.ndarray:
+    """Per-pixel maximum of several classes' display maps (zeros when ``labels`` is empty)."""
+    if not labels:
+        return np.zeros(shape, dtype=np.float32)
+    small = np.max([normalize(prediction.class_map(label)) for label in labels], axis=0)
+    return upsample(small, shape)
+
+
+def colorize(heat: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """RGB uint8 image of a [0, 1] map under a named colormap."""
+    if colormap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {colormap!r}; choose one of {', '.join(COLORMAPS)}")
+    u8 = np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
+    bgr = cv2.applyColorMap(u8, COLORMAPS[colormap])
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected hot area of one class's map, in film pixel coordinates."""
+
+    label: str
+    box: tuple[int, int, int, int]  # x, y, width, height
+    contour: tuple[tuple[int, int], ...]  # (x, y) points of the outer outline
+    area: int  # pixels
+    peak: float  # the map's highest value inside, in [0, 1]
+    probability: float
+
+    def as_dict(self) -> dict:
+        x, y, w, h = self.box
+        return {
+            "label": self.label,
+            "probability": round(self.probability, 6),
+            "box": {"x": x, "y": y, "width": w, "height": h},
+            "area": self.area,
+            "peak": round(self.peak, 6),
+            "contour": [list(p) for p in self.contour],
+        }
+
+
+def regions(
+    prediction: Prediction,
+    label: str,
+    shape: tuple[int, int],
+    level: float = REGION_LEVEL,
+    min_area: float = REGION_MIN_AREA,
+) -> list[Region]:
+    """Outlines and boxes of the parts of ``label``'s map at or above ``level`` × its peak.
+
+    Pieces smaller than ``min_area`` × the film's area are dropped. Largest first.
+    """
+    heat = display_map(prediction, label, shape)
+    mask = (heat >= level).astype(np.uint8)
+    if not mask.any():
+        return []
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    limit = min_area * shape[0] * shape[1]
+    out: list[Region] = []
+    prob = prediction.probability(label)
+    for c in contours:
+        piece = np.zeros_like(mask)
+        cv2.drawContours(piece, [c], -1, 1, thickness=cv2.FILLED)
+        area = int(piece.sum())
+        if area < limit:
+            continue
+        x, y, w, h = cv2.boundingRect(c)
+        out.append(
+            Region(
+                label=label,
+                box=(int(x), int(y), int(w), int(h)),
+                contour=tuple((int(p[0][0]), int(p[0][1])) for p in c),
+                area=area,
+                peak=float(heat[piece.astype(bool)].max()),
+                probability=prob,
+            )
+        )
+    out.sort(key=lambda r: -r.area)
+    return out

@@ -1,0 +1,210 @@
+"""Pictures of a film and its findings: the one renderer behind the GUI, the CLI and exports.
+
+- :func:`film_rgb`: the film alone (optionally windowed / inverted) as RGB uint8.
+- :func:`overlay`: the film with the chosen classes' heatmaps blended in, or outlined.
+- :func:`annotate`: overlay plus a side panel: every finding's probability with its threshold
+  mark, the legend, the model, and a "DEMO MODEL - not for diagnosis" mark for demo models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import heatmap
+from .errors import CxrError
+from .types import Film, ModelInfo, Prediction
+
+DEMO_MARK = "DEMO MODEL - not for diagnosis"
+OOD_MARK = "Unusual film for this model - findings unreliable"
+
+#: Distinct outline colours (RGB) for contour mode, assigned by the label's index in the model.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)
+MODES = ("heatmap", "contour")
+
+
+class UnknownClassError(CxrError):
+    """A class name that the model does not have."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    classes: tuple[str, ...] = ()
+    alpha: float = 0.4
+    colormap: str = heatmap.DEFAULT_COLORMAP
+    mode: str = "heatmap"
+    window: tuple[float, float] | None = None  # (center, width) on the film's [0, 1] scale
+    invert: bool = False
+
+
+def select_classes(prediction: Prediction, spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Resolve ``all`` / ``none`` / ``positives`` / ``A,B`` (or a list) to the model's labels."""
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key == "all":
+            return prediction.labels
+        if key in ("none", ""):
+            return ()
+        if key == "positives":
+            return prediction.positives
+        names = [s.strip() for s in spec.split(",") if s.strip()]
+    else:
+        names = list(spec)
+    by_lower = {label.lower(): label for label in prediction.labels}
+    unknown = [n for n in names if n.lower() not in by_lower]
+    if unknown:
+        raise UnknownClassError(
+            f"Unknown class {', '.join(unknown)}; this model has: {', '.join(prediction.labels)} "
+            "(or use all, none, positives)."
+        )
+    return tuple(dict.fromkeys(by_lower[n.lower()] for n in names))
+
+
+def class_color(prediction: Prediction, label: str) -> tuple[int, int, int]:
+    return PALETTE[prediction.labels.index(label) % len(PALETTE)]
+
+
+def film_rgb(film: Film | np.ndarray, window: tuple[float, float] | None = None, invert: bool = False) -> np.ndarray:
+    """The film as RGB uint8; ``window`` = (center, width) on the [0, 1] film scale."""
+    px = film.pixels if isinstance(film, Film) else np.asarray(film, dtype=np.float32)
+    if window is not None:
+        center, width = window
+        width = max(float(width), 1e-6)
+        px = (px - (center - width / 2.0)) / width
+    gray = np.clip(np.rint(np.clip(px, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+    if invert:
+        gray = 255 - gray
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def overlay(
+    film: Film,
+    prediction: Prediction | None,
+    classes: Sequence[str] = (),
+    alpha: float = 0.4,
+    colormap: str = heatmap.DEFAULT_COLORMAP,
+    mode: str = "heatmap",
+    window: tuple[float, float] | None = None,
+    invert: bool = False,
+) -> np.ndarray:
+    """The film with heatmaps (or outlines, ``mode="contour"``) of ``classes``; RGB uint8 H×W×3.
+
+    In heatmap mode each pixel's blend weight is ``alpha`` × the map's value there, so cold
+    areas show the film untouched and the hottest spots show the colour at ``alpha``. In
+    contour mode each class's regions (:func:`cxrviewer.heatmap.regions`) are outlined in the
+    class's colour at full strength.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose {' or '.join(MODES)}")
+    base = film_rgb(film, window, invert)
+    if prediction is None or not classes or alpha <= 0:
+        return base
+    shape = (film.height, film.width)
+    if mode == "heatmap":
+        heat = heatmap.combined_map(prediction, classes, shape)
+        color = heatmap.colorize(heat, colormap).astype(np.float32)
+        weight = (np.clip(alpha, 0.0, 1.0) * heat)[..., None]
+        out = base.astype(np.float32) * (1.0 - weight) + color * weight
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = base.copy()
+    thickness = max(1, round(max(shape) / 400))
+    for label in classes:
+        for region in heatmap.regions(prediction, label, shape):
+            pts = np.array(region.contour, dtype=np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], True, class_color(prediction, label), thickness, cv2.LINE_AA)
+    return out
+
+
+# --------------------------------------------------------------------------- annotate
+MAX_SIDE = 2048
+
+
+def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions = RenderOptions()) -> np.ndarray:
+    """Overlay + findings panel + legend + model/demo marks, as one RGB uint8 picture."""
+    img = overlay(
+        film, prediction, options.classes, options.alpha, options.colormap, options.mode,
+        options.window, options.invert,
+    )
+    h, w = img.shape[:2]
+    scale = min(1.0, MAX_SIDE / max(h, w))
+    if h < 640:  # tiny films get room for readable text
+        scale = 640 / h
+    if scale != 1.0:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+    h, w = img.shape[:2]
+    u = h / 1000.0  # layout unit: text and bars scale with the picture
+    panel_w = max(int(520 * u), 320)
+    canvas = np.full((h, w + panel_w, 3), 24, np.uint8)
+    canvas[:, :w] = img
+    if info.demo:
+        _banner(canvas, 0, w, DEMO_MARK, u, (200, 30, 30))
+    if prediction.ood_flag:
+        _banner(canvas, h - int(44 * u), w, OOD_MARK, u, (200, 120, 0))
+    _panel(canvas, w, panel_w, prediction, info, options, u, film.name)
+    return canvas
+
+
+def _text(img, text, org, u, color=(235, 235, 235), size=0.8, bold=False) -> None:
+    cv2.putText(
+        img, text, (int(org[0]), int(org[1])), cv2.FONT_HERSHEY_SIMPLEX, size * u,
+        color, max(1, int(round((2.2 if bold else 1.4) * u))), cv2.LINE_AA,
+    )
+
+
+def _banner(canvas, y, width, text, u, color) -> None:
+    bh = int(44 * u)
+    canvas[y : y + bh, :width] = color
+    _text(canvas, text, (12 * u, y + 31 * u), u, (255, 255, 255), 0.95, bold=True)
+
+
+def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: RenderOptions, u, name) -> None:
+    pad = int(18 * u)
+    x = x0 + pad
+    y = int(44 * u)
+    _text(canvas, name[:40], (x, y), u, size=0.75, bold=True)
+    y += int(34 * u)
+    _text(canvas, f"model {info.model_version}"[:44], (x, y), u, (180, 180, 180), 0.6)
+    if info.demo:
+        y += int(30 * u)
+        _text(canvas, DEMO_MARK, (x, y), u, (255, 90, 90), 0.6, bold=True)
+    y += int(46 * u)
+    bar_x = x + int(250 * u)
+    bar_w = pw - (bar_x - x0) - int(92 * u)
+    row = int(40 * u)
+    shown = set(options.classes)
+    for label, p, t in prediction.ranked():
+        positive = p >= t
+        color = (255, 210, 80) if positive else (220, 220, 220)
+        if label in shown:
+            sw = int(14 * u)
+            c = class_color(prediction, label) if options.mode == "contour" else (255, 255, 255)
+            cv2.rectangle(canvas, (x, y - sw), (x + sw, y), c, -1)
+        _text(canvas, label.replace("_", " ")[:20], (x + int(22 * u), y), u, color, 0.6, bold=positive)
+        top, bh = y - int(16 * u), int(18 * u)
+        cv2.rectangle(canvas, (bar_x, top), (bar_x + bar_w, top + bh), (70, 70, 70), -1)
+        cv2.rectangle(canvas, (bar_x, top), (bar_x + int(bar_w * p), top + bh), (240, 170, 40) if positive else (110, 150, 200), -1)
+        tx = bar_x + int(bar_w * t)
+        cv2.line(canvas, (tx, top - int(4 * u)), (tx, top + bh + int(4 * u)), (255, 255, 255), max(1, int(2 * u)))
+        _text(canvas, f"{p:.2f}", (bar_x + bar_w + int(10 * u), y), u, color, 0.55)
+        y += row
+    y += int(16 * u)
+    _text(canvas, "| = threshold   highlighted = above", (x, y), u, (170, 170, 170), 0.5)
+    if options.classes and options.mode == "heatmap":
+        y += int(44 * u)
+        _text(canvas, f"Grad-CAM ({options.colormap}): low -> high", (x, y), u, (200, 200, 200), 0.55)
+        y += int(14 * u)
+        ramp = heatmap.colorize(np.tile(np.linspace(0, 1, max(2, pw - 2 * pad), dtype=np.float32), (int(18 * u), 1)), options.colormap)
+        canvas[y : y + ramp.shape[0], x : x + ramp.shape[1]] = ramp
+    if prediction.ood_score is not None:
+        y += int(56 * u)
+        msg = f"OOD score {prediction.ood_score:.2f}" + ("  UNUSUAL FILM" if prediction.ood_flag else "")
+        _text(canvas, msg, (x, y), u, (255, 170, 60) if prediction.ood_flag else (170, 170, 170), 0.55)

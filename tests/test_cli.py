@@ -1,0 +1,90 @@
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cxrviewer.cli import main
+from conftest import REPO, synthetic_pixels, write_png
+from tinymodel import LABELS
+
+
+def rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_score_real_films_one_row_each_exit_0(tmp_path, tiny_model, shared_data):
+    out = tmp_path / "r.csv"
+    code = main(["score", str(shared_data / "nih" / "images"), str(shared_data / "dicom"),
+                 "--out", str(out), "--model", str(tiny_model), "--no-progress"])
+    got = rows(out)
+    n_files = len(list((shared_data / "nih" / "images").glob("*.png"))) + len(list((shared_data / "dicom").glob("*.dcm")))
+    assert code == 0, [r["error"] for r in got if r["status"] != "ok"]
+    assert len(got) == n_files
+    assert all(r["status"] == "ok" for r in got)
+    assert [c for c in got[0] if c in LABELS] == list(LABELS)
+
+
+def test_broken_file_exits_1_and_keeps_other_rows(tmp_path, tiny_model, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(3):
+        write_png(d / f"ok{i}.png", synthetic_pixels())
+    (d / "bad.dcm").write_text("not a dicom at all")
+    out = tmp_path / "r.csv"
+    code = main(["score", str(d), "--out", str(out), "--model", str(tiny_model), "--no-progress"])
+    assert code == 1
+    got = {r["path"].split("/")[-1]: r for r in rows(out)}
+    assert len(got) == 4 and got["bad.dcm"]["status"] == "error" and got["bad.dcm"]["error"]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "3 scored, 1 failed" in err
+
+
+def test_export_cli_equals_api_bytes(tmp_path, tiny_model, nih_images):
+    from cxrviewer.export import export_png
+    from cxrviewer.io import read_film
+    from cxrviewer.model import Classifier
+    from cxrviewer.render import RenderOptions
+
+    src = nih_images[0]
+    out_cli = tmp_path / "cli.png"
+    assert main(["export", str(src), "--out", str(out_cli), "--model", str(tiny_model),
+                 "--classes", "Mass,Effusion", "--alpha", "0.5", "--colormap", "turbo"]) == 0
+    clf = Classifier.load(tiny_model)
+    film = read_film(src)
+    out_api = export_png(tmp_path / "api.png", film, clf.predict_one(film), clf.info,
+                         RenderOptions(("Mass", "Effusion"), 0.5, "turbo"))
+    assert out_cli.read_bytes() == out_api.read_bytes()
+
+
+def test_export_unknown_class_is_a_clear_error(tmp_path, tiny_model, nih_images, capsys):
+    code = main(["export", str(nih_images[0]), "--out", str(tmp_path / "x.png"), "--model", str(tiny_model), "--classes", "Lung cancer"])
+    assert code == 2
+    assert "Unknown class Lung cancer" in capsys.readouterr().err
+
+
+def test_info_json(tiny_model, capsys):
+    assert main(["info", "--model", str(tiny_model), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["labels"] == list(LABELS) and card["demo"] is True
+    assert card["provider"] == "CPUExecutionProvider"
+
+
+def test_missing_model_and_bad_output_are_one_line_errors(tmp_path, nih_images, capsys):
+    assert main(["info", "--model", str(tmp_path / "none.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cxrviewer: error: Model file not found") and "\n" not in err
+
+
+def test_usage_errors_exit_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "x.png", "--out", "r.csv", "--alpha", "3"])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_runs(tiny_model):
+    proc = subprocess.run([sys.executable, "-m", "cxrviewer", "info", "--model", str(tiny_model)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "tiny-test-1" in proc.stdout

@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pytest
+
+from cxrviewer import contract
+from cxrviewer.errors import ModelError
+from cxrviewer.model import Classifier
+from cxrviewer.ood import fit_ood
+from tinymodel import LABELS, build_tiny_model, tiny_info
+
+
+def test_metadata_round_trip_with_ood():
+    rng = np.random.default_rng(1)
+    ood = fit_ood(rng.normal(size=(50, 8)), rng.normal(size=(20, 8)), rank=4, percentile=95)
+    info = tiny_info(96, ood=ood, metrics={"Mass": 0.71})
+    meta = contract.to_metadata(info)
+    assert all(k.startswith("cxr.") for k in meta)
+    back = contract.from_metadata(meta)
+    assert back == info
+
+
+def test_every_missing_key_is_named(tmp_path):
+    meta = contract.to_metadata(tiny_info())
+    del meta["cxr.mean"], meta["cxr.thresholds"]
+    with pytest.raises(ModelError) as exc:
+        contract.from_metadata(meta, source="m.onnx")
+    assert "cxr.mean" in str(exc.value) and "cxr.thresholds" in str(exc.value)
+    assert "cxr-train export" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("cxr.std", "0", "cxr.std"),
+        ("cxr.labels", "[]", "cxr.labels"),
+        ("cxr.thresholds", json.dumps({"Mass": 0.5}), "one threshold per label"),
+        ("cxr.demo", '"yes"', "cxr.demo"),
+        ("cxr.layout", '"NCHW"', "NHWC"),
+        ("cxr.input_size", "not json", "not valid JSON"),
+        ("cxr.format_version", "99", "version 99"),
+    ],
+)
+def test_invalid_values_are_refused(key, value, needle):
+    meta = contract.to_metadata(tiny_info())
+    meta[key] = value
+    with pytest.raises(ModelError, match=needle):
+        contract.from_metadata(meta)
+
+
+def test_thresholds_as_list_are_accepted_by_label_order():
+    meta = contract.to_metadata(tiny_info())
+    meta["cxr.thresholds"] = json.dumps([0.1 * (i % 10) for i in range(len(LABELS))])
+    info = contract.from_metadata(meta)
+    assert info.thresholds[LABELS[3]] == pytest.approx(0.3)
+
+
+def test_model_without_metadata_is_refused(tmp_path):
+    path = build_tiny_model(tmp_path / "bare.onnx", metadata={})
+    with pytest.raises(ModelError, match="is not a cxrviewer model"):
+        Classifier.load(path)
+
+
+def test_model_with_wrong_output_names_is_refused(tmp_path):
+    path = build_tiny_model(tmp_path / "renamed.onnx", output_names=("scores", "cams", "features"))
+    with pytest.raises(ModelError, match="output 'probs' is missing"):
+        Classifier.load(path)
+
+
+def test_model_whose_size_disagrees_with_metadata_is_refused(tmp_path):
+    meta = contract.to_metadata(tiny_info(128))
+    path = build_tiny_model(tmp_path / "m.onnx", tiny_info(64), metadata=meta)
+    with pytest.raises(ModelError, match=r"must be \[N, 128, 128, 3\]"):
+        Classifier.load(path)
+
+
+def test_truncated_and_missing_model_files(tmp_path, tiny_model):
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(tiny_model.read_bytes()[:300])
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        Classifier.load(cut)
+    with pytest.raises(ModelError, match="not found"):
+        Classifier.load(tmp_path / "nope.onnx")
+    text = tmp_path / "notes.onnx"
+    text.write_text("hello")
+    with pytest.raises(ModelError):
+        Classifier.load(text)
