@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import threading
@@ -45,6 +46,7 @@ class ScoreResult:
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
+    film_shape: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -59,18 +61,32 @@ def _cancelled(cancel: Cancel) -> bool:
     return bool(cancel())
 
 
-def _load(path: Path, classifier: Classifier, keep_film: bool):
+@dataclass(frozen=True, eq=False)
+class _Loaded:
+    """A film read and preprocessed by a worker thread, or why it could not be."""
+
+    path: Path
+    film: Film | None
+    x: np.ndarray | None
+    shape: tuple[int, int] | None
+    error: str | None
+    error_type: str | None
+    seconds: float
+
+
+def _load(path: Path, classifier: Classifier, keep_film: bool) -> _Loaded:
     t0 = time.perf_counter()
     try:
         film = read_film(path)
         x = preprocess(film, classifier.info)
     except CxrError as exc:
-        return path, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0
+        return _Loaded(path, None, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - a bug: keep the batch going, keep the traceback
         logger.exception("unexpected error reading %s", path)
         msg = f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug, please report it."
-        return path, None, None, msg, "InternalError", time.perf_counter() - t0
-    return path, (film if keep_film else None), x, None, None, time.perf_counter() - t0
+        return _Loaded(path, None, None, None, msg, "InternalError", time.perf_counter() - t0)
+    shape = (film.height, film.width)
+    return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0)
 
 
 def iter_scores(
@@ -101,13 +117,13 @@ def iter_scores(
                 queue.append(pool.submit(_load, p, classifier, keep_films))
 
         fill()
-        pending: list[tuple] = []
+        pending: list[_Loaded] = []
         while queue or pending:
             if _cancelled(cancel):
                 for f in queue:
                     f.cancel()
                 return
-            good = sum(1 for item in pending if item[2] is not None)
+            good = sum(1 for item in pending if item.x is not None)
             if queue and good < batch_size:
                 pending.append(queue.popleft().result())
                 fill()
@@ -116,26 +132,27 @@ def iter_scores(
             pending = []
 
 
-def _infer(pending: list[tuple], classifier: Classifier) -> Iterator[ScoreResult]:
-    good = [i for i, item in enumerate(pending) if item[2] is not None]
+def _infer(pending: list[_Loaded], classifier: Classifier) -> Iterator[ScoreResult]:
+    good = [item for item in pending if item.x is not None]
     preds: dict[int, Prediction] = {}
     share = 0.0
     if good:
         t0 = time.perf_counter()
-        batch = np.stack([pending[i][2] for i in good])
-        for i, pred in zip(good, classifier.predictions(classifier.run(batch))):
-            preds[i] = pred
+        raw = classifier.run(np.stack([item.x for item in good]))
+        for item, pred in zip(good, classifier.predictions(raw)):
+            preds[id(item)] = pred
         share = (time.perf_counter() - t0) / len(good)
-    for i, (path, film, _x, error, etype, secs) in enumerate(pending):
-        if i in preds:
-            yield ScoreResult(path, preds[i], film, seconds=secs + share)
+    for item in pending:
+        pred = preds.get(id(item))
+        if pred is not None:
+            yield ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape)
         else:
-            yield ScoreResult(path, None, None, error, etype, secs)
+            yield ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds)
 
 
 # ------------------------------------------------------------------------------- CSV
 FIXED_HEAD = ("path", "status", "error", "model_version")
-FIXED_TAIL = ("positives", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
+FIXED_TAIL = ("positives", "regions", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
 
 
 def csv_columns(labels: Sequence[str]) -> list[str]:
@@ -149,6 +166,20 @@ def file_key(path: Path) -> tuple[str, int, int] | None:
     except OSError:
         return None
     return (os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns))
+
+
+def regions_cell(pred: Prediction, shape: tuple[int, int] | None) -> str:
+    """Compact JSON of the positive findings' boxes, in film pixels: [{label, box: [x,y,w,h], peak}]."""
+    if shape is None or not pred.positives:
+        return ""
+    from .heatmap import regions
+
+    items = [
+        {"label": r.label, "box": list(r.box), "peak": round(r.peak, 3)}
+        for label in pred.positives
+        for r in regions(pred, label, shape)
+    ]
+    return json.dumps(items, separators=(",", ":"))
 
 
 def result_row(result: ScoreResult, labels: Sequence[str], model_version: str) -> dict[str, str]:
@@ -168,6 +199,7 @@ def result_row(result: ScoreResult, labels: Sequence[str], model_version: str) -
         for label in labels:
             row[label] = f"{pred.probability(label):.6f}"
         row["positives"] = "|".join(pred.positives)
+        row["regions"] = regions_cell(pred, result.film_shape)
         if pred.ood_score is not None:
             row["ood_score"] = f"{pred.ood_score:.4f}"
             row["ood"] = "1" if pred.ood_flag else "0"

@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write an annotated picture of one film")
     e.add_argument("file", type=Path, metavar="FILE")
-    e.add_argument("--out", type=Path, required=True, help="output .png")
+    e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
+    e.add_argument("--format", choices=("png", "dicom-sc"), default=None, help="png (default), or dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study")
+    e.add_argument("--anonymize", action="store_true", help="dicom-sc: drop patient identity and start a new study")
+    e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
+    e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn classes' regions (boxes, outlines) as JSON")
+    e.add_argument("--region-level", type=float, default=None, help="region threshold as a fraction of each map's peak (default 0.5)")
+    e.add_argument("--region-min-area", type=float, default=None, help="smallest region as a fraction of the film's area (default 0.005)")
     _add_model(e)
     _add_render(e, "positives")
 
@@ -148,17 +154,55 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_png
+    from .export import check_writable_dir, export_png
     from .io import read_film
     from .render import RenderOptions, select_classes
 
+    check_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
     clf = _load_classifier(args)
     film = read_film(args.file)
     pred = clf.predict_one(film)
     opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
-    out = export_png(args.out, film, pred, clf.info, opts)
+    fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
+    if fmt == "dicom-sc":
+        from .dicom_export import export_dicom_sc
+
+        out = export_dicom_sc(args.out, film, pred, clf.info, opts, anonymize=args.anonymize,
+                              burn_in_patient_name=args.burn_in_patient_name)
+    else:
+        if args.anonymize or args.burn_in_patient_name:
+            raise CxrError("--anonymize and --burn-in-patient-name apply to --format dicom-sc; PNG exports never carry patient data.")
+        out = export_png(args.out, film, pred, clf.info, opts)
     print(f"wrote {out}", file=sys.stderr)
+    if args.regions is not None:
+        write_regions_json(args.regions, film, pred, clf.info, opts.classes or pred.positives,
+                           args.region_level, args.region_min_area)
+        print(f"wrote {args.regions}", file=sys.stderr)
     return EXIT_OK
+
+
+def write_regions_json(path: Path, film, pred, info, classes, level=None, min_area=None) -> Path:
+    """Regions of ``classes`` (boxes and outlines in film pixels) as a JSON document."""
+    from . import heatmap
+    from .export import atomic_write_bytes
+
+    level = heatmap.REGION_LEVEL if level is None else level
+    min_area = heatmap.REGION_MIN_AREA if min_area is None else min_area
+    doc = {
+        "film": film.name,
+        "width": film.width,
+        "height": film.height,
+        "model_version": info.model_version,
+        "demo": info.demo,
+        "level": level,
+        "min_area": min_area,
+        "regions": [
+            r.as_dict()
+            for label in classes
+            for r in heatmap.regions(pred, label, (film.height, film.width), level, min_area)
+        ],
+    }
+    return atomic_write_bytes(path, json.dumps(doc, indent=1).encode("utf-8"))
 
 
 def model_card(clf) -> dict:

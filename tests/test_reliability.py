@@ -1,0 +1,100 @@
+"""A batch run that is killed loses nothing on rerun; inputs are never modified."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrviewer.cli import main
+from conftest import REPO, synthetic_pixels, write_png
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def data_lines(path: Path) -> int:
+    return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def many_films(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(0)
+    base = synthetic_pixels(1024, 1024)
+    for i in range(160):
+        write_png(d / f"film{i:03d}.png", np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1))
+    (d / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return d
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_scores_every_file_once(many_films, tiny_model, tmp_path):
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "cxrviewer", "score", str(many_films), "--out", str(out),
+           "--model", str(tiny_model), "--batch-size", "4", "--workers", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while data_lines(out) < 8 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed; give it more films"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = data_lines(out)
+    assert 0 < partial < 161
+    rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 1, rerun.stderr  # the broken film
+    assert "Traceback" not in rerun.stderr
+    got = rows(out)
+    names = [Path(r["path"]).name for r in got]
+    expected = sorted(p.name for p in many_films.iterdir())
+    assert sorted(names) == expected, "every file exactly once"
+    assert "already done" in rerun.stderr
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_inputs_are_never_modified(tmp_path, tiny_model, shared_data):
+    import shutil
+
+    src = tmp_path / "inputs"
+    src.mkdir()
+    for p in sorted((shared_data / "dicom").glob("*.dcm")) + sorted((shared_data / "nih" / "images").glob("*.png"))[:3]:
+        shutil.copy2(p, src / p.name)
+    before = _hashes(src)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in src.iterdir()}
+    assert main(["score", str(src), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
+                 "--export-dir", str(tmp_path / "png"), "--no-progress"]) == 0
+    for p in sorted(src.iterdir())[:3]:
+        assert main(["export", str(p), "--out", str(tmp_path / f"{p.stem}.png"), "--model", str(tiny_model)]) == 0
+    assert _hashes(src) == before
+    assert {p.name: p.stat().st_mtime_ns for p in src.iterdir()} == mtimes
+    assert len(list((tmp_path / "png").glob("*.png"))) == len(before)
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_data, capsys):
+    if os.geteuid() == 0:
+        target = Path("/proc/cxrviewer-cannot-write/r.csv")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        target = locked / "r.csv"
+    t0 = time.perf_counter()
+    code = main(["score", str(shared_data / "nih" / "images"), "--out", str(target), "--model", str(tiny_model), "--no-progress"])
+    assert code == 2
+    assert "Cannot write" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 5
