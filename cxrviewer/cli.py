@@ -261,14 +261,21 @@ def cmd_info(args) -> int:
 COMMANDS = {"score": cmd_score, "export": cmd_export, "info": cmd_info}
 
 
+def _wants_cli(argv: Sequence[str]) -> bool:
+    """CLI when the first argument (after -v flags) is a subcommand or --help/--version."""
+    for a in argv:
+        if a in ("-v", "-vv", "-vvv", "--verbose"):
+            continue
+        return a in SUBCOMMANDS or a in ("-h", "--help", "--version")
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")) or argv[0] in ("--gui",):
-        return gui_main([a for a in argv if a != "--gui"])
+    if not _wants_cli(argv):
+        return gui_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return gui_main([])
     _check_args(args, parser)
     _configure_logging(args.verbose)
     try:
@@ -279,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cxrviewer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cxrviewer info | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
 
 
 def gui_main(argv: Sequence[str] | None = None) -> int:

@@ -61,7 +61,7 @@ def test_overlay_changes_only_with_classes_and_alpha(disc_prediction):
 def test_window_and_invert():
     film = Film(np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10))
     rgb = film_rgb(film, window=(0.5, 0.5))
-    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and rgb[5, 0, 0] == 140
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and rgb[5, 0, 0] == 130  # (50/99 - 0.25) / 0.5 * 255
     np.testing.assert_array_equal(film_rgb(film, invert=True), 255 - film_rgb(film))
 
 
