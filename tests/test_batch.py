@@ -6,7 +6,7 @@ import pytest
 
 from cxrviewer.batch import ResultsCsv, iter_scores, score_to_csv
 from cxrviewer.errors import OutputError
-from conftest import synthetic_pixels, write_png
+from helpers import synthetic_pixels, write_png
 from tinymodel import LABELS
 
 

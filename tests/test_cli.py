@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from cxrviewer.cli import main
-from conftest import REPO, synthetic_pixels, write_png
+from helpers import REPO, synthetic_pixels, write_png
 from tinymodel import LABELS
 
 

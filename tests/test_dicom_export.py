@@ -15,7 +15,7 @@ from pydicom import config as dicom_config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from conftest import synthetic_pixels, write_png
+from helpers import synthetic_pixels, write_png
 from cxrviewer.dicom_export import (
     ANONYMIZED_FILM_NAME,
     SC_SOP_CLASS_UID,

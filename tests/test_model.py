@@ -5,7 +5,7 @@ from cxrviewer.model import Classifier
 from cxrviewer.ood import OodModel, fit_ood
 from cxrviewer.preprocess import model_input, preprocess_batch, resize, standardize
 from cxrviewer.types import Film
-from conftest import synthetic_pixels
+from helpers import synthetic_pixels
 from tinymodel import LABELS, build_tiny_model, tiny_info
 
 

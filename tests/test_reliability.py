@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cxrviewer.cli import main
-from conftest import REPO, synthetic_pixels, write_png
+from helpers import REPO, synthetic_pixels, write_png
 
 
 def rows(path: Path) -> list[dict]:

@@ -5,7 +5,7 @@ from cxrviewer import heatmap
 from cxrviewer.export import encode_png, export_png
 from cxrviewer.render import RenderOptions, UnknownClassError, annotate, film_rgb, overlay, select_classes
 from cxrviewer.types import Film
-from conftest import synthetic_pixels
+from helpers import synthetic_pixels
 from tinymodel import LABELS
 
 
