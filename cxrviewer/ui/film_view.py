@@ -1,0 +1,263 @@
+"""The film view: shows one RGB picture (from :func:`cxrviewer.render.overlay`) and nothing else.
+
+It draws no heatmaps of its own: the window renders with the core renderer and hands the array
+here, so what the user sees is exactly what ``cxrviewer export`` draws.
+
+Mouse: wheel zooms around the cursor; left-drag pans; right-drag (or Ctrl + left-drag) changes
+window/level (:attr:`FilmView.levelDragStarted` / :attr:`FilmView.levelDragged` report the drag
+in screen pixels; the window turns them into a window); double-click fits. The view tells where
+the cursor is in film pixels (:attr:`FilmView.hovered`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPixmap,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+logger = logging.getLogger(__name__)
+
+MIN_SCALE, MAX_SCALE = 0.02, 40.0
+WHEEL_STEP = 1.25  # zoom factor per wheel notch
+
+
+def rgb_to_qimage(rgb: np.ndarray) -> QImage:
+    """An RGB uint8 H×W×3 array as a QImage that owns its memory."""
+    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB array, got shape {arr.shape}")
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def qimage_to_rgb(image: QImage) -> np.ndarray:
+    """A QImage as an RGB uint8 H×W×3 array (a copy)."""
+    img = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
+    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+class FilmView(QGraphicsView):
+    hovered = Signal(int, int)  # film pixel under the cursor; (-1, -1) when outside
+    levelDragStarted = Signal()
+    levelDragged = Signal(int, int)  # screen pixels moved since the drag started (dx, dy)
+    levelDragFinished = Signal()
+    zoomChanged = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("filmView")
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._scene.addItem(self._item)
+        self._image = QImage()
+        self._fit = True  # keep fitting on resize until the user zooms
+        self._level_origin: QPoint | None = None
+        self.placeholder = ""
+        self.setBackgroundBrush(QBrush(QColor(0, 0, 0)))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # drops go to the main window
+        self.setAcceptDrops(False)
+        self.viewport().setAcceptDrops(False)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+        self.setToolTip("")
+
+    # --------------------------------------------------------------- picture
+    def set_image(self, rgb: np.ndarray | None) -> None:
+        """Show ``rgb`` (H×W×3 uint8); a picture of a new size is fitted to the view."""
+        if rgb is None:
+            self._image = QImage()
+            self._item.setPixmap(QPixmap())
+            self._scene.setSceneRect(QRectF())
+            return
+        image = rgb_to_qimage(rgb)
+        new_size = image.size() != self._image.size()
+        self._image = image
+        self._item.setPixmap(QPixmap.fromImage(image))
+        if new_size:
+            self._scene.setSceneRect(QRectF(0, 0, image.width(), image.height()))
+            self.fit()
+
+    def image(self) -> QImage:
+        """The picture on screen, at film resolution (a copy)."""
+        return self._item.pixmap().toImage().copy()
+
+    def displayed_rgb(self) -> np.ndarray | None:
+        """The picture on screen as an RGB uint8 array (None when empty)."""
+        pix = self._item.pixmap()
+        if pix.isNull():
+            return None
+        return qimage_to_rgb(pix.toImage())
+
+    def has_image(self) -> bool:
+        return not self._item.pixmap().isNull()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt API
+        super().drawForeground(painter, rect)
+        if self.has_image() or not self.placeholder:
+            return
+        painter.save()
+        painter.resetTransform()  # viewport coordinates
+        painter.setPen(QColor(150, 150, 155))
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        painter.setFont(font)
+        area = self.viewport().rect().adjusted(40, 40, -40, -40)
+        painter.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+        painter.restore()
+
+    def set_placeholder(self, text: str) -> None:
+        """What the empty view says (e.g. how to open a film, or that a film is being read)."""
+        if text != self.placeholder:
+            self.placeholder = text
+            self.viewport().update()
+
+    # ------------------------------------------------------------------ zoom
+    @property
+    def zoom(self) -> float:
+        return float(self.transform().m11())
+
+    def fit(self) -> None:
+        """Fit the whole film in the view (F)."""
+        self._fit = True
+        if self.has_image():
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+            self._zoom_changed()
+
+    def actual_size(self) -> None:
+        """One film pixel per screen pixel (1), centred on what is in the middle now."""
+        self._fit = False
+        center = self.mapToScene(self.viewport().rect().center())
+        self.resetTransform()
+        self.centerOn(center)
+        self._zoom_changed()
+
+    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
+        """Zoom by ``factor``, keeping the scene point under ``anchor`` (viewport coords) still."""
+        current = self.zoom
+        target = min(MAX_SCALE, max(MIN_SCALE, current * factor))
+        if current <= 0 or abs(target - current) < 1e-9:
+            return
+        factor = target / current
+        self._fit = False
+        if anchor is None:
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+            self.scale(factor, factor)
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        else:
+            before = self.mapToScene(anchor)
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+            self.scale(factor, factor)
+            after = self.mapToScene(anchor)
+            delta = after - before
+            self.translate(delta.x(), delta.y())
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self._zoom_changed()
+
+    def _zoom_changed(self) -> None:
+        # smooth when shrinking; crisp pixels when magnifying (as film viewers do)
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if self.zoom >= 2.0
+            else Qt.TransformationMode.SmoothTransformation
+        )
+        self._item.setTransformationMode(mode)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2.0)
+        self.zoomChanged.emit(self.zoom)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt API
+        steps = event.angleDelta().y() / 120.0
+        if steps == 0 or not self.has_image():
+            event.ignore()
+            return
+        self.zoom_by(WHEEL_STEP**steps, event.position().toPoint())
+        event.accept()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.fit()
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    # ---------------------------------------------------- window/level drag
+    def _is_level_press(self, event: QMouseEvent) -> bool:
+        return event.button() == Qt.MouseButton.RightButton or (
+            event.button() == Qt.MouseButton.LeftButton
+            and bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        )
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.has_image() and self._is_level_press(event):
+            self._level_origin = event.position().toPoint()
+            self.viewport().setCursor(Qt.CursorShape.SizeAllCursor)
+            self.levelDragStarted.emit()
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        pos = event.position().toPoint()
+        if self._level_origin is not None:
+            d = pos - self._level_origin
+            self.levelDragged.emit(d.x(), d.y())
+            event.accept()
+        else:
+            super().mouseMoveEvent(event)
+        self._report_hover(pos)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._level_origin is not None and event.button() in (
+            Qt.MouseButton.RightButton, Qt.MouseButton.LeftButton,
+        ):
+            self._level_origin = None
+            self.viewport().unsetCursor()
+            self.levelDragFinished.emit()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.hovered.emit(-1, -1)
+        super().leaveEvent(event)
+
+    def _report_hover(self, pos: QPoint) -> None:
+        if not self.has_image():
+            return
+        p: QPointF = self.mapToScene(pos)
+        x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+        if 0 <= x < self._image.width() and 0 <= y < self._image.height():
+            self.hovered.emit(x, y)
+        else:
+            self.hovered.emit(-1, -1)

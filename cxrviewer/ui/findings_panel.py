@@ -1,0 +1,378 @@
+"""The findings panel: every label of the model with its probability and a heatmap switch.
+
+Rows are sorted by probability; each has a check box (the class's heatmap on/off), a bar with
+the threshold marked, and the number. Findings at or above their threshold are highlighted.
+Below: "Positives" / "All" / "None", opacity, colormap and contour mode. Above: a warning when
+the model flags the film as unusual (out of distribution).
+
+The panel wraps the :class:`~cxrviewer.ui.viewer_model.ViewerModel`: it calls its setters and
+redraws on its events. Nothing here runs the model: a prediction is computed once per film.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..heatmap import COLORMAPS, colorize
+from ..render import OOD_MARK, class_color
+from ..types import Prediction
+from .viewer_model import ERROR, QUEUED, READING, ViewerModel
+
+logger = logging.getLogger(__name__)
+
+POSITIVE = QColor(255, 190, 60)
+NEGATIVE_BAR = QColor(100, 145, 200)
+TRACK = QColor(62, 62, 66)
+
+
+class ProbabilityBar(QWidget):
+    """A horizontal bar: probability filled, threshold marked with a white tick."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.probability: float | None = None
+        self.threshold: float | None = None
+        self.setMinimumSize(70, 14)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_values(self, probability: float | None, threshold: float | None) -> None:
+        self.probability, self.threshold = probability, threshold
+        if probability is not None and threshold is not None:
+            self.setToolTip(f"probability {probability:.3f}; threshold {threshold:.3f}")
+        else:
+            self.setToolTip("")
+        self.update()
+
+    @property
+    def positive(self) -> bool:
+        return self.probability is not None and self.threshold is not None and self.probability >= self.threshold
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(120, 14)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(self.rect()).adjusted(0.5, 2.5, -0.5, -2.5)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(TRACK)
+        p.drawRoundedRect(r, 3, 3)
+        if self.probability is not None:
+            fill = QRectF(r.left(), r.top(), r.width() * float(np.clip(self.probability, 0, 1)), r.height())
+            p.setBrush(POSITIVE if self.positive else NEGATIVE_BAR)
+            p.drawRoundedRect(fill, 3, 3)
+        if self.threshold is not None:
+            x = r.left() + r.width() * float(np.clip(self.threshold, 0, 1))
+            p.setPen(QPen(QColor(255, 255, 255), 2))
+            p.drawLine(int(round(x)), 0, int(round(x)), self.height())
+        p.end()
+
+
+class _Row:
+    def __init__(self, label: str, parent: QWidget) -> None:
+        self.label = label
+        self.check = QCheckBox(label.replace("_", " "), parent)
+        self.check.setObjectName(f"toggle_{label}")
+        self.check.setToolTip(f"Show the {label.replace('_', ' ')} heatmap")
+        self.bar = ProbabilityBar(parent)
+        self.value = QLabel("", parent)
+        self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.value.setMinimumWidth(38)
+        font = self.value.font()
+        font.setFamily("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.value.setFont(font)
+
+
+def _swatch(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
+    pix = QPixmap(size, size)
+    pix.fill(QColor(*rgb))
+    return QIcon(pix)
+
+
+def colormap_ramp(name: str, width: int = 256, height: int = 10) -> QPixmap:
+    ramp = colorize(np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)), name)
+    ramp = np.ascontiguousarray(ramp)
+    img = QImage(ramp.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(img)
+
+
+class FindingsPanel(QWidget):
+    def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("findingsPanel")
+        self.model = model
+        self._rows: dict[str, _Row] = {}
+        self._order: list[str] = []
+        self._syncing = False
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(6)
+
+        title = QLabel("Findings", self)
+        title.setObjectName("panelTitle")
+        layout.addWidget(title)
+
+        self.ood_label = QLabel("", self)
+        self.ood_label.setObjectName("oodWarning")
+        self.ood_label.setWordWrap(True)
+        self.ood_label.setVisible(False)
+        layout.addWidget(self.ood_label)
+
+        self.status_label = QLabel("", self)
+        self.status_label.setObjectName("findingsStatus")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+
+        self._rows_host = QWidget(self)
+        self._grid = QGridLayout(self._rows_host)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(8)
+        self._grid.setVerticalSpacing(3)
+        self._grid.setColumnStretch(1, 1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        host = QWidget(scroll)
+        host_layout = QVBoxLayout(host)
+        host_layout.setContentsMargins(0, 0, 0, 0)
+        host_layout.addWidget(self._rows_host)
+        host_layout.addStretch(1)
+        scroll.setWidget(host)
+        layout.addWidget(scroll, 1)
+
+        legend = QLabel("white tick = threshold · amber = at or above it", self)
+        legend.setObjectName("legend")
+        legend.setWordWrap(True)
+        layout.addWidget(legend)
+
+        # -- which heatmaps
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.policy_group = QButtonGroup(self)
+        self.policy_group.setExclusive(False)
+        self.policy_buttons: dict[str, QPushButton] = {}
+        for policy, text, tip in (
+            ("positives", "Positives", "Heatmaps of the findings at or above their threshold"),
+            ("all", "All", "Every finding's heatmap"),
+            ("none", "None", "No heatmaps: the film alone"),
+        ):
+            b = QPushButton(text, self)
+            b.setObjectName(f"policy_{policy}")
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _checked=False, p=policy: self.model.set_display(policy=p))
+            self.policy_group.addButton(b)
+            self.policy_buttons[policy] = b
+            buttons.addWidget(b)
+        layout.addLayout(buttons)
+
+        # -- how they look
+        form = QGridLayout()
+        form.setHorizontalSpacing(8)
+        form.setVerticalSpacing(6)
+        form.addWidget(QLabel("Opacity", self), 0, 0)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity_slider.setObjectName("opacity")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setToolTip("Heatmap opacity")
+        self.opacity_value = QLabel("", self)
+        self.opacity_value.setMinimumWidth(34)
+        self.opacity_slider.valueChanged.connect(self._opacity_moved)
+        form.addWidget(self.opacity_slider, 0, 1)
+        form.addWidget(self.opacity_value, 0, 2)
+
+        form.addWidget(QLabel("Colormap", self), 1, 0)
+        self.colormap_combo = QComboBox(self)
+        self.colormap_combo.setObjectName("colormap")
+        for name in COLORMAPS:
+            self.colormap_combo.addItem(QIcon(colormap_ramp(name, 48, 12)), name)
+        self.colormap_combo.currentTextChanged.connect(self._colormap_chosen)
+        form.addWidget(self.colormap_combo, 1, 1, 1, 2)
+
+        self.contour_check = QCheckBox("Outline regions (contour mode)", self)
+        self.contour_check.setObjectName("contourMode")
+        self.contour_check.setToolTip("Outline each finding's hot regions in its own colour instead of blending a heatmap")
+        self.contour_check.toggled.connect(
+            lambda on: self.model.set_display(mode="contour" if on else "heatmap")
+        )
+        form.addWidget(self.contour_check, 2, 0, 1, 3)
+
+        self.ramp = QLabel(self)
+        self.ramp.setObjectName("ramp")
+        self.ramp.setScaledContents(True)
+        self.ramp.setFixedHeight(10)
+        self.ramp_caption = QLabel("Grad-CAM: low → high (per-finding peak)", self)
+        self.ramp_caption.setObjectName("legend")
+        form.addWidget(self.ramp, 3, 0, 1, 3)
+        form.addWidget(self.ramp_caption, 4, 0, 1, 3)
+        layout.addLayout(form)
+
+        model.events.film.connect(self.refresh)
+        model.events.classifier.connect(self.refresh)
+        model.events.display.connect(self._display_changed)
+        model.events.entry.connect(self._entry_changed)
+        self._display_changed()
+        self.refresh()
+
+    # ------------------------------------------------------------- queries
+    def labels(self) -> list[str]:
+        """The labels as listed, top to bottom."""
+        return list(self._order)
+
+    def checkbox(self, label: str) -> QCheckBox:
+        return self._rows[label].check
+
+    def bar(self, label: str) -> ProbabilityBar:
+        return self._rows[label].bar
+
+    def is_highlighted(self, label: str) -> bool:
+        return self._rows[label].bar.positive
+
+    # ------------------------------------------------------------- refresh
+    def _entry_changed(self, index: int) -> None:
+        if index == self.model.current:
+            self._update_status()
+
+    def refresh(self) -> None:
+        pred = self.model.prediction
+        clf = self.model.classifier
+        labels: tuple[str, ...]
+        if pred is not None:
+            labels = tuple(label for label, _p, _t in pred.ranked())
+        elif clf is not None:
+            labels = tuple(clf.info.labels)
+        else:
+            labels = ()
+        if list(labels) != self._order:
+            self._rebuild(labels)
+        self._fill(pred)
+        self._update_status()
+
+    def _rebuild(self, labels: tuple[str, ...]) -> None:
+        for row in self._rows.values():
+            for w in (row.check, row.bar, row.value):
+                self._grid.removeWidget(w)
+                w.deleteLater()
+        self._rows = {}
+        self._order = list(labels)
+        for i, label in enumerate(labels):
+            row = _Row(label, self._rows_host)
+            row.check.toggled.connect(lambda on, name=label: self._toggled(name, on))
+            self._grid.addWidget(row.check, i, 0)
+            self._grid.addWidget(row.bar, i, 1)
+            self._grid.addWidget(row.value, i, 2)
+            self._rows[label] = row
+
+    def _fill(self, pred: Prediction | None) -> None:
+        shown = set(self.model.shown_classes())
+        contour = self.model.display.mode == "contour"
+        self._syncing = True
+        try:
+            for label, row in self._rows.items():
+                if pred is not None:
+                    p, t = pred.probability(label), pred.thresholds[pred.labels.index(label)]
+                    row.bar.set_values(p, t)
+                    row.value.setText(f"{p:.2f}")
+                    positive = p >= t
+                    row.check.setEnabled(True)
+                    row.check.setChecked(label in shown)
+                    row.check.setProperty("positive", positive)
+                    row.value.setProperty("positive", positive)
+                    row.check.setIcon(_swatch(class_color(pred, label)) if contour else QIcon())
+                else:
+                    row.bar.set_values(None, None)
+                    row.value.setText("")
+                    row.check.setChecked(False)
+                    row.check.setEnabled(False)
+                    row.check.setProperty("positive", False)
+                    row.value.setProperty("positive", False)
+                    row.check.setIcon(QIcon())
+                for w in (row.check, row.value):  # re-apply the style sheet for [positive=true]
+                    w.style().unpolish(w)
+                    w.style().polish(w)
+        finally:
+            self._syncing = False
+        if pred is not None and pred.ood_flag:
+            score = f" (score {pred.ood_score:.2f})" if pred.ood_score is not None else ""
+            self.ood_label.setText(
+                f"⚠ {OOD_MARK}{score}. This film does not look like the films the model was "
+                "trained on; read the findings with extra care."
+            )
+            self.ood_label.setVisible(True)
+        else:
+            self.ood_label.setVisible(False)
+
+    def _update_status(self) -> None:
+        entry = self.model.entry
+        if self.model.classifier is None:
+            text = "No model loaded: File ▸ Load model."
+        elif entry is None:
+            text = "Open a film: File ▸ Open file (Ctrl+O), or drop files or folders here."
+        elif entry.status == ERROR:
+            text = f"Could not score this film: {entry.error}"
+        elif entry.prediction is None and entry.status in (QUEUED, READING):
+            text = "Scoring…"
+        elif entry.prediction is not None:
+            n = len(entry.prediction.positives)
+            text = f"{n} finding{'s' if n != 1 else ''} at or above threshold" if n else "No finding at or above threshold"
+        else:
+            text = ""
+        self.status_label.setText(text)
+
+    def _display_changed(self) -> None:
+        d = self.model.display
+        self._syncing = True
+        try:
+            for policy, b in self.policy_buttons.items():
+                b.setChecked(d.policy == policy)
+            value = int(round(d.alpha * 100))
+            if self.opacity_slider.value() != value:
+                self.opacity_slider.setValue(value)
+            self.opacity_value.setText(f"{value}%")
+            if self.colormap_combo.currentText() != d.colormap:
+                self.colormap_combo.setCurrentText(d.colormap)
+            self.contour_check.setChecked(d.mode == "contour")
+        finally:
+            self._syncing = False
+        self.ramp.setPixmap(colormap_ramp(d.colormap))
+        heat = d.mode == "heatmap"
+        self.ramp.setVisible(heat)
+        self.ramp_caption.setVisible(heat)
+        self.colormap_combo.setEnabled(heat)
+        self._fill(self.model.prediction)
+
+    # ------------------------------------------------------------- actions
+    def _toggled(self, label: str, on: bool) -> None:
+        if not self._syncing:
+            self.model.set_class(label, on)
+
+    def _opacity_moved(self, value: int) -> None:
+        self.opacity_value.setText(f"{value}%")
+        if not self._syncing:
+            self.model.set_display(alpha=value / 100.0)
+
+    def _colormap_chosen(self, name: str) -> None:
+        if not self._syncing and name:
+            self.model.set_display(colormap=name)

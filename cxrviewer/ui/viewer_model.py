@@ -1,0 +1,248 @@
+"""The state behind the window, as plain Python: what is open, what is shown, how.
+
+``ViewerModel`` holds the opened films (:class:`FilmEntry`: path, status, the cached
+:class:`~cxrviewer.types.Prediction`, a thumbnail), the current film, the loaded classifier and
+the display options (:class:`Display`). It imports no Qt: widgets call its setters and listen to
+its :class:`Event` s, as napari's Qt layer listens to its components. Everything here runs on
+the UI thread; workers hand their results to the window, which updates the model.
+
+A prediction is computed once per film and kept: toggling a class, the opacity, the colormap,
+the mode or the window/level only re-renders (:func:`cxrviewer.render.overlay`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
+from ..render import MODES, RenderOptions
+from ..types import Film, Prediction
+
+logger = logging.getLogger(__name__)
+
+QUEUED, READING, SCORED, ERROR = "queued", "reading", "scored", "error"
+STATUSES = (QUEUED, READING, SCORED, ERROR)
+
+#: Which classes' heatmaps a newly shown film gets: a rule, or the user's own pick ("custom").
+POLICIES = ("positives", "all", "none", "custom")
+
+
+class Event:
+    """A list of callbacks: ``connect(cb)``, ``disconnect(cb)``, ``emit(*args)``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, callback: Callable[..., Any]) -> None:
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., Any]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def emit(self, *args: Any) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+class Events:
+    """The model's events.
+
+    - ``entries()``: the list of films was replaced;
+    - ``entry(index)``: one film's status, prediction or thumbnail changed;
+    - ``current(index)``: another film was selected;
+    - ``film()``: the current film's pixels or prediction arrived (or went);
+    - ``display()``: display options changed;
+    - ``classifier()``: another model was loaded.
+    """
+
+    def __init__(self) -> None:
+        for name in ("entries", "entry", "current", "film", "display", "classifier"):
+            setattr(self, name, Event(name))
+
+
+@dataclass
+class FilmEntry:
+    """One opened film: where it is, how far it got, and the model's answer once there."""
+
+    path: Path
+    status: str = QUEUED
+    prediction: Prediction | None = None
+    error: str | None = None
+    seconds: float | None = None  # time to score it (see ``batch``)
+    batch: bool = False  # scored in a folder run: ``seconds`` is read + this film's share of a batch
+    thumbnail: np.ndarray | None = None  # uint8 H×W, a small grey picture of the film
+    shape: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def top_finding(self) -> tuple[str, float] | None:
+        """The most probable finding: ``(label, probability)``."""
+        if self.prediction is None:
+            return None
+        label, p, _t = self.prediction.ranked()[0]
+        return label, p
+
+
+@dataclass(frozen=True)
+class Display:
+    """How the current film is drawn. ``window`` is ``None`` for the film's own (stored) window."""
+
+    policy: str = "positives"
+    custom: tuple[str, ...] = ()
+    alpha: float = 0.4
+    colormap: str = DEFAULT_COLORMAP
+    mode: str = "heatmap"
+    window: tuple[float, float] | None = None
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown class policy {self.policy!r}; choose one of {POLICIES}")
+        if self.colormap not in COLORMAPS:
+            raise ValueError(f"unknown colormap {self.colormap!r}; choose one of {tuple(COLORMAPS)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {MODES}")
+        object.__setattr__(self, "alpha", float(min(1.0, max(0.0, self.alpha))))
+        object.__setattr__(self, "custom", tuple(self.custom))
+
+
+DEFAULT_WINDOW = (0.5, 1.0)  # (center, width) of the identity window on the film's [0, 1] scale
+
+
+@dataclass
+class ViewerModel:
+    entries: list[FilmEntry] = field(default_factory=list)
+    current: int = -1
+    film: Film | None = None  # the current film's pixels, once read
+    classifier: Any = None  # cxrviewer.model.Classifier
+    display: Display = field(default_factory=Display)
+    events: Events = field(default_factory=Events, repr=False)
+
+    # ----------------------------------------------------------------- films
+    def set_paths(self, paths: Sequence[Path]) -> None:
+        self.entries = [FilmEntry(Path(p)) for p in paths]
+        self.current = -1
+        self.film = None
+        self.events.entries.emit()
+        self.events.film.emit()
+
+    def index_of(self, path: Path) -> int:
+        path = Path(path)
+        for i, entry in enumerate(self.entries):
+            if entry.path == path:
+                return i
+        return -1
+
+    @property
+    def entry(self) -> FilmEntry | None:
+        return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
+
+    @property
+    def prediction(self) -> Prediction | None:
+        entry = self.entry
+        return entry.prediction if entry is not None else None
+
+    def set_current(self, index: int) -> None:
+        if not 0 <= index < len(self.entries) or index == self.current:
+            return
+        self.current = index
+        self.film = None
+        self.events.current.emit(index)
+        self.events.film.emit()
+
+    def step(self, delta: int) -> None:
+        """Select the next (``+1``) or previous (``-1``) film, stopping at the ends."""
+        if self.entries:
+            self.set_current(min(len(self.entries) - 1, max(0, self.current + delta)))
+
+    def update_entry(self, index: int, **changes: Any) -> None:
+        entry = self.entries[index]
+        for key, value in changes.items():
+            setattr(entry, key, value)
+        self.events.entry.emit(index)
+        if index == self.current and "prediction" in changes:
+            self.events.film.emit()
+
+    def set_film(self, film: Film | None) -> None:
+        """The current film's pixels have been read."""
+        self.film = film
+        self.events.film.emit()
+
+    def set_classifier(self, classifier: Any) -> None:
+        """A new model: every cached prediction belongs to the old one and is dropped."""
+        self.classifier = classifier
+        for entry in self.entries:
+            if entry.status in (SCORED, READING) or entry.prediction is not None:
+                entry.prediction = None
+                entry.status = QUEUED
+                entry.seconds = None
+        self.events.classifier.emit()
+        self.events.entries.emit()
+        self.events.film.emit()
+
+    # --------------------------------------------------------------- display
+    def set_display(self, **changes: Any) -> None:
+        new = replace(self.display, **changes)
+        if new != self.display:
+            self.display = new
+            self.events.display.emit()
+
+    def shown_classes(self, prediction: Prediction | None = None) -> tuple[str, ...]:
+        """The classes whose heatmaps are on for ``prediction`` (the current one by default)."""
+        pred = self.prediction if prediction is None else prediction
+        if pred is None:
+            return ()
+        policy = self.display.policy
+        if policy == "positives":
+            return pred.positives
+        if policy == "all":
+            return pred.labels
+        if policy == "none":
+            return ()
+        wanted = {name.lower() for name in self.display.custom}
+        return tuple(label for label in pred.labels if label.lower() in wanted)
+
+    def set_class(self, label: str, on: bool) -> None:
+        """Switch one class's heatmap on or off: the pick becomes the user's own ("custom")."""
+        shown = list(self.shown_classes())
+        if on and label not in shown:
+            shown.append(label)
+        elif not on and label in shown:
+            shown.remove(label)
+        self.set_display(policy="custom", custom=tuple(shown))
+
+    def set_window(self, window: tuple[float, float] | None) -> None:
+        if window is not None:
+            center, width = window
+            window = (float(min(1.5, max(-0.5, center))), float(min(2.0, max(0.005, width))))
+        self.set_display(window=window)
+
+    @property
+    def window_or_default(self) -> tuple[float, float]:
+        return self.display.window if self.display.window is not None else DEFAULT_WINDOW
+
+    def render_options(self) -> RenderOptions:
+        d = self.display
+        return RenderOptions(
+            classes=self.shown_classes(), alpha=d.alpha, colormap=d.colormap, mode=d.mode,
+            window=d.window, invert=d.invert,
+        )
+
+    # ---------------------------------------------------------------- counts
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for entry in self.entries:
+            out[entry.status] += 1
+        return out
