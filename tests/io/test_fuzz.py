@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_DICOMS, SHARED_DATA_PATH
+from dicomhelpers import REAL_DICOMS, SHARED_DATA_PATH, build_dicom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,7 +137,6 @@ def weird_headers(draw) -> dict:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(elements=weird_headers(), signed=st.booleans())
 def test_weird_header_values_give_a_film_or_a_cxr_error(fuzz_dir, elements, signed):
-    from conftest import build_dicom
 
     stored = (np.arange(48).reshape(6, 8) * 37 - (600 if signed else 0)).astype(np.int16 if signed else np.uint16)
     path = fuzz_dir / f"header{next(_COUNTER)}.dcm"

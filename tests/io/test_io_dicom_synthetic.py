@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import PHI_VALUES
+from dicomhelpers import PHI_VALUES
 
 from cxrviewer.errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from cxrviewer.io import read_film
