@@ -67,6 +67,12 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
 DEMO_BANNER = "DEMO MODEL — not for diagnosis"
+# Export dialog file types → (format, anonymize); the first is the default.
+EXPORT_FILTERS = {
+    "PNG image (*.png)": ("png", False),
+    "DICOM Secondary Capture, same patient and study (*.dcm)": ("dicom-sc", False),
+    "DICOM Secondary Capture, anonymized (*.dcm)": ("dicom-sc", True),
+}
 FILM_CACHE = 4  # films kept in memory for quick back-and-forth
 WL_SENSITIVITY = 1.0 / 400.0  # film-scale units per screen pixel dragged
 
@@ -268,7 +274,7 @@ class MainWindow(QMainWindow):
         f.addAction(self.act_recursive)
         f.addSeparator()
         self.act_score = self._action("&Score films to CSV…", self.score_to_csv_dialog, None, "Score the opened films into a CSV file you choose")
-        self.act_export = self._action("&Export annotated image…", self.export_dialog, "Ctrl+E", "Save the film with its heatmaps and findings as PNG (as `cxrviewer export`)")
+        self.act_export = self._action("&Export annotated image…", self.export_dialog, "Ctrl+E", "Save the film with its heatmaps and findings as PNG or DICOM Secondary Capture (as `cxrviewer export`)")
         f.addAction(self.act_score)
         f.addAction(self.act_export)
         f.addSeparator()
@@ -840,20 +846,26 @@ class MainWindow(QMainWindow):
         if entry is None or self.model.prediction is None or self.model.film is None:
             return
         start = Path(self.prefs.last_folder or ".") / f"{entry.path.stem}-annotated.png"
-        out, _ = QFileDialog.getSaveFileName(self, "Export annotated image", str(start), "PNG image (*.png)")
-        if out:
-            if not out.lower().endswith(".png"):
-                out += ".png"
-            self.export_annotated(Path(out))
+        out, chosen = QFileDialog.getSaveFileName(self, "Export annotated image", str(start), ";;".join(EXPORT_FILTERS))
+        if not out:
+            return
+        fmt, anonymize = EXPORT_FILTERS.get(chosen, ("png", False))
+        if fmt == "png" and Path(out).suffix.lower() in (".dcm", ".dicom"):
+            fmt = "dicom-sc"  # a .dcm name typed under the PNG filter: the user wants DICOM
+        suffix = ".png" if fmt == "png" else ".dcm"
+        if Path(out).suffix.lower() not in ((".png",) if fmt == "png" else (".dcm", ".dicom")):
+            out += suffix
+        self.export_annotated(Path(out), fmt=fmt, anonymize=anonymize)
 
-    def export_annotated(self, path: Path) -> Path | None:
-        """The annotated PNG of the current film as shown (classes, opacity, colormap, W/L)."""
+    def export_annotated(self, path: Path, fmt: str = "png", anonymize: bool = False) -> Path | None:
+        """The current film as shown (classes, opacity, colormap, W/L): an annotated PNG, or an
+        RGB DICOM Secondary Capture in the source's study (``anonymize``: a new, anonymous one)."""
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:
             self.error_dialog("Nothing to export", "Open a film and wait for its findings first.")
             return None
         try:
-            out = export_annotated(path, film, pred, clf.info, self.model.render_options())
+            out = export_annotated(path, film, pred, clf.info, self.model.render_options(), fmt=fmt, anonymize=anonymize)
         except CxrError as exc:
             self.error_dialog("Export failed", str(exc))
             return None

@@ -304,8 +304,14 @@ def render_picture(request: RenderRequest) -> Rendered:
     return Rendered(request, rgb, time.perf_counter() - t0)
 
 
-def export_annotated(path: Path, film: Film, prediction: Prediction, info, options) -> Path:
-    """:func:`cxrviewer.export.export_png` (the renderer of ``cxrviewer export``)."""
+def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, *, fmt: str = "png",
+                     anonymize: bool = False) -> Path:
+    """The exporters of ``cxrviewer export``: :func:`cxrviewer.export.export_png`, or with
+    ``fmt="dicom-sc"`` :func:`cxrviewer.dicom_export.export_dicom_sc`."""
+    if fmt == "dicom-sc":
+        from ..dicom_export import export_dicom_sc
+
+        return export_dicom_sc(Path(path), film, prediction, info, options, anonymize=anonymize)
     from ..export import export_png
 
     return export_png(Path(path), film, prediction, info, options)

@@ -160,6 +160,32 @@ def _mouse(view, kind, pos: QPoint, button, buttons, modifiers=Qt.KeyboardModifi
     QApplication.sendEvent(view.viewport(), event)
 
 
+def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window, dicom_film, tmp_path, monkeypatch):
+    import pydicom
+    from PySide6.QtWidgets import QFileDialog
+
+    from cxrviewer.ui.main_window import EXPORT_FILTERS
+
+    open_and_wait(qtbot, window, [dicom_film])
+    source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
+    filters = {anon: name for name, (fmt, anon) in EXPORT_FILTERS.items() if fmt == "dicom-sc"}
+    for anonymize, name in ((False, "same"), (True, "anon")):
+        # the user types a name without a suffix: the filter decides the format and the suffix
+        chosen = (str(tmp_path / name), filters[anonymize])
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, _c=chosen, **k: _c))
+        window.act_export.trigger()
+        ds = pydicom.dcmread(tmp_path / f"{name}.dcm")
+        assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+        assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
+        assert ds.SOPInstanceUID != source.SOPInstanceUID
+        if anonymize:
+            assert ds.StudyInstanceUID != source.StudyInstanceUID
+            assert str(ds.get("PatientID", "")) != str(source.PatientID)  # the source has one: "Covid0000"
+        else:
+            assert ds.StudyInstanceUID == source.StudyInstanceUID
+            assert str(ds.PatientID) == str(source.PatientID)
+
+
 def test_window_level_drag_changes_pixels_and_resets(qtbot, window, nih_film):
     open_and_wait(qtbot, window, [nih_film])
     view = window.view
