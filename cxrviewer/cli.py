@@ -202,7 +202,11 @@ def write_regions_json(path: Path, film, pred, info, classes, level=None, min_ar
             for r in heatmap.regions(pred, label, (film.height, film.width), level, min_area)
         ],
     }
-    return atomic_write_bytes(path, json.dumps(doc, indent=1).encode("utf-8"))
+    # One region a line (an outline has hundreds of points: one number a line would bury it).
+    regions = ",\n  ".join(json.dumps(r, separators=(",", ":")) for r in doc.pop("regions"))
+    head = json.dumps(doc, indent=1)[:-2]  # without the closing "\n}"
+    text = f'{head},\n "regions": [\n  {regions}\n ]\n}}\n' if regions else f'{head},\n "regions": []\n}}\n'
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def model_card(clf) -> dict:
