@@ -372,10 +372,12 @@ def score_to_csv(
                 if progress is not None:
                     progress(result, done, summary.total)
                 if len(chunk) >= batch_size:
-                    sink.write(chunk)
-                    chunk = []
+                    # hand the rows over before writing: an interrupt during the write must not
+                    # make the `finally` below write them a second time
+                    full, chunk = chunk, []
+                    sink.write(full)
         finally:
-            # also on Ctrl+C: what was scored reaches the file
+            # also on an interrupt: what was scored reaches the file
             sink.write(chunk)
     summary.cancelled = _cancelled(cancel) and done < summary.total
     summary.seconds = time.perf_counter() - t0

@@ -7,9 +7,12 @@ errors (bad arguments, unusable model, unwritable output). Errors are one line o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +23,7 @@ logger = logging.getLogger("cxrviewer")
 
 SUBCOMMANDS = ("score", "export", "info")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -136,21 +140,47 @@ def cmd_score(args) -> int:
 
     if clf.info.demo:
         logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
+    resume = f"rows scored so far are in {args.out}; run the same command again to resume."
+    stop = threading.Event()
     try:
-        summary = score_to_csv(
-            paths, clf, args.out, batch_size=args.batch_size, workers=args.workers,
-            progress=progress, on_result=on_result, overwrite=args.overwrite,
-            keep_films=args.export_dir is not None,
-        )
-    except KeyboardInterrupt:
+        with _ctrl_c_sets(stop):
+            summary = score_to_csv(
+                paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
+                progress=progress, on_result=on_result, overwrite=args.overwrite,
+                keep_films=args.export_dir is not None,
+            )
+    except KeyboardInterrupt:  # the second Ctrl+C: stop at once
         if bar is not None:
             bar.close()
-        print(f"cxrviewer: interrupted; rows scored so far are in {args.out}; run the same command again to resume.", file=sys.stderr)
-        return 130
+        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if bar is not None:
         bar.close()
     print(f"{summary.line()} -> {args.out}", file=sys.stderr)
+    if stop.is_set():
+        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event):
+    """The first Ctrl+C (SIGINT) asks the batch to stop after the film in hand, so the rows of
+    every finished film reach the CSV and the summary is printed; a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. under a test runner)
+        return
+
+    def first(signum, frame) -> None:
+        stop.set()
+        print("\ncxrviewer: stopping after the current films (Ctrl+C again to stop now)...", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_export(args) -> int:
@@ -289,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cxrviewer: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `cxrviewer info | head`: the reader left; not an error of ours
         sys.stderr.close()
         return EXIT_OK

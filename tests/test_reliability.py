@@ -98,3 +98,25 @@ def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_da
     assert code == 2
     assert "Cannot write" in capsys.readouterr().err
     assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_summary_and_a_readable_csv(many_films, tiny_model, tmp_path):
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "cxrviewer", "score", str(many_films), "--out", str(out),
+           "--model", str(tiny_model), "--batch-size", "4", "--workers", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while data_lines(out) < 8 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be interrupted; give it more films"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)  # no hang: reader threads must not keep it alive
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted" in err and "run the same command again to resume" in err
+    got = rows(out)  # every line a CSV reader accepts, none half-written
+    assert 0 < len(got) < 161
+    assert all(r["status"] in ("ok", "error") and r["model_version"] for r in got)
+    assert len({r["path"] for r in got}) == len(got)
