@@ -19,15 +19,21 @@ MODEL_ENV = "CXRVIEWER_MODEL"
 
 
 def resources_dir() -> Path:
+    """The folder holding ``models/``, ``samples/`` and ``icons/``.
+
+    Checked in this order: the frozen bundle; an installed wheel (``cxrviewer/resources/`` exists
+    only there); else the source checkout (or an editable install), ``resources/`` beside the
+    package. The wheel comes before the checkout so that some other distribution's top-level
+    ``site-packages/resources`` folder is never taken for ours.
+    """
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
     here = Path(__file__).resolve().parent
-    checkout = here.parent / "resources"
-    if checkout.is_dir():
-        return checkout
     installed = here / "resources"
-    return installed
+    if installed.is_dir():
+        return installed
+    return here.parent / "resources"
 
 
 def resource_path(*parts: str) -> Path:
