@@ -222,6 +222,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("cxrviewer")
     app.setApplicationVersion(__version__)
     app.setApplicationDisplayName("cxrviewer")
+    app.setDesktopFileName("cxrviewer")  # Wayland app id: ties the window to resources/cxrviewer.desktop
     icon = icon_path()
     if icon is not None:
         app.setWindowIcon(QIcon(str(icon)))
