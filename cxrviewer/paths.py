@@ -48,6 +48,11 @@ def default_model_path() -> Path:
     """The model used when none is given: ``$CXRVIEWER_MODEL`` or the bundled demo model."""
     env = os.environ.get(MODEL_ENV)
     if env:
+        if not Path(env).is_file():
+            raise ModelError(
+                f"{MODEL_ENV} names {env}, which is not a file. Point it at an exported .onnx model, "
+                f"or unset it to use the bundled demo model."
+            )
         return Path(env)
     path = resource_path("models", DEMO_MODEL_NAME)
     if not path.is_file():

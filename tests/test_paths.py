@@ -43,3 +43,13 @@ def test_from_an_installed_wheel_beside_someone_elses_resources(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()) == site / "cxrviewer" / "resources"
+
+
+def test_the_model_environment_variable(tmp_path, monkeypatch):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    monkeypatch.setenv(paths.MODEL_ENV, str(model))
+    assert paths.default_model_path() == model
+    monkeypatch.setenv(paths.MODEL_ENV, str(tmp_path / "gone.onnx"))
+    with pytest.raises(paths.ModelError, match=f"{paths.MODEL_ENV} names .*gone.onnx"):
+        paths.default_model_path()
