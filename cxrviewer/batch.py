@@ -1,16 +1,18 @@
 """Scoring many films: a bounded decode → preprocess → infer pipeline and a resumable CSV.
 
-Reading and preprocessing run in worker threads (OpenCV and the DICOM codecs release the GIL)
-while the model runs on full batches, so decoding hides behind inference. Results come back in
-input order. :class:`ResultsCsv` writes each batch's rows in one write, flushed and fsync'ed,
-so a killed run loses at most the batch in flight, and a rerun with the same output skips the
-files already in it (matched by path, size and modification time).
+Worker threads (one per core by default) each read, preprocess and score a batch of films on a
+one-thread model session; OpenCV, the DICOM codecs and ONNX Runtime release the GIL, so one
+worker's decoding overlaps another's inference and the cores stay busy. Results come back in
+input order. :class:`ResultsCsv` writes rows in groups (:data:`CSV_ROWS_PER_WRITE`, or a batch),
+flushed and fsync'ed, so a killed run loses at most the group in flight, and a rerun with the
+same output skips the files already in it (matched by path, size and modification time).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ import numpy as np
 
 from .errors import CxrError, OutputError
 from .io import read_film
-from .model import Classifier
+from .model import CPU, Classifier
 from .preprocess import preprocess
 from .types import Film, Prediction
 
@@ -89,65 +91,97 @@ def _load(path: Path, classifier: Classifier, keep_film: bool) -> _Loaded:
     return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0)
 
 
+def default_workers(provider: str = CPU) -> int:
+    """Films scored side by side by default: one per CPU core (at most 4 feeding a GPU).
+
+    Each worker reads, preprocesses and runs its own batch on a one-thread model session
+    (:meth:`Classifier.for_throughput`), so while one core decodes a film the other is still
+    inferring and no core waits for another. On the 2-core bench machine 2 workers reach ~0.9
+    of the model-only limit and 3 gain nothing (``python bench/bench_batch.py --sweep``,
+    bench/RESULTS.md). With a GPU the workers only decode and queue batches for the device;
+    4 is not measured here (the bench machine has no GPU) but bounds the films held in memory.
+    """
+    cores = max(1, os.cpu_count() or 1)
+    return cores if provider == CPU else min(cores, 4)
+
+
+#: Films per forward pass. On CPU, DenseNet121 at 320 px runs fastest one film at a time (the
+#: activations of one film stay in cache; batch 8 is ~15% slower on ready tensors,
+#: bench/RESULTS.md); GPUs want bigger batches: pass ``--batch-size``.
+DEFAULT_BATCH_SIZE = 1
+
+#: Rows written (and fsync'ed) together: a killed run loses at most this many rows, or a batch
+#: if batches are bigger.
+CSV_ROWS_PER_WRITE = 8
+
+
 def iter_scores(
     paths: Iterable[str | os.PathLike[str]],
     classifier: Classifier,
-    batch_size: int = 8,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
     cancel: Cancel = None,
     keep_films: bool = False,
 ) -> Iterator[ScoreResult]:
     """Score ``paths`` in order, yielding one :class:`ScoreResult` per path.
 
-    At most ``2 × batch_size`` films are decoded ahead of the model, so memory stays bounded
+    ``workers`` threads (default :func:`default_workers`) each take ``batch_size`` paths, read
+    and preprocess them, and run them through the model, so one worker's decoding overlaps
+    another's inference. At most ``2 × workers`` batches are in flight, so memory stays bounded
     whatever the number of files. Stops early (without error) when ``cancel`` is set.
     """
     batch_size = max(1, int(batch_size))
-    lookahead = 2 * batch_size
+    workers = default_workers(classifier.provider) if workers is None else max(1, int(workers))
+    runner = classifier.for_throughput() if workers > 1 else classifier
+    lookahead = 2 * workers
     source = iter(Path(p) for p in paths)
-    with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="cxr-read") as pool:
-        queue: deque[Future] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cxr-score")
+    queue: deque[Future] = deque()
 
-        def fill() -> None:
-            while len(queue) < lookahead:
-                try:
-                    p = next(source)
-                except StopIteration:
-                    return
-                queue.append(pool.submit(_load, p, classifier, keep_films))
-
-        fill()
-        pending: list[_Loaded] = []
-        while queue or pending:
-            if _cancelled(cancel):
-                for f in queue:
-                    f.cancel()
+    def fill() -> None:
+        while len(queue) < lookahead:
+            chunk = list(itertools.islice(source, batch_size))
+            if not chunk:
                 return
-            good = sum(1 for item in pending if item.x is not None)
-            if queue and good < batch_size:
-                pending.append(queue.popleft().result())
-                fill()
-                continue
-            yield from _infer(pending, classifier)
-            pending = []
+            queue.append(pool.submit(_score_chunk, chunk, runner, keep_films))
+
+    try:
+        fill()
+        while queue:
+            if _cancelled(cancel):
+                return
+            results = queue.popleft().result()
+            fill()
+            for result in results:
+                yield result
+    finally:
+        # also when the caller stops early or Ctrl+C: drop the batches not started yet
+        for f in queue:
+            f.cancel()
+        pool.shutdown(wait=True)
 
 
-def _infer(pending: list[_Loaded], classifier: Classifier) -> Iterator[ScoreResult]:
-    good = [item for item in pending if item.x is not None]
+def _score_chunk(paths: list[Path], classifier: Classifier, keep_films: bool) -> list[ScoreResult]:
+    """Read, preprocess and score one batch (in a worker thread); results in input order."""
+    items = [_load(p, classifier, keep_films) for p in paths]
+    good = [item for item in items if item.x is not None]
     preds: dict[int, Prediction] = {}
     share = 0.0
     if good:
         t0 = time.perf_counter()
-        raw = classifier.run(np.stack([item.x for item in good]))
+        x = good[0].x[np.newaxis] if len(good) == 1 else np.stack([item.x for item in good])
+        raw = classifier.run(x)
         for item, pred in zip(good, classifier.predictions(raw)):
             preds[id(item)] = pred
         share = (time.perf_counter() - t0) / len(good)
-    for item in pending:
+    out = []
+    for item in items:
         pred = preds.get(id(item))
         if pred is not None:
-            yield ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape)
+            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape))
         else:
-            yield ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds)
+            out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds))
+    return out
 
 
 # ------------------------------------------------------------------------------- CSV
@@ -338,8 +372,8 @@ def score_to_csv(
     classifier: Classifier,
     out: Path,
     *,
-    batch_size: int = 8,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
     cancel: Cancel = None,
     progress: Progress = None,
     on_result: Callable[[ScoreResult], None] | None = None,
@@ -358,6 +392,7 @@ def score_to_csv(
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []
+        rows_per_write = max(batch_size, CSV_ROWS_PER_WRITE)
         try:
             for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
                 chunk.append(result)
@@ -371,7 +406,7 @@ def score_to_csv(
                     on_result(result)
                 if progress is not None:
                     progress(result, done, summary.total)
-                if len(chunk) >= batch_size:
+                if len(chunk) >= rows_per_write:
                     # hand the rows over before writing: an interrupt during the write must not
                     # make the `finally` below write them a second time
                     full, chunk = chunk, []

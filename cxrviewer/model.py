@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +80,15 @@ def choose_providers(device: str = "auto") -> list[str]:
 class Classifier:
     """A loaded model. Thread-safe: ONNX Runtime sessions may be run from several threads."""
 
-    def __init__(self, session, info: ModelInfo, path: Path) -> None:
+    def __init__(self, session, info: ModelInfo, path: Path, threads: int = 0) -> None:
         self._session = session
         self.info = info
         self.path = path
+        self.threads = int(threads)
         self.provider: str = session.get_providers()[0]
         self._ood = OodModel(info.ood) if info.ood is not None else None
+        self._throughput: Classifier | None = None
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -113,12 +117,30 @@ class Classifier:
         meta = session.get_modelmeta().custom_metadata_map
         info = contract.from_metadata(meta, source=p.name)
         _check_signature(session, info, p.name)
-        clf = cls(session, info, p)
+        clf = cls(session, info, p, threads=int(threads))
         logger.info(
             "loaded model %s (version %s, %d labels, %d px) on %s",
             p.name, info.model_version, info.num_classes, info.input_size, clf.provider,
         )
         return clf
+
+    def for_throughput(self) -> "Classifier":
+        """This model set up to score many films side by side (the batch path).
+
+        On CPU: the same model file in a second session with one intra-op thread, made once and
+        kept, so that the batch path runs one film per core at once rather than one film on all
+        cores. On a 2-core machine the two are as fast on ready tensors, but the one-thread
+        runs leave no core waiting at a synchronisation point when a reader thread or a busy
+        neighbour takes the other, so decoding overlaps inference at almost no cost
+        (``python bench/bench_batch.py --sweep``; numbers in bench/RESULTS.md). A classifier
+        already on one thread, or on a GPU, is returned as it is.
+        """
+        if self.provider != CPU or self.threads == 1 or (os.cpu_count() or 1) == 1:
+            return self
+        with self._lock:
+            if self._throughput is None:
+                self._throughput = Classifier.load(self.path, device="cpu", threads=1)
+            return self._throughput
 
     # ---------------------------------------------------------------- inference
     @property
