@@ -29,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from common import SHARED, demo_model, machine, nih_pngs  # noqa: E402
+from common import SHARED, demo_model, load, machine, nih_pngs
 
 OPEN_TARGET_S = 1.0
 TOGGLE_TARGET_S = 0.050
@@ -171,7 +171,10 @@ def main() -> None:
         f"machine: {machine()}; Qt platform {app.platformName()}; window 1400x900; "
         f"model {clf.info.model_version} on {clf.provider} (loaded in {time.perf_counter() - t_model:.2f} s)"
     )
-    print(f"large film: {film.width}x{film.height} 16-bit {film.metadata.get('photometric', 'MONOCHROME1')} DICOM made from {REAL_DICOM}, uncompressed, {large.stat().st_size / 2**20:.1f} MB")
+    md = film.metadata
+    print(f"large film: {film.width}x{film.height}, 16-bit samples ({md.get('bits_stored')} bits stored), "
+          f"{md.get('photometric')} {md.get('modality')} DICOM made from {REAL_DICOM}, uncompressed, "
+          f"{large.stat().st_size / 2**20:.1f} MB")
     probe = PaintProbe(window)
     counter = iter(range(10**6))
 
@@ -200,7 +203,7 @@ def main() -> None:
     steps = {"read": [], "read + score": [], "render overlay": []}
     for _ in range(3):
         t0 = time.perf_counter()
-        f = read_film(large)
+        read_film(large)
         steps["read"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         job = read_and_score(large, clf, 0)
@@ -256,3 +259,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load()}")

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from common import demo_model, machine, nih_pngs
+from common import demo_model, load, machine, nih_pngs
 
 
 def rss_mb() -> float:
@@ -57,3 +57,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load()}")

@@ -152,8 +152,7 @@ def iter_scores(
                 return
             results = queue.popleft().result()
             fill()
-            for result in results:
-                yield result
+            yield from results
     finally:
         # also when the caller stops early or Ctrl+C: drop the batches not started yet
         for f in queue:

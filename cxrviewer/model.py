@@ -129,11 +129,12 @@ class Classifier:
 
         On CPU: the same model file in a second session with one intra-op thread, made once and
         kept, so that the batch path runs one film per core at once rather than one film on all
-        cores. On a 2-core machine the two are as fast on ready tensors, but the one-thread
-        runs leave no core waiting at a synchronisation point when a reader thread or a busy
-        neighbour takes the other, so decoding overlaps inference at almost no cost
-        (``python bench/bench_batch.py --sweep``; numbers in bench/RESULTS.md). A classifier
-        already on one thread, or on a GPU, is returned as it is.
+        cores. On the 2-core bench machine, two one-thread runs side by side are ~10% faster
+        than one all-core run on ready tensors and much steadier (the all-core run drops by a
+        third whenever something else takes a core), and they leave no core waiting at a
+        synchronisation point while a worker decodes, so decoding overlaps inference
+        (``python bench/bench_batch.py``, (c1) vs (c2); bench/RESULTS.md). A classifier already
+        on one thread, or on a GPU, is returned as it is.
         """
         if self.provider != CPU or self.threads == 1 or (os.cpu_count() or 1) == 1:
             return self

@@ -101,7 +101,7 @@ def _gray(px: np.ndarray, window, invert: bool) -> np.ndarray:
     return gray
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _colormap_planes(name: str) -> tuple[np.ndarray, ...]:
     """The R, G and B look-up tables (256 entries each) of an OpenCV colormap."""
     bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, 256), heatmap.COLORMAPS[name])
