@@ -168,8 +168,8 @@ def main() -> None:
         sweep(films, args, tmp)
         return
 
-    bs = args.batch_size or batch.DEFAULT_BATCH_SIZE
     clf = Classifier.load(demo_model(), device="auto")
+    bs = args.batch_size or batch.default_batch_size(clf.provider)
     workers = args.workers or batch.default_workers(clf.provider)
     size = clf.info.input_size
     print(f"machine: {machine()}; model {clf.info.model_version} {size}px on {clf.provider}; {len(films)} NIH PNGs 1024x1024")

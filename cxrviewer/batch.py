@@ -105,10 +105,17 @@ def default_workers(provider: str = CPU) -> int:
     return cores if provider == CPU else min(cores, 4)
 
 
-#: Films per forward pass. On CPU, DenseNet121 at 320 px runs fastest one film at a time (the
-#: activations of one film stay in cache; batch 8 is ~15% slower on ready tensors,
-#: bench/RESULTS.md); GPUs want bigger batches: pass ``--batch-size``.
+#: Films per forward pass on CPU: DenseNet121 at 320 px runs fastest one film at a time (the
+#: activations of one film stay in cache; side by side on 2 cores, batch 1 / 2 / 8 give
+#: 15.8 / 14.7 / 12.3 films/s on ready tensors, bench/RESULTS.md).
 DEFAULT_BATCH_SIZE = 1
+#: On a GPU: the batch the pipeline had before the CPU measurements; not measured here (the
+#: bench machine has no GPU).
+DEFAULT_GPU_BATCH_SIZE = 8
+
+
+def default_batch_size(provider: str = CPU) -> int:
+    return DEFAULT_BATCH_SIZE if provider == CPU else DEFAULT_GPU_BATCH_SIZE
 
 #: Rows written (and fsync'ed) together: a killed run loses at most this many rows, or a batch
 #: if batches are bigger.
@@ -118,19 +125,20 @@ CSV_ROWS_PER_WRITE = 8
 def iter_scores(
     paths: Iterable[str | os.PathLike[str]],
     classifier: Classifier,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     workers: int | None = None,
     cancel: Cancel = None,
     keep_films: bool = False,
 ) -> Iterator[ScoreResult]:
     """Score ``paths`` in order, yielding one :class:`ScoreResult` per path.
 
-    ``workers`` threads (default :func:`default_workers`) each take ``batch_size`` paths, read
+    ``workers`` threads (default :func:`default_workers`) each take ``batch_size`` paths
+    (default :func:`default_batch_size`), read
     and preprocess them, and run them through the model, so one worker's decoding overlaps
     another's inference. At most ``2 × workers`` batches are in flight, so memory stays bounded
     whatever the number of files. Stops early (without error) when ``cancel`` is set.
     """
-    batch_size = max(1, int(batch_size))
+    batch_size = default_batch_size(classifier.provider) if batch_size is None else max(1, int(batch_size))
     workers = default_workers(classifier.provider) if workers is None else max(1, int(workers))
     runner = classifier.for_throughput() if workers > 1 else classifier
     lookahead = 2 * workers
@@ -371,7 +379,7 @@ def score_to_csv(
     classifier: Classifier,
     out: Path,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     workers: int | None = None,
     cancel: Cancel = None,
     progress: Progress = None,
@@ -391,7 +399,7 @@ def score_to_csv(
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []
-        rows_per_write = max(batch_size, CSV_ROWS_PER_WRITE)
+        rows_per_write = max(batch_size or 1, CSV_ROWS_PER_WRITE)
         try:
             for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
                 chunk.append(result)

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="results CSV (an existing one is resumed)")
     s.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     s.add_argument("--export-dir", type=Path, help="also write an annotated PNG per scored film here")
-    s.add_argument("--batch-size", type=int, default=None, help="films per forward pass (default 1, the fastest on CPU; try 8-32 on a GPU)")
+    s.add_argument("--batch-size", type=int, default=None, help="films per forward pass (default 1 on CPU, the fastest there; 8 on a GPU)")
     s.add_argument("--workers", type=int, default=None, help="films read and scored side by side (default: one per CPU core)")
     s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -102,7 +102,7 @@ def _check_args(args, parser) -> None:
 
 # ------------------------------------------------------------------------ commands
 def cmd_score(args) -> int:
-    from .batch import DEFAULT_BATCH_SIZE, score_to_csv
+    from .batch import score_to_csv
     from .export import check_writable_dir, export_png
     from .io import list_films
     from .render import RenderOptions, select_classes
@@ -145,7 +145,7 @@ def cmd_score(args) -> int:
     try:
         with _ctrl_c_sets(stop):
             summary = score_to_csv(
-                paths, clf, args.out, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, workers=args.workers, cancel=stop,
+                paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
                 progress=progress, on_result=on_result, overwrite=args.overwrite,
                 keep_films=args.export_dir is not None,
             )

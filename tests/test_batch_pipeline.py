@@ -109,3 +109,14 @@ def test_regions_and_maps_equal_the_plain_way(shape):
             assert np.array_equal(heatmap.display_map(pred, label, shape), plain_display_map(pred, label, shape))
             for level, min_area in ((0.5, 0.005), (0.3, 0.0), (0.9, 0.001), (0.0, 0.0)):
                 assert heatmap.regions(pred, label, shape, level, min_area) == plain_regions(pred, label, shape, level, min_area)
+
+
+def test_defaults_follow_the_device():
+    import os
+
+    from cxrviewer.batch import default_batch_size, default_workers
+    from cxrviewer.model import CPU, CUDA
+
+    assert default_batch_size(CPU) == 1 and default_batch_size(CUDA) == 8
+    assert default_workers(CPU) == max(1, os.cpu_count() or 1)
+    assert 1 <= default_workers(CUDA) <= 4

@@ -251,7 +251,7 @@ def score_folder(
     Reports one :class:`ScoredFilm` per film through ``progress``; the films' pixels are kept
     only long enough to make a thumbnail. Returns the batch :class:`~cxrviewer.batch.Summary`.
     """
-    from ..batch import DEFAULT_BATCH_SIZE, score_to_csv
+    from ..batch import score_to_csv
 
     def report(result, done: int, total: int) -> None:
         thumb = make_thumbnail(result.film) if result.film is not None else None
@@ -265,7 +265,7 @@ def score_folder(
             )
 
     return score_to_csv(
-        list(paths), classifier, Path(out), batch_size=batch_size or DEFAULT_BATCH_SIZE, workers=workers,
+        list(paths), classifier, Path(out), batch_size=batch_size, workers=workers,
         cancel=cancel, progress=report, keep_films=True,
     )
 
