@@ -27,6 +27,23 @@ def data_lines(path: Path) -> int:
     return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
 
 
+SCORE_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def score_cmd(films: Path, model: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "cxrviewer", "score", str(films), "--out", str(out),
+            "--model", str(model), "--batch-size", "4", "--workers", "1", "--no-progress"]
+
+
+def start_and_wait_for_rows(cmd: list[str], out: Path, rows_wanted: int = 8) -> subprocess.Popen:
+    """Start a real `cxrviewer score` and return once ``rows_wanted`` rows are on disk."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=SCORE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while data_lines(out) < rows_wanted and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    return proc
+
+
 @pytest.fixture(scope="module")
 def many_films(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("many")
@@ -41,19 +58,14 @@ def many_films(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_scores_every_file_once(many_films, tiny_model, tmp_path):
     out = tmp_path / "r.csv"
-    cmd = [sys.executable, "-m", "cxrviewer", "score", str(many_films), "--out", str(out),
-           "--model", str(tiny_model), "--batch-size", "4", "--workers", "1", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while data_lines(out) < 8 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
+    cmd = score_cmd(many_films, tiny_model, out)
+    proc = start_and_wait_for_rows(cmd, out)
     assert proc.poll() is None, "the run finished before it could be killed; give it more films"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = data_lines(out)
     assert 0 < partial < 161
-    rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(cmd, cwd=REPO, env=SCORE_ENV, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 1, rerun.stderr  # the broken film
     assert "Traceback" not in rerun.stderr
     got = rows(out)
@@ -103,13 +115,8 @@ def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_da
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_a_summary_and_a_readable_csv(many_films, tiny_model, tmp_path):
     out = tmp_path / "r.csv"
-    cmd = [sys.executable, "-m", "cxrviewer", "score", str(many_films), "--out", str(out),
-           "--model", str(tiny_model), "--batch-size", "4", "--workers", "1", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while data_lines(out) < 8 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
+    cmd = score_cmd(many_films, tiny_model, out)
+    proc = start_and_wait_for_rows(cmd, out)
     assert proc.poll() is None, "the run finished before it could be interrupted; give it more films"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)  # no hang: reader threads must not keep it alive
