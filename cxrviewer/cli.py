@@ -84,11 +84,22 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _load_classifier(args):
+def _load_classifier(args, threads: int = 0):
     from .model import Classifier
     from .paths import default_model_path
 
-    return Classifier.load(args.model or default_model_path(), device=args.device)
+    return Classifier.load(args.model or default_model_path(), device=args.device, threads=threads)
+
+
+def _scoring_threads(args) -> int:
+    """ONNX Runtime threads for `score`: 1 when it will run one film per core on the CPU (the
+    batch path would otherwise open a second, one-thread session beside an unused all-core
+    one; see Classifier.for_throughput), else 0 (one per core)."""
+    from .batch import default_workers
+    from .model import CPU, choose_providers
+
+    side_by_side = (args.workers or default_workers()) > 1
+    return 1 if side_by_side and choose_providers(args.device)[0] == CPU else 0
 
 
 def _check_args(args, parser) -> None:
@@ -110,7 +121,7 @@ def cmd_score(args) -> int:
     paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
-    clf = _load_classifier(args)
+    clf = _load_classifier(args, threads=_scoring_threads(args))
     if args.export_dir is not None:
         check_writable_dir(args.export_dir)
     used_names: set[str] = set()
