@@ -31,6 +31,12 @@ DEFAULT_COLORMAP = "jet"
 REGION_LEVEL = 0.5
 #: ... in connected pieces of at least this fraction of the film's area.
 REGION_MIN_AREA = 0.005
+#: Regions are traced on a grid of at most this many pixels on the film's long side and scaled
+#: to film pixels. The maps are 10×10 cells (320 px model): at 512 a cell still spans ~50 grid
+#: pixels, so outlines move by at most a grid pixel (0.2% of the film, less than the line drawn
+#: over them), and tracing costs a quarter of a 1024 px film's and 1/20 of a 2560 px film's.
+#: It runs for every positive finding of every film in ``cxrviewer score`` (bench/RESULTS.md).
+REGION_GRID = 512
 
 
 def upsample(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -96,6 +102,20 @@ class Region:
         }
 
 
+def region_grid(shape: tuple[int, int]) -> tuple[int, int]:
+    """The (rows, columns) grid on which :func:`regions` traces a film of ``shape``.
+
+    The film itself when its long side is at most :data:`REGION_GRID`, else the film scaled down
+    to that (same aspect ratio).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    long_side = max(h, w)
+    if long_side <= REGION_GRID:
+        return h, w
+    f = REGION_GRID / long_side
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
 def regions(
     prediction: Prediction,
     label: str,
@@ -105,30 +125,41 @@ def regions(
 ) -> list[Region]:
     """Outlines and boxes of the parts of ``label``'s map at or above ``level`` × its peak.
 
-    Pieces smaller than ``min_area`` × the film's area are dropped. Largest first.
+    Pieces smaller than ``min_area`` × the film's area are dropped. Largest first. Coordinates,
+    boxes and areas are in film pixels; films longer than :data:`REGION_GRID` pixels are traced
+    on a grid of that size (:func:`region_grid`) and scaled up.
     """
     small = normalize(prediction.class_map(label))
     if level > 0 and not small.any():
         return []  # an all-zero map (common: the maps are ReLU'd) has nothing above any level
-    heat = upsample(small, shape)
-    mask = (heat >= level).view(np.uint8)  # 0/1 without a second pass
+    film_h, film_w = int(shape[0]), int(shape[1])
+    grid = region_grid((film_h, film_w))
+    if level > 0:
+        # Only pixels at or above a positive level matter, so the clamp at zero of upsample()
+        # changes nothing here: skip that pass.
+        heat = cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
+    else:
+        heat = upsample(small, grid)
+    mask = cv2.compare(heat, float(level), cv2.CMP_GE)  # 0/255
     if not cv2.countNonZero(mask):
         return []
-    # Trace the outlines only in the box around the hot pixels (one pixel wider, inside the film):
-    # the same contours, in the same order, as on the whole film, for a fraction of the work.
+    # Trace the outlines only in the box around the hot pixels (one pixel wider, inside the grid):
+    # the same contours, in the same order, as on the whole grid, for a fraction of the work.
     bx, by, bw, bh = cv2.boundingRect(mask)
     x0, y0 = max(bx - 1, 0), max(by - 1, 0)
     x1, y1 = min(bx + bw + 1, mask.shape[1]), min(by + bh + 1, mask.shape[0])
     contours, _ = cv2.findContours(
         mask[y0:y1, x0:x1], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
     )
-    limit = min_area * shape[0] * shape[1]
+    limit = min_area * grid[0] * grid[1]  # a fraction of the film is the same fraction of the grid
+    sy, sx = film_h / grid[0], film_w / grid[1]  # film pixels per grid pixel (1 unless scaled)
+    scaled = (sy, sx) != (1.0, 1.0)
     out: list[Region] = []
     prob = prediction.probability(label)
     for c in contours:
         x, y, w, h = cv2.boundingRect(c)
-        # Fill the outline inside its bounding box only: the same pixels as on the whole film,
-        # without touching (and summing) a film-sized mask for every piece.
+        # Fill the outline inside its bounding box only: the same pixels as on the whole grid,
+        # without touching (and summing) a grid-sized mask for every piece.
         piece = np.zeros((h, w), dtype=np.uint8)
         cv2.drawContours(piece, [c], -1, 1, thickness=cv2.FILLED, offset=(-x, -y))
         area = int(cv2.countNonZero(piece))
@@ -136,14 +167,27 @@ def regions(
             continue
         peak = cv2.minMaxLoc(heat[y : y + h, x : x + w], mask=piece)[1]
         # The map is a smooth upsampling of a coarse grid: its outline is a staircase of
-        # one-pixel steps. Simplify it to within 0.1% of the film (~1-2 px), which no one can see
-        # and which makes the JSON about ten times shorter.
-        c = cv2.approxPolyDP(c, max(1.0, 0.001 * max(shape)), True)
+        # one-pixel steps. Simplify it to within 0.1% of the grid (at least one pixel: ~1-2 film
+        # pixels), which no one can see and which makes the JSON about ten times shorter.
+        c = cv2.approxPolyDP(c, max(1.0, 0.001 * max(grid)), True).reshape(-1, 2)
+        if scaled:
+            # grid pixel centres to film pixel centres; the box covers the film pixels under
+            # the grid pixels it holds
+            pts = np.rint((c + 0.5) * (sx, sy) - 0.5).astype(np.int64)
+            # an outline along the grid's edge runs along the film's edge
+            pts[:, 0] = np.where(c[:, 0] == 0, 0, np.where(c[:, 0] >= grid[1] - 1, film_w - 1, pts[:, 0]))
+            pts[:, 1] = np.where(c[:, 1] == 0, 0, np.where(c[:, 1] >= grid[0] - 1, film_h - 1, pts[:, 1]))
+            fx0, fy0 = int(np.floor(x * sx)), int(np.floor(y * sy))
+            fx1, fy1 = min(film_w, int(np.ceil((x + w) * sx))), min(film_h, int(np.ceil((y + h) * sy)))
+            box = (fx0, fy0, fx1 - fx0, fy1 - fy0)
+            area = int(round(area * sx * sy))
+        else:
+            pts, box = c, (int(x), int(y), int(w), int(h))
         out.append(
             Region(
                 label=label,
-                box=(int(x), int(y), int(w), int(h)),
-                contour=tuple((int(p[0][0]), int(p[0][1])) for p in c),
+                box=box,
+                contour=tuple((int(px), int(py)) for px, py in pts),
                 area=area,
                 peak=float(peak),
                 probability=prob,

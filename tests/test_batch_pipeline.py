@@ -101,14 +101,79 @@ def random_prediction(rng, grid=10):
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024), (2560, 2048), (333, 517), (40, 33)])
-def test_regions_and_maps_equal_the_plain_way(shape):
+def test_display_maps_equal_the_plain_way(shape):
     rng = np.random.default_rng(sum(shape))
     for _ in range(3):
         pred = random_prediction(rng)
         for label in LABELS:
             assert np.array_equal(heatmap.display_map(pred, label, shape), plain_display_map(pred, label, shape))
-            for level, min_area in ((0.5, 0.005), (0.3, 0.0), (0.9, 0.001), (0.0, 0.0)):
+
+
+LEVELS = ((0.5, 0.005), (0.3, 0.0), (0.9, 0.001), (0.0, 0.0))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (333, 500), (40, 33)])
+def test_regions_of_films_up_to_the_grid_equal_the_plain_way(shape):
+    assert heatmap.region_grid(shape) == shape
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(3):
+        pred = random_prediction(rng)
+        for label in LABELS:
+            for level, min_area in LEVELS:
                 assert heatmap.regions(pred, label, shape, level, min_area) == plain_regions(pred, label, shape, level, min_area)
+
+
+LARGE = [(1024, 1024), (2560, 2048), (333, 517), (3000, 700)]
+
+
+def distance_to_edge(hot):
+    """Each pixel's distance to the edge of a 0/1 mask (outside the film counts as cold)."""
+    hot = np.pad(hot.astype(np.uint8), 1)
+    return np.maximum(cv2.distanceTransform(hot, cv2.DIST_L2, 5), cv2.distanceTransform(1 - hot, cv2.DIST_L2, 5))[1:-1, 1:-1]
+
+
+def blob_prediction(rng, grid=10):
+    """Smooth maps like real class maps: two or three Gaussian hot spots each."""
+    yy, xx = np.mgrid[0:grid, 0:grid].astype(np.float32)
+    maps = np.zeros((len(LABELS), grid, grid), np.float32)
+    for m in maps:
+        for _ in range(rng.integers(1, 4)):
+            cy, cx = rng.uniform(0, grid - 1, 2)
+            m += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(0.8, 2.0) ** 2))
+    return Prediction(LABELS, rng.random(len(LABELS)).astype(np.float32), maps, (0.5,) * len(LABELS), "t")
+
+
+@pytest.mark.parametrize("shape", LARGE)
+def test_regions_of_larger_films_match_the_plain_way_within_a_grid_pixel(shape):
+    """On smooth maps the pieces pair up one to one: boxes within two grid pixels, areas within
+    2%, peaks within the map's sampling, every outline point within about a grid pixel of
+    the plain outline."""
+    grid = heatmap.region_grid(shape)
+    step = max(shape[0] / grid[0], shape[1] / grid[1])
+    rng = np.random.default_rng(sum(shape))
+    compared = 0
+    for _ in range(4):
+        pred = blob_prediction(rng)
+        for label in LABELS:
+            ours = heatmap.regions(pred, label, shape)
+            plain = plain_regions(pred, label, shape)
+            assert len(ours) == len(plain), (label, [r.box for r in ours], [r.box for r in plain])
+            heat = plain_display_map(pred, label, shape)
+            to_edge = distance_to_edge(heat >= heatmap.REGION_LEVEL)
+            for o, r in zip(ours, plain):
+                assert all(abs(a - b) <= 2 * step + 1 for a, b in zip(o.box, r.box)), (o.box, r.box)
+                assert abs(o.area - r.area) <= 0.02 * r.area
+                assert abs(o.peak - r.peak) <= 0.05  # both sample the top of a bilinear map
+                assert max(to_edge[y, x] for x, y in o.contour) <= 1.5 * step + 1  # within ~a grid pixel
+                compared += 1
+    assert compared > 20
+
+
+def test_regions_cost_does_not_grow_with_the_film():
+    """Films longer than the grid are traced on a grid of REGION_GRID pixels, aspect kept."""
+    assert heatmap.region_grid((2560, 2048)) == (512, 410)
+    assert heatmap.region_grid((4096, 1024)) == (512, 128)
+    assert heatmap.region_grid((100, 7000)) == (7, 512)
 
 
 def test_defaults_follow_the_device():
