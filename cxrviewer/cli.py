@@ -271,6 +271,7 @@ def model_card(clf) -> dict:
         "trained_on": dict(info.trained_on),
         "metrics": dict(info.metrics),
         "ood_guard": info.ood is not None,
+        "precision": info.precision,
         "provider": clf.provider,
         "versions": {
             "cxrviewer": __version__,
@@ -292,6 +293,7 @@ def cmd_info(args) -> int:
     print(f"model:         {card['model']}")
     print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis **" if card["demo"] else ""))
     print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
+    print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
     print(f"provider:      {card['provider']}")
     print(f"trained on:    {json.dumps(card['trained_on'])}")
     print(f"OOD guard:     {'yes' if card['ood_guard'] else 'no'}")

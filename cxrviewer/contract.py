@@ -41,7 +41,13 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood",)
+OPTIONAL_KEYS = ("ood", "precision")
+
+#: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
+#: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
+#: outputs are still float32 (``cxr-train export RUN --int8``).
+PRECISIONS = ("fp32", "int8")
+PRECISION_KEY = PREFIX + "precision"
 
 _FIX = (
     "Export the model with `cxr-train export RUN` (or `cxr-train import-weights ...`), "
@@ -64,6 +70,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
         "trained_on": dict(info.trained_on),
         "metrics": {k: float(v) for k, v in info.metrics.items()},
     }
+    if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
+        values["precision"] = info.precision
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -140,6 +148,12 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             ood = _parse_ood(raw["ood"])
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"cxr.ood is malformed ({exc})")
+    precision = raw.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        problems.append(
+            f"cxr.precision must be one of {', '.join(json.dumps(p) for p in PRECISIONS)} (absent means \"fp32\"), "
+            f"got {precision!r}"
+        )
     if problems:
         raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
     return ModelInfo(
@@ -155,6 +169,7 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         layout="NHWC",
         format_version=version,
         ood=ood,
+        precision=precision,
     )
 
 

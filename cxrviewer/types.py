@@ -95,6 +95,8 @@ class ModelInfo:
     layout: str = "NHWC"
     format_version: int = 1
     ood: OodStats | None = None
+    #: ``"fp32"``, or ``"int8"`` for a static-quantized copy (``cxr.precision``; absent = fp32).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))

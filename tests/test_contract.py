@@ -39,6 +39,8 @@ def test_every_missing_key_is_named(tmp_path):
         ("cxr.layout", '"NCHW"', "NHWC"),
         ("cxr.input_size", "not json", "not valid JSON"),
         ("cxr.format_version", "99", "version 99"),
+        ("cxr.precision", '"fp16"', r'cxr.precision must be one of "fp32", "int8" \(absent means "fp32"\), got \'fp16\''),
+        ("cxr.precision", "8", "cxr.precision must be one of"),
     ],
 )
 def test_invalid_values_are_refused(key, value, needle):
@@ -46,6 +48,26 @@ def test_invalid_values_are_refused(key, value, needle):
     meta[key] = value
     with pytest.raises(ModelError, match=needle):
         contract.from_metadata(meta)
+
+
+def test_precision_absent_means_fp32(tiny_model):
+    """Models written before cxr.precision existed load as fp32; fp32 exports still leave it out."""
+    assert "cxr.precision" not in contract.to_metadata(tiny_info())
+    clf = Classifier.load(tiny_model)
+    assert clf.info.precision == "fp32"
+    meta = contract.to_metadata(tiny_info(precision="int8"))
+    assert meta["cxr.precision"] == '"int8"'
+    assert contract.from_metadata(meta) == tiny_info(precision="int8")
+    meta["cxr.precision"] = '"fp32"'  # written explicitly, it means the same as absent
+    assert contract.from_metadata(meta) == tiny_info()
+
+
+def test_model_with_invalid_precision_is_refused(tmp_path):
+    meta = contract.to_metadata(tiny_info())
+    meta["cxr.precision"] = '"int4"'
+    path = build_tiny_model(tmp_path / "m.onnx", metadata=meta)
+    with pytest.raises(ModelError, match=r"m.onnx has invalid metadata: cxr.precision must be one of .*cxr-train export"):
+        Classifier.load(path)
 
 
 def test_thresholds_as_list_are_accepted_by_label_order():

@@ -1,8 +1,9 @@
 """``cxr-train fit | evaluate | export | import-weights`` (also ``python -m training``).
 
 Exit codes: 0 done; 2 a problem the user can fix (bad data, leakage, a weights file that does
-not fit, ...), printed on one line; 130 interrupted. Progress is logged (INFO by default,
-``-q`` for warnings only, ``-v`` for debug); the final summary is printed.
+not fit, an int8 model that failed its parity check, ...), printed on one line; 130 interrupted.
+Progress is logged (INFO by default, ``-q`` for warnings only, ``-v`` for debug); the final
+summary is printed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .evaluate import METHODS
     from .fit import CACHES, STRATEGIES
+    from .int8 import DEFAULT_CALIBRATION_FILMS, MAX_AUROC_DROP
 
     parser = argparse.ArgumentParser(
         prog="cxr-train",
@@ -116,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", type=Path, metavar="ONNX", help="output file (default RUN/model.onnx)")
     x.add_argument("--model-version", metavar="V", help="override the run's version string")
     x.add_argument("--ood-sample", type=int, default=2000, metavar="N")
+    q = x.add_argument_group("int8 (docs/training.md)")
+    q.add_argument("--int8", action="store_true",
+                   help="also write an int8 copy (ONNX Runtime static QDQ quantization), kept only if it passes "
+                        "an AUROC parity check on the held-out films")
+    q.add_argument("--int8-out", type=Path, metavar="ONNX",
+                   help="int8 output file (default: next to the fp32 model, model.int8.onnx); implies --int8")
+    q.add_argument("--calibration-films", type=_positive_int, default=DEFAULT_CALIBRATION_FILMS, metavar="N",
+                   help=f"training films to calibrate on (default {DEFAULT_CALIBRATION_FILMS}, at most the training split)")
+    q.add_argument("--max-auroc-drop", type=float, default=MAX_AUROC_DROP, metavar="X",
+                   help=f"reject the int8 model if its mean AUROC on the held-out films is lower by more than X "
+                        f"(default {MAX_AUROC_DROP})")
 
     i = sub.add_parser("import-weights", help="export an existing Keras DenseNet121+GAP+Dense .h5 to ONNX",
                        description="Load a Keras HDF5 weights file (CheXNet-Keras, the course's pretrained_model.h5, "
@@ -185,6 +198,14 @@ def cmd_export(args) -> int:
 
     out = export_run(args.run, args.out, args.model_version, ood_sample=args.ood_sample)
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if args.int8 or args.int8_out:
+        from .int8 import quantize_run
+
+        r = quantize_run(args.run, out, args.int8_out, args.calibration_films, args.max_auroc_drop)
+        p, s = r["parity"], r["speed"]
+        print(f"exported {r['model']} ({r['size_mb']['int8']:.1f} MB): {r['verdict']}; "
+              f"max |Δprob| {p['max_abs_delta_prob']:.4f}; one thread {s['fp32_films_per_s']:.1f} → "
+              f"{s['int8_films_per_s']:.1f} films/s (×{s['speedup']:.2f}); see {args.run / 'report.md'}")
     return EXIT_OK
 
 

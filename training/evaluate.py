@@ -280,4 +280,9 @@ def render_report(run: Run, metrics: dict[str, Any]) -> str:
         lines += ["", f"![ROC {name}](roc_{name}.png) ![PR {name}](pr_{name}.png)", ""]
     if metrics["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in metrics["notes"]] + [""]
+    from .int8 import section_from_run
+
+    int8 = section_from_run(run)  # `export --int8`'s parity report outlives a re-evaluation
+    if int8:
+        lines += [int8]
     return "\n".join(lines)

@@ -9,6 +9,7 @@
     RUN/metrics.json  per-split AUROC, thresholds, confusion counts   (evaluate)
     RUN/report.md     the same for people, with roc_*.png / pr_*.png   (evaluate)
     RUN/model.onnx    the exported model with its metadata            (export)
+    RUN/model.int8.onnx, RUN/int8.json   int8 copy and its parity check  (export --int8)
 """
 
 from __future__ import annotations
