@@ -17,6 +17,7 @@ alike; b/a and b/c are medians of the per-repeat ratios. Prints films/s (medians
     python bench/bench_batch.py [--repeats 5] [--seed-films 24] [--batch-size N] [--workers N]
     python bench/bench_batch.py --sweep      # the table behind the defaults in cxrviewer/batch.py
     python bench/bench_batch.py --cli        # also time `cxrviewer score` end to end (model load included)
+    python bench/bench_batch.py --model RUN/model.int8.onnx   # (b) and (c) with another model file
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def main() -> None:
     ap.add_argument("--literal-films", type=int, default=3, help="films for the seeds' literal loop (a*); 0 skips it")
     ap.add_argument("--batch-size", type=int, default=None, help="default: cxrviewer's default")
     ap.add_argument("--workers", type=int, default=None, help="films side by side; default: cxrviewer's default")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="ONNX model for (b) and (c), e.g. an int8 one from `cxr-train export --int8` "
+                         "(default: the bundled demo model); (a) is always the fp32 Keras DenseNet121")
     ap.add_argument("--no-keras", action="store_true", help="skip (a) (no TensorFlow installed)")
     ap.add_argument("--cli", action="store_true", help="also run `cxrviewer score` end to end in-process")
     ap.add_argument("--sweep", action="store_true", help="sweep batch size x workers")
@@ -168,11 +172,11 @@ def main() -> None:
         sweep(films, args, tmp)
         return
 
-    clf = Classifier.load(demo_model(), device="auto")
+    clf = Classifier.load(args.model or demo_model(), device="auto")
     bs = args.batch_size or batch.default_batch_size(clf.provider)
     workers = args.workers or batch.default_workers(clf.provider)
     size = clf.info.input_size
-    print(f"machine: {machine()}; model {clf.info.model_version} {size}px on {clf.provider}; {len(films)} NIH PNGs 1024x1024")
+    print(f"machine: {machine()}; model {clf.info.model_version} ({getattr(clf.info, 'precision', 'fp32')}) {size}px on {clf.provider}; {len(films)} NIH PNGs 1024x1024")
     x = preprocess_batch([read_film(p) for p in films], clf.info)
     seed = None
     if not args.no_keras:

@@ -140,7 +140,7 @@ def regions(
         heat = cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
     else:
         heat = upsample(small, grid)
-    mask = cv2.compare(heat, float(level), cv2.CMP_GE)  # 0/255
+    mask = (heat >= level).view(np.uint8)  # 0/1 without a second pass
     if not cv2.countNonZero(mask):
         return []
     # Trace the outlines only in the box around the hot pixels (one pixel wider, inside the grid):
