@@ -61,6 +61,32 @@ def test_stopping_early_leaves_no_worker_running(films, classifier):
     assert threading.active_count() <= before
 
 
+def test_opencv_runs_single_threaded_only_while_workers_fill_the_cores(films, classifier, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        seen = []
+        for _ in iter_scores(films, classifier, workers=2):
+            seen.append(cv2.getNumThreads())
+        assert set(seen) == {1}
+        assert cv2.getNumThreads() == 3  # restored
+        # a batch that leaves cores free leaves OpenCV's threads alone
+        assert {cv2.getNumThreads() for _ in iter_scores(films, classifier, workers=1)} == {3}
+        # two batches at once (the GUI may score while a folder is scored): the last one restores
+        a, b = iter_scores(films, classifier, workers=2), iter_scores(films, classifier, workers=2)
+        next(a), next(b)
+        assert cv2.getNumThreads() == 1
+        a.close()
+        assert cv2.getNumThreads() == 1
+        b.close()
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 # ------------------------------------------------------------------ regions, the plain way
 def plain_display_map(pred, label, shape):
     h, w = shape
