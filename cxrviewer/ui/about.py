@@ -43,6 +43,7 @@ def about_html(card: dict | None) -> str:
             ("version", f"{card.get('model_version', '')}"),
             ("input", f"{card.get('input_size')}×{card.get('input_size')}×3 {card.get('layout', '')}, "
                       f"mean {card.get('mean', 0):.4f}, std {card.get('std', 0):.4f}"),
+            ("precision", card.get("precision", "fp32")),
             ("execution provider", card.get("provider", "")),
             ("trained on", json.dumps(card.get("trained_on", {}), ensure_ascii=False)),
             ("OOD guard", "yes" if card.get("ood_guard") else "no"),

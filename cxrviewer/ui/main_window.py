@@ -619,7 +619,8 @@ class MainWindow(QMainWindow):
             self.demo_banner.setVisible(False)
         else:
             demo = " (demo)" if clf.info.demo else ""
-            self.model_label.setText(f"model {clf.info.model_version}{demo} · {clf.provider}")
+            precision = f" · {clf.info.precision}" if clf.info.precision != "fp32" else ""
+            self.model_label.setText(f"model {clf.info.model_version}{demo}{precision} · {clf.provider}")
             self.model_label.setToolTip(str(clf.path))
             self.demo_banner.setVisible(bool(clf.info.demo))
         self._sync_actions()

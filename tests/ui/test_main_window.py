@@ -300,7 +300,21 @@ def test_load_another_model_rescores(qtbot, window, nih_film, tmp_path):
     assert sorted(window.panel.labels()) == ["Effusion", "Mass", "Nodule"]
     assert window.model.prediction.model_version == "three-1"
     assert not window.demo_banner.isVisible()
-    assert "three-1" in window.model_label.text()
+    assert "three-1" in window.model_label.text() and "int8" not in window.model_label.text()
+
+
+def test_an_int8_model_says_so(qtbot, window, tmp_path):
+    from cxrviewer.cli import model_card
+    from cxrviewer.ui.about import AboutDialog
+    from tinymodel import build_tiny_model, tiny_info
+
+    q = build_tiny_model(tmp_path / "q.onnx", tiny_info(64, model_version="q-1", precision="int8"))
+    with qtbot.waitSignal(window.modelLoaded, timeout=20_000):
+        window.load_model_file(q)
+    assert "q-1" in window.model_label.text() and "int8" in window.model_label.text()
+    dlg = AboutDialog(model_card(window.model.classifier), window)
+    assert "precision" in dlg.text.toPlainText() and "int8" in dlg.text.toPlainText()
+    dlg.close()
 
 
 def test_bad_model_file_is_reported(qtbot, window, tmp_path, dialogs):
