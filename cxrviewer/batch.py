@@ -339,12 +339,9 @@ class ResultsCsv:
         logger.info("resuming %s: %d files already scored", self.path, len(self._done))
 
     def already_done(self, path: Path) -> bool:
+        """Whether the file was already in the CSV when it was opened (same path, size, mtime)."""
         key = file_key(path)
         return key is not None and key in self._done
-
-    @property
-    def done_count(self) -> int:
-        return len(self._done)
 
     def _format(self, rows: list[dict[str, str]]) -> str:
         buf = io.StringIO()
@@ -366,10 +363,8 @@ class ResultsCsv:
             return
         rows = [result_row(r, self.labels, self.model_version) for r in results]
         self._write_text(self._format(rows))
-        for r in results:
-            key = file_key(r.path)
-            if key is not None:
-                self._done.add(key)
+        # Rows written now are not added to the set of files already done: that set is only
+        # asked before a run starts, and it would grow by a few hundred bytes a film.
 
     def close(self) -> None:
         self._file.close()
