@@ -134,12 +134,7 @@ def regions(
         return []  # an all-zero map (common: the maps are ReLU'd) has nothing above any level
     film_h, film_w = int(shape[0]), int(shape[1])
     grid = region_grid((film_h, film_w))
-    if level > 0:
-        # Only pixels at or above a positive level matter, so the clamp at zero of upsample()
-        # changes nothing here: skip that pass.
-        heat = cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
-    else:
-        heat = upsample(small, grid)
+    heat = upsample(small, grid)
     mask = (heat >= level).view(np.uint8)  # 0/1 without a second pass
     if not cv2.countNonZero(mask):
         return []
