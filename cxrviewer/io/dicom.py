@@ -1,22 +1,13 @@
-"""DICOM films: parse with pydicom, decode the first frame, apply the grayscale pipeline.
+"""DICOM films: parse with pydicom, decode the first frame, build the :class:`Film`.
 
-The grayscale pipeline follows DICOM PS3.4 N.2.1 and PS3.3 C.11, in this order::
-
-    stored values
-      → Modality LUT (Modality LUT Sequence, else Rescale Slope/Intercept)   PS3.3 C.11.1
-      → VOI LUT (VOI LUT Sequence, else Window Center/Width, else min/max)   PS3.3 C.11.2
-      → scaled to [0, 1] by the output range of the VOI stage
-      → inverted once if MONOCHROME1 (PS3.3 C.7.6.3.1.2) or Presentation LUT Shape INVERSE
-        (PS3.3 C.11.6.1.2)
-
-MONOCHROME1 is inverted *after* the VOI stage: the standard says its minimum is displayed white
-"after any VOI gray scale transformations have been performed" (cornerstone3D PR #2215 fixed a
-viewer that inverted before and so inverted twice). See docs/dicom.md for every decision.
+This module reads the file and its header; the display pipeline itself (Modality LUT → VOI →
+MONOCHROME1 inversion → [0, 1], PS3.4 N.2.1) is plain numpy in :mod:`cxrviewer.io.dicom_display`,
+as pydicom keeps ``pixels/processing.py`` apart from its decoders. See docs/dicom.md.
 
 Parsing (:func:`_parse`) and decoding (:func:`_decode_first_frame`) wrap pydicom and the codec
 plugins, which raise many exception types on damaged input; both turn every failure into a
-:class:`~cxrviewer.errors.CxrError`. The pipeline itself (:func:`display_pixels`) works on plain
-numbers extracted by :func:`grayscale_params`, so it can be tested without files.
+:class:`~cxrviewer.errors.CxrError`. :func:`grayscale_params` and :func:`read_lut` turn header
+attributes into the plain values the pipeline takes, dropping (and logging) unusable ones.
 
 Nothing identifying leaves this module: messages and logs name the file and DICOM keywords,
 never attribute values other than the technical ones listed in the film metadata.
@@ -27,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +25,15 @@ import numpy as np
 
 from ..errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from ..types import Film
+from .dicom_display import (
+    VOI_FUNCTIONS,
+    DisplayFacts,
+    GrayscaleParams,
+    Lut,
+    display_pixels,
+    rgb_to_luma,
+    valid_window,
+)
 from .limits import check_pixels
 from .sniff import j2k_info, jpeg_info
 
@@ -73,41 +72,6 @@ class _BadAttribute(Exception):
 
 
 # ------------------------------------------------------------------------------- LUTs
-@dataclass(frozen=True, eq=False)
-class Lut:
-    """A Modality or VOI lookup table (PS3.3 C.11.1.1, C.11.2.1.1).
-
-    ``first_map`` is the input value mapped to ``data[0]``; inputs below it take the first entry
-    and inputs past the end take the last (the standard's rule), so a table whose input range is
-    wider or narrower than the data never fails (Weasis #373).
-    """
-
-    data: np.ndarray
-    first_map: int
-    bits: int
-
-    def lookup(self, x: np.ndarray) -> np.ndarray:
-        """Map values ``x`` (integers, or floats rounded to the nearest entry) through the table."""
-        n = self.data.shape[0]
-        if np.issubdtype(x.dtype, np.integer):
-            idx = np.clip(x.astype(np.int64) - self.first_map, 0, n - 1)
-        else:
-            idx = np.clip(np.rint(x) - self.first_map, 0, n - 1).astype(np.int64)
-        return self.data[idx]
-
-    @property
-    def output_max(self) -> int:
-        """The top of the table's output range, ``2**n - 1``, n = the bits its largest entry needs.
-
-        For a table that uses its range, n is the LUT Descriptor's bit depth (``self.bits``).
-        Some devices declare 16 bits for tables whose entries only reach 4095 (dicom-rs #825 on
-        Agfa CRs; Horos and Cornerstone also look at the data): taking the declared range at its
-        word would show those films nearly black.
-        """
-        top = int(self.data.max()) if self.data.size else 0
-        return (1 << max(1, top.bit_length())) - 1
-
-
 def read_lut(item: Any, little_endian: bool, signed_input: bool) -> Lut | None:
     """A :class:`Lut` from a Modality/VOI LUT Sequence item, or ``None`` if it is unusable.
 
@@ -147,125 +111,6 @@ def read_lut(item: Any, little_endian: bool, signed_input: bool) -> Lut | None:
         logger.warning("a LUT declares %d entries but holds %d; using those", entries, data.size)
     data = np.clip(data, 0, 65535)
     return Lut(data=data, first_map=first_map, bits=bits)
-
-
-# ----------------------------------------------------------------- the display pipeline
-@dataclass(frozen=True, eq=False)
-class GrayscaleParams:
-    """Everything the grayscale pipeline needs, as plain values (see :func:`grayscale_params`)."""
-
-    photometric: str = "MONOCHROME2"
-    rescale: tuple[float, float] | None = None  # (slope, intercept)
-    modality_lut: Lut | None = None
-    voi_lut: Lut | None = None
-    window: tuple[float, float] | None = None  # (center, width), in modality units
-    voi_function: str = "LINEAR"
-    presentation_shape: str | None = None
-
-
-@dataclass(frozen=True)
-class DisplayFacts:
-    """What :func:`display_pixels` did: the VOI stage used, the window applied, whether inverted."""
-
-    voi: str
-    window: tuple[float, float] | None
-    inverted: bool
-
-
-def modality_values(stored: np.ndarray, params: GrayscaleParams) -> np.ndarray:
-    """Stored values → modality values (PS3.3 C.11.1): the LUT if present, else slope/intercept."""
-    if params.modality_lut is not None:
-        return params.modality_lut.lookup(stored).astype(np.float32)
-    x = stored.astype(np.float32)
-    if params.rescale is not None:
-        slope, intercept = params.rescale
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught by the caller
-            if slope != 1.0:
-                x *= np.float32(slope)
-            if intercept != 0.0:
-                x += np.float32(intercept)
-    return x
-
-
-def apply_window(x: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
-    """The window of PS3.3 C.11.2.1.2 with output range [0, 1].
-
-    LINEAR (C.11.2.1.2.1)::
-
-        x <= c - 0.5 - (w - 1) / 2        → 0
-        x >  c - 0.5 + (w - 1) / 2        → 1
-        otherwise  ((x - (c - 0.5)) / (w - 1) + 0.5)
-
-    LINEAR_EXACT (C.11.2.1.3.2) uses ``(x - c) / w + 0.5`` between ``c ± w/2``; SIGMOID
-    (C.11.2.1.3.1) is ``1 / (1 + exp(-4 (x - c) / w))``. Callers check ``width`` (≥ 1 for LINEAR,
-    > 0 otherwise).
-    """
-    x = x.astype(np.float32, copy=False)
-    if function == "LINEAR_EXACT":
-        y = (x - np.float32(center)) / np.float32(width) + np.float32(0.5)
-    elif function == "SIGMOID":
-        z = np.clip(-4.0 * (x - np.float32(center)) / np.float32(width), -60.0, 60.0)
-        return (1.0 / (1.0 + np.exp(z))).astype(np.float32)
-    elif width > 1.0:
-        y = (x - np.float32(center - 0.5)) / np.float32(width - 1.0) + np.float32(0.5)
-    else:  # width == 1: a step at c - 0.5
-        return (x > np.float32(center - 0.5)).astype(np.float32)
-    # The clip is the two outer branches of the formula: y <= 0 exactly when x <= lower edge.
-    return np.clip(y, 0.0, 1.0, out=y)
-
-
-def display_pixels(stored: np.ndarray, params: GrayscaleParams) -> tuple[np.ndarray, DisplayFacts]:
-    """Stored grayscale values → float32 display values in [0, 1], white = dense."""
-    x = modality_values(stored, params)
-    if not np.isfinite(x).all():  # an absurd slope/intercept overflowed float32
-        logger.warning("the Rescale Slope/Intercept overflow; using the stored values")
-        x = np.nan_to_num(stored.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    y: np.ndarray | None = None
-    voi, window = "minmax", None
-    if params.voi_lut is not None:
-        # PS3.3 C.11.2.1.1: the VOI LUT replaces the window; its output range is 0..2**bits-1.
-        y = params.voi_lut.lookup(x).astype(np.float32) / np.float32(params.voi_lut.output_max)
-        voi = "lut-sequence"
-    elif params.window is not None:
-        center, width = params.window
-        y = apply_window(x, center, width, params.voi_function)
-        voi, window = "window", (center, width)
-    if y is not None and _is_constant(y) and not _is_constant(x):
-        logger.warning(
-            "the %s maps every pixel to the same value; showing the min..max range instead",
-            "VOI LUT" if voi == "lut-sequence" else f"window {window}",
-        )
-        y, voi, window = None, "minmax", None
-    if y is None:
-        y = _minmax(x)
-
-    # PS3.3 C.7.6.3.1.2: MONOCHROME1 shows its minimum as white *after* the VOI stage. In image
-    # objects, Presentation LUT Shape INVERSE "shall be used if Photometric Interpretation is
-    # MONOCHROME1" (C.11.6.1.2 and the General Image module): it states the same inversion, so it
-    # is not applied a second time. INVERSE on a MONOCHROME2 image still inverts it.
-    mono1 = params.photometric == "MONOCHROME1"
-    shape = params.presentation_shape
-    if mono1 and shape == "IDENTITY":
-        logger.warning("MONOCHROME1 image with Presentation LUT Shape IDENTITY; following MONOCHROME1")
-    inverted = mono1 or shape == "INVERSE"
-    y = y.astype(np.float32, copy=False)  # every branch above made a new array: work in place
-    if inverted:
-        np.subtract(np.float32(1.0), y, out=y)
-    np.clip(y, 0.0, 1.0, out=y)
-    return y, DisplayFacts(voi=voi, window=window, inverted=inverted)
-
-
-def _is_constant(a: np.ndarray) -> bool:
-    return a.size == 0 or float(a.max()) == float(a.min())
-
-
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min()), float(x.max())
-    if not hi > lo:
-        return np.zeros(x.shape, dtype=np.float32)
-    if hi - lo > 1e37:  # float32 would overflow: (only absurd float pixel data gets here)
-        return ((x.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
-    return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------- reading the file
@@ -513,11 +358,8 @@ def _missing_codec(path: Path, ts: Any) -> str:
 
 
 def _color_to_gray(path: Path, ds: Any, arr: np.ndarray, photometric: str, bits_stored: int) -> np.ndarray:
-    """RGB (pydicom already converts YBR_FULL / YBR_FULL_422) or PALETTE COLOR → BT.601 luma in [0, 1].
-
-    Colour images have no VOI stage (PS3.3 C.11.2 applies to grayscale), so they are scaled by
-    their sample range.
-    """
+    """RGB (pydicom already converts YBR_FULL / YBR_FULL_422) or PALETTE COLOR → BT.601 luma in [0, 1]
+    (:func:`~cxrviewer.io.dicom_display.rgb_to_luma`, scaled by the sample range)."""
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -534,11 +376,7 @@ def _color_to_gray(path: Path, ds: Any, arr: np.ndarray, photometric: str, bits_
         top = float((1 << max(1, min(bits_stored, 32))) - 1)
     if rgb.ndim != 3 or rgb.shape[-1] < 3:
         raise UnreadableImageError(f"{path.name}: the colour pixel data has an unexpected shape {rgb.shape}.")
-    rgb = rgb[..., :3].astype(np.float32)
-    if np.issubdtype(arr.dtype, np.signedinteger):
-        rgb = np.maximum(rgb, 0.0)
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(luma / np.float32(top), 0.0, 1.0).astype(np.float32)
+    return rgb_to_luma(rgb, top)
 
 
 # ---------------------------------------------------------------- attribute extraction
@@ -570,18 +408,16 @@ def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
     voi_lut = _first_lut(ds, "VOILUTSequence", little, signed)
 
     function = _first_str(_optional(ds, "VOILUTFunction")) or "LINEAR"
-    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+    if function not in VOI_FUNCTIONS:
         logger.warning("unknown VOI LUT Function %r; using LINEAR", function[:16])
         function = "LINEAR"
     window = None
     raw_center, raw_width = _optional(ds, "WindowCenter"), _optional(ds, "WindowWidth")
     if _present(raw_center) or _present(raw_width):
         center, width = _first_number(raw_center), _first_number(raw_width)
-        # PS3.3 C.11.2.1.2: width >= 1 for LINEAR, > 0 for LINEAR_EXACT and SIGMOID. The
-        # |v| < 1e30 test also rejects inf and nan.
         if center is None or width is None:
             logger.warning("ignoring a Window Center/Width that is not a pair of numbers")
-        elif abs(center) < 1e30 and abs(width) < 1e30 and (width >= 1.0 if function == "LINEAR" else width > 0.0):
+        elif valid_window(center, width, function):  # PS3.3 C.11.2.1.2
             window = (center, width)
         else:
             logger.warning("ignoring window center/width %s/%s: not a valid %s window", center, width, function)

@@ -13,7 +13,7 @@ from dicomhelpers import PHI_VALUES
 
 from cxrviewer.errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from cxrviewer.io import read_film
-from cxrviewer.io.dicom import GrayscaleParams, Lut, apply_window, display_pixels
+from cxrviewer.io.dicom_display import GrayscaleParams, Lut, apply_window, display_pixels
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit
 
