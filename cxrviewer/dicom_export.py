@@ -43,6 +43,7 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 from . import __version__
 from .errors import CxrError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
+from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate
 from .types import Film, ModelInfo, Prediction
 
@@ -293,26 +294,26 @@ def derivation_description(prediction: Prediction, info: ModelInfo) -> str:
 
 # --------------------------------------------------------------------------- the source
 def _source_kind(film: Film) -> str:
-    """``dicom``, ``jpeg``, ``raster`` (PNG and other lossless pictures) or ``none``."""
+    """``dicom``, ``jpeg``, ``raster`` (PNG and other lossless pictures) or ``none``.
+
+    The file's content decides, as it did for :func:`cxrviewer.io.read_film` (one sniffer for
+    both); the film's format and the suffix only when the file cannot be read or says nothing.
+    """
     src = film.source
     if src is None:
         return "none"
     head = b""
     try:
         with open(src, "rb") as f:
-            head = f.read(132)
+            head = f.read(HEAD_BYTES)
     except OSError:
         pass
-    if head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(b"\x89PNG"):
-        return "raster"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
+    sniffed = sniff_format(head)
+    if sniffed is not None:
+        return {"dicom": "dicom", "jpeg": "jpeg"}.get(sniffed, "raster")
     fmt = str(film.metadata.get("format", "")).lower()
     suffix = src.suffix.lower()
-    # A Part 10 file without preamble starts with group 0002 or 0008 (e.g. old CR files).
-    if fmt == "dicom" or suffix in _DICOM_SUFFIXES or head[:2] in (b"\x02\x00", b"\x08\x00"):
+    if fmt == "dicom" or suffix in _DICOM_SUFFIXES:
         return "dicom"
     if fmt in ("jpeg", "jpg") or suffix in _JPEG_SUFFIXES:
         return "jpeg"

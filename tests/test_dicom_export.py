@@ -228,6 +228,23 @@ def test_png_source_starts_a_new_study_with_empty_patient(tmp_path, classifier):
     assert "LossyImageCompression" not in a and "SpecificCharacterSet" not in a
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".bmp"])
+def test_a_picture_named_dcm_is_a_picture_source_as_the_reader_says(tmp_path, classifier, caplog, suffix):
+    """The content decides, with the reader's own sniffer: a TIFF or BMP named .dcm is not DICOM."""
+    import cv2
+
+    path = tmp_path / f"scan{suffix}.dcm"
+    ok, buf = cv2.imencode(suffix, np.rint(synthetic_pixels() * 255).astype(np.uint8))
+    assert ok
+    path.write_bytes(buf.tobytes())
+    film = read_dicom_film(path)
+    assert film.metadata["format"] == suffix.lstrip(".").replace("tif", "tiff")
+    caplog.set_level(logging.DEBUG)
+    ds = read_strict(export_dicom_sc(tmp_path / "sc.dcm", film, classifier.predict_one(film), classifier.info))
+    assert "StudyInstanceUID" not in caplog.text  # no DICOM header was looked for in the picture
+    assert "ReferencedImageSequence" not in ds and "LossyImageCompression" not in ds
+
+
 def test_lossy_source_keeps_the_lossy_flag(tmp_path, shared_data, classifier, synthetic_film):
     """A JPEG-baseline DICOM was lossy once, so its derived image says so (PS3.3 C.7.6.1.1.5)."""
     film = Film(synthetic_film.pixels, source=shared_data / "dicom/torchxrayvision_siim_cr_chest.dcm")
