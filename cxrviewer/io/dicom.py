@@ -136,15 +136,20 @@ def read_dicom(path: Path) -> Film:
 
     photometric = _get_str(path, ds, "PhotometricInterpretation").upper()
     samples = _get_int(path, ds, "SamplesPerPixel") or 1
-    if not photometric:
-        photometric = "MONOCHROME2" if samples == 1 else "RGB"
-        logger.warning("%s has no Photometric Interpretation; assuming %s", path.name, photometric)
     if samples not in (1, 3):
         raise UnsupportedDicomError(
             f"{path.name} has {samples} samples per pixel; cxrviewer reads 1 (gray) or 3 (colour)."
         )
+    decode_options: dict[str, Any] = {}
+    if not photometric:
+        # Photometric Interpretation is type 1 (PS3.3 C.7.6.3), and pydicom's decoders refuse to
+        # run without it. One sample per pixel can only be grayscale; MONOCHROME2 (no inversion)
+        # is the only reading that does not invent one. Three samples are read as RGB.
+        photometric = "MONOCHROME2" if samples == 1 else "RGB"
+        decode_options["photometric_interpretation"] = photometric
+        logger.warning("%s has no Photometric Interpretation; assuming %s", path.name, photometric)
 
-    arr = _decode_first_frame(path, ds, ts, decoder)
+    arr = _decode_first_frame(path, ds, ts, decoder, decode_options)
     if frames > 1:
         logger.warning("%s has %d frames; showing the first", path.name, frames)
 
@@ -305,14 +310,16 @@ def _decoder_for(path: Path, ts: Any) -> Any:
     return decoder
 
 
-def _decode_first_frame(path: Path, ds: Any, ts: Any, decoder: Any) -> np.ndarray:
+def _decode_first_frame(path: Path, ds: Any, ts: Any, decoder: Any, options: dict[str, Any]) -> np.ndarray:
+    """The first frame as pydicom decodes it; ``options`` override Image Pixel values of the
+    data set (pydicom's decoder options, e.g. ``photometric_interpretation``)."""
     from pydicom import pixels
 
     # Prefer pylibjpeg when it can: the same decoder everywhere gives the same pixels everywhere
     # (pydicom would otherwise take the first plugin that works, e.g. Pillow if installed).
     plugin = "pylibjpeg" if _is_encapsulated(ts) and "pylibjpeg" in decoder.available_plugins else ""
     try:
-        arr = pixels.pixel_array(ds, index=0, decoding_plugin=plugin)
+        arr = pixels.pixel_array(ds, index=0, decoding_plugin=plugin, **options)
     except CxrError:
         raise
     except MemoryError:

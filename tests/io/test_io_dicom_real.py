@@ -167,3 +167,25 @@ def test_all_nih_pngs_read_as_1024_films(nih_pngs):
         assert film.pixels.shape == (1024, 1024), path.name
         assert film.metadata["format"] == "png" and film.metadata["bits"] == 8
         assert 0.0 <= film.pixels.min() < film.pixels.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["nccid_nih_cxr14_gcp_dx.dcm", "pydicom-data_RG3_J2KR.dcm"])
+def test_a_real_dicom_without_photometric_interpretation_is_read_as_announced(dicom_dir, films, tmp_path, caplog, name):
+    """#18: the log said "assuming MONOCHROME2" and the decoder then refused the file: the
+    announced fallback is now what is decoded (uncompressed and JPEG 2000)."""
+    import logging
+
+    import pydicom
+
+    ds = pydicom.dcmread(dicom_dir / name)
+    del ds.PhotometricInterpretation
+    path = tmp_path / name
+    ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="cxrviewer.io"):
+        film = read_film(path)
+    assert "no Photometric Interpretation; assuming MONOCHROME2" in caplog.text
+    assert film.metadata["photometric"] == "MONOCHROME2" and film.metadata["inverted"] is False
+    original = films[name]
+    # The same film, only never inverted (the tag that would have said MONOCHROME1 is gone).
+    expected = 1.0 - original.pixels if original.metadata["inverted"] else original.pixels
+    np.testing.assert_allclose(film.pixels, expected, atol=1e-6)
