@@ -14,42 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
+from dicomfactory import DX_IMAGE, build_dicom
 from helpers import synthetic_pixels, write_png
 
 
 def _dicom(path: Path, *, pixels: bool = True, rows: int = 64, cols: int = 64, syntax: str | None = None,
            pixel_bytes: bytes | None = None) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = "SECRET-ID-123"
-    ds.PatientBirthDate = "19450317"
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    if pixels:
-        if pixel_bytes is not None:
-            ds.PixelData = pixel_bytes
-            ds["PixelData"].VR = "OB"
-            ds["PixelData"].is_undefined_length = True
-        else:
-            ramp = (np.arange(rows * cols, dtype=np.uint16).reshape(rows, cols) % 4096)
-            ds.PixelData = ramp.tobytes()
-    kwargs = {}
-    if syntax is not None and syntax.startswith("1.2.3."):
-        kwargs = {"implicit_vr": False, "little_endian": True}
-    ds.save_as(path, enforce_file_format=True, **kwargs)
-    return path
+    """A 12-bit DX ramp from the suite's DICOM factory; Rows/Columns may lie about the pixels."""
+    ramp = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096
+    no_pixels = {} if pixels else {"PixelData": None}
+    return build_dicom(
+        path, ramp, bits_stored=12, sop_class=DX_IMAGE, modality="DX", transfer_syntax=syntax,
+        pixel_data=pixel_bytes, Rows=rows, Columns=cols, PatientID="SECRET-ID-123",
+        PatientBirthDate="19450317", **no_pixels,
+    )
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:

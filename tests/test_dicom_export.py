@@ -12,9 +12,10 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom import config as dicom_config
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
+from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
 from helpers import synthetic_pixels, write_png
 from cxrviewer.dicom_export import (
     ANONYMIZED_FILM_NAME,
@@ -52,29 +53,24 @@ def read_dicom_film(path: Path) -> Film:
 
 def make_phi_dicom(path: Path) -> Dataset:
     """A small MONOCHROME2 CR with identifying attributes set (ISO_IR 192, explicit VR LE)."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.PatientName = PHI_NAME
-    ds.PatientID = "PID-8675309"
-    ds.PatientBirthDate = "19450317"
-    ds.PatientSex = "M"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR
-    ds.StudyDate, ds.StudyTime = "20240102", "101500"
-    ds.AccessionNumber = "ACC-55501"
-    ds.ReferringPhysicianName = "Hibbert^Julius"
-    ds.StudyID = "S1"
-    ds.Modality = "CR"
-    ds.BodyPartExamined = "CHEST"
-    ds.Rows, ds.Columns = 64, 48
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = (np.arange(64 * 48, dtype=np.uint16) % 4096).tobytes()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    ds = dicom_dataset(
+        (np.arange(64 * 48, dtype=np.uint16) % 4096).reshape(64, 48),
+        bits_stored=12,
+        sop_class=CR_IMAGE,
+        modality="CR",
+        SpecificCharacterSet="ISO_IR 192",
+        PatientName=PHI_NAME,
+        PatientID="PID-8675309",
+        PatientBirthDate="19450317",
+        PatientSex="M",
+        StudyDate="20240102",
+        StudyTime="101500",
+        AccessionNumber="ACC-55501",
+        ReferringPhysicianName="Hibbert^Julius",
+        StudyID="S1",
+        BodyPartExamined="CHEST",
+    )
+    write_dicom(path, ds)
     return ds
 
 

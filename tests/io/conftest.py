@@ -1,7 +1,7 @@
 """Fixtures for the film readers: the real files in ../shared/data and synthetic DICOMs/PNGs.
 
-Synthetic DICOMs are built with pydicom's ``Dataset`` + ``FileMetaDataset``; they carry a fake
-patient name and ID (:data:`PHI_VALUES`) so tests can check that no identifying value ever
+Synthetic DICOMs come from the suite's one DICOM factory (``tests/dicomfactory.py``); they carry
+a fake patient name and ID (``PHI_VALUES``) so tests can check that no identifying value ever
 reaches a film's metadata, a log line or an error message.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dicomhelpers import SHARED_DATA_PATH, build_dicom
+from dicomfactory import SHARED_DATA_PATH, build_dicom
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicomhelpers import REAL_DICOMS, SHARED_DATA_PATH, build_dicom
+from dicomfactory import REAL_DICOMS, SHARED_DATA_PATH, build_dicom, lut_item
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,8 +111,6 @@ _NUMBER = st.one_of(st.integers(-70000, 70000), st.floats(allow_nan=True, allow_
 @st.composite
 def weird_headers(draw) -> dict:
     """Image-pixel and VOI attributes with out-of-range, contradictory or malformed values."""
-    from pydicom.dataset import Dataset
-
     elements: dict = {}
     for keyword in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"):
         if draw(st.booleans()):
@@ -127,10 +125,9 @@ def weird_headers(draw) -> dict:
             elements[keyword] = draw(st.sampled_from(choices))
     for keyword in ("VOILUTSequence", "ModalityLUTSequence"):
         if draw(st.booleans()):
-            item = Dataset()
-            item.add_new(0x00283002, "US", [draw(st.integers(0, 65535)) for _ in range(draw(st.integers(0, 4)))])
-            item.add_new(0x00283006, "US", draw(st.lists(st.integers(0, 65535), max_size=40)))
-            elements[keyword] = [item]
+            descriptor = [draw(st.integers(0, 65535)) for _ in range(draw(st.integers(0, 4)))]
+            data = draw(st.lists(st.integers(0, 65535), max_size=40))
+            elements[keyword] = [lut_item(data, descriptor=descriptor)]
     return elements
 
 

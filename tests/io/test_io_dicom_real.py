@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dicomhelpers import REAL_DICOMS, stored_array
+from dicomfactory import REAL_DICOMS, stored_array
 
 from cxrviewer.io import is_dicom, read_film
 from cxrviewer.types import Film

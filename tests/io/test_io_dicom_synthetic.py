@@ -9,16 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from dicomhelpers import PHI_VALUES
+from dicomfactory import BASIC_TEXT_SR, PHI_VALUES, dicom_dataset, lut_item
 
 from cxrviewer.errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from cxrviewer.io import read_film
 from cxrviewer.io.dicom_display import GrayscaleParams, Lut, apply_window, display_pixels
-from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit
-
-SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR: no pixels
-
 
 def ramp(bits: int, n: int = 64, signed: bool = False) -> np.ndarray:
     """One row of ``n`` values spanning the full range of ``bits``-bit samples."""
@@ -27,14 +23,6 @@ def ramp(bits: int, n: int = 64, signed: bool = False) -> np.ndarray:
     else:
         lo, hi, dtype = 0, 2**bits - 1, np.uint8 if bits <= 8 else np.uint16
     return np.linspace(lo, hi, n).round().astype(dtype)[None, :].repeat(3, axis=0)
-
-
-def lut_item(data: list[int], first_map: int, bits: int) -> Dataset:
-    """A LUT Sequence item; the descriptor is SS when ``first_map`` is negative (PS3.3 C.11.1.1)."""
-    item = Dataset()
-    item.add_new(0x00283002, "SS" if first_map < 0 else "US", [len(data) % 65536, first_map, bits])
-    item.add_new(0x00283006, "US", data)
-    return item
 
 
 # ------------------------------------------------------------------ photometric & bits
@@ -66,6 +54,14 @@ def test_signed_pixels_keep_their_order(make_dicom):
     assert film.pixels[0, 0] == 0.0 and film.pixels[0, -1] == 1.0
 
 
+def test_pixel_representation_decides_the_sign_of_the_same_bits(make_dicom):
+    bits = np.array([[0, 1, 2, 0xFFFF]], dtype=np.uint16)
+    unsigned = read_film(make_dicom(bits, name="u.dcm"))
+    signed = read_film(make_dicom(bits, name="s.dcm", signed=True))  # 0xFFFF is -1 (PS3.5 8.1.1)
+    np.testing.assert_allclose(unsigned.pixels[0], [0.0, 1 / 65535, 2 / 65535, 1.0], atol=1e-6)
+    np.testing.assert_allclose(signed.pixels[0], [1 / 3, 2 / 3, 1.0, 0.0], atol=1e-6)
+
+
 def test_signed_pixels_with_a_window_in_signed_units(make_dicom):
     stored = np.array([[-1000, -100, 0, 100, 1000]], dtype=np.int16)
     film = read_film(make_dicom(stored, bits_stored=12, WindowCenter=0, WindowWidth=201))
@@ -77,8 +73,7 @@ def test_signed_pixels_with_a_window_in_signed_units(make_dicom):
 def test_rescale_slope_intercept_is_applied_before_the_window(make_dicom):
     stored = np.array([[0, 450, 512, 600, 1000]], dtype=np.uint16)
     # modality = 2 * stored - 1024 → [-1024, -124, 0, 176, 976]; window 0 / 401 → edges -200.5, 199.5
-    film = read_film(make_dicom(stored, bits_stored=12, RescaleSlope=2, RescaleIntercept=-1024,
-                                WindowCenter=0, WindowWidth=401))
+    film = read_film(make_dicom(stored, bits_stored=12, rescale=(2, -1024), window=(0, 401)))
     expected = [0.0, (-124 + 0.5) / 400 + 0.5, 0.5 / 400 + 0.5, (176 + 0.5) / 400 + 0.5, 1.0]
     np.testing.assert_allclose(film.pixels[0], expected, atol=1e-6)
     assert film.metadata["window"] == (0.0, 401.0) and film.metadata["voi"] == "window"
@@ -114,10 +109,8 @@ def test_window_follows_the_exact_formulas_of_ps3_3_c_11_2(make_dicom, function,
 def test_linear_window_matches_pydicoms_apply_windowing():
     from pydicom.pixels import apply_windowing
 
-    ds = Dataset()
-    ds.PhotometricInterpretation, ds.BitsStored, ds.PixelRepresentation = "MONOCHROME2", 12, 0
-    ds.WindowCenter, ds.WindowWidth = 1500, 700
     x = np.arange(0, 4096, dtype=np.uint16)
+    ds = dicom_dataset(x[None, :], bits_stored=12, window=(1500, 700))
     reference = apply_windowing(x, ds) / 4095.0
     np.testing.assert_allclose(apply_window(x, 1500, 700), reference, atol=1e-6)
 
@@ -158,7 +151,7 @@ def test_an_invalid_window_width_is_ignored(make_dicom, width, caplog):
 def test_voi_lut_sequence_is_preferred_over_the_window(make_dicom):
     stored = np.array([[0, 1, 2, 3]], dtype=np.uint8)
     voi = lut_item([0, 4095, 1000, 3000], first_map=0, bits=12)  # non-monotonic on purpose
-    film = read_film(make_dicom(stored, VOILUTSequence=[voi], WindowCenter=1, WindowWidth=2))
+    film = read_film(make_dicom(stored, voi_lut=voi, window=(1, 2)))
     np.testing.assert_allclose(film.pixels[0], [0.0, 1.0, 1000 / 4095, 3000 / 4095], atol=1e-6)
     assert film.metadata["voi"] == "lut-sequence" and film.metadata["window"] is None
 
@@ -184,17 +177,16 @@ def test_a_lut_that_declares_16_bits_but_holds_12_spans_the_full_range():
 def test_modality_lut_sequence_then_window(make_dicom):
     stored = np.array([[0, 1, 2, 3]], dtype=np.uint16)
     mlut = lut_item([100, 200, 300, 400], first_map=0, bits=16)
-    film = read_film(make_dicom(stored, bits_stored=12, ModalityLUTSequence=[mlut], WindowCenter=250.5, WindowWidth=201))
+    film = read_film(make_dicom(stored, bits_stored=12, modality_lut=mlut, window=(250.5, 201)))
     # modality [100, 200, 300, 400]; LINEAR c-0.5=250, w-1=200: edges 150 and 350
     np.testing.assert_allclose(film.pixels[0], [0.0, 0.25, 0.75, 1.0], atol=1e-6)
 
 
 def test_a_broken_lut_is_ignored_not_fatal(make_dicom, caplog):
     stored = np.array([[0, 1, 2]], dtype=np.uint8)
-    broken = Dataset()
-    broken.LUTDescriptor = [3, 0, 16]  # no LUTData
+    broken = lut_item(None, descriptor=[3, 0, 16])  # no LUTData
     with caplog.at_level(logging.WARNING, logger="cxrviewer.io"):
-        film = read_film(make_dicom(stored, VOILUTSequence=[broken]))
+        film = read_film(make_dicom(stored, voi_lut=broken))
     assert film.metadata["voi"] == "minmax"
     assert "VOILUTSequence" in caplog.text
 
@@ -279,7 +271,7 @@ def test_no_identifying_value_reaches_metadata_logs_or_errors(make_dicom, tmp_pa
 
 # ----------------------------------------------------------------------------- errors
 def test_a_dicom_without_pixel_data_is_unsupported(make_dicom):
-    path = make_dicom(ramp(8), sop_class=SR_STORAGE, PixelData=None)
+    path = make_dicom(ramp(8), sop_class=BASIC_TEXT_SR, PixelData=None)
     with pytest.raises(UnsupportedDicomError, match="no image .*report or a presentation state"):
         read_film(path)
 
