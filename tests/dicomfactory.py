@@ -23,7 +23,9 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-SHARED_DATA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from helpers import SHARED_DATA
+
+SHARED_DATA_PATH = SHARED_DATA  # ../shared/data from the repository root
 #: Patient name, ID and birth date of every synthetic DICOM unless a test sets its own.
 PHI_VALUES = ("Doe^Jane", "PID-0042-SECRET", "19450101")
 
