@@ -6,8 +6,9 @@ as pydicom keeps ``pixels/processing.py`` apart from its decoders. See docs/dico
 
 Parsing (:func:`_parse`) and decoding (:func:`_decode_first_frame`) wrap pydicom and the codec
 plugins, which raise many exception types on damaged input; both turn every failure into a
-:class:`~cxrviewer.errors.CxrError`. :func:`grayscale_params` and :func:`read_lut` turn header
-attributes into the plain values the pipeline takes, dropping (and logging) unusable ones.
+:class:`~cxrviewer.errors.CxrError`. Header values are read through
+:mod:`cxrviewer.io.dicom_header` (guarded reads; :func:`~cxrviewer.io.dicom_header.grayscale_params`
+turns attributes into the plain values the pipeline takes, dropping and logging unusable ones).
 
 Nothing identifying leaves this module: messages and logs name the file and DICOM keywords,
 never attribute values other than the technical ones listed in the film metadata.
@@ -16,8 +17,6 @@ never attribute values other than the technical ones listed in the film metadata
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,8 @@ import numpy as np
 
 from ..errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from ..types import Film
-from .dicom_display import (
-    VOI_FUNCTIONS,
-    DisplayFacts,
-    GrayscaleParams,
-    Lut,
-    display_pixels,
-    rgb_to_luma,
-    valid_window,
-)
+from .dicom_display import DisplayFacts, display_pixels, rgb_to_luma
+from .dicom_header import get_int, get_str, grayscale_params, guard, pixel_spacing
 from .limits import check_pixels
 from .sniff import j2k_info, jpeg_info
 
@@ -63,79 +55,29 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
 
 
-class _BadAttribute(Exception):
-    """An attribute whose value pydicom could not convert; carries only the keyword."""
-
-    def __init__(self, keyword: str) -> None:
-        super().__init__(keyword)
-        self.keyword = keyword
-
-
-# ------------------------------------------------------------------------------- LUTs
-def read_lut(item: Any, little_endian: bool, signed_input: bool) -> Lut | None:
-    """A :class:`Lut` from a Modality/VOI LUT Sequence item, or ``None`` if it is unusable.
-
-    Handles LUT Data as US (a list of values) or OW (bytes, in the data set's byte order),
-    8-bit entries packed two to a word, and tables shorter than the descriptor says.
-    """
-    desc = item.get("LUTDescriptor")
-    if desc is None or "LUTData" not in item:
-        return None
-    values = [int(v) for v in desc] if _is_sequence(desc) else [int(desc)]
-    if len(values) != 3:
-        return None
-    entries, first_map, bits = values
-    if entries < 0:  # the descriptor was read as SS
-        entries += 65536
-    entries = entries or 65536  # PS3.3 C.11.1.1: 0 means 2**16 entries
-    if signed_input and first_map >= 32768:  # descriptor read as US for signed pixels
-        first_map -= 65536
-    value = item["LUTData"].value
-    if value is None:
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if 0 < bits <= 8 and len(raw) in (entries, entries + 1) and entries > 1:
-            data = np.frombuffer(raw[:entries], dtype=np.uint8).astype(np.int64)
-        else:
-            words = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<u2" if little_endian else ">u2")
-            data = words.astype(np.int64)
-    else:
-        seq = value if _is_sequence(value) else [value]
-        data = np.asarray([int(v) for v in seq], dtype=np.int64)
-    if data.size == 0:
-        return None
-    if data.size > entries:
-        data = data[:entries]
-    elif data.size < entries:
-        logger.warning("a LUT declares %d entries but holds %d; using those", entries, data.size)
-    data = np.clip(data, 0, 65535)
-    return Lut(data=data, first_map=first_map, bits=bits)
-
-
 # --------------------------------------------------------------------- reading the file
 def read_dicom(path: Path) -> Film:
     """Read the DICOM file at ``path`` (with or without preamble) as a :class:`Film`."""
     ds = _parse(path)
-    has_pixels = _guard(path, lambda: any(k in ds for k in _PIXEL_KEYWORDS))
+    has_pixels = guard(path, lambda: any(k in ds for k in _PIXEL_KEYWORDS))
     if not has_pixels:
         _explain_missing_pixels(path, ds)
 
     ts = _transfer_syntax(path, ds)
     decoder = _decoder_for(path, ts)
-    rows, cols = _get_int(path, ds, "Rows"), _get_int(path, ds, "Columns")
+    rows, cols = get_int(path, ds, "Rows"), get_int(path, ds, "Columns")
     if not rows or not cols or rows <= 0 or cols <= 0:
         raise UnreadableImageError(
             f"{path.name}: the DICOM header declares no image size (Rows/Columns); the file is damaged."
         )
     # The decompression-bomb guard, before anything is decoded; only the first frame is decoded.
     check_pixels(cols, rows, path, "DICOM frame")
-    frames = max(1, _get_int(path, ds, "NumberOfFrames") or 1)
+    frames = max(1, get_int(path, ds, "NumberOfFrames") or 1)
     if _is_encapsulated(ts):
         _check_codestream(path, ds)
 
-    photometric = _get_str(path, ds, "PhotometricInterpretation").upper()
-    samples = _get_int(path, ds, "SamplesPerPixel") or 1
+    photometric = get_str(path, ds, "PhotometricInterpretation").upper()
+    samples = get_int(path, ds, "SamplesPerPixel") or 1
     if samples not in (1, 3):
         raise UnsupportedDicomError(
             f"{path.name} has {samples} samples per pixel; cxrviewer reads 1 (gray) or 3 (colour)."
@@ -153,13 +95,13 @@ def read_dicom(path: Path) -> Film:
     if frames > 1:
         logger.warning("%s has %d frames; showing the first", path.name, frames)
 
-    bits_stored = _get_int(path, ds, "BitsStored") or int(arr.dtype.itemsize * 8)
+    bits_stored = get_int(path, ds, "BitsStored") or int(arr.dtype.itemsize * 8)
     is_color = arr.ndim == 3 or photometric == "PALETTE COLOR"
     if is_color:
         pixels = _color_to_gray(path, ds, arr, photometric, bits_stored)
         facts = DisplayFacts(voi="none", window=None, inverted=False)
     else:
-        params = _guard(path, lambda: grayscale_params(ds, photometric))
+        params = guard(path, lambda: grayscale_params(ds, photometric))
         pixels, facts = display_pixels(arr, params)
 
     metadata: dict[str, Any] = {
@@ -168,7 +110,7 @@ def read_dicom(path: Path) -> Film:
         "height": int(pixels.shape[0]),
         "bits": int(bits_stored),
         "bits_stored": int(bits_stored),
-        "modality": _get_str(path, ds, "Modality") or None,
+        "modality": get_str(path, ds, "Modality") or None,
         "photometric": photometric,
         "transfer_syntax": str(ts),
         "window": facts.window,
@@ -176,10 +118,10 @@ def read_dicom(path: Path) -> Film:
         "inverted": facts.inverted,
         "frames": int(frames),
     }
-    view = _get_str(path, ds, "ViewPosition")
+    view = get_str(path, ds, "ViewPosition")
     if view:
         metadata["view_position"] = view
-    return Film(pixels, source=path, pixel_spacing=_pixel_spacing(path, ds), metadata=metadata)
+    return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata)
 
 
 def _parse(path: Path) -> Any:
@@ -201,13 +143,13 @@ def _parse(path: Path) -> Any:
 
 def _explain_missing_pixels(path: Path, ds: Any) -> None:
     """No Pixel Data: tell a report or presentation state apart from a cut-off image or a non-DICOM file."""
-    evidence = _guard(path, lambda: [k for k in _DICOM_EVIDENCE if k in ds])
-    has_meta = _guard(path, lambda: bool(getattr(ds, "file_meta", None)))
+    evidence = guard(path, lambda: [k for k in _DICOM_EVIDENCE if k in ds])
+    has_meta = guard(path, lambda: bool(getattr(ds, "file_meta", None)))
     if not evidence and not has_meta:
         raise UnreadableImageError(f"{path.name} is not a DICOM file (and not a PNG, JPEG, TIFF or BMP image).")
     # pydicom drops an undefined-length Pixel Data element that the end of the file cuts off, so
     # look for its tag in the bytes, and at the SOP Class, before calling the object image-less.
-    sop = _guard(path, lambda: str(ds.get("SOPClassUID", "")))
+    sop = guard(path, lambda: str(ds.get("SOPClassUID", "")))
     sop_name = _uid_name(sop)
     if _file_has_pixel_tag(path) or "Image Storage" in sop_name:
         raise UnreadableImageError(
@@ -265,7 +207,7 @@ def _transfer_syntax(path: Path, ds: Any) -> Any:
         logger.debug("%s has no transfer syntax in its file meta; using %s", path.name, uid.name)
         return uid
 
-    return _guard(path, get)
+    return guard(path, get)
 
 
 def _is_encapsulated(ts: Any) -> bool:
@@ -385,180 +327,4 @@ def _color_to_gray(path: Path, ds: Any, arr: np.ndarray, photometric: str, bits_
         raise UnreadableImageError(f"{path.name}: the colour pixel data has an unexpected shape {rgb.shape}.")
     return rgb_to_luma(rgb, top)
 
-
-# ---------------------------------------------------------------- attribute extraction
-def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
-    """The grayscale pipeline's inputs from a data set, with unusable values dropped (and logged):
-    a malformed window or LUT costs the film its window or LUT, not its pixels."""
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    try:
-        little = bool(ts.is_little_endian) if ts else None
-    except ValueError:  # not a transfer syntax UID
-        little = None
-    if little is None:
-        little = getattr(ds, "original_encoding", (None, True))[1] is not False
-    signed = _first_number(_optional(ds, "PixelRepresentation")) == 1
-
-    rescale = None
-    raw_slope, raw_intercept = _optional(ds, "RescaleSlope"), _optional(ds, "RescaleIntercept")
-    if _present(raw_slope) or _present(raw_intercept):
-        slope = _first_number(raw_slope) if _present(raw_slope) else 1.0
-        intercept = _first_number(raw_intercept) if _present(raw_intercept) else 0.0
-        # |v| < 1e30 also rejects inf, nan and unparsable values (None).
-        if slope is None or intercept is None or not (abs(slope) < 1e30 and abs(intercept) < 1e30) or slope == 0.0:
-            logger.warning("ignoring an unusable Rescale Slope/Intercept (they must be numbers, the slope non-zero)")
-        elif (slope, intercept) != (1.0, 0.0):
-            rescale = (slope, intercept)
-
-    modality_lut = _first_lut(ds, "ModalityLUTSequence", little, signed)
-    voi_lut = _first_lut(ds, "VOILUTSequence", little, signed)
-
-    function = _first_str(_optional(ds, "VOILUTFunction")) or "LINEAR"
-    if function not in VOI_FUNCTIONS:
-        logger.warning("unknown VOI LUT Function %r; using LINEAR", function[:16])
-        function = "LINEAR"
-    window = None
-    raw_center, raw_width = _optional(ds, "WindowCenter"), _optional(ds, "WindowWidth")
-    if _present(raw_center) or _present(raw_width):
-        center, width = _first_number(raw_center), _first_number(raw_width)
-        if center is None or width is None:
-            logger.warning("ignoring a Window Center/Width that is not a pair of numbers")
-        elif valid_window(center, width, function):  # PS3.3 C.11.2.1.2
-            window = (center, width)
-        else:
-            logger.warning("ignoring window center/width %s/%s: not a valid %s window", center, width, function)
-
-    shape = _first_str(_optional(ds, "PresentationLUTShape")) or None
-    return GrayscaleParams(
-        photometric=photometric,
-        rescale=rescale,
-        modality_lut=modality_lut,
-        voi_lut=voi_lut,
-        window=window,
-        voi_function=function,
-        presentation_shape=shape,
-    )
-
-
-def _optional(ds: Any, keyword: str) -> Any:
-    """An optional attribute's value, or ``None`` (logged) when pydicom cannot convert it."""
-    try:
-        return ds.get(keyword)
-    except Exception as exc:  # noqa: BLE001 - e.g. a DS that is not a number
-        logger.warning("ignoring an unreadable %s (%s)", keyword, type(exc).__name__)
-        return None
-
-
-def _first_lut(ds: Any, keyword: str, little: bool, signed: bool) -> Lut | None:
-    try:
-        seq = ds.get(keyword)
-        if not seq:
-            return None
-        lut = read_lut(seq[0], little, signed)
-    except Exception as exc:  # noqa: BLE001 - a malformed LUT is ignored, not fatal
-        logger.warning("ignoring an unreadable %s (%s)", keyword, type(exc).__name__)
-        return None
-    if lut is None:
-        logger.warning("ignoring an incomplete %s", keyword)
-    return lut
-
-
-def _first_number(value: Any) -> float | None:
-    """A DS/IS/US value (or the first of several) as a float; ``None`` when absent or not a number."""
-    if value is None or value == "":
-        return None
-    if _is_sequence(value):
-        if len(value) == 0:
-            return None
-        value = value[0]
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and not (_is_sequence(value) and len(value) == 0)
-
-
-def _first_str(value: Any) -> str:
-    """A CS value (or the first of several), stripped and upper-cased; ``""`` when absent."""
-    if _is_sequence(value):
-        value = value[0] if len(value) else ""
-    return "" if value is None else str(value).strip().upper()
-
-
-def _is_sequence(value: Any) -> bool:
-    """A multi-valued element (pydicom's MultiValue, a list), not a str/bytes value."""
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
-
-
-def _pixel_spacing(path: Path, ds: Any) -> tuple[float, float] | None:
-    """(row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing (PS3.3 10.7.1.3)."""
-
-    def get() -> tuple[float, float] | None:
-        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-            value = ds.get(keyword)
-            if not _is_sequence(value) or len(value) != 2:
-                continue
-            values = list(value)
-            if len(values) != 2:
-                continue
-            try:
-                row, col = float(values[0]), float(values[1])
-            except (TypeError, ValueError, OverflowError):
-                continue
-            if math.isfinite(row) and math.isfinite(col) and row > 0 and col > 0:
-                return (row, col)
-        return None
-
-    try:
-        return get()
-    except Exception:  # noqa: BLE001 - an unreadable spacing is simply unknown
-        return None
-
-
-def _guard(path: Path, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` (which touches pydicom attributes); map any failure to a damaged-header error."""
-    try:
-        return fn()
-    except CxrError:
-        raise
-    except _BadAttribute as exc:
-        raise UnreadableImageError(
-            f"{path.name}: the DICOM attribute {exc.keyword} could not be read; the file is damaged."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - pydicom converts values lazily and raises many types
-        logger.debug("reading attributes of %s failed (%s)", path.name, type(exc).__name__)
-        raise UnreadableImageError(
-            f"{path.name}: the DICOM header could not be read; the file is damaged ({type(exc).__name__})."
-        ) from None
-
-
-def _get(ds: Any, keyword: str) -> Any:
-    try:
-        return ds.get(keyword)
-    except Exception:  # noqa: BLE001
-        raise _BadAttribute(keyword) from None
-
-
-def _get_int(path: Path, ds: Any, keyword: str) -> int | None:
-    value = _guard(path, lambda: _get(ds, keyword))
-    number = _first_number(value)
-    if number is None or not math.isfinite(number):
-        return None
-    return int(number)
-
-
-def _get_str(path: Path, ds: Any, keyword: str) -> str:
-    """A short text attribute; an unreadable one is logged and treated as absent."""
-    value = _optional(ds, keyword)
-    if _is_sequence(value):  # several values where one is expected: the first
-        value = value[0] if len(value) else None
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).strip().rstrip("\x00").strip()[:64]
 
