@@ -229,10 +229,19 @@ def is_inverted(photometric: str, presentation_shape: str | None = None) -> bool
     return mono1 or presentation_shape == "INVERSE"
 
 
-def to_display(y: np.ndarray, inverted: bool) -> np.ndarray:
-    """VOI output → display values: inverted if asked (``1 - y``), clipped to [0, 1], float32."""
+def to_display(y: np.ndarray, inverted: bool, *, out: np.ndarray | None = None) -> np.ndarray:
+    """VOI output → display values: inverted if asked (``1 - y``), clipped to [0, 1], float32.
+
+    A new array unless ``out`` is given (numpy's convention; ``out=y`` works in place on a
+    float32 ``y`` the caller owns).
+    """
     y = y.astype(np.float32, copy=False)
-    out = np.subtract(np.float32(1.0), y) if inverted else y.copy()
+    if out is None:
+        out = np.subtract(np.float32(1.0), y) if inverted else y.copy()
+    elif inverted:
+        np.subtract(np.float32(1.0), y, out=out)
+    elif out is not y:
+        np.copyto(out, y)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -242,7 +251,7 @@ def display_pixels(stored: np.ndarray, params: GrayscaleParams) -> tuple[np.ndar
     x = modality_values(stored, params.rescale, params.modality_lut)
     y, voi, window = apply_voi(x, params.voi_lut, params.window, params.voi_function)
     inverted = is_inverted(params.photometric, params.presentation_shape)
-    y = to_display(y, inverted)
+    y = to_display(y, inverted, out=y)  # y is apply_voi's own new float32 array: no copy
     return y, DisplayFacts(voi=voi, window=window, inverted=inverted)
 
 

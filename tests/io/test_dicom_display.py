@@ -82,3 +82,12 @@ def test_valid_window_follows_ps3_3_c_11_2_1_2(center, width, function, ok):
 def test_rgb_to_luma_uses_bt601_weights_and_ignores_negative_samples():
     rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [-5, 255, 255]]], dtype=np.int16)
     np.testing.assert_allclose(rgb_to_luma(rgb, 255.0)[0], [0.299, 0.587, 0.114, 0.701], atol=1e-6)
+
+
+def test_to_display_can_work_in_place_on_an_array_the_caller_owns():
+    y = np.array([[-0.5, 0.0, 0.25, 1.5]], dtype=np.float32)
+    expected = to_display(y, inverted=True)
+    same = to_display(y, inverted=True, out=y)
+    assert same is y
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(expected[0], [1.0, 1.0, 0.75, 0.0])
