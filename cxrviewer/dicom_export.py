@@ -296,7 +296,7 @@ def derivation_description(prediction: Prediction, info: ModelInfo) -> str:
 def _source_kind(film: Film) -> str:
     """``dicom``, ``jpeg``, ``raster`` (PNG and other lossless pictures) or ``none``.
 
-    The file's content decides, as it did for :func:`cxrviewer.io.read_film` (one sniffer for
+    The file's content decides, as it does for :func:`cxrviewer.io.read_film` (one sniffer for
     both); the film's format and the suffix only when the file cannot be read or says nothing.
     """
     src = film.source
