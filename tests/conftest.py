@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -11,17 +10,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-sys.path.insert(0, str(TESTS))
-
-from helpers import synthetic_pixels  # noqa: E402
+# tests/ is on sys.path through `pythonpath` in pyproject.toml's pytest settings.
+from helpers import SHARED_DATA, synthetic_pixels  # noqa: E402
 from tinymodel import build_tiny_model, tiny_info  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """``../shared/data`` from the repository root; the tests that need it skip when it is absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not here")
     return SHARED_DATA

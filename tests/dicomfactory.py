@@ -10,7 +10,7 @@ Every test that needs a DICOM it cannot take from ``../shared/data`` builds it h
 
 Synthetic DICOMs carry a fake patient (:data:`PHI_VALUES`) so tests can check that no identifying
 value ever reaches a film's metadata, a log line or an error message. The real files are listed
-in :data:`REAL_DICOMS` and found at :data:`SHARED_DATA_PATH`.
+in :data:`REAL_DICOMS` and found at :data:`helpers.SHARED_DATA`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from helpers import SHARED_DATA
 
-SHARED_DATA_PATH = SHARED_DATA  # ../shared/data from the repository root
 #: Patient name, ID and birth date of every synthetic DICOM unless a test sets its own.
 PHI_VALUES = ("Doe^Jane", "PID-0042-SECRET", "19450101")
 

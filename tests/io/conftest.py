@@ -13,25 +13,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dicomfactory import SHARED_DATA_PATH, build_dicom
+from dicomfactory import build_dicom
 
 
 @pytest.fixture(scope="session")
-def SHARED_DATA() -> Path:  # noqa: N802 - upper case: it names a fixed place, like a constant
-    """``../shared/data`` from the repository root; tests that use it skip when it is absent."""
-    if not SHARED_DATA_PATH.is_dir():
-        pytest.skip("../shared/data is not here")
-    return SHARED_DATA_PATH
+def dicom_dir(shared_data: Path) -> Path:
+    return shared_data / "dicom"
 
 
 @pytest.fixture(scope="session")
-def dicom_dir(SHARED_DATA: Path) -> Path:  # noqa: N803
-    return SHARED_DATA / "dicom"
-
-
-@pytest.fixture(scope="session")
-def nih_pngs(SHARED_DATA: Path) -> list[Path]:  # noqa: N803
-    return sorted((SHARED_DATA / "nih" / "images").glob("*.png"))
+def nih_pngs(shared_data: Path) -> list[Path]:
+    return sorted((shared_data / "nih" / "images").glob("*.png"))
 
 
 @pytest.fixture

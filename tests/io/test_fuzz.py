@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicomfactory import REAL_DICOMS, SHARED_DATA_PATH, build_dicom, lut_item
+from dicomfactory import REAL_DICOMS, build_dicom, lut_item
+from helpers import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,7 @@ from cxrviewer.io import read_film
 from cxrviewer.types import Film
 
 pytestmark = [
-    pytest.mark.skipif(not SHARED_DATA_PATH.is_dir(), reason="../shared/data is not here"),
+    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not here"),
     pytest.mark.filterwarnings("ignore::UserWarning"),  # pydicom warns about the damage it sees
 ]
 
@@ -34,11 +35,11 @@ EXAMPLES = int(os.environ.get("CXR_FUZZ_EXAMPLES", "60"))
 
 
 def _sources() -> list[Path]:
-    if not SHARED_DATA_PATH.is_dir():
+    if not SHARED_DATA.is_dir():
         return []
-    nih = sorted((SHARED_DATA_PATH / "nih" / "images").glob("*.png"))[:2]
-    small = sorted((SHARED_DATA_PATH / "nih" / "small512").glob("*"))[:1]
-    return [SHARED_DATA_PATH / "dicom" / name for name in REAL_DICOMS] + nih + small
+    nih = sorted((SHARED_DATA / "nih" / "images").glob("*.png"))[:2]
+    small = sorted((SHARED_DATA / "nih" / "small512").glob("*"))[:1]
+    return [SHARED_DATA / "dicom" / name for name in REAL_DICOMS] + nih + small
 
 
 SOURCES = _sources()
