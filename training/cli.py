@@ -9,7 +9,6 @@ summary is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -45,9 +44,9 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .evaluate import METHODS
     from .fit import CACHES, STRATEGIES
     from .int8 import DEFAULT_CALIBRATION_FILMS, MAX_AUROC_DROP
+    from .metrics import METHODS
 
     parser = argparse.ArgumentParser(
         prog="cxr-train",

@@ -34,17 +34,9 @@ import numpy as np
 from cxrviewer.io import SUPPORTED_SUFFIXES, read_film
 
 from .errors import DataError
+from .labels import NIH_LABELS, NO_FINDING, UNCERTAIN
 
 logger = logging.getLogger(__name__)
-
-#: The 14 ChestX-ray14 findings in the order the models here use (alphabetical, as the course CSVs).
-NIH_LABELS: tuple[str, ...] = (
-    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
-    "Hernia", "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax",
-)
-NO_FINDING = "No Finding"
-#: The raw value of an uncertain label (CheXpert, MIMIC-CXR).
-UNCERTAIN = -1.0
 
 IMAGE_EXTENSIONS = frozenset(s.lower() for s in SUPPORTED_SUFFIXES)
 SPLITS = ("train", "valid", "test")

@@ -23,6 +23,7 @@ from cxrviewer.ood import fit_ood
 from cxrviewer.types import ModelInfo, OodStats
 
 from .errors import RunError, TrainingError
+from .metrics import DEFAULT_THRESHOLD, valid_auroc
 from .run import METRICS_FILE, MODEL_FILE, ONNX_FILE, Run
 
 logger = logging.getLogger(__name__)
@@ -131,8 +132,6 @@ def ood_stats(export_model, run: Run, sample: int = 2000, rank: int = 32, percen
 
 
 def run_model_info(run: Run, metrics: Mapping[str, Any] | None, ood: OodStats | None, model_version: str | None = None) -> ModelInfo:
-    from .evaluate import DEFAULT_THRESHOLD, valid_auroc
-
     labels = run.labels
     thresholds = dict(metrics["thresholds"]) if metrics else {c: DEFAULT_THRESHOLD for c in labels}
     return ModelInfo(

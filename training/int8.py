@@ -50,11 +50,12 @@ from cxrviewer.preprocess import model_input
 
 from .data import Record
 from .errors import RunError, TrainingError
-from .run import REPORT_FILE, Run, write_json
+from .metrics import auroc
+from .report import update_int8_section
+from .run import INT8_JSON, REPORT_FILE, Run, write_json
 
 logger = logging.getLogger(__name__)
 
-INT8_JSON = "int8.json"
 DEFAULT_CALIBRATION_FILMS = 200
 #: Accept the int8 model only if its mean AUROC on held-out films is at most this much lower.
 MAX_AUROC_DROP = 0.005
@@ -66,7 +67,6 @@ PARITY_BATCH = 16
 SPEED_FILMS = 8
 SPEED_REPEATS = 5
 POOLING_OPS = ("GlobalAveragePool", "ReduceMean")
-REPORT_HEADING = "## int8"
 
 
 class Int8RejectedError(TrainingError):
@@ -227,8 +227,6 @@ def quantize(fp32_path: Path, out: Path, batches: Iterator[np.ndarray]) -> dict[
 # ----------------------------------------------------------------------------- parity and speed
 def parity(fp32, int8, records: Sequence[Record], labels: Sequence[str], size: int, mean: float, std: float) -> dict[str, Any]:
     """Both models on the same films: per-label AUROC, |Δprob|, relative |Δ| of cams and features."""
-    from .evaluate import auroc
-
     probs: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
     y: list[np.ndarray] = []
     worst = {"cams": 0.0, "features": 0.0}
@@ -378,7 +376,7 @@ def quantize_run(run_dir: str | os.PathLike[str], fp32_path: str | os.PathLike[s
         candidate.unlink(missing_ok=True)
         raise
     write_json(run.file(INT8_JSON), result)
-    update_report(run, result)
+    update_int8_section(run, result)
     logger.info("int8: %s; max |Δprob| %.4f; one thread %.1f → %.1f films/s", verdict, par["max_abs_delta_prob"],
                 spd["fp32_films_per_s"], spd["int8_films_per_s"])
     if not accepted:
@@ -387,72 +385,3 @@ def quantize_run(run_dir: str | os.PathLike[str], fp32_path: str | os.PathLike[s
             f"see {run.file(REPORT_FILE)}. Try more --calibration-films, or a larger held-out split, or use the fp32 model."
         )
     return result
-
-
-# ----------------------------------------------------------------------------- report
-def _f(v: Any, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
-def render_section(result: dict[str, Any]) -> str:
-    """The ``## int8`` section of report.md."""
-    par, spd, q = result["parity"], result["speed"], result["quantization"]
-    status = "**accepted**" if result["accepted"] else "**REJECTED** (the file was not kept)"
-    lines = [
-        REPORT_HEADING, "",
-        f"{status}: {result['detail']}.", "",
-        f"- file: `{Path(result['model']).name}` ({result['size_mb']['int8']} MB; fp32 {result['size_mb']['fp32']} MB), "
-        "`cxr.precision = \"int8\"`, every other metadata key as the fp32 model",
-        f"- {q['tool']}: {q['format']}, activations {q['activations']}, weights {q['weights']}; "
-        f"{q['quantized_nodes']} backbone {'/'.join(q['quantized_op_types'])} nodes quantized, head and Grad-CAM float32",
-        f"- calibration: {q['calibration_films']} training films ({q['calibration_method']})",
-        f"- parity on {par['films']} {result['held_out_split']} films: mean AUROC fp32 {_f(par['mean_auroc_fp32'])}, "
-        f"int8 {_f(par['mean_auroc_int8'])}, drop {_f(par['mean_auroc_drop'])} (limit {result['max_auroc_drop']:g}); "
-        f"max |Δprob| {par['max_abs_delta_prob']:.4f} (mean {par['mean_abs_delta_prob']:.5f}); "
-        f"cams max |Δ| {par['cams_max_delta_relative']:.1%} of the peak; features {par['features_max_delta_relative']:.1%}",
-        f"- decisions at the thresholds changed: {par['threshold_decisions_changed']} of {par['threshold_decisions']}; "
-        f"OOD flags changed: {par['ood_flags_changed']} of {par['films']}",
-        f"- speed, one thread, batch 1 (median of {spd['repeats']} side-by-side rounds of {spd['films']} films, "
-        f"{spd['cpu_count']} CPUs): fp32 {spd['fp32_films_per_s']:.1f} films/s, int8 {spd['int8_films_per_s']:.1f} films/s "
-        f"(×{spd['speedup']:.2f})",
-        "",
-    ]
-    if par["labels_scored"]:
-        lines += ["| label | positives | AUROC fp32 | AUROC int8 | Δ |", "|---|---|---|---|---|"]
-        for c in par["labels_scored"]:
-            a, b = par["auroc_fp32"][c], par["auroc_int8"][c]
-            lines.append(f"| {c} | {par['positives'][c]} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
-        lines.append("")
-    if par["labels_omitted"]:
-        lines += [f"No AUROC (only one label value among these films): {', '.join(par['labels_omitted'])}.", ""]
-    return "\n".join(lines)
-
-
-def section_from_run(run: Run) -> str | None:
-    """The section for ``RUN/int8.json``, if there is one (evaluate keeps it in a rewritten report)."""
-    f = run.file(INT8_JSON)
-    if not f.is_file():
-        return None
-    try:
-        return render_section(json.loads(f.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("%s is unreadable (%s): the report has no int8 section", f, exc)
-        return None
-
-
-def update_report(run: Run, result: dict[str, Any]) -> None:
-    """Replace (or add) the ``## int8`` section of ``RUN/report.md``."""
-    path = run.file(REPORT_FILE)
-    text = path.read_text(encoding="utf-8") if path.is_file() else f"# Training report: {run.info.get('model_version', run.path.name)}\n"
-    path.write_text(with_section(text, render_section(result)), encoding="utf-8")
-
-
-def with_section(text: str, section: str) -> str:
-    lines = text.rstrip("\n").split("\n")
-    try:
-        start = lines.index(REPORT_HEADING)
-    except ValueError:
-        return "\n".join(lines) + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    rest = lines[end:]
-    return "\n".join(lines[:start] + section.rstrip("\n").split("\n") + ([""] + rest if rest else [])) + "\n"

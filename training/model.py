@@ -1,9 +1,9 @@
 """The Keras model: DenseNet121 → GlobalAveragePooling2D → Dense(C, sigmoid), and its export twin.
 
-Every layer is named: Keras' DenseNet121 names its last feature map ``relu`` (after the final
-``bn``); the head is ``avg_pool`` then ``predictions``; the input is ``image``. The export model
-shares these layers and adds the in-graph Grad-CAM (:class:`GradCam`), so one forward pass gives
-``probs``, ``cams`` and ``features`` (docs/model-format.md).
+Every layer is named (:mod:`training.layer_names`): Keras' DenseNet121 names its last feature map
+``relu`` (after the final ``bn``); the head is ``avg_pool`` then ``predictions``; the input is
+``image``. The export model shares these layers and adds the in-graph Grad-CAM (:class:`GradCam`),
+so one forward pass gives ``probs``, ``cams`` and ``features`` (docs/model-format.md).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from pathlib import Path
 from cxrviewer import contract
 
 from .errors import TrainingError
+from .layer_names import GRADCAM_LAYER, HEAD_LAYER, POOL_LAYER
+from .weights import load_weights
 
 logger = logging.getLogger(__name__)
-
-POOL_LAYER = "avg_pool"
-HEAD_LAYER = "predictions"
-FEATURES = 1024  # DenseNet121's last feature map has 1024 channels
 
 
 def check_input_size(size: int) -> int:
@@ -50,8 +48,6 @@ def build_classifier(num_classes: int, input_size: int, weights: str | Path | No
     probs = layers.Dense(num_classes, activation="sigmoid", name=HEAD_LAYER)(pooled)
     model = keras.Model(image, probs, name="cxr_densenet121")
     if weights is not None:
-        from .weights import load_weights
-
         load_weights(model, weights, head="optional")
     return model
 
@@ -111,7 +107,7 @@ def build_export_model(model):
             f"'{HEAD_LAYER}' models made by cxr-train can be exported."
         ) from None
     probs = head.output
-    cams = gradcam_layer_class()(head, name="gradcam")(feature_map, probs)
+    cams = gradcam_layer_class()(head, name=GRADCAM_LAYER)(feature_map, probs)
     return keras.Model(
         model.input,
         {contract.PROBS: probs, contract.CAMS: cams, contract.FEATURES: pooled},

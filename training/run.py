@@ -30,6 +30,7 @@ ONNX_FILE = "model.onnx"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 HISTORY_FILE = "history.csv"
+INT8_JSON = "int8.json"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightsError
-from .model import HEAD_LAYER
+from .layer_names import HEAD_LAYER
 
 logger = logging.getLogger(__name__)
 

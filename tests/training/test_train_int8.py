@@ -19,7 +19,8 @@ from cxrviewer.io import read_film  # noqa: E402
 from cxrviewer.model import Classifier  # noqa: E402
 from cxrviewer.preprocess import model_input  # noqa: E402
 from training import cli  # noqa: E402
-from training.int8 import INT8_JSON, REPORT_HEADING, with_section  # noqa: E402
+from training.report import INT8_HEADING, render_report  # noqa: E402
+from training.run import INT8_JSON  # noqa: E402
 
 FILMS = ["00000003_001.png", "00000022_000.png", "00000103_000.png", "00001153_004.png"]
 
@@ -90,7 +91,6 @@ def test_int8_outputs_are_float_and_close_to_fp32(nih, models):
 
 
 def test_parity_report_is_written(int8_run):
-    from training.evaluate import render_report
     from training.run import Run
 
     run, _ = int8_run
@@ -105,7 +105,7 @@ def test_parity_report_is_written(int8_run):
     s = r["speed"]
     assert s["threads"] == 1 and s["fp32_films_per_s"] > 0 and s["int8_films_per_s"] > 0
     report = (run / "report.md").read_text()
-    assert "Demo model" in report and report.count(REPORT_HEADING + "\n") == 1 and "**accepted**" in report
+    assert "Demo model" in report and report.count(INT8_HEADING + "\n") == 1 and "**accepted**" in report
     # `cxr-train evaluate` rewrites report.md: the int8 section survives it
     metrics = json.loads((run / "metrics.json").read_text())
     assert "**accepted**" in render_report(Run.open(run), metrics)
@@ -137,10 +137,3 @@ def test_failed_parity_exits_nonzero_and_keeps_no_int8_file(int8_run, tmp_path, 
     r = json.loads((run / INT8_JSON).read_text())
     assert r["accepted"] is False and r.get("removed_previous") is True
     assert "**REJECTED**" in (run / "report.md").read_text()
-
-
-def test_report_section_replaces_only_itself():
-    text = "# Report\n\nintro\n\n## int8\n\nold\n\n## Later\n\nkept\n"
-    new = with_section(text, "## int8\n\nnew\n")
-    assert "old" not in new and "new" in new and new.index("## int8") < new.index("## Later") and "kept" in new
-    assert with_section("# R\n", "## int8\n\nx\n") == "# R\n\n## int8\n\nx\n"

@@ -1,4 +1,4 @@
-"""Golden loss and frequency values, and the NumPy metrics (AUROC, thresholds)."""
+"""Golden loss and frequency values, and the NumPy metrics (AUROC, curves, thresholds, confusion)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from training.evaluate import auroc, choose_threshold, confusion, pr_curve, roc_curve
+from training.metrics import auroc, choose_threshold, confusion, pr_curve, roc_curve, split_metrics, valid_auroc
 from training.stats import PixelStats, class_frequencies, loss_weights
 
 COURSE_LABELS = np.array([[1, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1], [1, 0, 1]])
@@ -96,3 +96,86 @@ def test_thresholds():
     assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (3, 0, 1, 4)
     rec, prec, ap = pr_curve(y, s)
     assert rec[-1] == 1.0 and 0 < ap <= 1
+
+
+# Golden values worked out by hand (the pairs are listed so the numbers can be checked on paper).
+def test_auroc_golden_small_example():
+    # positives 0.35, 0.8 against negatives 0.1, 0.4: 0.35 beats 0.1 only; 0.8 beats both → 3 of 4 pairs
+    assert auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75, abs=1e-15)
+    # positives 0.35, 0.9 against 0.1, 0.4, 0.8: 1 + 3 of 6 pairs
+    assert auroc(np.array([0, 0, 1, 0, 1]), np.array([0.1, 0.4, 0.35, 0.8, 0.9])) == pytest.approx(4 / 6, abs=1e-15)
+    # every positive below every negative
+    assert auroc(np.array([1, 1, 0, 0]), np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
+
+
+def test_auroc_golden_ties_count_half():
+    # positives 0.5, 0.9 against 0.1, 0.5: 1 + 0.5 (the tie) + 1 + 1 = 3.5 of 4 pairs
+    assert auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.5, 0.5, 0.9])) == pytest.approx(0.875, abs=1e-15)
+    # all scores equal: every pair is a tie
+    assert auroc(np.array([0, 1, 0, 1, 1]), np.full(5, 0.3)) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_single_class_present_today():
+    """One label value (after leaving out uncertain films): no AUROC, no AP, default threshold,
+    omitted from the mean; confusion still counts the films, with the missing rate as None."""
+    s = np.array([0.2, 0.6, 0.9])
+    assert math.isnan(auroc(np.ones(3), s))
+    assert math.isnan(auroc(np.array([1, -1, 1]), s))  # uncertain is not a negative
+    assert choose_threshold(np.ones(3), s, "youden") == 0.5
+    assert choose_threshold(np.ones(3), s, "sensitivity", 0.9) == 0.5
+    assert math.isnan(pr_curve(np.zeros(3), s)[2])
+    c = confusion(np.ones(3), s, 0.5)
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (2, 0, 1, 0)
+    assert c["sensitivity"] == pytest.approx(2 / 3) and c["specificity"] is None
+    y = np.array([[1, 0], [1, 1], [1, 0]])
+    p = np.array([[0.2, 0.1], [0.6, 0.8], [0.9, 0.3]])
+    m = split_metrics(("A", "B"), y, p, {"A": 0.5, "B": 0.5})
+    assert m["auroc"] == {"A": None, "B": 1.0} and m["omitted"] == ["A"] and m["mean_auroc"] == 1.0
+    assert m["average_precision"]["A"] == 1.0 and m["films"] == 3  # AP needs positives only
+    assert valid_auroc({"splits": {"valid": m}}) == {"B": 1.0}
+    assert valid_auroc({"splits": {}}) == {}
+
+
+def test_roc_curve_golden_points():
+    fpr, tpr, thr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    np.testing.assert_array_equal(thr, [np.inf, 0.8, 0.4, 0.35, 0.1])
+    np.testing.assert_array_equal(tpr, [0, 0.5, 0.5, 1, 1])
+    np.testing.assert_array_equal(fpr, [0, 0, 0.5, 0.5, 1])
+    # tied scores make one point, not a staircase
+    fpr, tpr, thr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.5, 0.5, 0.9]))
+    np.testing.assert_array_equal(thr, [np.inf, 0.9, 0.5, 0.1])
+    np.testing.assert_array_equal(tpr, [0, 0.5, 1, 1])
+    np.testing.assert_array_equal(fpr, [0, 0, 0.5, 1])
+
+
+def test_average_precision_golden():
+    # ranked 0.8 (+), 0.4 (−), 0.35 (+), 0.1 (−): AP = 0.5·1 + 0.5·(2/3)
+    rec, prec, ap = pr_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    assert ap == pytest.approx(5 / 6, abs=1e-15)
+    np.testing.assert_allclose(rec, [0, 0.5, 0.5, 1, 1])
+    np.testing.assert_allclose(prec, [1, 1, 0.5, 2 / 3, 0.5])
+
+
+def test_youden_golden_and_its_tie_break():
+    # thresholds 0.8: J = 0.5 − 0; 0.4: 0.5 − 0.5; 0.35: 1 − 0.5 = 0.5; 0.1: 0 → the first maximum (the
+    # higher threshold, fewer false positives) wins the tie
+    y, s = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])
+    assert choose_threshold(y, s, "youden") == pytest.approx(0.8)
+    # the sensitivity method: the highest threshold with TPR ≥ target
+    assert choose_threshold(y, s, "sensitivity", 0.5) == pytest.approx(0.8)
+    assert choose_threshold(y, s, "sensitivity", 0.9) == pytest.approx(0.35)
+    assert choose_threshold(y, s, "sensitivity") == pytest.approx(0.35)  # target 0.9 by default
+    # a score above 1 (never from a sigmoid) cannot push the threshold out of [0, 1]; +inf is never chosen
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 1.5]), "youden") == 1.0
+    with pytest.raises(ValueError, match="unknown threshold method"):
+        choose_threshold(y, s, "f1")
+
+
+def test_confusion_golden_counts_at_the_threshold():
+    y = np.array([1, 1, 1, 0, 0, 0, -1])
+    s = np.array([0.9, 0.5, 0.2, 0.5, 0.3, 0.1, 0.99])
+    c = confusion(y, s, 0.5)  # score ≥ threshold is positive; the uncertain film is not counted
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (2, 1, 1, 2)
+    assert c["sensitivity"] == pytest.approx(2 / 3) and c["specificity"] == pytest.approx(2 / 3)
+    c = confusion(y, s, 0.95)
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (0, 0, 3, 3) and c["sensitivity"] == 0.0
