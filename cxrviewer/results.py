@@ -96,8 +96,13 @@ def path_from_cell(cell: str) -> str:
     """The path (as Python gives it: ``str`` with surrogateescape) that :func:`path_cell` wrote."""
     if os.name == "nt" or "\\" not in cell:
         return cell
-    raw = _UNESCAPE.sub(lambda m: "\udc5c" if m.group(1) == "\\" else chr(0xDC00 + int(m.group(1)[1:], 16)), cell)
-    # each escape became the surrogate standing for its byte: back to bytes, then to a path
+    def unescape(m: re.Match) -> str:
+        if m.group(1) == "\\":
+            return "\\"
+        byte = int(m.group(1)[1:], 16)
+        return chr(0xDC00 + byte) if byte >= 0x80 else chr(byte)  # the surrogate standing for the byte
+
+    raw = _UNESCAPE.sub(unescape, cell)
     return os.fsdecode(raw.encode("utf-8", "surrogateescape"))
 
 
