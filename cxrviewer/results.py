@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .errors import OutputError, OutputInUseError, SameFileError, UnknownResultsFileError
 from .types import Film, ModelInfo, Prediction
@@ -96,6 +96,7 @@ def path_from_cell(cell: str) -> str:
     """The path (as Python gives it: ``str`` with surrogateescape) that :func:`path_cell` wrote."""
     if os.name == "nt" or "\\" not in cell:
         return cell
+
     def unescape(m: re.Match) -> str:
         if m.group(1) == "\\":
             return "\\"
@@ -195,18 +196,24 @@ def write_regions_json(
 class ScoredFile(Protocol):
     """What a row is made of (:class:`cxrviewer.batch.ScoreResult`)."""
 
-    path: Path
-    prediction: Prediction | None
-    error: str | None
-    seconds: float
-    film_shape: tuple[int, int] | None
-    key: FileKey | None
+    @property
+    def path(self) -> Path: ...
+    @property
+    def prediction(self) -> Prediction | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def film_shape(self) -> tuple[int, int] | None: ...
+    @property
+    def key(self) -> FileKey | None: ...
 
 
-def result_row(result: Any, labels: Sequence[str], model_version: str) -> dict[str, str]:
+def result_row(result: ScoredFile, labels: Sequence[str], model_version: str) -> dict[str, str]:
     """One CSV row. The file's size and mtime are those taken when the film was read
     (``result.key``), so a film replaced after it was read is scored again on resume."""
-    key = getattr(result, "key", None)
+    key = result.key
     row = {c: "" for c in csv_columns(labels)}
     ok = result.prediction is not None
     row.update(
@@ -627,7 +634,7 @@ class ResultsCsv:
                 logger.warning("could not cut back a partial write to %s; the next run will", self.path)
             raise _output_error(self.path, exc) from None
 
-    def write(self, results: Sequence[Any]) -> None:
+    def write(self, results: Sequence[ScoredFile]) -> None:
         """Append the rows of ``results`` in one write, flushed to disk."""
         if not results:
             return

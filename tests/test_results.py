@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
