@@ -279,7 +279,8 @@ class RunLock:
         note = f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode("utf-8", "replace")
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, note, 0) if hasattr(os, "pwrite") else os.write(fd, note)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, note)
         except OSError:
             logger.debug("could not write the lock note %s", self.path)  # the lock itself holds
 
@@ -377,8 +378,8 @@ def _open_output(path: Path, flags: int) -> int:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OutputError(f"{path} is not a regular file (a pipe, device or socket); choose a results file on disk.")
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
+    if getattr(os, "O_NONBLOCK", 0):
+        os.set_blocking(fd, True)  # only a pipe could have blocked; writes to a file wait as usual
     return fd
 
 
@@ -440,20 +441,13 @@ class _Scan:
 def scan_records(data: bytes, start: int, ncols: int) -> _Scan:
     """The records of ``data[start:]`` with ``ncols`` cells each, and where the sound part ends.
 
-    The fast path parses the whole text; a damaged file (a record cut by a kill, possibly inside
-    a quoted path with a newline, or a hand-edited stray quote) is read record by record: a
-    record that never closes before the end of the file is the cut one, unless whole records
-    follow it (then it was a stray quote and only its line is skipped).
+    Records are parsed in one pass while they are whole; from the first damaged one on (a record
+    cut by a kill, possibly inside a quoted path with a newline, or a hand-edited stray quote),
+    line by line: a record that never closes before the end of the file is the cut one, unless
+    whole records follow it (then it was a stray quote and only its line is skipped).
     """
     _set_field_limit()
-    body = data[start:]
-    text = body.decode("utf-8", "replace")
-    if body.endswith(b"\n") or not body:
-        rows = _parse(text)
-        if all(len(r) == ncols for r in rows):
-            return _Scan(rows, len(data), 0)
-    # slow path, on lines
-    offsets = [start]
+    offsets = [start]  # where each line starts, and the end
     pos = start
     while True:
         nl = data.find(b"\n", pos)
@@ -464,10 +458,22 @@ def scan_records(data: bytes, start: int, ncols: int) -> _Scan:
     if offsets[-1] != len(data):
         offsets.append(len(data))  # a last line without a newline
     nlines = len(offsets) - 1
+    lines = (data[offsets[k] : offsets[k + 1]].decode("utf-8", "replace") for k in range(nlines))
+    reader = csv.reader(lines, strict=False)
     records: list[list[str]] = []
+    i = 0  # the first line not yet taken as whole records
+    for row in reader:
+        end = reader.line_num
+        if not row or (len(row) == ncols and data[offsets[end] - 1 : offsets[end]] == b"\n"):
+            if row:
+                records.append(row)
+            i = end
+            continue
+        break
+    else:
+        return _Scan(records, len(data), 0)
     bad = 0
     pending_cut: int | None = None
-    i = 0
     while i < nlines:
         j = i
         while True:
@@ -476,9 +482,7 @@ def scan_records(data: bytes, start: int, ncols: int) -> _Scan:
             if closed or j + 1 >= nlines or j - i + 1 >= _MAX_RECORD_LINES:
                 break
             j += 1
-        chunk = data[offsets[i] : offsets[j + 1]]
-        complete = closed and chunk.endswith(b"\n")
-        if complete:
+        if closed and chunk.endswith(b"\n"):
             rows = _parse(chunk.decode("utf-8", "replace"))
             if len(rows) == 1 and len(rows[0]) == ncols:
                 records.append(rows[0])
