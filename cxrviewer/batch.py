@@ -1,37 +1,49 @@
-"""Scoring many films: a bounded decode → preprocess → infer pipeline and a resumable CSV.
+"""Scoring many films: a bounded decode → preprocess → infer pipeline, and :func:`score_to_csv`.
 
 Worker threads (one per core by default) each read, preprocess and score a batch of films on a
 one-thread model session; OpenCV, the DICOM codecs and ONNX Runtime release the GIL, so one
 worker's decoding overlaps another's inference and the cores stay busy. Results come back in
-input order. :class:`ResultsCsv` writes rows in groups (:data:`CSV_ROWS_PER_WRITE`, or a batch),
-flushed and fsync'ed, so a killed run loses at most the group in flight, and a rerun with the
-same output skips the files already in it (matched by path, size and modification time).
+input order. :func:`score_to_csv` writes them to a results file (:mod:`cxrviewer.results`) in
+groups (:data:`CSV_ROWS_PER_WRITE`, or a batch), flushed and fsync'ed, so a killed run loses at
+most the group in flight, and a rerun with the same output skips the files already scored in it
+(matched by path, size and modification time, taken when each film was read).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import dataclasses
 import itertools
-import json
 import logging
 import os
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import CxrError, OutputError
+from .errors import CxrError, FileChangedError
 from .io import read_film
 from .model import CPU, Classifier
 from .preprocess import preprocess
+from .results import (  # noqa: F401 - the CSV names, importable from here as before
+    CSV_ROWS_PER_WRITE,
+    FIXED_HEAD,
+    FIXED_TAIL,
+    FileKey,
+    ResultsCsv,
+    Summary,
+    csv_columns,
+    file_key,
+    refuse_inputs_as_output,
+    regions_cell,
+    result_row,
+)
 from .types import Film, Prediction
 
 logger = logging.getLogger(__name__)
@@ -51,6 +63,8 @@ class ScoreResult:
     error_type: str | None = None
     seconds: float = 0.0
     film_shape: tuple[int, int] | None = None
+    #: (absolute path, size, mtime in ns) of the file as it was when it was read
+    key: FileKey | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,21 +90,27 @@ class _Loaded:
     error: str | None
     error_type: str | None
     seconds: float
+    key: FileKey | None = None
 
 
 def _load(path: Path, classifier: Classifier, keep_film: bool) -> _Loaded:
     t0 = time.perf_counter()
+    # The resume key is the file as it was read: stat'ed before and after reading, so a film
+    # replaced while it was read is not recorded under the new file's size and time.
+    key = file_key(path)
     try:
         film = read_film(path)
         x = preprocess(film, classifier.info)
+        if key is not None and file_key(path) != key:
+            raise FileChangedError(f"{path.name} changed while it was being read; run again to score the new file.")
     except CxrError as exc:
-        return _Loaded(path, None, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0)
+        return _Loaded(path, None, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0, key)
     except Exception as exc:  # noqa: BLE001 - a bug: keep the batch going, keep the traceback
         logger.exception("unexpected error reading %s", path)
         msg = f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug, please report it."
-        return _Loaded(path, None, None, None, msg, "InternalError", time.perf_counter() - t0)
+        return _Loaded(path, None, None, None, msg, "InternalError", time.perf_counter() - t0, key)
     shape = (film.height, film.width)
-    return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0)
+    return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0, key)
 
 
 def default_workers(provider: str = CPU) -> int:
@@ -118,10 +138,6 @@ DEFAULT_GPU_BATCH_SIZE = 8
 
 def default_batch_size(provider: str = CPU) -> int:
     return DEFAULT_BATCH_SIZE if provider == CPU else DEFAULT_GPU_BATCH_SIZE
-
-#: Rows written (and fsync'ed) together: a killed run loses at most this many rows, or a batch
-#: if batches are bigger.
-CSV_ROWS_PER_WRITE = 8
 
 
 def iter_scores(
@@ -220,188 +236,10 @@ def _score_chunk(paths: list[Path], classifier: Classifier, keep_films: bool) ->
     for item in items:
         pred = preds.get(id(item))
         if pred is not None:
-            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape))
+            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape, key=item.key))
         else:
-            out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds))
+            out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds, key=item.key))
     return out
-
-
-# ------------------------------------------------------------------------------- CSV
-FIXED_HEAD = ("path", "status", "error", "model_version")
-FIXED_TAIL = ("positives", "regions", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
-
-
-def csv_columns(labels: Sequence[str]) -> list[str]:
-    return [*FIXED_HEAD, *labels, *FIXED_TAIL]
-
-
-def file_key(path: Path) -> tuple[str, int, int] | None:
-    """(absolute path, size, mtime in ns), or None when the file cannot be stat'ed."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns))
-
-
-def regions_cell(pred: Prediction, shape: tuple[int, int] | None) -> str:
-    """Compact JSON of the positive findings' boxes, in film pixels: [{label, box: [x,y,w,h], peak}]."""
-    if shape is None or not pred.positives:
-        return ""
-    from .heatmap import regions
-
-    items = [
-        {"label": r.label, "box": list(r.box), "peak": round(r.peak, 3)}
-        for label in pred.positives
-        for r in regions(pred, label, shape)
-    ]
-    return json.dumps(items, separators=(",", ":"))
-
-
-def result_row(result: ScoreResult, labels: Sequence[str], model_version: str) -> dict[str, str]:
-    key = file_key(result.path)
-    row = {c: "" for c in csv_columns(labels)}
-    row.update(
-        path=str(result.path),
-        status="ok" if result.ok else "error",
-        error=(result.error or "").replace("\n", " "),
-        model_version=model_version,
-        seconds=f"{result.seconds:.4f}",
-        file_size=str(key[1]) if key else "",
-        file_mtime_ns=str(key[2]) if key else "",
-    )
-    pred = result.prediction
-    if pred is not None:
-        for label in labels:
-            row[label] = f"{pred.probability(label):.6f}"
-        row["positives"] = "|".join(pred.positives)
-        row["regions"] = regions_cell(pred, result.film_shape)
-        if pred.ood_score is not None:
-            row["ood_score"] = f"{pred.ood_score:.4f}"
-            row["ood"] = "1" if pred.ood_flag else "0"
-    return row
-
-
-class ResultsCsv:
-    """An append-only results CSV that survives being killed and can be resumed.
-
-    Opening an existing file checks its header, cuts a partial last line left by a killed run,
-    and remembers which files it already holds (:meth:`already_done`).
-    """
-
-    def __init__(self, path: Path, labels: Sequence[str], model_version: str, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        self.labels = tuple(labels)
-        self.model_version = model_version
-        self.columns = csv_columns(self.labels)
-        self._done: set[tuple[str, int, int]] = set()
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if self.path.is_dir():
-            raise OutputError(f"{self.path} is a folder; give --out a file name such as results.csv.")
-        from .export import check_writable_dir
-
-        check_writable_dir(folder)
-        if self.path.exists() and not overwrite and self.path.stat().st_size > 0:
-            self._resume()
-            self._file = open(self.path, "a", newline="", encoding="utf-8")
-        else:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")
-            self._write_text(self._format([dict(zip(self.columns, self.columns))]))
-
-    def _resume(self) -> None:
-        data = self.path.read_bytes()
-        if not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            logger.warning("cutting a partial last line from %s (an interrupted run)", self.path)
-            with open(self.path, "r+b") as f:
-                f.truncate(cut)
-                f.flush()
-                os.fsync(f.fileno())
-            data = data[:cut]
-        text = data.decode("utf-8", errors="replace")
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None:
-            # only a partial header was there: start over
-            self.path.write_text("", encoding="utf-8")
-            with open(self.path, "w", newline="", encoding="utf-8") as f:
-                f.write(self._format([dict(zip(self.columns, self.columns))]))
-            return
-        if list(reader.fieldnames) != self.columns:
-            raise OutputError(
-                f"{self.path} already holds results with other columns (another model?). "
-                "Use a new --out file, or --overwrite to replace it."
-            )
-        for row in reader:
-            try:
-                self._done.add((os.path.abspath(row["path"]), int(row["file_size"]), int(row["file_mtime_ns"])))
-            except (KeyError, TypeError, ValueError):
-                continue
-        logger.info("resuming %s: %d files already scored", self.path, len(self._done))
-
-    def already_done(self, path: Path) -> bool:
-        """Whether the file was already in the CSV when it was opened (same path, size, mtime)."""
-        key = file_key(path)
-        return key is not None and key in self._done
-
-    def _format(self, rows: list[dict[str, str]]) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
-        w.writerows(rows)
-        return buf.getvalue()
-
-    def _write_text(self, text: str) -> None:
-        try:
-            self._file.write(text)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise OutputError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None
-
-    def write(self, results: Sequence[ScoreResult]) -> None:
-        """Append the rows of ``results`` in one write, flushed to disk."""
-        if not results:
-            return
-        rows = [result_row(r, self.labels, self.model_version) for r in results]
-        self._write_text(self._format(rows))
-        # Rows written now are not added to the set of files already done: that set is only
-        # asked before a run starts, and it would grow by a few hundred bytes a film.
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "ResultsCsv":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-@dataclass
-class Summary:
-    total: int = 0
-    scored: int = 0
-    failed: int = 0
-    skipped: int = 0
-    cancelled: bool = False
-    seconds: float = 0.0
-    errors: Counter = field(default_factory=Counter)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def line(self) -> str:
-        rate = self.scored / self.seconds if self.seconds > 0 else 0.0
-        parts = [f"{self.scored} scored", f"{self.failed} failed"]
-        if self.skipped:
-            parts.append(f"{self.skipped} already done")
-        if self.cancelled:
-            parts.append("stopped early")
-        errs = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
-        return (
-            f"{', '.join(parts)} of {self.total} files in {self.seconds:.1f} s ({rate:.1f} films/s)"
-            + (f"; errors: {errs}" if errs else "")
-        )
 
 
 def score_to_csv(
@@ -420,10 +258,15 @@ def score_to_csv(
     """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
 
     ``progress(result, done, total)`` is called after each film; ``on_result`` gets each result
-    (used for exports). Returns a :class:`Summary`.
+    before its row is written (used for exports): when it raises a :class:`CxrError` the film's
+    row becomes an error ("export failed: ...") so a rerun does it again, and the batch goes on.
+    Returns a :class:`Summary`. Raises :class:`~cxrviewer.errors.SameFileError` when ``out`` is
+    one of ``paths``, and :class:`~cxrviewer.errors.OutputError` when the CSV cannot be
+    written (the rows written before stay, and the file stays resumable).
     """
     t0 = time.perf_counter()
     summary = Summary(total=len(paths))
+    refuse_inputs_as_output(Path(out), paths)
     with ResultsCsv(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
         todo = [p for p in paths if not sink.already_done(p)]
         summary.skipped = len(paths) - len(todo)
@@ -432,6 +275,8 @@ def score_to_csv(
         rows_per_write = max(batch_size or 1, CSV_ROWS_PER_WRITE)
         try:
             for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
+                if on_result is not None:
+                    result = _handed_on(result, on_result)
                 chunk.append(result)
                 done += 1
                 if result.ok:
@@ -439,8 +284,6 @@ def score_to_csv(
                 else:
                     summary.failed += 1
                     summary.errors[result.error_type or "Error"] += 1
-                if on_result is not None:
-                    on_result(result)
                 if progress is not None:
                     progress(result, done, summary.total)
                 if len(chunk) >= rows_per_write:
@@ -448,9 +291,25 @@ def score_to_csv(
                     # make the `finally` below write them a second time
                     full, chunk = chunk, []
                     sink.write(full)
-        finally:
-            # also on an interrupt: what was scored reaches the file
-            sink.write(chunk)
+        except CxrError:
+            raise  # the CSV cannot be written: that is the error to report
+        except BaseException:
+            sink.write(chunk)  # an interrupt: what was scored reaches the file
+            raise
+        sink.write(chunk)
     summary.cancelled = _cancelled(cancel) and done < summary.total
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) -> ScoreResult:
+    """Call ``on_result``; an export that fails turns the film's row into an error row."""
+    try:
+        on_result(result)
+    except CxrError as exc:
+        if not result.ok:
+            raise
+        logger.warning("export of %s failed: %s", result.path, exc)
+        return dataclasses.replace(result, prediction=None, film=None, error=f"Export failed: {exc}",
+                                   error_type="ExportFailed")
+    return result

@@ -1,7 +1,12 @@
 """Command line: ``cxrviewer score | export | info``; no subcommand starts the desktop app.
 
-Exit codes: 0 all good; 1 some films could not be scored (their rows say why); 2 usage or setup
-errors (bad arguments, unusable model, unwritable output). Errors are one line on stderr.
+Exit codes: 0 every film scored; 1 some films could not be scored (their rows say why); 2 usage
+or setup errors (bad arguments, a missing input, an output that is one of the inputs, an unusable
+model); 3 the results cannot be written (a full disk, an I/O error, an output that is not a
+regular file, a name too long, a results file of something else, another run writing the same
+file; the rows written before stay and the file stays resumable); 130 after Ctrl+C and 143 after
+SIGTERM (both finish the films in hand, write their rows and print the summary first). Errors are
+one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import CxrError
+from .errors import CxrError, MissingInputError, OutputError, OutputInUseError, SameFileError, UnknownResultsFileError
 
 logger = logging.getLogger("cxrviewer")
 
 SUBCOMMANDS = ("score", "export", "info")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OUTPUT = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
+EXIT_TERMINATED = 143  # 128 + SIGTERM (systemd, docker stop, timeout)
+
+#: The options to name when an error of this kind is printed (library messages name none).
+FLAG_HINTS: dict[type, str] = {UnknownResultsFileError: "--out / --overwrite", OutputInUseError: "--out"}
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -117,23 +126,27 @@ def cmd_score(args) -> int:
     from .export import check_writable_dir, export_png
     from .io import list_films
     from .render import RenderOptions, select_classes
+    from .results import safe_file_stem
 
+    _check_inputs(args.inputs)
     paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
     clf = _load_classifier(args, threads=_scoring_threads(args))
     if args.export_dir is not None:
         check_writable_dir(args.export_dir)
+        _refuse_film_folder(args.export_dir, paths)
     used_names: set[str] = set()
 
     def on_result(result) -> None:
         if args.export_dir is None or not result.ok:
             return
-        name = f"{result.path.stem}.png"
+        stem = safe_file_stem(result.path.stem)
+        name = f"{stem}.png"
         n = 1
         while name in used_names:
             n += 1
-            name = f"{result.path.stem}-{n}.png"
+            name = f"{stem}-{n}.png"
         used_names.add(name)
         opts = RenderOptions(select_classes(result.prediction, args.classes), args.alpha, args.colormap, args.mode)
         export_png(args.export_dir / name, result.film, result.prediction, clf.info, opts)
@@ -153,45 +166,99 @@ def cmd_score(args) -> int:
         logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
     resume = f"rows scored so far are in {args.out}; run the same command again to resume."
     stop = threading.Event()
+    stopped_by: list[int] = []
     try:
-        with _ctrl_c_sets(stop):
+        with _ctrl_c_sets(stop, stopped_by):
             summary = score_to_csv(
                 paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
                 progress=progress, on_result=on_result, overwrite=args.overwrite,
                 keep_films=args.export_dir is not None,
             )
     except KeyboardInterrupt:  # the second Ctrl+C: stop at once
+        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
+        return _stop_code(stopped_by)
+    finally:
         if bar is not None:
             bar.close()
-        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if bar is not None:
-        bar.close()
     print(f"{summary.line()} -> {args.out}", file=sys.stderr)
     if stop.is_set():
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stop_code(stopped_by)
     return summary.exit_code
 
 
+def _stop_code(stopped_by: list[int]) -> int:
+    return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
+
+
+def _check_inputs(inputs: Sequence[Path]) -> None:
+    """A named input that does not exist is a typo, not a film: stop before any work. (A broken
+    link or an unreadable file does exist: it gets an error row like any bad film.)"""
+    import errno
+    import os
+
+    for p in inputs:
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            if not os.path.islink(p):
+                raise MissingInputError(f"{p}: no such file or folder.") from None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise MissingInputError(f"{p}: the name is too long for the file system (at most 255 bytes a name).") from None
+        except ValueError:
+            raise MissingInputError(f"{p!r} is not a valid path.") from None
+
+
+def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
+    """Pictures written into a folder of films would overwrite films of the same name and be
+    scored as films by the next run."""
+    import os
+
+    try:
+        target = os.stat(folder)
+    except OSError:
+        return
+    seen: set[str] = set()
+    for f in films:
+        parent = os.path.dirname(os.path.abspath(f))
+        if parent in seen:
+            continue
+        seen.add(parent)
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            raise SameFileError(f"{folder} holds films being scored: the pictures would overwrite or mix with them. "
+                                "Choose another folder for the pictures.")
+
+
 @contextlib.contextmanager
-def _ctrl_c_sets(stop: threading.Event):
-    """The first Ctrl+C (SIGINT) asks the batch to stop after the film in hand, so the rows of
-    every finished film reach the CSV and the summary is printed; a second one interrupts."""
+def _ctrl_c_sets(stop: threading.Event, stopped_by: list[int] | None = None):
+    """The first Ctrl+C (SIGINT) or SIGTERM asks the batch to stop after the films in hand, so the
+    rows of every finished film reach the CSV and the summary is printed; a second one
+    interrupts. ``stopped_by`` gets the first signal's number."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread (e.g. under a test runner)
         return
 
     def first(signum, frame) -> None:
+        if stopped_by is not None and not stopped_by:
+            stopped_by.append(signum)
         stop.set()
-        print("\ncxrviewer: stopping after the current films (Ctrl+C again to stop now)...", file=sys.stderr)
+        what = "Ctrl+C" if signum == signal.SIGINT else "the signal"
+        print(f"\ncxrviewer: stopping after the current films ({what} again to stop now)...", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, first)
+    previous_term = signal.signal(signal.SIGTERM, first)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def cmd_export(args) -> int:
@@ -199,7 +266,13 @@ def cmd_export(args) -> int:
     from .io import read_film
     from .render import RenderOptions, select_classes
 
+    from .results import refuse_inputs_as_output, write_regions_json
+
+    _check_inputs([args.file])
     check_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
+    refuse_inputs_as_output(args.out, [args.file])
+    if args.regions is not None:
+        refuse_inputs_as_output(args.regions, [args.file])
     clf = _load_classifier(args)
     film = read_film(args.file)
     pred = clf.predict_one(film)
@@ -220,34 +293,6 @@ def cmd_export(args) -> int:
                            args.region_level, args.region_min_area)
         print(f"wrote {args.regions}", file=sys.stderr)
     return EXIT_OK
-
-
-def write_regions_json(path: Path, film, pred, info, classes, level=None, min_area=None) -> Path:
-    """Regions of ``classes`` (boxes and outlines in film pixels) as a JSON document."""
-    from . import heatmap
-    from .export import atomic_write_bytes
-
-    level = heatmap.REGION_LEVEL if level is None else level
-    min_area = heatmap.REGION_MIN_AREA if min_area is None else min_area
-    doc = {
-        "film": film.name,
-        "width": film.width,
-        "height": film.height,
-        "model_version": info.model_version,
-        "demo": info.demo,
-        "level": level,
-        "min_area": min_area,
-        "regions": [
-            r.as_dict()
-            for label in classes
-            for r in heatmap.regions(pred, label, (film.height, film.width), level, min_area)
-        ],
-    }
-    # One region a line (an outline has hundreds of points: one number a line would bury it).
-    regions = ",\n  ".join(json.dumps(r, separators=(",", ":")) for r in doc.pop("regions"))
-    head = json.dumps(doc, indent=1)[:-2]  # without the closing "\n}"
-    text = f'{head},\n "regions": [\n  {regions}\n ]\n}}\n' if regions else f'{head},\n "regions": []\n}}\n'
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def model_card(clf) -> dict:
@@ -328,8 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except CxrError as exc:
-        print(f"cxrviewer: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        hint = next((flags for kind, flags in FLAG_HINTS.items() if isinstance(exc, kind)), None)
+        print(f"cxrviewer: error: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+        return EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_USAGE
     except KeyboardInterrupt:
         print("cxrviewer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

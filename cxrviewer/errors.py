@@ -30,3 +30,24 @@ class ModelError(CxrError):
 
 class OutputError(CxrError):
     """An output path cannot be written."""
+
+
+class UnknownResultsFileError(OutputError):
+    """The output file exists but is not a results file of ours (or holds another model's
+    columns); it is left untouched."""
+
+
+class OutputInUseError(OutputError):
+    """Another run is writing the same results file."""
+
+
+class SameFileError(CxrError):
+    """An output would be written over one of the inputs."""
+
+
+class FileChangedError(UnreadableImageError):
+    """A film was replaced or modified while it was being read."""
+
+
+class MissingInputError(CxrError):
+    """An input named on the command line does not exist or cannot be named on this file system."""

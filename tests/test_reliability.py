@@ -107,7 +107,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_da
         target = locked / "r.csv"
     t0 = time.perf_counter()
     code = main(["score", str(shared_data / "nih" / "images"), "--out", str(target), "--model", str(tiny_model), "--no-progress"])
-    assert code == 2
+    assert code == 3  # the exit code of output faults
     assert "Cannot write" in capsys.readouterr().err
     assert time.perf_counter() - t0 < 5
 
@@ -127,3 +127,37 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_a_readable_csv(many_films, tiny
     assert 0 < len(got) < 161
     assert all(r["status"] in ("ok", "error") and r["model_version"] for r in got)
     assert len({r["path"] for r in got}) == len(got)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_the_first_ctrl_c(many_films, tiny_model, tmp_path):
+    """systemd, `docker stop` and `timeout` send SIGTERM: finish the films in hand, write their
+    rows, print the summary, exit 143."""
+    out = tmp_path / "r.csv"
+    proc = start_and_wait_for_rows(score_cmd(many_films, tiny_model, out), out)
+    assert proc.poll() is None, "the run finished before it could be stopped; give it more films"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert " scored, " in err and "run the same command again to resume" in err
+    got = rows(out)
+    assert 0 < len(got) < 161 and out.read_bytes().endswith(b"\n")
+    assert len({r["path"] for r in got}) == len(got)
+    assert not (tmp_path / "r.csv.lock").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_new_file_one_is_refused_and_no_row_is_lost(many_films, tiny_model, tmp_path):
+    out = tmp_path / "r.csv"
+    cmd = score_cmd(many_films, tiny_model, out)
+    first = start_and_wait_for_rows(cmd, out, rows_wanted=1)
+    assert first.poll() is None
+    second = subprocess.run(cmd, cwd=REPO, env=SCORE_ENV, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert f"pid {first.pid}" in second.stderr and "another run" in second.stderr
+    assert "Traceback" not in second.stderr
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1, err  # the broken film
+    names = sorted(Path(r["path"]).name for r in rows(out))
+    assert names == sorted(p.name for p in many_films.iterdir()), "every file exactly once"

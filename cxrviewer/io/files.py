@@ -124,7 +124,7 @@ def list_films(
     seen: set[str] = set()
     for item in inputs:
         p = Path(item)
-        found = _scan_folder(p, recursive) if p.is_dir() else [p]
+        found = _scan_folder(p, recursive) if _is_dir(p) else [p]
         for f in found:
             key = os.path.normcase(os.path.abspath(f))
             if key not in seen:
@@ -133,15 +133,47 @@ def list_films(
     return out
 
 
+def _is_dir(path: Path) -> bool:
+    """Like ``Path.is_dir`` but False (not an exception) for a name too long, a loop, ..."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _scan_folder(folder: Path, recursive: bool) -> list[Path]:
+    """The films under ``folder``, walked with an explicit stack (no recursion: a tree thousands
+    of folders deep is fine). Links to folders are not followed, so a link loop cannot loop;
+    a folder met twice (bind mounts) is listed once."""
     films: list[Path] = []
-
-    def on_error(exc: OSError) -> None:
-        logger.warning("skipping a folder that cannot be listed: %s (%s)", exc.filename, exc.strerror)
-
-    for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        films.extend(_pick_films(Path(root), files))
+    stack = [os.fspath(folder)]
+    visited: set[tuple[int, int]] = set()
+    while stack:
+        root = stack.pop()
+        try:
+            st = os.stat(root)
+            ident = (st.st_dev, st.st_ino)
+            if ident in visited:
+                continue
+            visited.add(ident)
+            with os.scandir(root) as it:
+                entries = list(it)
+        except OSError as exc:
+            logger.warning("skipping a folder that cannot be listed: %s (%s)", root, exc.strerror or exc)
+            continue
+        names = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # a link to a folder is a folder, but is not entered
+                is_link = entry.is_symlink()
+            except OSError:
+                is_dir = is_link = False
+            if is_dir:
+                if recursive and not is_link and not entry.name.startswith("."):
+                    stack.append(entry.path)
+            else:
+                names.append(entry.name)
+        films.extend(_pick_films(Path(root), names))
     return sorted(films, key=lambda f: f.as_posix())
 
 
