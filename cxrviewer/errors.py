@@ -30,3 +30,11 @@ class ModelError(CxrError):
 
 class OutputError(CxrError):
     """An output path cannot be written."""
+
+
+class ExportError(CxrError):
+    """A film that cannot be drawn as a readable annotated picture (e.g. a thin strip)."""
+
+
+class ModelOutputError(CxrError):
+    """The model produced invalid numbers (NaN, infinity, out of range) for one film."""
