@@ -171,3 +171,65 @@ def test_short_wide_film_exports_a_bounded_picture_and_thin_films_still_score(tm
     assert proc.returncode == 0, died(proc) or proc.stderr
     with open(results, newline="", encoding="utf-8") as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]
+
+
+# ----------------------------------------------------------------- 3. invalid model outputs
+def nan_model(folder: Path, output: str, nan_above: float = float("-inf")) -> Path:
+    """A tiny model with an OOD guard whose ``output`` is NaN for films whose mean standardized
+    input is above ``nan_above`` (every film by default)."""
+    from cxrviewer.ood import fit_ood
+    from tinymodel import build_tiny_model, tiny_info
+
+    rng = np.random.default_rng(3)
+    feats = np.abs(rng.normal(size=(40, 4))) * 0.5  # about what the tiny model's ReLU gives
+    info = tiny_info(64, ood=fit_ood(feats, rank=2))
+    return build_tiny_model(folder / f"nan-{output}.onnx", info, nan_output=output, nan_above=nan_above)
+
+
+@pytest.mark.parametrize("output", ["probs", "cams", "features"])
+def test_score_gives_an_error_row_to_the_film_with_nan_outputs_only(tmp_path, output):
+    model = nan_model(tmp_path, output, nan_above=1.0)  # NaN for films of mean pixel above 0.75
+    films = tmp_path / "films"
+    films.mkdir()
+    write_png(films / "a-mid.png", synthetic_pixels(128, 128))
+    write_png(films / "b-bright.png", np.full((128, 128), 0.95, np.float32))
+    write_png(films / "c-mid.png", synthetic_pixels(128, 96))
+    for batch in ("1", "3"):  # alone, and in one forward pass with the good films
+        out = tmp_path / f"r{batch}.csv"
+        proc = run_cli(["score", str(films), "--out", str(out), "--batch-size", batch, "--model", str(model),
+                        "--no-progress"])
+        assert proc.returncode == 1, died(proc) or proc.stderr  # some films failed: exit 1
+        with open(out, newline="", encoding="utf-8") as f:
+            rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+        assert [rows[n]["status"] for n in sorted(rows)] == ["ok", "error", "ok"]
+        bad = rows["b-bright.png"]
+        assert "invalid numbers" in bad["error"] and "another model file" in bad["error"]
+        assert all(bad[label] == "" for label in ("Mass", "Effusion")) and bad["ood"] == ""
+        for name in ("a-mid.png", "c-mid.png"):
+            assert np.isfinite(float(rows[name]["Mass"])) and np.isfinite(float(rows[name]["ood_score"]))
+        assert not [v for r in rows.values() for v in r.values() if v.strip().lower() in ("nan", "inf", "-inf")]
+        assert b"ModelOutputError 1" in proc.stderr
+
+
+def test_export_of_a_film_with_nan_outputs_is_a_clear_error(tmp_path):
+    model = nan_model(tmp_path, "probs", nan_above=1.0)
+    bright = write_png(tmp_path / "bright.png", np.full((128, 128), 0.95, np.float32))
+    mid = write_png(tmp_path / "mid.png", synthetic_pixels(128, 128))
+    proc = run_cli(["export", str(bright), "--out", str(tmp_path / "b.png"), "--model", str(model)])
+    assert not died(proc), died(proc)  # was: ValueError: cannot convert float NaN to integer
+    assert proc.returncode == 2 and b"invalid numbers" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "b.png").exists()
+    proc = run_cli(["export", str(mid), "--out", str(tmp_path / "m.png"), "--model", str(model)])
+    assert proc.returncode == 0, died(proc) or proc.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "export"])
+def test_a_model_with_nan_outputs_for_every_film_is_refused(tmp_path, command):
+    model = nan_model(tmp_path, "probs")
+    film = write_png(tmp_path / "mid.png", synthetic_pixels(128, 128))
+    out = tmp_path / ("r.csv" if command == "score" else "m.png")
+    proc = run_cli([command, str(film), "--out", str(out), "--model", str(model), "--no-progress"][: 6 if command == "export" else 7])
+    assert not died(proc), died(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert b"produced invalid numbers" in proc.stderr and b"another model file" in proc.stderr
+    assert not out.exists()  # refused before any output is opened
