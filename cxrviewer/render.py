@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -248,13 +249,17 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
     Its size comes from the film's alone (:func:`canvas_size`), checked before anything is drawn.
     """
     ph, pw = picture_size(film.height, film.width)
+    if (ph, pw) != (film.height, film.width):
+        # Draw at the picture's size, not the film's: every intermediate of the overlay (the
+        # film-sized heatmap, the blend) stays within MAX_SIDE², ~16 MB a plane, where a 50 MP
+        # film would take ~200 MB each. The maps are upsampled from their coarse grid straight
+        # to this size, as smooth as before.
+        interp = cv2.INTER_AREA if ph < film.height else cv2.INTER_LINEAR
+        film = dataclasses.replace(film, pixels=cv2.resize(film.pixels, (pw, ph), interpolation=interp))
     img = overlay(
         film, prediction, options.classes, options.alpha, options.colormap, options.mode,
         options.window, options.invert,
     )
-    if (ph, pw) != img.shape[:2]:
-        interp = cv2.INTER_AREA if ph < img.shape[0] else cv2.INTER_LINEAR
-        img = cv2.resize(img, (pw, ph), interpolation=interp)
     h = max(ph, MIN_HEIGHT)
     u = h / 1000.0  # layout unit: text and bars scale with the picture
     panel_w = _panel_width(u)
