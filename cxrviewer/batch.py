@@ -223,20 +223,24 @@ def _score_chunk(paths: list[Path], classifier: Classifier, keep_films: bool) ->
     """Read, preprocess and score one batch (in a worker thread); results in input order."""
     items = [_load(p, classifier, keep_films) for p in paths]
     good = [item for item in items if item.x is not None]
-    preds: dict[int, Prediction] = {}
+    preds: dict[int, Prediction | CxrError] = {}
     share = 0.0
     if good:
         t0 = time.perf_counter()
         x = good[0].x[np.newaxis] if len(good) == 1 else np.stack([item.x for item in good])
         raw = classifier.run(x)
-        for item, pred in zip(good, classifier.predictions(raw)):
+        # a film whose outputs are not valid numbers gets a ModelOutputError: an error row for
+        # that film alone, the others of the batch keep their predictions
+        for item, pred in zip(good, classifier.outcomes(raw)):
             preds[id(item)] = pred
         share = (time.perf_counter() - t0) / len(good)
     out = []
     for item in items:
         pred = preds.get(id(item))
-        if pred is not None:
+        if isinstance(pred, Prediction):
             out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape, key=item.key))
+        elif pred is not None:
+            out.append(ScoreResult(item.path, None, None, str(pred), type(pred).__name__, item.seconds + share, key=item.key))
         else:
             out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds, key=item.key))
     return out

@@ -183,13 +183,22 @@ def _parse_ood(d: Mapping[str, Any]) -> OodStats:
     variances = tuple(float(x) for x in d["variances"])
     if any(len(row) != len(mean) for row in comps) or len(variances) != len(comps):
         raise ValueError("components/variances do not match the feature size")
-    if any(v <= 0 for v in variances) or float(d["residual_variance"]) <= 0:
+    residual, threshold, percentile = (float(d[k]) for k in ("residual_variance", "threshold", "percentile"))
+    # JSON readers accept NaN and Infinity. A NaN anywhere makes every score NaN, and NaN is
+    # never above the threshold; an infinite threshold is never exceeded: either way the guard
+    # would be silently off while the model claims to have one.
+    numbers = (*mean, *(x for row in comps for x in row), *variances, residual, threshold, percentile)
+    if not all(math.isfinite(x) for x in numbers):
+        raise ValueError("it holds NaN or infinite numbers, which would switch the guard off")
+    if any(v <= 0 for v in variances) or residual <= 0:
         raise ValueError("variances must be positive")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}")
     return OodStats(
         mean=mean,
         components=comps,
         variances=variances,
-        residual_variance=float(d["residual_variance"]),
-        threshold=float(d["threshold"]),
-        percentile=float(d["percentile"]),
+        residual_variance=residual,
+        threshold=threshold,
+        percentile=percentile,
     )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from . import __version__
 from .errors import CxrError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
 from .io.sniff import HEAD_BYTES, sniff_format
-from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate
+from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from .types import Film, ModelInfo, Prediction
 
 logger = logging.getLogger(__name__)
@@ -438,13 +437,7 @@ def display_name(person_name: str) -> str:
     parts = group.split("^") + [""] * 5
     family, given, middle, prefix, suffix = (p.strip() for p in parts[:5])
     text = ", ".join(p for p in (family, " ".join(p for p in (prefix, given, middle, suffix) if p)) if p)
-    out = []
-    for ch in unicodedata.normalize("NFKD", text):
-        if ch.isascii():
-            out.append(ch)
-        elif not unicodedata.combining(ch):
-            out.append("?")
-    return "".join(out)
+    return drawable_text(text)
 
 
 def _burn_in_name(picture: np.ndarray, person_name: str) -> np.ndarray:
@@ -457,7 +450,7 @@ def _burn_in_name(picture: np.ndarray, person_name: str) -> np.ndarray:
     u = h / 1000.0  # the layout unit of render.annotate
     strip = np.full((max(int(56 * u), 24), w, 3), 24, np.uint8)
     cv2.putText(
-        strip, f"Patient: {name}", (int(12 * u) + 4, int(strip.shape[0] * 0.7)), cv2.FONT_HERSHEY_SIMPLEX,
+        strip, drawable_text(f"Patient: {name}"), (int(12 * u) + 4, int(strip.shape[0] * 0.7)), cv2.FONT_HERSHEY_SIMPLEX,
         0.8 * max(u, 0.5), (255, 255, 255), max(1, int(round(1.8 * u))), cv2.LINE_AA,
     )
     return np.vstack([picture, strip])

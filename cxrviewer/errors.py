@@ -51,3 +51,11 @@ class FileChangedError(UnreadableImageError):
 
 class MissingInputError(CxrError):
     """An input named on the command line does not exist or cannot be named on this file system."""
+
+
+class ExportError(CxrError):
+    """A film that cannot be drawn as a readable annotated picture (e.g. a thin strip)."""
+
+
+class ModelOutputError(CxrError):
+    """The model produced invalid numbers (NaN, infinity, out of range) for one film."""

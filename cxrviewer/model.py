@@ -4,6 +4,13 @@
 :class:`~cxrviewer.errors.ModelError` naming what is wrong; ``predict(films)`` preprocesses,
 runs one batched forward pass and returns a :class:`~cxrviewer.types.Prediction` per film
 with probabilities and every class's Grad-CAM map from the same pass.
+
+Outputs are checked before they become a prediction: a model that gives NaN or infinite
+numbers (a broken export, an overflowing layer) would otherwise put ``nan`` in a results file
+as if it were a finding, and switch the out-of-distribution guard off for that film (NaN never
+exceeds a threshold). At load the model is run once on a plain test film and refused if that
+already fails; later, a film for which it fails gets a
+:class:`~cxrviewer.errors.ModelOutputError` instead of a prediction.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract
-from .errors import ModelError
+from .errors import ModelError, ModelOutputError
 from .ood import OodModel
 from .preprocess import preprocess_batch
 from .types import Film, ModelInfo, Prediction
@@ -29,6 +36,11 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 
+#: How far a probability may stray outside [0, 1]: a float32 sigmoid never does, but a
+#: quantized model's dequantized output may land an ulp or so beyond 1 (1.2e-7 there).
+PROB_SLACK = 1e-5
+
+
 @dataclass(frozen=True, eq=False)
 class RawOutputs:
     """One forward pass: probs (N, C), cams (N, C, h, w), features (N, K)."""
@@ -36,6 +48,43 @@ class RawOutputs:
     probs: np.ndarray
     cams: np.ndarray
     features: np.ndarray
+
+    def problems(self) -> list[str | None]:
+        """For each film, what is wrong with its numbers (None when nothing is).
+
+        Probabilities must be finite and in [0, 1] (the contract's sigmoid outputs), to within
+        :data:`PROB_SLACK`; class maps and features finite.
+        """
+        n = self.probs.shape[0]
+        probs = self.probs.reshape(n, -1)
+        bad = {
+            "probabilities": ~np.isfinite(probs).all(axis=1),
+            "probabilities outside 0..1": ~((probs >= -PROB_SLACK) & (probs <= 1.0 + PROB_SLACK)).all(axis=1),
+            "heatmaps": ~np.isfinite(self.cams.reshape(n, -1)).all(axis=1),
+            "features": ~np.isfinite(self.features.reshape(n, -1)).all(axis=1),
+        }
+        if bad["probabilities"].any():  # NaN is also "outside 0..1": say it once
+            bad["probabilities outside 0..1"] &= ~bad["probabilities"]
+        out: list[str | None] = []
+        for i in range(n):
+            what = [name for name, flags in bad.items() if flags[i]]
+            out.append(None if not what else _describe(what))
+        return out
+
+
+def _describe(what: list[str]) -> str:
+    finite = [w for w in what if "outside" not in w]
+    parts = [f"NaN or infinite {', '.join(finite)}"] if finite else []
+    parts += [w for w in what if "outside" in w]
+    return "; ".join(parts)
+
+
+def probe_film(size: int) -> Film:
+    """The plain film a model is run on once at load (:meth:`Classifier.load`): a smooth grey
+    ramp from 0.2 to 0.8 along the diagonal, mean 0.5, nothing a real film would not have."""
+    ramp = np.linspace(0.2, 0.8, 2 * size - 1, dtype=np.float32)
+    yy, xx = np.indices((size, size))
+    return Film(ramp[yy + xx], metadata={"format": "probe"})
 
 
 def _ort():
@@ -92,10 +141,17 @@ class Classifier:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str = "auto", threads: int = 0) -> "Classifier":
+    def load(
+        cls, path: str | os.PathLike[str], device: str = "auto", threads: int = 0, check_outputs: bool = True
+    ) -> "Classifier":
         """Open and validate a model file.
 
         ``threads`` sets ONNX Runtime's intra-op threads (0 = one per core, its default).
+        ``check_outputs``: run the model once on :func:`probe_film` and refuse it when its outputs
+        are not valid numbers. That is one forward pass of one film: ~0.1 s for the demo
+        DenseNet121 on 2 quiet CPU cores (9.9 films/s, docs DEPENDENCIES), 0.25-0.34 s on the
+        busy shared machine where a load went from 0.1-0.3 s to 0.4-0.6 s (2026-11-23).
+        Skipped only for a second session over a file already checked.
         """
         ort = _ort()
         p = Path(path)
@@ -118,6 +174,8 @@ class Classifier:
         info = contract.from_metadata(meta, source=p.name)
         _check_signature(session, info, p.name)
         clf = cls(session, info, p, threads=int(threads))
+        if check_outputs:
+            clf._check_outputs()
         logger.info(
             "loaded model %s (version %s, %d labels, %d px) on %s",
             p.name, info.model_version, info.num_classes, info.input_size, clf.provider,
@@ -140,8 +198,21 @@ class Classifier:
             return self
         with self._lock:
             if self._throughput is None:
-                self._throughput = Classifier.load(self.path, device="cpu", threads=1)
+                self._throughput = Classifier.load(self.path, device="cpu", threads=1, check_outputs=False)
             return self._throughput
+
+    def _check_outputs(self) -> None:
+        """Refuse a model whose outputs on a plain film are not valid numbers."""
+        raw = self.run(preprocess_batch([probe_film(self.info.input_size)], self.info))
+        problem = raw.problems()[0]
+        if problem is None and self._ood is not None and not np.isfinite(self._ood.scores(raw.features)).all():
+            problem = "an infinite out-of-distribution score"
+        if problem is not None:
+            raise ModelError(
+                f"{self.path.name} produced invalid numbers ({problem}) on a plain test film, so none "
+                "of its results could be trusted. Choose another model file (export the model again, "
+                "or use the bundled demo model)."
+            )
 
     # ---------------------------------------------------------------- inference
     @property
@@ -157,14 +228,24 @@ class Classifier:
         # cams come NHWC (N, h, w, C) from the graph; the app indexes by class first.
         return RawOutputs(probs=probs, cams=np.transpose(cams, (0, 3, 1, 2)), features=features)
 
-    def predictions(self, raw: RawOutputs) -> list[Prediction]:
-        """Wrap a forward pass's outputs as one :class:`Prediction` per film."""
+    def outcomes(self, raw: RawOutputs) -> list[Prediction | ModelOutputError]:
+        """A forward pass's outputs as one :class:`Prediction` per film, or, for a film whose
+        numbers are invalid (:meth:`RawOutputs.problems`), the :class:`ModelOutputError` saying so."""
         info = self.info
         thresholds = tuple(info.thresholds[label] for label in info.labels)
+        problems = raw.problems()
         scores = self._ood.scores(raw.features) if self._ood is not None else None
-        out = []
-        for i in range(raw.probs.shape[0]):
+        out: list[Prediction | ModelOutputError] = []
+        for i, problem in enumerate(problems):
             score = float(scores[i]) if scores is not None else None
+            if problem is None and score is not None and not np.isfinite(score):
+                problem = "an infinite out-of-distribution score"
+            if problem is not None:
+                out.append(ModelOutputError(
+                    f"The model {self.path.name} produced invalid numbers ({problem}) for this film, "
+                    "so it has no findings for it. Try another model file."
+                ))
+                continue
             out.append(
                 Prediction(
                     labels=info.labels,
@@ -178,6 +259,15 @@ class Classifier:
                 )
             )
         return out
+
+    def predictions(self, raw: RawOutputs) -> list[Prediction]:
+        """Wrap a forward pass's outputs as one :class:`Prediction` per film; raises the
+        :class:`ModelOutputError` of the first film whose numbers are invalid."""
+        out = self.outcomes(raw)
+        for item in out:
+            if isinstance(item, ModelOutputError):
+                raise item
+        return out  # type: ignore[return-value]
 
     def predict(self, films: Sequence[Film], batch_size: int = 8) -> list[Prediction]:
         """Predictions for ``films``, run in batches of ``batch_size``."""

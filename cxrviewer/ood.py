@@ -23,6 +23,12 @@ class OodModel:
         self.variances = np.asarray(stats.variances, dtype=np.float64)
         self.residual_variance = float(stats.residual_variance)
         self.threshold = float(stats.threshold)
+        finite = [np.isfinite(a).all() for a in (self.mean, self.components, self.variances)]
+        if not (all(finite) and np.isfinite(self.residual_variance)) or np.isnan(self.threshold):
+            # NaN statistics give NaN scores, and NaN never exceeds the threshold: the guard
+            # would be off without a word. (An infinite threshold is refused where model files
+            # are read, cxrviewer.contract; fit_ood uses one while it has no threshold yet.)
+            raise ValueError("OOD statistics hold NaN or infinite numbers")
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(N,) scores for (N, K) features."""

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import cv2
 import numpy as np
 
 from . import heatmap
-from .errors import CxrError
+from .errors import CxrError, ExportError
 from .types import Film, ModelInfo, Prediction
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
@@ -196,27 +198,75 @@ def overlay(
 
 
 # --------------------------------------------------------------------------- annotate
+#: The film's picture in :func:`annotate` is at most this many pixels on its long side ...
 MAX_SIDE = 2048
+#: ... and at least this tall (small films are enlarged, short wide ones padded), so that the
+#: findings panel beside it, laid out in units of this height, has room for readable text.
+MIN_HEIGHT = 640
+#: Films more than this many times longer than wide (or wider than long) are not drawn: at
+#: :data:`MAX_SIDE` on the long side the short side would be under ~200 pixels, a strip rather
+#: than a radiograph (stitched full-spine and long-leg films reach about 1:4). Without this
+#: bound a 2 × 30000 pixel PNG asked for an 18 GB picture.
+MAX_ASPECT = 10.0
+
+
+def picture_size(height: int, width: int) -> tuple[int, int]:
+    """(rows, columns) of a ``height`` × ``width`` film's picture in :func:`annotate`.
+
+    Scaled so that neither side exceeds :data:`MAX_SIDE`, and enlarged towards
+    :data:`MIN_HEIGHT` as far as that allows. Raises :class:`~cxrviewer.errors.ExportError`
+    for films whose aspect ratio exceeds :data:`MAX_ASPECT`. Only arithmetic: it is asked
+    before any picture is allocated.
+    """
+    h, w = int(height), int(width)
+    if h < 1 or w < 1 or max(h, w) > MAX_ASPECT * min(h, w):
+        raise ExportError(
+            f"The film is {w} × {h} pixels: its long side is more than {MAX_ASPECT:g} times its short "
+            "side, too thin a strip to draw as a readable annotated picture. Scoring it is not "
+            "affected; to export a picture, crop the film to a radiograph's proportions."
+        )
+    scale = min(1.0, MAX_SIDE / max(h, w))
+    if h * scale < MIN_HEIGHT:  # small films get room for readable text
+        scale = min(MIN_HEIGHT / h, MAX_SIDE / w)
+    return min(MAX_SIDE, max(1, round(h * scale))), min(MAX_SIDE, max(1, round(w * scale)))
+
+
+def canvas_size(height: int, width: int) -> tuple[int, int]:
+    """(rows, columns) of :func:`annotate`'s whole picture (film and panel) for such a film:
+    at most ``MAX_SIDE`` × (``MAX_SIDE`` + 1.04 ``MAX_SIDE``), about 19 MB of RGB."""
+    ph, pw = picture_size(height, width)
+    rows = max(ph, MIN_HEIGHT)
+    return rows, pw + _panel_width(rows / 1000.0)
+
+
+def _panel_width(u: float) -> int:
+    return max(int(520 * u), 320)
 
 
 def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions = RenderOptions()) -> np.ndarray:
-    """Overlay + findings panel + legend + model/demo marks, as one RGB uint8 picture."""
+    """Overlay + findings panel + legend + model/demo marks, as one RGB uint8 picture.
+
+    Its size comes from the film's alone (:func:`canvas_size`), checked before anything is drawn.
+    """
+    ph, pw = picture_size(film.height, film.width)
+    if (ph, pw) != (film.height, film.width):
+        # Draw at the picture's size, not the film's: every intermediate of the overlay (the
+        # film-sized heatmap, the blend) stays within MAX_SIDE², ~16 MB a plane, where a 50 MP
+        # film would take ~200 MB each. The maps are upsampled from their coarse grid straight
+        # to this size, as smooth as before.
+        interp = cv2.INTER_AREA if ph < film.height else cv2.INTER_LINEAR
+        film = dataclasses.replace(film, pixels=cv2.resize(film.pixels, (pw, ph), interpolation=interp))
     img = overlay(
         film, prediction, options.classes, options.alpha, options.colormap, options.mode,
         options.window, options.invert,
     )
-    h, w = img.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(h, w))
-    if h < 640:  # tiny films get room for readable text
-        scale = 640 / h
-    if scale != 1.0:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
-    h, w = img.shape[:2]
+    h = max(ph, MIN_HEIGHT)
     u = h / 1000.0  # layout unit: text and bars scale with the picture
-    panel_w = max(int(520 * u), 320)
-    canvas = np.full((h, w + panel_w, 3), 24, np.uint8)
-    canvas[:, :w] = img
+    panel_w = _panel_width(u)
+    canvas = np.full((h, pw + panel_w, 3), 24, np.uint8)
+    top = (h - ph) // 2  # a short, wide film sits in the middle of its column
+    canvas[top : top + ph, :pw] = img
+    w = pw
     if info.demo:
         _banner(canvas, 0, w, DEMO_MARK, u, (200, 30, 30))
     if prediction.ood_flag:
@@ -225,9 +275,37 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
     return canvas
 
 
+def drawable_text(text: str) -> str:
+    """``text`` as the printable ASCII that OpenCV's Hershey fonts can draw.
+
+    OpenCV's Python binding converts the string to UTF-8 and crashes the process (a segfault,
+    not an exception) when that fails, as it does for the lone surrogates with which Python
+    carries the undecodable bytes of a file name: ``b"M\\xfcller.png"`` from a Latin-1 disk is
+    ``"M\\udcfcller.png"`` (PEP 383). Such a byte is read as the Latin-1 character it would be
+    (any byte is one); then accents are dropped (``Müller`` → ``Muller``, by NFKD decomposition)
+    and whatever has no ASCII form, control characters included, becomes ``?``. OpenCV 4's
+    Hershey fonts have glyphs for printable ASCII only (OpenCV 5 draws more, but 4.x is
+    supported), so ASCII is what every supported OpenCV draws the same way.
+    """
+    text = "".join(_unescape(ch) if "\ud800" <= ch <= "\udfff" else ch for ch in str(text))
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if " " <= ch <= "~":
+            out.append(ch)
+        elif not unicodedata.combining(ch):
+            out.append("?")
+    return "".join(out)
+
+
+def _unescape(ch: str) -> str:
+    """A ``surrogateescape`` character (U+DC80..U+DCFF) as the Latin-1 character of its byte;
+    any other lone surrogate as ``?``."""
+    return chr(ord(ch) - 0xDC00) if "\udc80" <= ch <= "\udcff" else "?"
+
+
 def _text(img, text, org, u, color=(235, 235, 235), size=0.8, bold=False) -> None:
     cv2.putText(
-        img, text, (int(org[0]), int(org[1])), cv2.FONT_HERSHEY_SIMPLEX, size * u,
+        img, drawable_text(text), (int(org[0]), int(org[1])), cv2.FONT_HERSHEY_SIMPLEX, size * u,
         color, max(1, int(round((2.2 if bold else 1.4) * u))), cv2.LINE_AA,
     )
 

@@ -107,3 +107,51 @@ def test_truncated_and_missing_model_files(tmp_path, tiny_model):
     text.write_text("hello")
     with pytest.raises(ModelError):
         Classifier.load(text)
+
+
+def _ood_meta(**changes) -> dict[str, str]:
+    """Metadata with an OOD guard whose JSON has ``changes`` applied (NaN and Infinity allowed,
+    as a JSON writer without allow_nan=False writes them)."""
+    rng = np.random.default_rng(2)
+    info = tiny_info(ood=fit_ood(rng.normal(size=(50, 4)), rng.normal(size=(20, 4)), rank=2))
+    meta = contract.to_metadata(info)
+    ood = json.loads(meta["cxr.ood"])
+    for key, value in changes.items():
+        if key == "mean0":
+            ood["mean"][0] = value
+        elif key == "component":
+            ood["components"][1][2] = value
+        else:
+            ood[key] = value
+    meta["cxr.ood"] = json.dumps(ood)  # allow_nan defaults to True: writes NaN / Infinity
+    return meta
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"threshold": float("nan")},
+        {"threshold": float("inf")},
+        {"mean0": float("nan")},
+        {"component": float("-inf")},
+        {"variances": [1.0, float("inf")]},
+        {"residual_variance": float("nan")},
+        {"percentile": float("nan")},
+        {"percentile": 250.0},
+    ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
+)
+def test_ood_metadata_with_nan_or_infinity_is_refused(tmp_path, changes):
+    """NaN statistics make every score NaN and an infinite threshold is never exceeded: both
+    used to load and silently switch the out-of-distribution guard off."""
+    meta = _ood_meta(**changes)
+    with pytest.raises(ModelError, match="cxr.ood is malformed"):
+        contract.from_metadata(meta, source="m.onnx")
+    path = build_tiny_model(tmp_path / "m.onnx", metadata=meta)
+    with pytest.raises(ModelError, match="cxr.ood is malformed"):
+        Classifier.load(path, device="cpu")
+
+
+def test_ood_metadata_that_is_finite_still_loads(tmp_path):
+    clf = Classifier.load(build_tiny_model(tmp_path / "m.onnx", metadata=_ood_meta()), device="cpu")
+    assert clf.info.ood is not None and np.isfinite(clf.info.ood.threshold)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from cxrviewer.errors import ModelError
 from cxrviewer.model import Classifier
 from cxrviewer.ood import OodModel, fit_ood
 from cxrviewer.preprocess import model_input, preprocess_batch, resize, standardize
@@ -83,3 +84,56 @@ def test_ood_scores_flag_far_features():
     far = model.scores(rng.normal(size=(50, 16)) + 4.0)
     assert np.median(near) == pytest.approx(1.0, abs=0.35)
     assert far.min() > stats.threshold > np.median(near)
+
+
+def test_ood_model_refuses_nan_statistics():
+    rng = np.random.default_rng(0)
+    stats = fit_ood(rng.normal(size=(30, 4)), rank=2)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        OodModel(replace(stats, mean=(float("nan"), 0.0, 0.0, 0.0)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        OodModel(replace(stats, threshold=float("nan")))
+
+
+def test_raw_output_problems_are_per_film():
+    from cxrviewer.model import RawOutputs
+
+    probs = np.full((5, 3), 0.5, np.float32)
+    cams = np.zeros((5, 3, 2, 2), np.float32)
+    feats = np.ones((5, 4), np.float32)
+    probs[1, 2] = np.nan
+    probs[2, 0] = 1.5  # a logit where a probability belongs
+    cams[3, 1, 0, 0] = np.inf
+    feats[4, 3] = -np.inf
+    probs[4, 0] = np.inf
+    got = RawOutputs(probs, cams, feats).problems()
+    assert got[0] is None
+    assert got[1] == "NaN or infinite probabilities"
+    assert got[2] == "probabilities outside 0..1"
+    assert got[3] == "NaN or infinite heatmaps"
+    assert got[4] == "NaN or infinite probabilities, features"
+    ok = RawOutputs(np.array([[0.0, 1.0 + 1e-7]], np.float32), cams[:1], feats[:1]).problems()
+    assert ok == [None]  # an ulp past 1, as a quantized model's output may be
+
+
+@pytest.mark.parametrize("output", ["probs", "cams", "features"])
+def test_a_model_with_invalid_outputs_is_refused_at_load(tmp_path, output):
+    path = build_tiny_model(tmp_path / "nan.onnx", nan_output=output)
+    with pytest.raises(ModelError, match="nan.onnx produced invalid numbers .* on a plain test film") as exc:
+        Classifier.load(path, device="cpu")
+    assert "another model file" in str(exc.value) and "--" not in str(exc.value)
+    Classifier.load(path, device="cpu", check_outputs=False)  # the file itself is readable
+
+
+def test_predict_raises_for_the_film_with_invalid_outputs(tmp_path):
+    from cxrviewer.errors import ModelOutputError
+
+    clf = Classifier.load(build_tiny_model(tmp_path / "m.onnx", nan_output="probs", nan_above=1.0), device="cpu")
+    mid, bright = Film(np.full((64, 64), 0.5, np.float32)), Film(np.full((64, 64), 0.95, np.float32))
+    assert np.isfinite(clf.predict_one(mid).probabilities).all()
+    with pytest.raises(ModelOutputError, match="NaN or infinite probabilities"):
+        clf.predict([mid, bright])
+    outcomes = clf.outcomes(clf.run(preprocess_batch([mid, bright, mid], clf.info)))
+    assert [type(o).__name__ for o in outcomes] == ["Prediction", "ModelOutputError", "Prediction"]

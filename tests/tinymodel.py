@@ -47,8 +47,18 @@ def build_tiny_model(
     seed: int = 0,
     metadata: dict[str, str] | None = None,
     output_names: tuple[str, ...] = contract.OUTPUT_NAMES,
+    nan_output: str | None = None,
+    nan_above: float = float("-inf"),
 ) -> Path:
-    """Write a tiny contract model to ``path``; ``metadata`` replaces the contract metadata."""
+    """Write a tiny contract model to ``path``; ``metadata`` replaces the contract metadata.
+
+    ``nan_output`` (``"probs"``, ``"cams"`` or ``"features"``) makes that output NaN for the
+    films whose mean input value (standardized, as the model sees it) is above ``nan_above``:
+    every film by default, or only bright ones with e.g. ``nan_above=1.0`` (a film of mean
+    pixel 0.75 under the tiny model's mean 0.5 and std 0.25), which a mid-grey film is not.
+    The NaN comes from the graph itself (0 / 0 where the condition holds), as a broken export
+    or an overflowing layer would give it.
+    """
     info = info or tiny_info()
     s, c = info.input_size, info.num_classes
     h = s // contract.CAM_STRIDE
@@ -66,7 +76,10 @@ def build_tiny_model(
         numpy_helper.from_array(np.array(1.0, np.float32), "one"),
         numpy_helper.from_array(np.array(1.0 / (h * h), np.float32), "inv_hw"),
     ]
-    probs_name, cams_name, feat_name = output_names
+    if nan_output not in (None, *contract.OUTPUT_NAMES):
+        raise ValueError(f"nan_output must be one of {contract.OUTPUT_NAMES}, got {nan_output!r}")
+    out_names = dict(zip(contract.OUTPUT_NAMES, output_names))
+    probs_name, cams_name, feat_name = "p_raw", "cams_raw", "feat_raw"
     nodes = [
         helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("AveragePool", ["nchw"], ["pooled"], kernel_shape=[32, 32], strides=[32, 32]),
@@ -85,6 +98,28 @@ def build_tiny_model(
         helper.make_node("Unsqueeze", ["alpha_scale", "axes12"], ["alpha4"]),
         helper.make_node("Mul", ["cam_relu", "alpha4"], [cams_name]),
     ]
+    raw = {contract.PROBS: probs_name, contract.CAMS: cams_name, contract.FEATURES: feat_name}
+    for key, final in out_names.items():
+        if key != nan_output:
+            nodes.append(helper.make_node("Identity", [raw[key]], [final]))
+            continue
+        # zero = 0 where the film's mean input is above nan_above, else 1; zero / zero is
+        # NaN there and 1 elsewhere; the output times it is NaN for those films only.
+        rank = {contract.PROBS: 2, contract.CAMS: 4, contract.FEATURES: 2}[key]
+        inits += [
+            numpy_helper.from_array(np.array(nan_above, np.float32), "nan_above"),
+            numpy_helper.from_array(np.array([-1] + [1] * (rank - 1), np.int64), "nan_shape"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"),
+        ]
+        nodes += [
+            helper.make_node("ReduceMean", ["image"], ["film_mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Greater", ["film_mean", "nan_above"], ["poisoned"]),
+            helper.make_node("Where", ["poisoned", "zero_f", "one"], ["zero_where"]),
+            helper.make_node("Div", ["zero_where", "zero_where"], ["nan_or_one"]),
+            helper.make_node("Reshape", ["nan_or_one", "nan_shape"], ["nan_b"]),
+            helper.make_node("Mul", [raw[key], "nan_b"], [final]),
+        ]
+    probs_name, cams_name, feat_name = output_names
     inits.append(numpy_helper.from_array(np.array([1, 2], np.int64), "axes12"))
     graph = helper.make_graph(
         nodes,
