@@ -22,7 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import CxrError, MissingInputError, OutputError, OutputInUseError, SameFileError, UnknownResultsFileError
+from .errors import (
+    CxrError,
+    MissingInputError,
+    ModelError,
+    OutputError,
+    OutputInUseError,
+    SameFileError,
+    UnknownClassError,
+    UnknownResultsFileError,
+)
 
 logger = logging.getLogger("cxrviewer")
 
@@ -32,24 +41,18 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
 EXIT_TERMINATED = 143  # 128 + SIGTERM (systemd, docker stop, timeout)
 
 #: The options to name when an error of this kind is printed (library messages name none).
-FLAG_HINTS: dict[type, str] = {UnknownResultsFileError: "--out / --overwrite", OutputInUseError: "--out"}
-
-
-def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="ONNX model file (default: $CXRVIEWER_MODEL or the bundled demo model)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider (default: CUDA when available, else CPU)")
-
-
-def _add_render(p: argparse.ArgumentParser, default_classes: str) -> None:
-    from .heatmap import COLORMAPS, DEFAULT_COLORMAP
-
-    p.add_argument("--classes", default=default_classes, help=f"heatmaps to draw: all, none, positives or A,B,... (default: {default_classes})")
-    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity 0..1 (default 0.4)")
-    p.add_argument("--colormap", choices=sorted(COLORMAPS), default=DEFAULT_COLORMAP)
-    p.add_argument("--mode", choices=("heatmap", "contour"), default="heatmap", help="blend heatmaps, or outline their hot regions")
+FLAG_HINTS: dict[type, str] = {
+    UnknownResultsFileError: "--out / --overwrite",
+    OutputInUseError: "--out",
+    SameFileError: "--out",
+    ModelError: "--model",
+    UnknownClassError: "--classes",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .options import add_display_options, add_model_options  # numpy and OpenCV: not for --version alone
+
     parser = argparse.ArgumentParser(
         prog="cxrviewer",
         description="Chest X-ray viewer and scorer. Run with no subcommand (or with files) to open the desktop app.",
@@ -59,32 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{score,export,info}")
 
     s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
-    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files and folders")
-    s.add_argument("--out", type=Path, required=True, help="results CSV (an existing one is resumed)")
-    s.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
-    s.add_argument("--export-dir", type=Path, help="also write an annotated PNG per scored film here")
-    s.add_argument("--batch-size", type=int, default=None, help="films per forward pass (default 1 on CPU, the fastest there; 8 on a GPU)")
-    s.add_argument("--workers", type=int, default=None, help="films read and scored side by side (default: one per CPU core)")
-    s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_model(s)
-    _add_render(s, "positives")
+    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them")
+    s.add_argument("--out", type=Path, required=True, metavar="CSV", help="results CSV; one of ours that exists is resumed (required)")
+    s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
+    s.add_argument("--export-dir", type=Path, metavar="DIR", help="also write an annotated PNG per scored film into DIR (default: none)")
+    s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, the fastest there; 8 on a GPU)")
+    s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core; at most 4 feeding a GPU)")
+    s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it (default: resume)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
+    add_model_options(s)
+    add_display_options(s, "positives")
 
-    e = sub.add_parser("export", help="write an annotated picture of one film")
-    e.add_argument("file", type=Path, metavar="FILE")
+    e = sub.add_parser(
+        "export", help="write an annotated picture of one film",
+        description="Score one film and write it with its findings: a PNG with the heatmaps or outlines and "
+        "the findings panel, or a DICOM object for a PACS; optionally its regions as JSON.",
+    )
+    e.add_argument("file", type=Path, metavar="FILE", help="the film (PNG, JPEG, TIFF, BMP or DICOM)")
     e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
     e.add_argument("--format", choices=("png", "dicom-sc"), default=None, help="png (default), or dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study")
-    e.add_argument("--anonymize", action="store_true", help="dicom-sc: drop patient identity and start a new study")
+    e.add_argument("--anonymize", action="store_true", help="dicom-sc: drop patient identity and start a new study (default: keep the source's)")
     e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
-    e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn classes' regions (boxes, outlines) as JSON")
-    e.add_argument("--region-level", type=float, default=None, help="region threshold as a fraction of each map's peak (default 0.5)")
-    e.add_argument("--region-min-area", type=float, default=None, help="smallest region as a fraction of the film's area (default 0.005)")
-    _add_model(e)
-    _add_render(e, "positives")
+    e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn findings' regions (boxes, outlines) as JSON (default: none)")
+    e.add_argument("--region-level", type=float, default=None, metavar="0..1", help="region threshold as a fraction of each map's peak (default: 0.5)")
+    e.add_argument("--region-min-area", type=float, default=None, metavar="FRACTION", help="smallest region as a fraction of the film's area (default: 0.005)")
+    add_model_options(e)
+    add_display_options(e, "positives")
 
-    i = sub.add_parser("info", help="model metadata, execution provider, library versions")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_model(i)
+    i = sub.add_parser("info", help="model metadata, execution provider, library versions",
+                       description="Show the model's card (labels, thresholds, version, demo or not), the execution provider in use and library versions.")
+    i.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
+    add_model_options(i)
     return parser
 
 
@@ -112,8 +120,6 @@ def _scoring_threads(args) -> int:
 
 
 def _check_args(args, parser) -> None:
-    if getattr(args, "alpha", None) is not None and not 0.0 <= args.alpha <= 1.0:
-        parser.error("--alpha must be between 0 and 1")
     if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if getattr(args, "workers", None) is not None and args.workers < 1:
@@ -133,6 +139,7 @@ def cmd_score(args) -> int:
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
     clf = _load_classifier(args, threads=_scoring_threads(args))
+    args.classes.check(clf.info.labels)  # an unknown name fails now, not at the first picture
     if args.export_dir is not None:
         check_writable_dir(args.export_dir)
         _refuse_film_folder(args.export_dir, paths)
@@ -265,7 +272,6 @@ def cmd_export(args) -> int:
     from .export import check_writable_dir, export_png
     from .io import read_film
     from .render import RenderOptions, select_classes
-
     from .results import refuse_inputs_as_output, write_regions_json
 
     _check_inputs([args.file])
@@ -274,6 +280,7 @@ def cmd_export(args) -> int:
     if args.regions is not None:
         refuse_inputs_as_output(args.regions, [args.file])
     clf = _load_classifier(args)
+    args.classes.check(clf.info.labels)
     film = read_film(args.file)
     pred = clf.predict_one(film)
     opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)

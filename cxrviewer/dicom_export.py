@@ -263,7 +263,7 @@ def encode_dataset(ds: Dataset) -> bytes:
         # error type because pydicom's messages may quote a value (a patient's name).
         raise DicomExportError(
             f"Could not encode the DICOM Secondary Capture ({type(exc).__name__}); this is a bug in "
-            "cxrviewer, please report it. A PNG export (--format png) still works."
+            "cxrviewer, please report it. A PNG export still works."
         ) from None
     return buf.getvalue()
 

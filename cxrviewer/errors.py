@@ -59,3 +59,7 @@ class ExportError(CxrError):
 
 class ModelOutputError(CxrError):
     """The model produced invalid numbers (NaN, infinity, out of range) for one film."""
+
+
+class UnknownClassError(CxrError):
+    """A finding's name that the model does not have."""

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+#: What ``device`` may be (:func:`choose_providers`).
+DEVICES = ("auto", "cpu", "cuda")
 
 
 #: How far a probability may stray outside [0, 1]: a float32 sigmoid never does, but a
@@ -156,7 +158,7 @@ class Classifier:
         ort = _ort()
         p = Path(path)
         if not p.is_file():
-            raise ModelError(f"Model file not found: {p}. Pass an exported .onnx file with --model.")
+            raise ModelError(f"Model file not found: {p}. Choose an exported .onnx model file.")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = int(threads)

@@ -57,7 +57,7 @@ def default_model_path() -> Path:
     path = resource_path("models", DEMO_MODEL_NAME)
     if not path.is_file():
         raise ModelError(
-            f"The bundled demo model is missing ({path}). Pass a model with --model M.onnx "
-            f"or set {MODEL_ENV}."
+            f"The bundled demo model is missing ({path}); reinstall cxrviewer, or choose an "
+            f"exported .onnx model file (or set {MODEL_ENV})."
         )
     return path

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from . import heatmap
+from .classes import ClassChoice
 from .errors import CxrError, ExportError
 from .types import Film, ModelInfo, Prediction
 
@@ -35,43 +36,25 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
 )
 MODES = ("heatmap", "contour")
-
-
-class UnknownClassError(CxrError):
-    """A class name that the model does not have."""
+#: Heatmap opacity when none is chosen.
+DEFAULT_ALPHA = 0.4
 
 
 @dataclass(frozen=True)
 class RenderOptions:
     classes: tuple[str, ...] = ()
-    alpha: float = 0.4
+    alpha: float = DEFAULT_ALPHA
     colormap: str = heatmap.DEFAULT_COLORMAP
     mode: str = "heatmap"
     window: tuple[float, float] | None = None  # (center, width) on the film's [0, 1] scale
     invert: bool = False
 
 
-def select_classes(prediction: Prediction, spec: str | Sequence[str]) -> tuple[str, ...]:
-    """Resolve ``all`` / ``none`` / ``positives`` / ``A,B`` (or a list) to the model's labels."""
-    if isinstance(spec, str):
-        key = spec.strip().lower()
-        if key == "all":
-            return prediction.labels
-        if key in ("none", ""):
-            return ()
-        if key == "positives":
-            return prediction.positives
-        names = [s.strip() for s in spec.split(",") if s.strip()]
-    else:
-        names = list(spec)
-    by_lower = {label.lower(): label for label in prediction.labels}
-    unknown = [n for n in names if n.lower() not in by_lower]
-    if unknown:
-        raise UnknownClassError(
-            f"Unknown class {', '.join(unknown)}; this model has: {', '.join(prediction.labels)} "
-            "(or use all, none, positives)."
-        )
-    return tuple(dict.fromkeys(by_lower[n.lower()] for n in names))
+def select_classes(prediction: Prediction, spec: str | Sequence[str] | ClassChoice) -> tuple[str, ...]:
+    """The model's labels drawn for ``spec`` (``all`` / ``none`` / ``positives`` / ``A,B``, a list,
+    or a :class:`~cxrviewer.classes.ClassChoice`); see :mod:`cxrviewer.classes`."""
+    choice = spec if isinstance(spec, ClassChoice) else ClassChoice.parse(spec)
+    return choice.labels(prediction.labels, prediction.positives)
 
 
 def class_color(prediction: Prediction, label: str) -> tuple[int, int, int]:
@@ -142,7 +125,7 @@ def overlay(
     film: Film,
     prediction: Prediction | None,
     classes: Sequence[str] = (),
-    alpha: float = 0.4,
+    alpha: float = DEFAULT_ALPHA,
     colormap: str = heatmap.DEFAULT_COLORMAP,
     mode: str = "heatmap",
     window: tuple[float, float] | None = None,

@@ -27,3 +27,30 @@ def test_core_imports_load_neither_qt_nor_tensorflow():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _raised_texts(path: Path):
+    """The string pieces of every ``raise X(...)`` in a module (f-string parts included)."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            for sub in ast.walk(node.exc):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    yield node.lineno, sub.value
+
+
+def test_no_core_error_names_a_command_line_flag():
+    """The core's errors say what to do in words every front end fits; the CLI adds its flags
+    (cli.FLAG_HINTS). An install command (``pip install --...``) is not one of our flags."""
+    import re
+
+    flag = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+    core = [p for p in (REPO / "cxrviewer").rglob("*.py") if p.name != "cli.py" and "ui" not in p.parts]
+    found = [
+        f"{p.relative_to(REPO)}:{line}: {text!r}"
+        for p in core
+        for line, text in _raised_texts(p)
+        if flag.search(text) and "pip " not in text
+    ]
+    assert not found, "\n".join(found)

@@ -62,7 +62,42 @@ def test_export_cli_equals_api_bytes(tmp_path, tiny_model, nih_images):
 def test_export_unknown_class_is_a_clear_error(tmp_path, tiny_model, nih_images, capsys):
     code = main(["export", str(nih_images[0]), "--out", str(tmp_path / "x.png"), "--model", str(tiny_model), "--classes", "Lung cancer"])
     assert code == 2
-    assert "Unknown class Lung cancer" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Unknown finding 'Lung cancer'" in err and "Pleural Thickening" in err
+    assert err.rstrip().endswith("(--classes)") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_score_refuses_an_unknown_class_before_scoring(tmp_path, tiny_model, nih_images, capsys):
+    out = tmp_path / "r.csv"
+    code = main(["score", str(nih_images[0]), "--out", str(out), "--model", str(tiny_model), "--no-progress",
+                 "--export-dir", str(tmp_path / "pics"), "--classes", "Mas"])
+    assert code == 2
+    assert "Unknown finding 'Mas'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_finding_is_named_by_its_label_or_its_display_name(tmp_path, tiny_model, nih_images):
+    by_label, by_name = tmp_path / "a.png", tmp_path / "b.png"
+    base = [str(nih_images[0]), "--model", str(tiny_model), "--mode", "contour"]
+    assert main(["export", *base, "--out", str(by_label), "--classes", "Pleural_Thickening,mass"]) == 0
+    assert main(["export", *base, "--out", str(by_name), "--classes", "pleural thickening, Mass"]) == 0
+    assert by_label.read_bytes() == by_name.read_bytes()
+
+
+def test_every_option_says_what_it_is_and_its_default():
+    from cxrviewer.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, cmd in sub.choices.items():
+        assert cmd.description, name
+        for action in cmd._actions:
+            if action.dest in ("help",):
+                continue
+            assert action.help, (name, action.dest)
+            if not action.required and action.option_strings and action.nargs != 0:
+                assert "default" in action.help, (name, action.dest)
 
 
 def test_info_json(tiny_model, capsys):

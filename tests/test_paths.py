@@ -24,7 +24,7 @@ def test_from_the_frozen_bundle(tmp_path, monkeypatch):
     monkeypatch.delenv(paths.MODEL_ENV, raising=False)
     assert paths.resources_dir() == tmp_path / "resources"
     assert paths.resource_path("icons", "x.png") == tmp_path / "resources" / "icons" / "x.png"
-    with pytest.raises(paths.ModelError, match="--model"):
+    with pytest.raises(paths.ModelError, match="choose an exported .onnx model file"):
         paths.default_model_path()  # nothing bundled in tmp_path: a clear error, not a crash later
     model = tmp_path / "resources" / "models" / paths.DEMO_MODEL_NAME
     model.parent.mkdir(parents=True)

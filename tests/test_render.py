@@ -3,7 +3,8 @@ import pytest
 
 from cxrviewer import heatmap
 from cxrviewer.export import encode_png, export_png
-from cxrviewer.render import RenderOptions, UnknownClassError, annotate, film_rgb, overlay, select_classes
+from cxrviewer.errors import UnknownClassError
+from cxrviewer.render import RenderOptions, annotate, film_rgb, overlay, select_classes
 from cxrviewer.types import Film
 from helpers import synthetic_pixels
 from tinymodel import LABELS
