@@ -118,21 +118,18 @@ def default_workers(provider: str = CPU) -> int:
 
     Each worker reads, preprocesses and runs its own batch on a one-thread model session
     (:meth:`Classifier.for_throughput`), so while one core decodes a film the other is still
-    inferring and no core waits for another. On the 2-core bench machine 2 workers reach ~0.9
-    of the model-only limit and 3 gain nothing (``python bench/bench_batch.py --sweep``,
-    bench/RESULTS.md). With a GPU the workers only decode and queue batches for the device;
-    4 is not measured here (the bench machine has no GPU) but bounds the films held in memory.
+    inferring and no core waits for another (``bench/bench_batch.py --sweep``; bench/RESULTS.md).
+    With a GPU the workers only decode and queue batches for the device; 4 bounds the films
+    held in memory (not yet measured on a GPU).
     """
     cores = max(1, os.cpu_count() or 1)
     return cores if provider == CPU else min(cores, 4)
 
 
 #: Films per forward pass on CPU: DenseNet121 at 320 px runs fastest one film at a time (the
-#: activations of one film stay in cache; side by side on 2 cores, batch 1 / 2 / 8 give
-#: 15.8 / 14.7 / 12.3 films/s on ready tensors, bench/RESULTS.md).
+#: activations of one film stay in cache; bench/RESULTS.md).
 DEFAULT_BATCH_SIZE = 1
-#: On a GPU: the batch the pipeline had before the CPU measurements; not measured here (the
-#: bench machine has no GPU).
+#: On a GPU: the batch the pipeline had before the CPU measurements (not yet measured on a GPU).
 DEFAULT_GPU_BATCH_SIZE = 8
 
 
@@ -197,9 +194,9 @@ def _opencv_serial(active: bool) -> Iterator[None]:
     """OpenCV single-threaded while a batch keeps every core busy with its own workers.
 
     Each worker already has a core; OpenCV's own thread pool (a resize or a colour conversion
-    split across all cores) then only takes time from the other workers' inference. Measured
-    side by side: b/c 0.918 vs 0.896 (bench/RESULTS.md). The setting is process-wide, so it is
-    counted: the last batch to finish restores what was there before.
+    split across all cores) then only takes time from the other workers' inference
+    (bench/RESULTS.md). The setting is process-wide, so it is counted: the last batch to
+    finish restores what was there before.
     """
     global _serial_users, _serial_saved
     if not active:

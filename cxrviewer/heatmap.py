@@ -34,8 +34,7 @@ REGION_MIN_AREA = 0.005
 #: Regions are traced on a grid of at most this many pixels on the film's long side and scaled
 #: to film pixels. The maps are 10×10 cells (320 px model): at 512 a cell still spans ~50 grid
 #: pixels, so outlines move by at most a grid pixel (0.2% of the film, less than the line drawn
-#: over them), and tracing costs a quarter of a 1024 px film's and 1/20 of a 2560 px film's.
-#: It runs for every positive finding of every film in ``cxrviewer score`` (bench/RESULTS.md).
+#: over them), and it runs for every positive finding of every film (cost: bench/RESULTS.md).
 REGION_GRID = 512
 
 

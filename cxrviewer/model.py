@@ -150,9 +150,7 @@ class Classifier:
 
         ``threads`` sets ONNX Runtime's intra-op threads (0 = one per core, its default).
         ``check_outputs``: run the model once on :func:`probe_film` and refuse it when its outputs
-        are not valid numbers. That is one forward pass of one film: ~0.1 s for the demo
-        DenseNet121 on 2 quiet CPU cores (9.9 films/s, docs DEPENDENCIES), 0.25-0.34 s on the
-        busy shared machine where a load went from 0.1-0.3 s to 0.4-0.6 s (2026-11-23).
+        are not valid numbers: one forward pass of one film (its cost: bench/RESULTS.md).
         Skipped only for a second session over a file already checked.
         """
         ort = _ort()
@@ -189,12 +187,9 @@ class Classifier:
 
         On CPU: the same model file in a second session with one intra-op thread, made once and
         kept, so that the batch path runs one film per core at once rather than one film on all
-        cores. On the 2-core bench machine, two one-thread runs side by side are ~10% faster
-        than one all-core run on ready tensors and much steadier (the all-core run drops by a
-        third whenever something else takes a core), and they leave no core waiting at a
-        synchronisation point while a worker decodes, so decoding overlaps inference
-        (``python bench/bench_batch.py``, (c1) vs (c2); bench/RESULTS.md). A classifier already
-        on one thread, or on a GPU, is returned as it is.
+        cores: no core then waits at a synchronisation point while a worker decodes, so decoding
+        overlaps inference (measured: bench/RESULTS.md, (c1) vs (c2)). A classifier already on
+        one thread, or on a GPU, is returned as it is.
         """
         if self.provider != CPU or self.threads == 1 or (os.cpu_count() or 1) == 1:
             return self

@@ -103,8 +103,8 @@ _pool_lock = threading.Lock()
 def _by_rows(fn: Callable[[slice], None], height: int, width: int) -> None:
     """Call ``fn(rows)`` for bands of rows covering ``height``; on all cores for big pictures.
 
-    A 2048×2560 overlay takes ~200 ms in one piece and ~30 ms in bands on 2 cores
-    (bench/bench_gui.py), which is what makes a class toggle feel instant.
+    Bands on all cores are what makes a class toggle on a big film feel instant
+    (bench/bench_gui.py; figures in bench/RESULTS.md).
     """
     global _pool
     step = max(1, _PIECE_PIXELS // max(1, width))
