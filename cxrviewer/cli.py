@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import CxrError
+from .model_card import model_card
 
 logger = logging.getLogger("cxrviewer")
 
@@ -248,40 +249,6 @@ def write_regions_json(path: Path, film, pred, info, classes, level=None, min_ar
     head = json.dumps(doc, indent=1)[:-2]  # without the closing "\n}"
     text = f'{head},\n "regions": [\n  {regions}\n ]\n}}\n' if regions else f'{head},\n "regions": []\n}}\n'
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def model_card(clf) -> dict:
-    """What `info` shows and the GUI's About box: metadata, provider, library versions."""
-    import cv2
-    import numpy
-    import onnxruntime
-    import pydicom
-
-    info = clf.info
-    return {
-        "model": str(clf.path),
-        "model_version": info.model_version,
-        "demo": info.demo,
-        "labels": list(info.labels),
-        "input_size": info.input_size,
-        "layout": info.layout,
-        "mean": info.mean,
-        "std": info.std,
-        "thresholds": dict(info.thresholds),
-        "trained_on": dict(info.trained_on),
-        "metrics": dict(info.metrics),
-        "ood_guard": info.ood is not None,
-        "precision": info.precision,
-        "provider": clf.provider,
-        "versions": {
-            "cxrviewer": __version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__,
-            "pydicom": pydicom.__version__,
-            "opencv": cv2.__version__,
-            "python": sys.version.split()[0],
-        },
-    }
 
 
 def cmd_info(args) -> int:

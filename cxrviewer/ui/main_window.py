@@ -46,6 +46,7 @@ from ..types import Film
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
+from .refcounts import protect_singletons
 from .settings import AppSettings, open_settings
 from .viewer_model import DEFAULT_WINDOW, ERROR, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         results_dir: str | Path | None = None,
         interactive: bool = True,
     ) -> None:
+        protect_singletons()
         super().__init__()
         self.setObjectName("mainWindow")
         self.store = settings if settings is not None else open_settings()

@@ -304,7 +304,7 @@ def test_load_another_model_rescores(qtbot, window, nih_film, tmp_path):
 
 
 def test_an_int8_model_says_so(qtbot, window, tmp_path):
-    from cxrviewer.cli import model_card
+    from cxrviewer.model_card import model_card
     from cxrviewer.ui.about import AboutDialog
     from tinymodel import build_tiny_model, tiny_info
 
@@ -328,7 +328,7 @@ def test_bad_model_file_is_reported(qtbot, window, tmp_path, dialogs):
 
 
 def test_about_box_has_versions_model_card_and_disclaimer(window):
-    from cxrviewer.cli import model_card
+    from cxrviewer.model_card import model_card
     from cxrviewer.ui.about import DISCLAIMER, AboutDialog
 
     dlg = AboutDialog(model_card(window.model.classifier), window)
@@ -336,6 +336,8 @@ def test_about_box_has_versions_model_card_and_disclaimer(window):
     assert "tiny-test-1" in text and "DEMO MODEL" in text
     assert "Cardiomegaly" in text and "onnxruntime" in text and "PySide6" in text
     assert DISCLAIMER.split(".")[0] in text
+    # the training line reads as text, not as raw JSON (issue #13)
+    assert "data: none: a synthetic test model · films: 0" in text and '{"data"' not in text
     dlg.close()
 
 
