@@ -304,7 +304,7 @@ def render_picture(request: RenderRequest) -> Rendered:
     return Rendered(request, rgb, time.perf_counter() - t0)
 
 
-def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, *, fmt: str = "png",
+def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, fmt: str = "png",
                      anonymize: bool = False) -> Path:
     """The exporters of ``cxrviewer export``: :func:`cxrviewer.export.export_png`, or with
     ``fmt="dicom-sc"`` :func:`cxrviewer.dicom_export.export_dicom_sc`."""

@@ -142,8 +142,9 @@ def test_export_equals_export_png(qtbot, window, nih_film, tmp_path, monkeypatch
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "PNG image (*.png)")))
     assert window.act_export.isEnabled()
-    window.act_export.trigger()
-    assert out.is_file()
+    with qtbot.waitSignal(window.session.exported, timeout=20_000) as blocker:
+        window.act_export.trigger()  # written off the UI thread, like every other job
+    assert blocker.args == [str(out)] and out.is_file()
     m = window.model
     ref = export_png(
         tmp_path / "core.png", m.film, m.prediction, m.classifier.info,
@@ -173,7 +174,8 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
         # the user types a name without a suffix: the filter decides the format and the suffix
         chosen = (str(tmp_path / name), filters[anonymize])
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, _c=chosen, **k: _c))
-        window.act_export.trigger()
+        with qtbot.waitSignal(window.session.exported, timeout=20_000):
+            window.act_export.trigger()
         ds = pydicom.dcmread(tmp_path / f"{name}.dcm")
         assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
         assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
@@ -361,7 +363,7 @@ def test_unexpected_exception_is_logged_and_shown(qtbot, window, dialogs, caplog
 
 def test_window_level_is_described_in_the_films_units():
     from cxrviewer.types import Film
-    from cxrviewer.ui.main_window import describe_film, describe_window
+    from cxrviewer.ui.status_text import describe_film, describe_window
 
     px = np.zeros((4, 6), np.float32)
     dicom = Film(px, metadata={"format": "dicom", "window": (550.0, 1024.0)}, pixel_spacing=(0.2, 0.1))

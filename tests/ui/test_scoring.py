@@ -30,7 +30,7 @@ def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dia
     summary = blocker.args[0]
     assert (summary.total, summary.scored, summary.failed) == (7, 6, 1)
     out = window.last_results
-    assert out is not None and out.is_file() and out.parent == window.results_dir
+    assert out is not None and out.is_file() and out.parent == window.session.results_dir
     table = rows(out)
     assert len(table) == 7
     assert {r["status"] for r in table} == {"ok", "error"}
@@ -92,15 +92,15 @@ def test_cancel_stops_the_run(qtbot, window, film_folder):
     folder = film_folder(80)
     cancelled = []
 
-    def cancel_once(sf):
-        if not cancelled and window._progress is not None:
-            cancelled.append(sf.done)
-            button = window._progress.findChild(QPushButton)
+    def cancel_once(done, _total, _name):
+        if not cancelled and window.progress is not None:
+            cancelled.append(done)
+            button = window.progress.findChild(QPushButton)
             button.click()  # the progress dialog's Cancel
 
+    window.session.scoringProgress.connect(cancel_once)
     window.open_paths([folder])
-    assert window.scoring and window._progress is not None and window._progress.isVisible()
-    window._batch.signals.progress.connect(cancel_once)
+    assert window.scoring and window.progress is not None and window.progress.isVisible()
     with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS) as blocker:
         pass
     summary = blocker.args[0]
@@ -108,7 +108,7 @@ def test_cancel_stops_the_run(qtbot, window, film_folder):
     assert summary.scored < summary.total == 80
     assert len(rows(window.last_results)) == summary.scored + summary.failed < 80
     qtbot.waitUntil(lambda: not window.scoring)
-    assert window._progress is None
+    assert window.progress is None
     # films the run did not reach stay queued and are scored one by one when shown
     last = len(window.model.entries) - 1
     assert window.model.entries[last].status == "queued"
