@@ -251,8 +251,7 @@ def main() -> None:
           f"min {1000 * min(toggles):.0f} ms, max {1000 * max(toggles):.0f} ms; "
           f"ratio to the {1000 * TOGGLE_TARGET_S:.0f} ms target {m / TOGGLE_TARGET_S:.2f}")
     print(f"  of which the overlay render alone (render.overlay at film size): {1000 * med(render_only):.0f} ms")
-    window.cancel_scoring()
-    window.pool.waitForDone(10_000)
+    window.session.shutdown(10_000)
     window.close()
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
 Key = QKeySequence.StandardKey
 
@@ -79,7 +79,7 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
     )),
     ("&Help", (
         ActionSpec("about", "&About cxrviewer", lambda w: w.show_about(), ("F1",)),
-        ActionSpec("about_qt", "About &Qt", lambda w: w.show_about_qt()),
+        ActionSpec("about_qt", "About &Qt", lambda w: QMessageBox.aboutQt(w)),
     )),
 )
 

@@ -260,7 +260,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         def shown(ok: bool) -> None:
             if args.screenshot is None or not ok:
                 finish(0 if ok else 1)
-            elif window.scoring:  # a folder: picture it once every film has its badge
+            elif window.session.scoring:  # a folder: picture it once every film has its badge
                 window.scoringFinished.connect(lambda _summary: snap())
             else:
                 snap()

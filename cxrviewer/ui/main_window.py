@@ -19,26 +19,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
-from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressDialog,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from ..errors import CxrError
 from ..io import SUPPORTED_SUFFIXES
 from .actions import build_menus
+from .export_choice import EXPORT_FILTERS, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
+from .scoring_progress import ScoringProgress
 from .session import FilmSession
 from .settings import AppSettings, open_settings
 from .status_text import describe_film, describe_window
@@ -49,12 +41,6 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
 DEMO_BANNER = "DEMO MODEL — not for diagnosis"
-# Export dialog file types → (format, anonymize); the first is the default.
-EXPORT_FILTERS = {
-    "PNG image (*.png)": ("png", False),
-    "DICOM Secondary Capture, same patient and study (*.dcm)": ("dicom-sc", False),
-    "DICOM Secondary Capture, anonymized (*.dcm)": ("dicom-sc", True),
-}
 WL_SENSITIVITY = 1.0 / 400.0  # film-scale units per screen pixel dragged
 
 
@@ -96,7 +82,7 @@ class MainWindow(QMainWindow):
         self.model = ViewerModel(display=self.prefs.display())
         self.session = FilmSession(self.model, device=device, results_dir=results_dir, parent=self)
         self.renderer = RenderScheduler(self)
-        self.progress: QProgressDialog | None = None
+        self.progress: ScoringProgress | None = None
         self._remember_model = self._fallback = False
         self._announced: tuple[Path, int] | None = None
         self._film_announced: Path | None = None
@@ -159,17 +145,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
-        sb = self.statusBar()
-        self.film_label, self.wl_label, self.cursor_label, self.model_label, self.time_label = (
-            QLabel("", self) for _ in range(5)
-        )
-        for label, name in ((self.film_label, "filmInfo"), (self.wl_label, "wlInfo"), (self.cursor_label, "cursorInfo"),
-                            (self.model_label, "modelInfo"), (self.time_label, "timeInfo")):
-            label.setObjectName(name)
-        self.cursor_label.setMinimumWidth(150)
+        labels = {}
         # all permanent (right-hand side): transient messages on the left never hide them
-        for w in (self.cursor_label, self.film_label, self.wl_label, self.time_label, self.model_label):
-            sb.addPermanentWidget(w)
+        for name in ("cursorInfo", "filmInfo", "wlInfo", "timeInfo", "modelInfo"):
+            labels[name] = QLabel("", self)
+            labels[name].setObjectName(name)
+            self.statusBar().addPermanentWidget(labels[name])
+        self.cursor_label, self.film_label, self.wl_label, self.time_label, self.model_label = labels.values()
+        self.cursor_label.setMinimumWidth(150)
 
     def _connect(self) -> None:
         self.view.hovered.connect(self._hovered)
@@ -437,17 +420,6 @@ class MainWindow(QMainWindow):
         self.error_dialog("Cannot load the model", message)
 
     # ========================================================= folder scoring
-    @property
-    def scoring(self) -> bool:
-        return self.session.scoring
-
-    @property
-    def last_results(self) -> Path | None:
-        return self.session.last_results
-
-    def cancel_scoring(self) -> None:
-        self.session.cancel_scoring()
-
     def score_to_csv_dialog(self) -> None:
         if not self.model.entries:
             return
@@ -458,25 +430,13 @@ class MainWindow(QMainWindow):
 
     def _scoring_started(self, total: int, _out: str) -> None:
         self._close_progress()
-        dlg = QProgressDialog(f"Scoring {total} films…", "Cancel", 0, total, self)
-        dlg.setObjectName("scoringProgress")
-        dlg.setWindowTitle("Scoring films")
-        dlg.setWindowModality(Qt.WindowModality.NonModal)  # browse the scored films meanwhile
-        dlg.setAutoClose(False)
-        dlg.setAutoReset(False)
-        dlg.setMinimumDuration(0)
-        dlg.setValue(0)
-        dlg.canceled.connect(self.session.cancel_scoring)
-        # it must not take the keyboard from the window: PgDown/PgUp keep browsing the films
-        dlg.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
-        dlg.show()
-        self.progress = dlg
+        self.progress = ScoringProgress(total, self)
+        self.progress.canceled.connect(self.session.cancel_scoring)
+        self.progress.show()
 
     def _scoring_progress(self, done: int, total: int, name: str) -> None:
         if self.progress is not None:
-            self.progress.setMaximum(total)
-            self.progress.setValue(done)
-            self.progress.setLabelText(f"Scored {done} of {total} films · {name}")
+            self.progress.report(done, total, name)
 
     def _scoring_finished(self, summary) -> None:
         if summary is not None:
@@ -485,15 +445,9 @@ class MainWindow(QMainWindow):
         self.scoringFinished.emit(summary)
 
     def _close_progress(self) -> None:
-        if self.progress is None:
-            return
-        active = QApplication.activeWindow()
-        was_active = active is None or active is self.progress
-        self.progress.close()
-        self.progress.deleteLater()
-        self.progress = None
-        if was_active and self.isVisible():
-            self.activateWindow()  # give the keyboard back to the window
+        if self.progress is not None:
+            self.progress.dismiss()
+            self.progress = None
 
     # ================================================================ export
     def export_dialog(self) -> None:
@@ -504,12 +458,8 @@ class MainWindow(QMainWindow):
         out, chosen = QFileDialog.getSaveFileName(self, "Export annotated image", str(start), ";;".join(EXPORT_FILTERS))
         if not out:
             return
-        fmt, anonymize = EXPORT_FILTERS.get(chosen, ("png", False))
-        if fmt == "png" and Path(out).suffix.lower() in (".dcm", ".dicom"):
-            fmt = "dicom-sc"  # a .dcm name typed under the PNG filter: the user wants DICOM
-        if Path(out).suffix.lower() not in ((".png",) if fmt == "png" else (".dcm", ".dicom")):
-            out += ".png" if fmt == "png" else ".dcm"
-        self.session.export(Path(out), fmt=fmt, anonymize=anonymize)
+        path, fmt, anonymize = export_target(out, chosen)
+        self.session.export(path, fmt=fmt, anonymize=anonymize)
 
     # ================================================================= about
     def show_about(self) -> None:
@@ -523,9 +473,6 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - the About box must open whatever happens
                 logger.exception("could not build the model card")
         AboutDialog(card, self).exec()
-
-    def show_about_qt(self) -> None:
-        QMessageBox.aboutQt(self)
 
     # ================================================================ plumbing
     def error_dialog(self, title: str, message: str) -> None:

@@ -165,7 +165,7 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
     import pydicom
     from PySide6.QtWidgets import QFileDialog
 
-    from cxrviewer.ui.main_window import EXPORT_FILTERS
+    from cxrviewer.ui.export_choice import EXPORT_FILTERS
 
     open_and_wait(qtbot, window, [dicom_film])
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
