@@ -45,8 +45,21 @@ def entry_text(entry: FilmEntry) -> str:
     return f"{entry.name}\n{entry.status}"
 
 
+_PLACEHOLDERS: dict[tuple[str, int], QIcon] = {}
+
+
 def thumbnail_icon(thumb: np.ndarray | None, badge: str, size: int = ICON) -> QIcon:
     """The thumbnail centred on a dark square with a status badge in the corner."""
+    if thumb is None or not thumb.size:
+        # films without a thumbnail yet share one icon per badge: a folder of 10,000 opens at once
+        key = (badge, size)
+        if key not in _PLACEHOLDERS:
+            _PLACEHOLDERS[key] = _draw_icon(None, badge, size)
+        return _PLACEHOLDERS[key]
+    return _draw_icon(thumb, badge, size)
+
+
+def _draw_icon(thumb: np.ndarray | None, badge: str, size: int) -> QIcon:
     pix = QPixmap(size, size)
     pix.fill(QColor(20, 20, 22))
     p = QPainter(pix)
