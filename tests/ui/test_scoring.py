@@ -42,9 +42,9 @@ def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dia
     assert window.strip.isVisible() and window.strip.count() == 7
     statuses = [window.strip.status_of(i) for i in range(7)]
     assert statuses == ["scored"] * 6 + ["error"]
-    assert "error:" in window.strip.item(6).text()
-    assert bad[0]["error"] in window.strip.item(6).toolTip()
-    assert window.strip.item(0).text().split("\n")[1].startswith("scored · ")
+    assert "error:" in window.strip.text_of(6)
+    assert bad[0]["error"] in window.strip.tooltip_of(6)
+    assert window.strip.text_of(0).split("\n")[1].startswith("scored · ")
     assert dialogs == []
     assert "6 scored, 1 failed" in window.statusBar().currentMessage()
 
