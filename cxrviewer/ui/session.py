@@ -105,7 +105,7 @@ class FilmSession(QObject):
             if done is not None:
                 done()
 
-        WorkerHandle(self, worker, finished=finished, **callbacks)
+        worker.handle = WorkerHandle(self, worker, finished=finished, **callbacks)
         self._workers.add(worker)
         self.pool.start(worker)
         return worker
@@ -142,7 +142,21 @@ class FilmSession(QObject):
         return films
 
     def _current_changed(self, _index: int) -> None:
+        self._drop_stale_reads()
         self.ensure_current()
+
+    def _drop_stale_reads(self) -> None:
+        """Take back the reads of films no longer shown that have not started (PgDown held
+        down queues one per film): the film now shown must not wait behind them."""
+        entry = self.model.entry
+        for path, worker in list(self._inflight.items()):
+            if (entry is None or path != entry.path) and self.pool.tryTake(worker):
+                del self._inflight[path]
+                self._workers.discard(worker)
+                worker.handle.deleteLater()
+                index = self.model.index_of(path)
+                if index >= 0 and self.model.entries[index].status == READING:
+                    self.model.update_entry(index, status=QUEUED)
 
     def ensure_current(self) -> None:
         """Start whatever the current film still needs: its pixels, its prediction."""

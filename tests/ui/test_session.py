@@ -153,3 +153,24 @@ def test_export_runs_off_the_ui_thread(qtbot, session, nih_film, tmp_path):
         session_module.export_annotated = original
     assert blocker.args == [str(tmp_path / "out.png")] and Path(blocker.args[0]).stat().st_size > 0
     assert threads and threads[0] is not threading.main_thread()
+
+
+def test_reads_of_films_no_longer_shown_are_dropped(qtbot, tmp_path, nih_images):
+    """Paging through films faster than they are read: only the one shown must be read."""
+    if len(nih_images) < 12:
+        pytest.skip("needs 12 NIH images")
+    s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
+    s.pool.setMaxThreadCount(1)  # one read at a time: the others queue
+    try:
+        s.model.set_paths(nih_images[:12])  # no model yet: reads only, no folder run
+        for i in range(12):
+            s.model.set_current(i)
+        with qtbot.waitSignal(s.filmReady, timeout=WAIT_MS) as ready:
+            pass
+        qtbot.waitUntil(lambda: not s._inflight, timeout=WAIT_MS)
+        assert ready.args == [str(nih_images[11])]  # the film shown, not one paged past
+        read = [e for e in s.model.entries if e.thumbnail is not None]
+        assert len(read) <= 3  # the first (already started), maybe one more, and the last
+        assert s.model.entries[11].thumbnail is not None and s.model.film is not None
+    finally:
+        s.shutdown(10_000)
