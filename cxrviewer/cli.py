@@ -32,6 +32,7 @@ from .errors import (
     UnknownClassError,
     UnknownResultsFileError,
 )
+from .model_card import model_card
 
 logger = logging.getLogger("cxrviewer")
 
@@ -302,38 +303,6 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
-def model_card(clf) -> dict:
-    """What `info` shows and the GUI's About box: metadata, provider, library versions."""
-    import cv2
-    import numpy
-    import onnxruntime
-    import pydicom
-
-    info = clf.info
-    return {
-        "model": str(clf.path),
-        "model_version": info.model_version,
-        "demo": info.demo,
-        "labels": list(info.labels),
-        "input_size": info.input_size,
-        "layout": info.layout,
-        "mean": info.mean,
-        "std": info.std,
-        "thresholds": dict(info.thresholds),
-        "trained_on": dict(info.trained_on),
-        "metrics": dict(info.metrics),
-        "ood_guard": info.ood is not None,
-        "precision": info.precision,
-        "provider": clf.provider,
-        "versions": {
-            "cxrviewer": __version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__,
-            "pydicom": pydicom.__version__,
-            "opencv": cv2.__version__,
-            "python": sys.version.split()[0],
-        },
-    }
 
 
 def cmd_info(args) -> int:

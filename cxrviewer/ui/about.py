@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, qVersion
@@ -16,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..model_card import describe_training
 
 DISCLAIMER = (
     "cxrviewer is research software, not a medical device. Its findings are a model's output, "
@@ -45,7 +45,7 @@ def about_html(card: dict | None) -> str:
                       f"mean {card.get('mean', 0):.4f}, std {card.get('std', 0):.4f}"),
             ("precision", card.get("precision", "fp32")),
             ("execution provider", card.get("provider", "")),
-            ("trained on", json.dumps(card.get("trained_on", {}), ensure_ascii=False)),
+            ("trained on", describe_training(card.get("trained_on", {}))),
             ("OOD guard", "yes" if card.get("ood_guard") else "no"),
         ]
         parts.append("<table cellspacing='2' cellpadding='2'>")

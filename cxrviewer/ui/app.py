@@ -217,7 +217,10 @@ def run_app(argv: Sequence[str] | None = None) -> int:
 
     from .main_window import MainWindow, icon_path
 
+    from .refcounts import protect_singletons
+
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "cxrviewer", *qt_args])
+    protect_singletons()  # before the first window: PySide6 6.12.0 on Python 3.11 (see refcounts)
     app.setApplicationName("cxrviewer")
     app.setOrganizationName("cxrviewer")
     app.setApplicationVersion(__version__)
@@ -257,7 +260,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         def shown(ok: bool) -> None:
             if args.screenshot is None or not ok:
                 finish(0 if ok else 1)
-            elif window.scoring:  # a folder: picture it once every film has its badge
+            elif window.session.scoring:  # a folder: picture it once every film has its badge
                 window.scoringFinished.connect(lambda _summary: snap())
             else:
                 snap()

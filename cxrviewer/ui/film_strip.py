@@ -3,22 +3,32 @@
 Badges: grey = queued, blue = being read/scored, green = scored (nothing above threshold),
 amber = scored with findings above threshold, red "!" = could not be read (the tooltip and the
 second line say why). Selecting a row selects the film in the model.
+
+The strip is a view over the :class:`~cxrviewer.ui.viewer_model.ViewerModel`
+(:class:`FilmList`): Qt asks only for the rows on screen, and their icons are drawn then and
+kept for the last :data:`ICON_CACHE` rows shown, so a folder of 10,000 films costs no more
+pixmaps than one of 500.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from .viewer_model import ERROR, QUEUED, READING, SCORED, FilmEntry, ViewerModel
 
 logger = logging.getLogger(__name__)
 
 ICON = 72
+ICON_CACHE = 512  # rows whose icon is kept drawn (a screenful is ~10)
+FLUSH_MS = 100  # the strip catches up with the films' status at most this late
+ERROR_TEXT = QColor(255, 110, 110)
 BADGE_COLORS = {
     QUEUED: QColor(130, 130, 130),
     READING: QColor(70, 140, 230),
@@ -45,8 +55,21 @@ def entry_text(entry: FilmEntry) -> str:
     return f"{entry.name}\n{entry.status}"
 
 
+_PLACEHOLDERS: dict[tuple[str, int], QIcon] = {}
+
+
 def thumbnail_icon(thumb: np.ndarray | None, badge: str, size: int = ICON) -> QIcon:
     """The thumbnail centred on a dark square with a status badge in the corner."""
+    if thumb is None or not thumb.size:
+        # films without a thumbnail yet share one icon per badge: a folder of 10,000 opens at once
+        key = (badge, size)
+        if key not in _PLACEHOLDERS:
+            _PLACEHOLDERS[key] = _draw_icon(None, badge, size)
+        return _PLACEHOLDERS[key]
+    return _draw_icon(thumb, badge, size)
+
+
+def _draw_icon(thumb: np.ndarray | None, badge: str, size: int) -> QIcon:
     pix = QPixmap(size, size)
     pix.fill(QColor(20, 20, 22))
     p = QPainter(pix)
@@ -79,67 +102,133 @@ def thumbnail_icon(thumb: np.ndarray | None, badge: str, size: int = ICON) -> QI
     return icon
 
 
-class FilmStrip(QListWidget):
+def entry_tooltip(entry: FilmEntry) -> str:
+    tip = str(entry.path)
+    if entry.status == ERROR and entry.error:
+        tip += f"\n\n{entry.error}"
+    return tip
+
+
+class FilmList(QAbstractListModel):
+    """The model's films as a Qt list model: text, icon, tooltip and status, made when asked."""
+
+    def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self._icons: OrderedDict[int, QIcon] = OrderedDict()
+        # Each dataChanged costs the view a walk over every row (Qt lays the list out again on
+        # the next paint): changes are told in one range at most every FLUSH_MS.
+        self._dirty: set[int] = set()
+        self._flush = QTimer(self)
+        self._flush.setSingleShot(True)
+        self._flush.setInterval(FLUSH_MS)
+        self._flush.timeout.connect(self.flush)
+        model.events.entries.connect(self._reset)
+        model.events.entry.connect(self._changed)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self.model.entries)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = index.row()
+        if not index.isValid() or not 0 <= row < len(self.model.entries):
+            return None
+        entry = self.model.entries[row]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return entry_text(entry)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(row, entry)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return entry_tooltip(entry)
+        if role == Qt.ItemDataRole.ForegroundRole and entry.status == ERROR:
+            return QBrush(ERROR_TEXT)
+        if role == Qt.ItemDataRole.UserRole:
+            return entry.status
+        return None
+
+    def _icon(self, row: int, entry: FilmEntry) -> QIcon:
+        icon = self._icons.get(row)
+        if icon is None:
+            icon = self._icons[row] = thumbnail_icon(entry.thumbnail, entry_badge(entry))
+            while len(self._icons) > ICON_CACHE:
+                self._icons.popitem(last=False)
+        else:
+            self._icons.move_to_end(row)
+        return icon
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self._icons.clear()
+        self._dirty.clear()
+        self.endResetModel()
+
+    def _changed(self, row: int) -> None:
+        self._icons.pop(row, None)
+        self._dirty.add(row)
+        if not self._flush.isActive():
+            self._flush.start()
+
+    def flush(self) -> None:
+        """Tell the view about the rows changed since the last flush."""
+        self._flush.stop()
+        rows = [r for r in self._dirty if 0 <= r < len(self.model.entries)]
+        self._dirty.clear()
+        if rows:
+            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)))
+
+
+class FilmStrip(QListView):
     def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("filmStrip")
         self.model = model
+        self.films = FilmList(model, self)
+        self.setModel(self.films)
         self._syncing = False
         self.setIconSize(QSize(ICON, ICON))
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setUniformItemSizes(True)
+        self.setUniformItemSizes(True)  # Qt sizes one row, not 10,000
+        # per-item scrolling makes Qt walk every row on each layout: per pixel is smooth and cheap
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSpacing(2)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setAcceptDrops(False)
-        self.currentRowChanged.connect(self._row_changed)
-        model.events.entries.connect(self.rebuild)
-        model.events.entry.connect(self.update_entry)
+        self.selectionModel().currentRowChanged.connect(self._row_changed)
+        model.events.entries.connect(self._entries_changed)
         model.events.current.connect(self._current_changed)
-        self.rebuild()
 
-    def rebuild(self) -> None:
-        self._syncing = True
-        try:
-            self.clear()
-            for entry in self.model.entries:
-                item = QListWidgetItem(thumbnail_icon(entry.thumbnail, entry_badge(entry)), entry_text(entry))
-                item.setToolTip(str(entry.path))
-                item.setData(Qt.ItemDataRole.UserRole, entry.status)
-                self.addItem(item)
-            if 0 <= self.model.current < self.count():
-                self.setCurrentRow(self.model.current)
-        finally:
-            self._syncing = False
+    # the few questions callers and tests ask, by row
+    def count(self) -> int:
+        return self.films.rowCount()
 
-    def update_entry(self, index: int) -> None:
-        item = self.item(index)
-        if item is None:
-            return
-        entry = self.model.entries[index]
-        item.setIcon(thumbnail_icon(entry.thumbnail, entry_badge(entry)))
-        item.setText(entry_text(entry))
-        item.setData(Qt.ItemDataRole.UserRole, entry.status)
-        tip = str(entry.path)
-        if entry.status == ERROR and entry.error:
-            tip += f"\n\n{entry.error}"
-            item.setForeground(QBrush(QColor(255, 110, 110)))
-        else:
-            item.setData(Qt.ItemDataRole.ForegroundRole, None)
-        item.setToolTip(tip)
+    def text_of(self, row: int) -> str:
+        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.DisplayRole))
 
-    def status_of(self, index: int) -> str:
-        return str(self.item(index).data(Qt.ItemDataRole.UserRole))
+    def tooltip_of(self, row: int) -> str:
+        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.ToolTipRole))
+
+    def status_of(self, row: int) -> str:
+        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.UserRole))
+
+    def currentRow(self) -> int:  # noqa: N802 - as QListWidget
+        return self.currentIndex().row()
+
+    def setCurrentRow(self, row: int) -> None:  # noqa: N802 - as QListWidget
+        self.setCurrentIndex(self.films.index(row))
+
+    def _entries_changed(self) -> None:
+        self._current_changed(self.model.current)
 
     def _current_changed(self, index: int) -> None:
-        if self.currentRow() != index:
+        if 0 <= index < self.count() and self.currentRow() != index:
             self._syncing = True
             try:
                 self.setCurrentRow(index)
             finally:
                 self._syncing = False
 
-    def _row_changed(self, row: int) -> None:
-        if not self._syncing and row >= 0:
-            self.model.set_current(row)
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not self._syncing and current.isValid():
+            self.model.set_current(current.row())

@@ -4,7 +4,7 @@
 :class:`~cxrviewer.types.Prediction`, a thumbnail), the current film, the loaded classifier and
 the display options (:class:`Display`). It imports no Qt: widgets call its setters and listen to
 its :class:`Event` s, as napari's Qt layer listens to its components. Everything here runs on
-the UI thread; workers hand their results to the window, which updates the model.
+the UI thread; the :class:`~cxrviewer.ui.session.FilmSession` writes what its jobs learn.
 
 A prediction is computed once per film and kept: toggling a class, the opacity, the colormap,
 the mode or the window/level only re-renders (:func:`cxrviewer.render.overlay`).
@@ -129,21 +129,29 @@ class ViewerModel:
     classifier: Any = None  # cxrviewer.model.Classifier
     display: Display = field(default_factory=Display)
     events: Events = field(default_factory=Events, repr=False)
+    _index: dict[Path, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reindex()
+
+    def _reindex(self) -> None:
+        # one lookup per scored film: a scan of 10,000 paths each time stalls the UI thread
+        self._index = {}
+        for i, entry in enumerate(self.entries):
+            self._index.setdefault(entry.path, i)
 
     # ----------------------------------------------------------------- films
     def set_paths(self, paths: Sequence[Path]) -> None:
         self.entries = [FilmEntry(Path(p)) for p in paths]
+        self._reindex()
         self.current = -1
         self.film = None
         self.events.entries.emit()
         self.events.film.emit()
 
     def index_of(self, path: Path) -> int:
-        path = Path(path)
-        for i, entry in enumerate(self.entries):
-            if entry.path == path:
-                return i
-        return -1
+        i = self._index.get(Path(path), -1)
+        return i if 0 <= i < len(self.entries) and self.entries[i].path == Path(path) else -1
 
     @property
     def entry(self) -> FilmEntry | None:

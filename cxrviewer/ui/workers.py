@@ -3,7 +3,7 @@
 As in napari / superqt: :class:`Worker` runs a plain function in a ``QThreadPool`` thread and
 reports through :class:`WorkerSignals` (``started``, ``progress(object)``, ``result(object)``,
 ``error(WorkerError)``, ``finished``). The signals object is created on the UI thread, so slots
-of UI objects connected to it run on the UI thread (queued connections).
+of objects living there run on the UI thread (queued connections).
 
 A :class:`~cxrviewer.errors.CxrError` becomes a :class:`WorkerError` carrying ``str(exc)`` for
 the user; anything else is a bug: logged with its traceback and reported as such.
@@ -64,7 +64,7 @@ class Worker(QRunnable):
 
     def __init__(self, fn: Callable[..., Any], *args: Any, reports: bool = False, **kwargs: Any) -> None:
         super().__init__()
-        # The pool must not delete the C++ object under Python's feet: the window keeps a
+        # The pool must not delete the C++ object under Python's feet: its owner keeps a
         # reference until ``finished`` has been delivered, then lets it go.
         self.setAutoDelete(False)
         self.fn = fn
@@ -304,7 +304,7 @@ def render_picture(request: RenderRequest) -> Rendered:
     return Rendered(request, rgb, time.perf_counter() - t0)
 
 
-def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, *, fmt: str = "png",
+def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, fmt: str = "png",
                      anonymize: bool = False) -> Path:
     """The exporters of ``cxrviewer export``: :func:`cxrviewer.export.export_png`, or with
     ``fmt="dicom-sc"`` :func:`cxrviewer.dicom_export.export_dicom_sc`."""

@@ -71,8 +71,7 @@ def make_window(qtbot, tiny_model, tmp_path, isolated_settings, dialogs):
 
     yield make
     for w in made:
-        w.cancel_scoring()
-        w.pool.waitForDone(10_000)
+        w.session.shutdown(10_000)
 
 
 @pytest.fixture

@@ -142,8 +142,9 @@ def test_export_equals_export_png(qtbot, window, nih_film, tmp_path, monkeypatch
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "PNG image (*.png)")))
     assert window.act_export.isEnabled()
-    window.act_export.trigger()
-    assert out.is_file()
+    with qtbot.waitSignal(window.session.exported, timeout=20_000) as blocker:
+        window.act_export.trigger()  # written off the UI thread, like every other job
+    assert blocker.args == [str(out)] and out.is_file()
     m = window.model
     ref = export_png(
         tmp_path / "core.png", m.film, m.prediction, m.classifier.info,
@@ -164,7 +165,7 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
     import pydicom
     from PySide6.QtWidgets import QFileDialog
 
-    from cxrviewer.ui.main_window import EXPORT_FILTERS
+    from cxrviewer.ui.export_choice import EXPORT_FILTERS
 
     open_and_wait(qtbot, window, [dicom_film])
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
@@ -173,7 +174,8 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
         # the user types a name without a suffix: the filter decides the format and the suffix
         chosen = (str(tmp_path / name), filters[anonymize])
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, _c=chosen, **k: _c))
-        window.act_export.trigger()
+        with qtbot.waitSignal(window.session.exported, timeout=20_000):
+            window.act_export.trigger()
         ds = pydicom.dcmread(tmp_path / f"{name}.dcm")
         assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
         assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
@@ -304,7 +306,7 @@ def test_load_another_model_rescores(qtbot, window, nih_film, tmp_path):
 
 
 def test_an_int8_model_says_so(qtbot, window, tmp_path):
-    from cxrviewer.cli import model_card
+    from cxrviewer.model_card import model_card
     from cxrviewer.ui.about import AboutDialog
     from tinymodel import build_tiny_model, tiny_info
 
@@ -328,7 +330,7 @@ def test_bad_model_file_is_reported(qtbot, window, tmp_path, dialogs):
 
 
 def test_about_box_has_versions_model_card_and_disclaimer(window):
-    from cxrviewer.cli import model_card
+    from cxrviewer.model_card import model_card
     from cxrviewer.ui.about import DISCLAIMER, AboutDialog
 
     dlg = AboutDialog(model_card(window.model.classifier), window)
@@ -336,6 +338,8 @@ def test_about_box_has_versions_model_card_and_disclaimer(window):
     assert "tiny-test-1" in text and "DEMO MODEL" in text
     assert "Cardiomegaly" in text and "onnxruntime" in text and "PySide6" in text
     assert DISCLAIMER.split(".")[0] in text
+    # the training line reads as text, not as raw JSON (issue #13)
+    assert "data: none: a synthetic test model · films: 0" in text and '{"data"' not in text
     dlg.close()
 
 
@@ -359,7 +363,7 @@ def test_unexpected_exception_is_logged_and_shown(qtbot, window, dialogs, caplog
 
 def test_window_level_is_described_in_the_films_units():
     from cxrviewer.types import Film
-    from cxrviewer.ui.main_window import describe_film, describe_window
+    from cxrviewer.ui.status_text import describe_film, describe_window
 
     px = np.zeros((4, 6), np.float32)
     dicom = Film(px, metadata={"format": "dicom", "window": (550.0, 1024.0)}, pixel_spacing=(0.2, 0.1))

@@ -25,12 +25,12 @@ def rows(path):
 
 def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dialogs, classifier):
     folder = film_folder(6, bad=1)
-    with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS) as blocker:
+    with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS) as blocker:
         assert window.open_paths([folder])
     summary = blocker.args[0]
     assert (summary.total, summary.scored, summary.failed) == (7, 6, 1)
-    out = window.last_results
-    assert out is not None and out.is_file() and out.parent == window.results_dir
+    out = window.session.last_results
+    assert out is not None and out.is_file() and out.parent == window.session.results_dir
     table = rows(out)
     assert len(table) == 7
     assert {r["status"] for r in table} == {"ok", "error"}
@@ -42,9 +42,9 @@ def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dia
     assert window.strip.isVisible() and window.strip.count() == 7
     statuses = [window.strip.status_of(i) for i in range(7)]
     assert statuses == ["scored"] * 6 + ["error"]
-    assert "error:" in window.strip.item(6).text()
-    assert bad[0]["error"] in window.strip.item(6).toolTip()
-    assert window.strip.item(0).text().split("\n")[1].startswith("scored · ")
+    assert "error:" in window.strip.text_of(6)
+    assert bad[0]["error"] in window.strip.tooltip_of(6)
+    assert window.strip.text_of(0).split("\n")[1].startswith("scored · ")
     assert dialogs == []
     assert "6 scored, 1 failed" in window.statusBar().currentMessage()
 
@@ -72,7 +72,7 @@ def test_event_loop_keeps_turning_while_a_folder_is_scored(qtbot, window, film_f
     timer.start()
     try:
         t0 = time.perf_counter()
-        with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS) as blocker:
+        with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS) as blocker:
             window.open_paths([folder])
             returned = time.perf_counter() - t0
         elapsed = time.perf_counter() - t0
@@ -92,23 +92,23 @@ def test_cancel_stops_the_run(qtbot, window, film_folder):
     folder = film_folder(80)
     cancelled = []
 
-    def cancel_once(sf):
-        if not cancelled and window._progress is not None:
-            cancelled.append(sf.done)
-            button = window._progress.findChild(QPushButton)
+    def cancel_once(done, _total, _name):
+        if not cancelled and window.progress is not None:
+            cancelled.append(done)
+            button = window.progress.findChild(QPushButton)
             button.click()  # the progress dialog's Cancel
 
+    window.session.scoringProgress.connect(cancel_once)
     window.open_paths([folder])
-    assert window.scoring and window._progress is not None and window._progress.isVisible()
-    window._batch.signals.progress.connect(cancel_once)
-    with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS) as blocker:
+    assert window.session.scoring and window.progress is not None and window.progress.isVisible()
+    with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS) as blocker:
         pass
     summary = blocker.args[0]
     assert cancelled and summary.cancelled
     assert summary.scored < summary.total == 80
-    assert len(rows(window.last_results)) == summary.scored + summary.failed < 80
-    qtbot.waitUntil(lambda: not window.scoring)
-    assert window._progress is None
+    assert len(rows(window.session.last_results)) == summary.scored + summary.failed < 80
+    qtbot.waitUntil(lambda: not window.session.scoring)
+    assert window.progress is None
     # films the run did not reach stay queued and are scored one by one when shown
     last = len(window.model.entries) - 1
     assert window.model.entries[last].status == "queued"
@@ -121,11 +121,11 @@ def test_score_films_to_a_chosen_csv(qtbot, window, film_folder, tmp_path, monke
     from PySide6.QtWidgets import QFileDialog
 
     folder = film_folder(3)
-    with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS):
         window.open_paths([folder])
     out = tmp_path / "chosen.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "CSV (*.csv)")))
-    with qtbot.waitSignal(window.scoringFinished, timeout=WAIT_MS) as blocker:
+    with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS) as blocker:
         window.act_score.trigger()
     assert blocker.args[0].scored == 3
     assert len(rows(out)) == 3

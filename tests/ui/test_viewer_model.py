@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cxrviewer.types import Prediction
-from cxrviewer.ui.viewer_model import DEFAULT_WINDOW, Display, ViewerModel
+from cxrviewer.ui.viewer_model import DEFAULT_WINDOW, Display, FilmEntry, ViewerModel
 
 pytestmark = pytest.mark.gui  # lives with the app; needs no Qt itself
 
@@ -77,3 +77,17 @@ def test_step_stops_at_the_ends():
     m.step(+1)
     m.step(+1)
     assert m.current == 1
+
+
+def test_index_of_a_film_in_a_big_folder_is_a_lookup():
+    """A folder run looks up every scored film: a scan of 10,000 paths per film stalled the UI."""
+    import time
+
+    paths = [Path(f"/films/{i:05d}.png") for i in range(10_000)]
+    m = ViewerModel()
+    m.set_paths(paths)
+    t0 = time.perf_counter()
+    assert [m.index_of(p) for p in paths] == list(range(10_000))
+    assert time.perf_counter() - t0 < 0.5
+    assert m.index_of(Path("/films/elsewhere.png")) == -1
+    assert ViewerModel(entries=[FilmEntry(Path("a.png")), FilmEntry(Path("b.png"))]).index_of(Path("b.png")) == 1

@@ -1,0 +1,67 @@
+"""The model card: what a loaded model says about itself, with the libraries it runs on.
+
+Shown by ``cxrviewer info`` and by the app's About box; it lives in the core so that neither
+front end imports the other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from . import __version__
+
+
+def model_card(clf) -> dict:
+    """A :class:`~cxrviewer.model.Classifier`'s metadata, provider and library versions."""
+    import cv2
+    import numpy
+    import onnxruntime
+    import pydicom
+
+    info = clf.info
+    return {
+        "model": str(clf.path),
+        "model_version": info.model_version,
+        "demo": info.demo,
+        "labels": list(info.labels),
+        "input_size": info.input_size,
+        "layout": info.layout,
+        "mean": info.mean,
+        "std": info.std,
+        "thresholds": dict(info.thresholds),
+        "trained_on": dict(info.trained_on),
+        "metrics": dict(info.metrics),
+        "ood_guard": info.ood is not None,
+        "precision": info.precision,
+        "provider": clf.provider,
+        "versions": {
+            "cxrviewer": __version__,
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": numpy.__version__,
+            "pydicom": pydicom.__version__,
+            "opencv": cv2.__version__,
+            "python": sys.version.split()[0],
+        },
+    }
+
+
+def describe_training(trained_on: Mapping[str, Any]) -> str:
+    """``trained_on`` as a line of text: ``data: NIH ChestX-ray14 · films: 112,120``."""
+    parts = []
+    for key, value in trained_on.items():
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        elif isinstance(value, float):
+            text = f"{value:g}"
+        elif isinstance(value, Mapping):
+            text = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        parts.append(f"{str(key).replace('_', ' ')}: {text}")
+    return " · ".join(parts) if parts else "not stated"

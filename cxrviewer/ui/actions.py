@@ -1,0 +1,118 @@
+"""The menus and shortcuts as one table: what each action is called, where it sits, its keys.
+
+Each :class:`ActionSpec` names what it does on the window (``run(window)``, or
+``run(window, checked)`` for a check item). :func:`build_menus` makes the ``QAction`` s, puts
+them in the menu bar, adds them to the window (so their shortcuts work wherever the focus is)
+and returns them by name; the window keeps each as ``act_<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
+
+Key = QKeySequence.StandardKey
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    text: str
+    run: Callable[..., Any]
+    keys: tuple[Any, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+
+
+SEPARATOR = "-"
+RECENT = "recent"  # the File ▸ Open recent submenu, filled when it opens
+
+
+def _display(**changes: Any) -> Callable[[Any], None]:
+    return lambda w: w.model.set_display(**changes)
+
+
+MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
+    ("&File", (
+        ActionSpec("open", "&Open file…", lambda w: w.open_file_dialog(), (Key.Open,),
+                   "Open films (PNG, JPEG, TIFF, BMP, DICOM)"),
+        ActionSpec("open_folder", "Open &folder…", lambda w: w.open_folder_dialog(), ("Ctrl+Shift+O",),
+                   "Open every film in a folder and score them all"),
+        RECENT,
+        ActionSpec("recursive", "Include sub-folders", lambda w, on: None, (),
+                   "Also open the films in sub-folders of an opened folder", checkable=True),
+        SEPARATOR,
+        ActionSpec("score", "&Score films to CSV…", lambda w: w.score_to_csv_dialog(), (),
+                   "Score the opened films into a CSV file you choose"),
+        ActionSpec("export", "&Export annotated image…", lambda w: w.export_dialog(), ("Ctrl+E",),
+                   "Save the film with its heatmaps and findings as PNG or DICOM Secondary Capture "
+                   "(as `cxrviewer export`)"),
+        SEPARATOR,
+        ActionSpec("load_model", "&Load model…", lambda w: w.load_model_dialog(), ("Ctrl+M",), "Use another ONNX model"),
+        SEPARATOR,
+        ActionSpec("quit", "&Quit", lambda w: w.close(), (Key.Quit,)),
+    )),
+    ("&View", (
+        ActionSpec("fit", "&Fit to window", lambda w: w.view.fit(), ("F",)),
+        ActionSpec("one", "&Actual size (1:1)", lambda w: w.view.actual_size(), ("1",)),
+        ActionSpec("zoom_in", "Zoom &in", lambda w: w.view.zoom_by(1.25), (Key.ZoomIn, "+", "=")),
+        ActionSpec("zoom_out", "Zoom &out", lambda w: w.view.zoom_by(0.8), (Key.ZoomOut, "-")),
+        SEPARATOR,
+        ActionSpec("invert", "&Invert", lambda w, on: w.model.set_display(invert=on), ("I",),
+                   "Show the film in negative", checkable=True),
+        ActionSpec("reset_wl", "&Reset window/level", lambda w: w.model.set_window(None), ("R",),
+                   "Back to the film's own window (right-drag or Ctrl+drag changes it)"),
+        SEPARATOR,
+        ActionSpec("next", "&Next film", lambda w: w.model.step(+1), ("PgDown", "N")),
+        ActionSpec("prev", "&Previous film", lambda w: w.model.step(-1), ("PgUp", "P")),
+    )),
+    ("&Heatmaps", (
+        ActionSpec("positives", "&Positives only", _display(policy="positives"), ("Ctrl+1",)),
+        ActionSpec("all", "&All", _display(policy="all"), ("Ctrl+2",)),
+        ActionSpec("none", "&None", _display(policy="none"), ("Ctrl+0",)),
+        ActionSpec("contour", "&Contour mode", lambda w, on: w.model.set_display(mode="contour" if on else "heatmap"),
+                   ("C",), checkable=True),
+    )),
+    ("&Help", (
+        ActionSpec("about", "&About cxrviewer", lambda w: w.show_about(), ("F1",)),
+        ActionSpec("about_qt", "About &Qt", lambda w: QMessageBox.aboutQt(w)),
+    )),
+)
+
+
+def make_action(window: QMainWindow, spec: ActionSpec) -> QAction:
+    action = QAction(spec.text, window)
+    action.setObjectName(f"act_{spec.name}")
+    if spec.keys:
+        action.setShortcuts([QKeySequence(k) for k in spec.keys])
+    if spec.tip:
+        action.setStatusTip(spec.tip)
+        action.setToolTip(spec.tip)
+    action.setCheckable(spec.checkable)
+    if spec.checkable:
+        action.toggled.connect(lambda on, run=spec.run: run(window, on))
+    else:
+        action.triggered.connect(lambda _checked=False, run=spec.run: run(window))
+    window.addAction(action)  # shortcuts work wherever the focus is in the window
+    return action
+
+
+def build_menus(window: QMainWindow, menus=MENUS) -> tuple[dict[str, QAction], QMenu | None]:
+    """The menu bar from ``menus``: the actions by name, and the Open recent submenu."""
+    actions: dict[str, QAction] = {}
+    recent: QMenu | None = None
+    for title, items in menus:
+        menu = window.menuBar().addMenu(title)
+        for item in items:
+            if item == SEPARATOR:
+                menu.addSeparator()
+            elif item == RECENT:
+                recent = menu.addMenu("Open &recent")
+            else:
+                actions[item.name] = make_action(window, item)
+                menu.addAction(actions[item.name])
+    return actions, recent
