@@ -24,7 +24,8 @@ def display_name(label: str) -> str:
     return label.replace("_", " ")
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
+    """What two names of one finding share: ``pleural_thickening`` and ``Pleural  Thickening``."""
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
@@ -33,14 +34,14 @@ def resolve(names: Sequence[str], labels: Sequence[str]) -> tuple[str, ...]:
 
     Raises :class:`UnknownClassError` naming what the model has.
     """
-    by_key = {_key(label): label for label in labels}
-    unknown = [n for n in names if _key(n) not in by_key]
+    by_key = {name_key(label): label for label in labels}
+    unknown = [n for n in names if name_key(n) not in by_key]
     if unknown:
         raise UnknownClassError(
             f"Unknown finding {', '.join(repr(n) for n in unknown)}; this model has: "
             f"{', '.join(display_name(label) for label in labels)} (or all, none, positives)."
         )
-    return tuple(dict.fromkeys(by_key[_key(n)] for n in names))
+    return tuple(dict.fromkeys(by_key[name_key(n)] for n in names))
 
 
 @dataclass(frozen=True)

@@ -29,22 +29,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..options import add_display_options, add_model_options
 
 logger = logging.getLogger(__name__)
 
 EXIT_TIMEOUT_MS = 300_000  # --exit-after-result gives up (exit 1) after this long
 
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxrviewer", description="Chest X-ray viewer with per-finding heatmaps.")
     p.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER", help="films and folders to open")
-    p.add_argument("--model", type=Path, help="ONNX model (default: $CXRVIEWER_MODEL or the bundled demo model)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_model_options(p)
     p.add_argument("--recursive", "-r", action="store_true", help="also open films in sub-folders")
-    p.add_argument("--classes", help="heatmaps to show: all, none, positives or A,B,... (default: as last time)")
-    p.add_argument("--alpha", type=float, help="heatmap opacity 0..1 (default: as last time)")
-    p.add_argument("--colormap", help="heatmap colormap (default: as last time)")
-    p.add_argument("--mode", choices=("heatmap", "contour"), help="blend heatmaps or outline their hot regions")
+    add_display_options(p, None)  # None: what is not given stays as the user left it last time
     p.add_argument("--exit-after-result", action="store_true", help="quit once the first film's findings are shown (exit 0; 1 on failure)")
     p.add_argument("--screenshot", type=Path, metavar="OUT.png", help="save a picture of the window once the findings are shown, then quit")
     p.add_argument("--window-size", metavar="WxH", help="initial window size, e.g. 1440x900")
@@ -179,12 +177,8 @@ def save_screenshot(window, out: Path) -> bool:
 def apply_display_options(window, args) -> None:
     """``--classes``, ``--alpha``, ``--colormap``, ``--mode`` (as ``cxrviewer export`` takes them)."""
     changes: dict = {}
-    if args.classes is not None:
-        spec = args.classes.strip()
-        if spec.lower() in ("all", "none", "positives"):
-            changes["policy"] = spec.lower()
-        else:
-            changes.update(policy="custom", custom=tuple(n.strip() for n in spec.split(",") if n.strip()))
+    if args.classes is not None:  # a ClassChoice; its names are checked when the model is loaded
+        changes.update(policy=args.classes.rule, custom=args.classes.names)
     if args.alpha is not None:
         changes["alpha"] = args.alpha
     if args.colormap is not None:
@@ -204,12 +198,6 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose)
-    from ..heatmap import COLORMAPS
-
-    if args.colormap is not None and args.colormap not in COLORMAPS:
-        parser.error(f"--colormap must be one of {', '.join(COLORMAPS)}")
-    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
-        parser.error("--alpha must be between 0 and 1")
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon

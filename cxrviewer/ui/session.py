@@ -33,7 +33,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QStandardPaths, QThreadPool, Signal
 
-from ..errors import CxrError
+from ..classes import CUSTOM, ClassChoice
+from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
 from .refcounts import protect_singletons
@@ -241,6 +242,7 @@ class FilmSession(QObject):
         self._generation += 1
         self._inflight.clear()
         self.model.set_classifier(clf)
+        self._check_class_names(clf.info.labels)
         self.modelChanged.emit(clf)
         pending, self._batch_pending = self._batch_pending, None
         if pending is not None:
@@ -248,6 +250,20 @@ class FilmSession(QObject):
         elif len(self.model.entries) > 1:
             self.score([e.path for e in self.model.entries])
         self.ensure_current()
+
+    def _check_class_names(self, labels: Sequence[str]) -> None:
+        """A pick of findings by name (``--classes``, or saved from another model) that this
+        model lacks is said once, and the heatmaps fall back to the positive findings."""
+        display = self.model.display
+        if display.policy != CUSTOM:
+            return
+        try:
+            names = ClassChoice(CUSTOM, display.custom).check(labels).names
+        except UnknownClassError as exc:
+            self.model.set_display(policy="positives", custom=())
+            self.failed.emit("Unknown finding", str(exc))
+            return
+        self.model.set_display(custom=names)
 
     # ----------------------------------------------------------- folder runs
     def default_results_path(self, films: Sequence[Path]) -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES, RenderOptions
 from ..types import Film, Prediction
@@ -30,7 +31,7 @@ QUEUED, READING, SCORED, ERROR = "queued", "reading", "scored", "error"
 STATUSES = (QUEUED, READING, SCORED, ERROR)
 
 #: Which classes' heatmaps a newly shown film gets: a rule, or the user's own pick ("custom").
-POLICIES = ("positives", "all", "none", "custom")
+POLICIES = (*RULES, CUSTOM)
 
 
 class Event:
@@ -219,8 +220,9 @@ class ViewerModel:
             return pred.labels
         if policy == "none":
             return ()
-        wanted = {name.lower() for name in self.display.custom}
-        return tuple(label for label in pred.labels if label.lower() in wanted)
+        # the session checked the names against this model when it was loaded (labels or display names)
+        wanted = {name_key(name) for name in self.display.custom}
+        return tuple(label for label in pred.labels if name_key(label) in wanted)
 
     def set_class(self, label: str, on: bool) -> None:
         """Switch one class's heatmap on or off: the pick becomes the user's own ("custom")."""

@@ -375,15 +375,14 @@ def test_window_level_is_described_in_the_films_units():
 
 
 def test_recent_menu_and_command_line_display_options(qtbot, window, nih_film):
-    from argparse import Namespace
-
-    from cxrviewer.ui.app import apply_display_options
+    from cxrviewer.ui.app import apply_display_options, build_parser
 
     open_and_wait(qtbot, window, [nih_film])
     window._fill_recent()
     texts = [a.text() for a in window.recent_menu.actions()]
     assert str(nih_film.resolve()) in texts and "Clear the list" in texts
-    apply_display_options(window, Namespace(classes="mass,EFFUSION", alpha=0.7, colormap="hot", mode=None))
+    args = build_parser().parse_args(["--classes", "mass,EFFUSION", "--alpha", "0.7", "--colormap", "hot"])
+    apply_display_options(window, args)
     assert window.model.shown_classes() == ("Effusion", "Mass")  # by name, any case, in the model's order
     assert window.model.display.alpha == 0.7 and window.model.display.colormap == "hot"
     assert np.array_equal(shown(qtbot, window), expected(window))

@@ -174,3 +174,23 @@ def test_reads_of_films_no_longer_shown_are_dropped(qtbot, tmp_path, nih_images)
         assert s.model.entries[11].thumbnail is not None and s.model.film is not None
     finally:
         s.shutdown(10_000)
+
+
+def test_a_pick_of_findings_the_model_lacks_is_said_not_silently_empty(qtbot, tiny_model):
+    """`cxrviewer --classes Mas` (or a pick saved with another model): one message, then the
+    positive findings; a display name (`Pleural Thickening`) is a name the model has."""
+    from cxrviewer.ui.session import FilmSession
+    from cxrviewer.ui.viewer_model import ViewerModel
+
+    model = ViewerModel()
+    session = FilmSession(model, device="cpu")
+    model.set_display(policy="custom", custom=("pleural thickening", "Mas"))
+    with qtbot.waitSignal(session.failed, timeout=30_000) as failed:
+        session.load_model(tiny_model)
+    assert failed.args[0] == "Unknown finding" and "'Mas'" in failed.args[1]
+    assert model.display.policy == "positives"
+
+    model.set_display(policy="custom", custom=("pleural thickening",))
+    with qtbot.waitSignal(session.modelChanged, timeout=30_000):
+        session.load_model(tiny_model)
+    assert model.display.custom == ("Pleural_Thickening",)
