@@ -30,3 +30,11 @@ class ModelError(CxrError):
 
 class OutputError(CxrError):
     """An output path cannot be written."""
+
+
+class NoDicomSourceError(CxrError):
+    """A DICOM result (SR, Presentation State) was asked for a film that is not a DICOM image."""
+
+
+class DicomResultError(CxrError):
+    """A DICOM Structured Report or Presentation State that cannot be made from this film."""
