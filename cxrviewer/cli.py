@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import CxrError
+from .errors import CxrError, NoDicomSourceError
 
 logger = logging.getLogger("cxrviewer")
 
@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write an annotated picture of one film")
     e.add_argument("file", type=Path, metavar="FILE")
     e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
-    e.add_argument("--format", choices=("png", "dicom-sc"), default=None, help="png (default), or dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study")
-    e.add_argument("--anonymize", action="store_true", help="dicom-sc: drop patient identity and start a new study")
+    e.add_argument("--format", choices=("png", "dicom-sc", "dicom-sr", "dicom-gsps"), default=None, help="png (default); dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study; dicom-sr: a DICOM Structured Report of the findings (TID 1500); dicom-gsps: a DICOM Presentation State with a toggleable layer per finding (both need a DICOM FILE)")
+    e.add_argument("--anonymize", action="store_true", help="dicom-*: drop patient identity (dicom-sc also starts a new study; dicom-sr/gsps keep the UIDs that point at the source)")
     e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
     e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn classes' regions (boxes, outlines) as JSON")
     e.add_argument("--region-level", type=float, default=None, help="region threshold as a fraction of each map's peak (default 0.5)")
@@ -205,7 +205,17 @@ def cmd_export(args) -> int:
     pred = clf.predict_one(film)
     opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
     fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
-    if fmt == "dicom-sc":
+    if fmt in ("dicom-sr", "dicom-gsps"):
+        if args.burn_in_patient_name:
+            raise CxrError("--burn-in-patient-name applies to --format dicom-sc; a structured report or presentation state has no picture to draw on.")
+        from .dicom import export_dicom_gsps, export_dicom_sr
+
+        export = export_dicom_sr if fmt == "dicom-sr" else export_dicom_gsps
+        try:
+            out = export(args.out, film, pred, clf.info, region_labels=opts.classes, anonymize=args.anonymize)
+        except NoDicomSourceError as exc:
+            raise NoDicomSourceError(f"{exc} (--format dicom-sc)") from None
+    elif fmt == "dicom-sc":
         from .dicom_export import export_dicom_sc
 
         out = export_dicom_sc(args.out, film, pred, clf.info, opts, anonymize=args.anonymize,

@@ -88,7 +88,7 @@ ABSENT = _sct("272519000", "Absent")
 YES = _sct("373066001", "Yes")  # CID 230 "Yes-No"
 NO = _sct("373067005", "No")
 COMMENT = Code("121106", "DCM", "Comment")
-QUALITATIVE_EVALUATIONS = Code("126010", "DCM", "Qualitative Evaluations")  # TID 1500 row 12
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500 row 12
 IMAGING_PROCEDURE = _sct("363679005", "Imaging procedure")  # CID 100
 OUTLINE = Code("111041", "DCM", "Outline")  # CID 219 "Geometry Graphical Representation"
 #: The model's out-of-distribution guard: no standard concept says "input unlike the training

@@ -289,6 +289,6 @@ def _insert_comment(report: hd.sr.MeasurementReport, text: str) -> None:
     )
     items = report[0].ContentSequence
     names = [item.ConceptNameCodeSequence[0].CodeValue for item in items]
-    # Image Library (DCM 111028) if present, else Imaging Measurements (DCM 126010's sibling 126010).
+    # before the Image Library (DCM 111028), or the Imaging Measurements (DCM 126010) without one
     at = next((i for i, v in enumerate(names) if v in ("111028", "126010")), len(items))
     items.insert(at, container)
