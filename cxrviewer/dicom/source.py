@@ -54,7 +54,7 @@ ANONYMIZED_RESULT_ATTRIBUTES: dict[str, str] = {
         "kept: the result must point at the image (PS3.15 Retain UIDs Option)"
     ),
 }
-DEIDENTIFICATION_METHOD = "cxrviewer anonymize: patient identifiers and dates removed; UIDs retained"
+DEIDENTIFICATION_METHOD = "cxrviewer anonymize: patient identity removed, UIDs retained"  # LO: 64
 
 # The patient and study attributes a result copies from its source: the ones the Secondary
 # Capture export copies (Patient and General Study modules, PS3.3 C.7.1.1 and C.7.2.1). The Type
