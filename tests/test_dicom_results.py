@@ -27,7 +27,7 @@ from cxrviewer import heatmap
 from cxrviewer.dicom import build_gsps, build_sr, export_dicom_gsps, export_dicom_sr
 from cxrviewer.dicom import codes
 from cxrviewer.dicom.gsps import NOTICE_LAYER, layer_names
-from cxrviewer.dicom.sr import box_points, outline_points
+from cxrviewer.dicom.coords import box_points, outline_points
 from cxrviewer.errors import DicomResultError, NoDicomSourceError
 from cxrviewer.types import Film
 
@@ -393,3 +393,16 @@ def test_cli_export_sr_and_gsps(tmp_path, shared_data, nih_images):
     assert run.returncode == 2 and not (tmp_path / "png.dcm").exists()
     assert "not a DICOM image" in run.stderr and "--format dicom-sc" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_anonymize_list_is_documented():
+    from pydicom.datadict import tag_for_keyword
+
+    from cxrviewer.dicom.source import ANONYMIZED_RESULT_ATTRIBUTES
+
+    doc = (REPO / "docs" / "dicom-results.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## `--anonymize`"):doc.index("## How it shows")]
+    keywords = {k for key in ANONYMIZED_RESULT_ATTRIBUTES for k in key.replace(",", " ").split() if tag_for_keyword(k)}
+    assert {"PatientName", "PatientID", "StudyInstanceUID", "AccessionNumber"} <= keywords
+    for keyword in keywords:
+        assert keyword in section, keyword

@@ -29,9 +29,9 @@ from ..dicom_export import _UNPAIRED_BODY_PARTS, _put, _source_text
 from ..errors import DicomResultError
 from ..render import class_color
 from ..types import Film, ModelInfo, Prediction
+from .coords import box_points, outline_points
 from .output import MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, quiet_values, write
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .sr import box_points, outline_points
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import highdicom as hd
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
-import numpy as np
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
@@ -36,7 +35,8 @@ from .. import __version__, heatmap
 from ..errors import DicomResultError
 from ..types import Film, ModelInfo, Prediction
 from . import codes
-from .output import MANUFACTURER, SERIES_NUMBER, demo_notice, description, quiet_values, write
+from .coords import box_points, outline_points
+from .output import MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, quiet_values, write
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,6 @@ def export_dicom_sr(
     ``region_labels``: the findings whose regions (outline and box) go in (default: the
     positives). ``anonymize``: no patient identity, UIDs kept (docs/dicom-results.md).
     """
-    from .output import check_folder
-
     check_folder(path)
     ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize)
     return write(path, ds, WHAT)
@@ -235,24 +233,6 @@ def _region_groups(
                 )
             )
     return out
-
-
-def outline_points(region: heatmap.Region) -> np.ndarray | None:
-    """The region's outline as a closed polyline in DICOM image coordinates, or None if degenerate.
-
-    Region points are pixel indices; DICOM puts the top-left corner of the top-left pixel at
-    0.0\\0.0, so a pixel's centre is at +0.5 (PS3.3 C.18.6.1.2, C.10.5.1.2).
-    """
-    pts = np.asarray(region.contour, dtype=np.float64).reshape(-1, 2) + 0.5
-    if len(np.unique(pts, axis=0)) < 3:
-        return None
-    return np.vstack([pts, pts[:1]])  # closed: the last point repeats the first
-
-
-def box_points(region: heatmap.Region) -> np.ndarray:
-    """The region's box (the pixels it covers, edge to edge) as a closed polyline."""
-    x, y, w, h = (float(v) for v in region.box)
-    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]], dtype=np.float64)
 
 
 def _comment(prediction: Prediction, info: ModelInfo) -> str:
