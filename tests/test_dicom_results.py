@@ -406,3 +406,16 @@ def test_anonymize_list_is_documented():
     assert {"PatientName", "PatientID", "StudyInstanceUID", "AccessionNumber"} <= keywords
     for keyword in keywords:
         assert keyword in section, keyword
+
+
+def test_gsps_of_a_colour_image_is_refused(tmp_path, shared_data, demo):
+    """cxrviewer's own SC export is an RGB DICOM: its SR can be made, a grayscale GSPS cannot."""
+    from cxrviewer.dicom_export import export_dicom_sc
+    from cxrviewer.io import read_film
+
+    film = read_film(shared_data / "dicom" / "nccid_nih_cxr14_gcp_dx.dcm")
+    sc = read_film(export_dicom_sc(tmp_path / "sc.dcm", film, demo.predict_one(film), demo.info))
+    pred = demo.predict_one(sc)
+    with pytest.raises(DicomResultError, match="colour image"):
+        build_gsps(sc, pred, demo.info)
+    assert build_sr(sc, pred, demo.info).SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"

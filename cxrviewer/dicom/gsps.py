@@ -30,7 +30,9 @@ from ..errors import DicomResultError
 from ..render import class_color
 from ..types import Film, ModelInfo, Prediction
 from .coords import box_points, outline_points
-from .output import MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, quiet_values, write
+from .output import (
+    MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, highdicom_errors, quiet_values, write,
+)
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,13 @@ def build_gsps(
         raise DicomResultError(
             f"The model has no finding called {', '.join(unknown)}; choose among {', '.join(prediction.labels)}."
         )
-    with quiet_values():
+    samples = src.header.get("SamplesPerPixel", 1)
+    if samples != 1:
+        raise DicomResultError(
+            f"{film.name} is a colour image; a grayscale presentation state applies to grayscale "
+            "images only. Export a DICOM Structured Report or Secondary Capture instead."
+        )
+    with quiet_values(), highdicom_errors(film, WHAT):
         return _build(src, film, prediction, info, set(labels), anonymize)
 
 

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from ..errors import DicomResultError
 from ..export import atomic_write_bytes, check_writable_dir
-from ..types import ModelInfo
+from ..types import Film, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,24 @@ def quiet_values():
     with dicom_config.disable_value_validation(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
         yield
+
+
+@contextmanager
+def highdicom_errors(film: Film, what: str):
+    """highdicom's refusals (a header it cannot use) as a :class:`DicomResultError`.
+
+    Its messages may quote a value of the source (a patient's name), so only the error type
+    is kept; the traceback goes to the debug log without the message.
+    """
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        logger.debug("highdicom refused the header of %s: %s", film.source, type(exc).__name__)
+        raise DicomResultError(
+            f"Could not build a DICOM {what} from the header of {film.name} ({type(exc).__name__}). "
+            "Export a DICOM Secondary Capture instead; if the file is a valid DICOM image, please "
+            "report it."
+        ) from None
 
 
 def encode(ds: Dataset, what: str) -> bytes:

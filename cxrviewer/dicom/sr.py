@@ -36,7 +36,9 @@ from ..errors import DicomResultError
 from ..types import Film, ModelInfo, Prediction
 from . import codes
 from .coords import box_points, outline_points
-from .output import MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, quiet_values, write
+from .output import (
+    MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, highdicom_errors, quiet_values, write,
+)
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ def build_sr(
         raise DicomResultError(
             f"The model has no finding called {', '.join(unknown)}; choose among {', '.join(prediction.labels)}."
         )
-    with quiet_values():
+    with quiet_values(), highdicom_errors(film, WHAT):
         return _build(src, film, prediction, info, labels, anonymize)
 
 
