@@ -389,6 +389,23 @@ def test_cli_export_sr_and_gsps(tmp_path, shared_data, nih_images):
         ds = pydicom.dcmread(out)
         assert ds.SOPClassUID == sop_class and ds.StudyInstanceUID == src.StudyInstanceUID
         assert ds.PatientIdentityRemoved == "YES" and not str(ds.PatientName)
+    # the SR says what the results CSV of `score` says, to the digit
+    csv_path = tmp_path / "results.csv"
+    run = cli("score", str(source), "--out", str(csv_path), "--no-progress")
+    assert run.returncode == 0, run.stderr
+    import csv
+
+    (row,) = csv.DictReader(csv_path.open(newline=""))
+    report = hd.sr.srread(tmp_path / "dicom-sr.dcm").content
+    for group in report.get_image_measurement_groups():
+        values = {m.name.meaning: m.value for m in group.get_measurements()}
+        label = str(group.tracking_identifier)
+        if label == "out-of-distribution check":
+            decimals = len(row["ood_score"].split(".")[1])  # the CSV rounds it coarser
+            assert f"{values['Out-of-distribution score']:.{decimals}f}" == row["ood_score"]
+        else:
+            assert f"{values['Probability']:.6f}" == row[label], label
+
     run = cli("export", str(nih_images[0]), "--format", "dicom-sr", "--out", str(tmp_path / "png.dcm"))
     assert run.returncode == 2 and not (tmp_path / "png.dcm").exists()
     assert "not a DICOM image" in run.stderr and "--format dicom-sc" in run.stderr
