@@ -26,6 +26,7 @@ from .errors import (
     CxrError,
     MissingInputError,
     ModelError,
+    NoDicomSourceError,
     OutputError,
     OutputInUseError,
     SameFileError,
@@ -48,6 +49,7 @@ FLAG_HINTS: dict[type, str] = {
     SameFileError: "--out",
     ModelError: "--model",
     UnknownClassError: "--classes",
+    NoDicomSourceError: "--format dicom-sc",
 }
 
 
@@ -81,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("file", type=Path, metavar="FILE", help="the film (PNG, JPEG, TIFF, BMP or DICOM)")
     e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
-    e.add_argument("--format", choices=("png", "dicom-sc"), default=None, help="png (default), or dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study")
-    e.add_argument("--anonymize", action="store_true", help="dicom-sc: drop patient identity and start a new study (default: keep the source's)")
+    e.add_argument("--format", choices=("png", "dicom-sc", "dicom-sr", "dicom-gsps"), default=None, help="png (default); dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study; dicom-sr: a DICOM Structured Report of the findings (TID 1500); dicom-gsps: a DICOM Presentation State with a toggleable layer per finding (both need a DICOM FILE)")
+    e.add_argument("--anonymize", action="store_true", help="dicom-*: drop patient identity (dicom-sc also starts a new study; dicom-sr/gsps keep the UIDs that point at the source; default: keep the source's identity)")
     e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
     e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn findings' regions (boxes, outlines) as JSON (default: none)")
     e.add_argument("--region-level", type=float, default=None, metavar="0..1", help="region threshold as a fraction of each map's peak (default: 0.5)")
@@ -286,7 +288,14 @@ def cmd_export(args) -> int:
     pred = clf.predict_one(film)
     opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
     fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
-    if fmt == "dicom-sc":
+    if fmt in ("dicom-sr", "dicom-gsps"):
+        if args.burn_in_patient_name:
+            raise CxrError("--burn-in-patient-name applies to --format dicom-sc; a structured report or presentation state has no picture to draw on.")
+        from .dicom import export_dicom_gsps, export_dicom_sr
+
+        export = export_dicom_sr if fmt == "dicom-sr" else export_dicom_gsps
+        out = export(args.out, film, pred, clf.info, region_labels=opts.classes, anonymize=args.anonymize)
+    elif fmt == "dicom-sc":
         from .dicom_export import export_dicom_sc
 
         out = export_dicom_sc(args.out, film, pred, clf.info, opts, anonymize=args.anonymize,

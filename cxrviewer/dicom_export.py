@@ -80,9 +80,9 @@ DEIDENTIFICATION_METHOD = "cxrviewer anonymize: identifiers, dates, UIDs replace
 
 # Copied from a DICOM source unless anonymizing (Patient and General Study modules, PS3.3
 # C.7.1.1 and C.7.2.1). Type 2 attributes are written even when the source lacks them.
-_PATIENT_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
-_STUDY_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
-_COPIED_TYPE3 = ("IssuerOfPatientID", "StudyDescription")
+PATIENT_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+STUDY_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+COPIED_TYPE3 = ("IssuerOfPatientID", "StudyDescription")
 
 # Lossy transfer syntaxes and their Lossy Image Compression Method (PS3.3 C.7.6.1.1.5.1).
 _LOSSY_METHODS = {
@@ -93,7 +93,7 @@ _LOSSY_METHODS = {
     "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K
 }
 #: Body Part Examined values (PS3.16 CID 4031) with no laterality: Laterality is then left out.
-_UNPAIRED_BODY_PARTS = {
+UNPAIRED_BODY_PARTS = {
     "CHEST", "THORAX", "ABDOMEN", "CHESTABDOMEN", "PELVIS", "ABDOMENPELVIS", "HEAD", "SKULL",
     "NECK", "SPINE", "CSPINE", "TSPINE", "LSPINE", "SSPINE", "WHOLEBODY", "HEART", "MEDIASTINUM",
 }
@@ -153,25 +153,25 @@ def build_sc_dataset(
             "An anonymized export cannot show the patient's name: drop either anonymize or "
             "burn-in of the patient name."
         )
-    kind = _source_kind(film)
-    src = _read_source_header(film) if kind == "dicom" else None
+    kind = source_kind(film)
+    src = read_source_header(film) if kind == "dicom" else None
     now = datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
 
     ds = Dataset()
     # --- Patient (C.7.1.1) and General Study (C.7.2.1)
     copied = {} if (src is None or anonymize) else _copied_values(src)
-    for keyword in (*_PATIENT_TYPE2, *_STUDY_TYPE2):
-        _put(ds, keyword, copied.get(keyword, ""))
-    for keyword in _COPIED_TYPE3:
+    for keyword in (*PATIENT_TYPE2, *STUDY_TYPE2):
+        put_value(ds, keyword, copied.get(keyword, ""))
+    for keyword in COPIED_TYPE3:
         if copied.get(keyword):
-            _put(ds, keyword, copied[keyword])
+            put_value(ds, keyword, copied[keyword])
     study_uid = copied.get("StudyInstanceUID", "")
     if not study_uid:
         if src is not None and not anonymize:
             logger.warning("source %s has no StudyInstanceUID; the export starts a new study", film.source)
         study_uid = generate_uid()
-    _put(ds, "StudyInstanceUID", study_uid)
+    put_value(ds, "StudyInstanceUID", study_uid)
     if anonymize:
         ds.PatientIdentityRemoved = "YES"
         ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
@@ -183,13 +183,13 @@ def build_sc_dataset(
     ds.SeriesNumber = SERIES_NUMBER
     ds.SeriesDescription = series_description(info)
     ds.SeriesDate, ds.SeriesTime = date, time
-    body_part = _source_text(src, "BodyPartExamined") if src is not None else ""
-    laterality = _source_text(src, "Laterality") if src is not None else ""
+    body_part = source_text(src, "BodyPartExamined") if src is not None else ""
+    laterality = source_text(src, "Laterality") if src is not None else ""
     if body_part:
-        _put(ds, "BodyPartExamined", body_part)
+        put_value(ds, "BodyPartExamined", body_part)
     if laterality:
-        _put(ds, "Laterality", laterality)
-    elif body_part.upper() not in _UNPAIRED_BODY_PARTS:
+        put_value(ds, "Laterality", laterality)
+    elif body_part.upper() not in UNPAIRED_BODY_PARTS:
         # Type 2C: required for a paired body part, empty when actually unknown (C.7.3.1).
         ds.Laterality = ""
 
@@ -204,7 +204,7 @@ def build_sc_dataset(
 
     # --- General Image (C.7.6.1) and SC Image (C.8.6.2)
     ds.InstanceNumber = 1
-    _put(ds, "PatientOrientation", _source_text(src, "PatientOrientation") if src is not None else "")
+    put_value(ds, "PatientOrientation", source_text(src, "PatientOrientation") if src is not None else "")
     ds.ContentDate, ds.ContentTime = date, time
     ds.DateOfSecondaryCapture, ds.TimeOfSecondaryCapture = date, time
     ds.ImageType = ["DERIVED", "SECONDARY"]
@@ -292,7 +292,7 @@ def derivation_description(prediction: Prediction, info: ModelInfo) -> str:
 
 
 # --------------------------------------------------------------------------- the source
-def _source_kind(film: Film) -> str:
+def source_kind(film: Film) -> str:
     """``dicom``, ``jpeg``, ``raster`` (PNG and other lossless pictures) or ``none``.
 
     The file's content decides, as it does for :func:`cxrviewer.io.read_film` (one sniffer for
@@ -319,7 +319,7 @@ def _source_kind(film: Film) -> str:
     return "raster"
 
 
-def _read_source_header(film: Film) -> Dataset:
+def read_source_header(film: Film) -> Dataset:
     try:
         return pydicom.dcmread(film.source, stop_before_pixels=True, force=True)
     except Exception as exc:  # pydicom raises many types on a file that changed under us
@@ -330,7 +330,7 @@ def _read_source_header(film: Film) -> Dataset:
         ) from None
 
 
-def _source_text(src: Dataset, keyword: str) -> str:
+def source_text(src: Dataset, keyword: str) -> str:
     """The decoded value of ``keyword`` in the source, without pydicom's value validation."""
     tag = tag_for_keyword(keyword)
     elem = src.get_item(tag) if tag is not None else None
@@ -368,13 +368,13 @@ def _charset(src: Dataset) -> str | list[str] | None:
 
 
 def _copied_values(src: Dataset) -> dict[str, str]:
-    keys = (*_PATIENT_TYPE2, *_STUDY_TYPE2, *_COPIED_TYPE3, "StudyInstanceUID")
-    return {k: _source_text(src, k) for k in keys}
+    keys = (*PATIENT_TYPE2, *STUDY_TYPE2, *COPIED_TYPE3, "StudyInstanceUID")
+    return {k: source_text(src, k) for k in keys}
 
 
 def _source_reference(src: Dataset) -> tuple[str, str] | None:
-    sop_class = _source_text(src, "SOPClassUID") or _source_text(src, "MediaStorageSOPClassUID")
-    sop_instance = _source_text(src, "SOPInstanceUID") or _source_text(src, "MediaStorageSOPInstanceUID")
+    sop_class = source_text(src, "SOPClassUID") or source_text(src, "MediaStorageSOPClassUID")
+    sop_instance = source_text(src, "SOPInstanceUID") or source_text(src, "MediaStorageSOPInstanceUID")
     if not sop_class or not sop_instance:
         return None
     if not all(UID(u, dicom_config.IGNORE).is_valid for u in (sop_class, sop_instance)):
@@ -386,8 +386,8 @@ def _source_reference(src: Dataset) -> tuple[str, str] | None:
 
 def _reference_item(sop_class: str, sop_instance: str, purpose: tuple[str, str, str] | None = None) -> Dataset:
     item = Dataset()
-    _put(item, "ReferencedSOPClassUID", sop_class)
-    _put(item, "ReferencedSOPInstanceUID", sop_instance)
+    put_value(item, "ReferencedSOPClassUID", sop_class)
+    put_value(item, "ReferencedSOPInstanceUID", sop_instance)
     if purpose is not None:
         code = Dataset()
         code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = purpose
@@ -401,17 +401,17 @@ def _lossy_method(src: Dataset | None, kind: str) -> str | None:
         return "ISO_10918_1"
     if src is None:
         return None
-    syntax = _source_text(src, "TransferSyntaxUID")
+    syntax = source_text(src, "TransferSyntaxUID")
     if syntax in _LOSSY_METHODS:
         return _LOSSY_METHODS[syntax]
-    if _source_text(src, "LossyImageCompression") == "01":
-        method = _source_text(src, "LossyImageCompressionMethod").split("\\")[0]
+    if source_text(src, "LossyImageCompression") == "01":
+        method = source_text(src, "LossyImageCompressionMethod").split("\\")[0]
         return method[:16]
     return None
 
 
 # --------------------------------------------------------------------------- helpers
-def _put(ds: Dataset, keyword: str, value: Any) -> None:
+def put_value(ds: Dataset, keyword: str, value: Any) -> None:
     """Set ``keyword`` without value validation: pydicom's warnings quote the value (PHI)."""
     tag = tag_for_keyword(keyword)
     ds[tag] = DataElement(tag, dictionary_VR(tag), value, validation_mode=dicom_config.IGNORE)

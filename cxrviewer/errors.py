@@ -63,3 +63,11 @@ class ModelOutputError(CxrError):
 
 class UnknownClassError(CxrError):
     """A finding's name that the model does not have."""
+
+
+class NoDicomSourceError(CxrError):
+    """A DICOM result (SR, Presentation State) was asked for a film that is not a DICOM image."""
+
+
+class DicomResultError(CxrError):
+    """A DICOM Structured Report or Presentation State that cannot be made from this film."""

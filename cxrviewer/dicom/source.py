@@ -1,0 +1,168 @@
+"""The DICOM image a result points at: its header, read once, and what highdicom copies from it.
+
+A Structured Report and a Presentation State are results *about* an image: they reference the
+source instance by its SOP Class and SOP Instance UID and join its study (PS3.3 A.35.13,
+A.33.1). So they need a DICOM source; a PNG or JPEG film has nothing to point at and is refused
+(:class:`~cxrviewer.errors.NoDicomSourceError`).
+
+highdicom copies the Patient and Study modules from the dataset it is given, so it is given a
+dataset made here from allow-lists: technical attributes (pixel description, modality and VOI
+LUTs, body part, view) and, unless ``anonymize``, the patient and study attributes that the
+Secondary Capture export copies (the result lands in the patient's study, as a PACS expects).
+Nothing else of the source can reach the result. The UIDs of
+the study, series and image are kept, because the result has to point at the image (PS3.15
+E.3.1, "Retain UIDs Option"); see docs/dicom-results.md.
+
+Privacy: values are never logged; only paths and UIDs are.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+from pydicom import config as dicom_config
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from ..dicom_export import (
+    COPIED_TYPE3,
+    PATIENT_TYPE2,
+    STUDY_TYPE2,
+    ANONYMIZED_ATTRIBUTES,
+    put_value,
+    read_source_header,
+    source_kind,
+    source_text,
+)
+from ..errors import DicomResultError, NoDicomSourceError
+from ..types import Film
+
+logger = logging.getLogger(__name__)
+
+#: What ``anonymize=True`` changes in an SR or a Presentation State: each attribute and what it
+#: becomes. Built on the Secondary Capture's list; the differences are the UIDs, which stay.
+ANONYMIZED_RESULT_ATTRIBUTES: dict[str, str] = {
+    **{
+        k: v
+        for k, v in ANONYMIZED_ATTRIBUTES.items()
+        if k not in ("StudyInstanceUID", "ReferencedImageSequence, SourceImageSequence", "file name in the findings panel")
+    },
+    "every other Patient and Study attribute of the source": "not written",
+    "StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID of the source": (
+        "kept: the result must point at the image (PS3.15 Retain UIDs Option)"
+    ),
+}
+DEIDENTIFICATION_METHOD = "cxrviewer anonymize: patient identity removed, UIDs retained"  # LO: 64
+
+# The patient and study attributes a result copies from its source: the ones the Secondary
+# Capture export copies (Patient and General Study modules, PS3.3 C.7.1.1 and C.7.2.1). The Type
+# 2 ones are written empty when the source lacks them or when anonymizing.
+_IDENTITY_TYPE2 = (*PATIENT_TYPE2, *STUDY_TYPE2)
+_IDENTITY_TYPE3 = COPIED_TYPE3
+# What an anonymized reference keeps of the source: how to show the pixels and what they show.
+# None of these identifies the patient or the visit (PS3.15 table E.1-1 lists none of them).
+_TECHNICAL = (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+    "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
+    "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames", "PixelSpacing",
+    "ImagerPixelSpacing", "RescaleIntercept", "RescaleSlope", "RescaleType",
+    "ModalityLUTSequence", "WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
+    "VOILUTFunction", "VOILUTSequence", "PresentationLUTShape", "BodyPartExamined",
+    "ViewPosition", "Laterality", "ImageLaterality", "PatientOrientation", "SpecificCharacterSet",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SourceImage:
+    """The source instance of a DICOM film: its header (no pixels) and the UIDs a result needs."""
+
+    header: Dataset
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    rows: int
+    columns: int
+
+    def reference(self, *, anonymize: bool = False) -> Dataset:
+        """The dataset handed to highdicom as the referenced image (see the module's docstring).
+
+        Made from allow-lists, so highdicom copies nothing else of the source: the technical
+        attributes, and (unless ``anonymize``) the patient and study attributes the Secondary
+        Capture export copies too. Elements are copied as they are, in the source's character
+        set, without decoding the values (so without pydicom warnings that would quote them).
+        """
+        ds = Dataset()
+        keep = _TECHNICAL if anonymize else (*_TECHNICAL, *_IDENTITY_TYPE2, *_IDENTITY_TYPE3)
+        for keyword in keep:
+            if keyword in self.header:
+                ds[keyword] = copy.deepcopy(self.header[keyword])
+        for keyword in _IDENTITY_TYPE2:
+            if anonymize or keyword not in ds:  # Type 2 in the result: present, maybe empty
+                put_value(ds, keyword, "")
+        # The UIDs as validated here (the header may hold them only in its file meta).
+        for keyword, value in (
+            ("SOPClassUID", self.sop_class_uid), ("SOPInstanceUID", self.sop_instance_uid),
+            ("StudyInstanceUID", self.study_instance_uid), ("SeriesInstanceUID", self.series_instance_uid),
+        ):
+            put_value(ds, keyword, value)
+        if "SamplesPerPixel" not in ds:
+            ds.SamplesPerPixel = 1  # a film is grayscale (the reader refuses colour)
+        return ds
+
+
+def read_source(film: Film, result: str) -> SourceImage:
+    """The source of ``film`` for a DICOM ``result`` ("Structured Report", "Presentation State").
+
+    Raises :class:`NoDicomSourceError` when the film is not a DICOM image, and
+    :class:`DicomResultError` when the source lacks what a reference needs.
+    """
+    if source_kind(film) != "dicom":
+        raise NoDicomSourceError(
+            f"{film.name} is not a DICOM image, so a DICOM {result} would have no image to point at. "
+            "Use a DICOM film of the study, or export this film as a DICOM Secondary Capture, "
+            "which carries the annotated picture itself."
+        )
+    header = read_source_header(film)
+    uids = {
+        "SOP Class UID": source_text(header, "SOPClassUID") or source_text(header, "MediaStorageSOPClassUID"),
+        "SOP Instance UID": source_text(header, "SOPInstanceUID") or source_text(header, "MediaStorageSOPInstanceUID"),
+        "Study Instance UID": source_text(header, "StudyInstanceUID"),
+        "Series Instance UID": source_text(header, "SeriesInstanceUID"),
+    }
+    for name, uid in uids.items():
+        if not uid or not UID(uid, dicom_config.IGNORE).is_valid:
+            # A result that points at an unknown or malformed UID points at nothing (PS3.5 9.1).
+            raise DicomResultError(
+                f"The DICOM header of {film.name} has {'a malformed' if uid else 'no'} {name}, so a "
+                f"{result} could not point at it. Export a DICOM Secondary Capture instead."
+            )
+    try:
+        # Numbers, not text: read them through pydicom (no patient data in them to leak).
+        frames = int(header.get("NumberOfFrames") or 1)
+        rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    except (TypeError, ValueError):
+        frames, rows, columns = 1, 0, 0
+    if frames != 1:
+        raise DicomResultError(
+            f"{film.name} is a multi-frame image; cxrviewer scores its first frame only and writes "
+            f"a {result} for single-frame images. Export a DICOM Secondary Capture instead."
+        )
+    if (rows, columns) != (film.height, film.width):
+        raise DicomResultError(
+            f"The film read from {film.name} is {film.width}x{film.height} pixels but its DICOM header "
+            f"says {columns}x{rows}; outlines would land in the wrong place. Export a DICOM Secondary "
+            "Capture instead."
+        )
+    logger.debug("DICOM source %s: instance %s", film.source, uids["SOP Instance UID"])
+    return SourceImage(
+        header=header,
+        sop_class_uid=uids["SOP Class UID"],
+        sop_instance_uid=uids["SOP Instance UID"],
+        study_instance_uid=uids["Study Instance UID"],
+        series_instance_uid=uids["Series Instance UID"],
+        rows=rows,
+        columns=columns,
+    )

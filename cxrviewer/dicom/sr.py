@@ -1,0 +1,276 @@
+"""The findings as a DICOM Structured Report: Comprehensive 3D SR with a TID 1500 Measurement Report.
+
+One SR per film, in the source's study (a new series), referencing the source image
+(PS3.3 A.35.13; PS3.16 TID 1500 "Measurement Report"). Its content tree:
+
+- TID 1500 root: language, the device observer (cxrviewer and the model), the procedure
+  reported, and (row 12) a "Qualitative Evaluations" container with a Comment that says, for a
+  demo model, that the report is not for diagnosis, and the findings above threshold in words.
+  It comes right after the procedure, so a viewer shows it before the measurements.
+- Image Library: the source image.
+- Imaging Measurements, for each label of the model, a TID 1501 group: the finding's code
+  (:mod:`cxrviewer.dicom.codes`), the probability (DCM 122157, no units) exactly as the CSV
+  writes it, the model's threshold (DCM 122411), and present / absent (CID 240) against that
+  threshold; all with TID 4019 Algorithm Identification (cxrviewer, its version, the model
+  version, demo or not) and the source image as the group's source.
+- For each finding whose regions are asked for (the positives by default): one TID 1410 group
+  per region outline and one per region box, each a closed SCOORD POLYLINE on the source image.
+- The out-of-distribution guard, when the model has one: a TID 1501 group with the score,
+  its threshold and the flag (Yes / No).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import highdicom as hd
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from .. import __version__, heatmap
+from ..errors import DicomResultError
+from ..types import Film, ModelInfo, Prediction
+from . import codes
+from .coords import box_points, outline_points
+from .output import (
+    MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, highdicom_errors, quiet_values, write,
+)
+from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
+
+logger = logging.getLogger(__name__)
+
+WHAT = "Structured Report"
+
+
+def export_dicom_sr(
+    path: str | Path,
+    film: Film,
+    prediction: Prediction,
+    info: ModelInfo,
+    *,
+    region_labels: Sequence[str] | None = None,
+    anonymize: bool = False,
+) -> Path:
+    """Write the SR of ``prediction`` for the DICOM film ``film`` to ``path`` (atomically).
+
+    ``region_labels``: the findings whose regions (outline and box) go in (default: the
+    positives). ``anonymize``: no patient identity, UIDs kept (docs/dicom-results.md).
+    """
+    check_folder(path)
+    ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize)
+    return write(path, ds, WHAT)
+
+
+def build_sr(
+    film: Film,
+    prediction: Prediction,
+    info: ModelInfo,
+    *,
+    region_labels: Sequence[str] | None = None,
+    anonymize: bool = False,
+) -> hd.sr.Comprehensive3DSR:
+    """The SR dataset that :func:`export_dicom_sr` writes."""
+    src = read_source(film, WHAT)
+    labels = prediction.positives if region_labels is None else tuple(region_labels)
+    unknown = [label for label in labels if label not in prediction.labels]
+    if unknown:
+        raise DicomResultError(
+            f"The model has no finding called {', '.join(unknown)}; choose among {', '.join(prediction.labels)}."
+        )
+    with quiet_values(), highdicom_errors(film, WHAT):
+        return _build(src, film, prediction, info, labels, anonymize)
+
+
+def _build(
+    src: SourceImage,
+    film: Film,
+    prediction: Prediction,
+    info: ModelInfo,
+    region_labels: Sequence[str],
+    anonymize: bool,
+) -> hd.sr.Comprehensive3DSR:
+    ref = src.reference(anonymize=anonymize)
+    algorithm = hd.sr.AlgorithmIdentification(
+        name="cxrviewer",
+        version=__version__,
+        parameters=[
+            f"model version: {info.model_version}",
+            "demo model: yes, not for diagnosis" if info.demo else "demo model: no",
+            f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
+            f"at least {heatmap.REGION_MIN_AREA:g} of the film's area",
+        ],
+        manufacturer=MANUFACTURER,
+    )
+    group_source = [hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)]
+    groups: list = []
+    for label, probability, threshold in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
+        code = codes.finding_code(label)
+        present = float(probability) >= float(threshold)
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
+                finding_type=code,
+                algorithm_id=algorithm,
+                source_images=group_source,
+                measurements=[
+                    _number(codes.PROBABILITY, probability),
+                    _number(codes.THRESHOLD, threshold),
+                ],
+                qualitative_evaluations=[
+                    hd.sr.QualitativeEvaluation(code, codes.PRESENT if present else codes.ABSENT),
+                ],
+            )
+        )
+    for label in region_labels:
+        groups.extend(_region_groups(src, film, prediction, label, algorithm))
+    if prediction.ood_score is not None:
+        measurements = [_number(codes.OOD_SCORE, prediction.ood_score)]
+        if info.ood is not None:
+            measurements.append(_number(codes.THRESHOLD, info.ood.threshold))
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="out-of-distribution check"),
+                finding_type=codes.OOD_FINDING,
+                algorithm_id=algorithm,
+                source_images=group_source,
+                measurements=measurements,
+                qualitative_evaluations=[
+                    hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.YES if prediction.ood_flag else codes.NO),
+                ],
+            )
+        )
+
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            # The same device UID for the same cxrviewer and model, so reports can be grouped by it.
+            uid=generate_uid(entropy_srcs=["cxrviewer", __version__, info.model_version]),
+            name="cxrviewer",
+            manufacturer_name=MANUFACTURER,
+            model_name=str(info.model_version)[:64],
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.IMAGING_PROCEDURE,
+        imaging_measurements=groups,
+        referenced_images=[_library_entry(ref)],
+    )
+    _insert_comment(report, _comment(prediction, info))
+
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[ref],
+        content=report[0],
+        series_instance_uid=generate_uid(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        series_description=description("SR", info),
+        coding_schemes=[
+            CodingSchemeIdentificationItem(
+                designator=codes.LOCAL_SCHEME,
+                name=codes.LOCAL_SCHEME_NAME,
+                responsible_organization=codes.LOCAL_SCHEME_RESPONSIBLE,
+            )
+        ],
+        is_complete=True,  # every label of the model is reported
+        is_final=False,  # PRELIMINARY: nobody has read it yet (PS3.3 C.17.2.1)
+        is_verified=False,
+    )
+    if anonymize:
+        sr.PatientIdentityRemoved = "YES"
+        sr.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    logger.debug("SR for %s: %d groups", film.source, len(groups))
+    return sr
+
+
+def _library_entry(ref):
+    """The reference as highdicom's Image Library reads it.
+
+    For a projection radiograph highdicom writes TID 1603 descriptors from Patient Orientation
+    and Imager Pixel Spacing and fails when the source lacks them (many CR/DX files do). Then
+    the entry is described without them: the coded modality still comes from the SOP Class.
+    """
+    orientation = ref.get("PatientOrientation")
+    has_orientation = orientation is not None and not isinstance(orientation, str) and len(orientation) == 2
+    if has_orientation and ref.get("ImagerPixelSpacing"):
+        return ref
+    entry = copy.copy(ref)
+    entry.Modality = "OT"  # not a projection modality to highdicom: no TID 1603 rows
+    return entry
+
+
+def _number(name: Code, value: float) -> hd.sr.Measurement:
+    # Six decimals, as the results CSV writes them: the SR and the CSV say the same number.
+    return hd.sr.Measurement(name=name, value=float(f"{float(value):.6f}"), unit=codes.NO_UNITS)
+
+
+def _region_groups(
+    src: SourceImage, film: Film, prediction: Prediction, label: str, algorithm: hd.sr.AlgorithmIdentification
+) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
+    code = codes.finding_code(label)
+    out = []
+    for i, region in enumerate(heatmap.regions(prediction, label, (film.height, film.width)), start=1):
+        for kind, points in (("outline", outline_points(region)), ("box", box_points(region))):
+            if points is None:
+                continue
+            out.append(
+                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=generate_uid(), identifier=f"{label} region {i} {kind}"
+                    ),
+                    referenced_region=hd.sr.ImageRegion(
+                        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                        graphic_data=points,
+                        source_image=hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid),
+                    ),
+                    finding_type=code,
+                    algorithm_id=algorithm,
+                    geometric_purpose=codes.OUTLINE,
+                )
+            )
+    return out
+
+
+def _comment(prediction: Prediction, info: ModelInfo) -> str:
+    parts = [demo_notice(info)] if info.demo else []
+    positives = prediction.positives
+    if positives:
+        found = ", ".join(f"{label} {prediction.probability(label):.2f}" for label in positives)
+        parts.append(f"Findings at or above the model's threshold: {found}.")
+    else:
+        parts.append("No finding at or above the model's threshold.")
+    if prediction.ood_flag:
+        parts.append("This film looks unlike the films the model was trained on: its findings are unreliable.")
+    return " ".join(parts)
+
+
+def _insert_comment(report: hd.sr.MeasurementReport, text: str) -> None:
+    """Add TID 1500 row 12 ("Qualitative Evaluations", a Comment) before the Image Library.
+
+    highdicom builds rows 1-5 only; this container is what a viewer shows first after the
+    header, so a demo model's warning is not buried under fourteen measurement groups.
+    """
+    container = hd.sr.ContainerContentItem(
+        name=codes.QUALITATIVE_EVALUATIONS,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    container.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=codes.COMMENT,
+                value=text,
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        ]
+    )
+    items = report[0].ContentSequence
+    names = [item.ConceptNameCodeSequence[0].CodeValue for item in items]
+    # before the Image Library (DCM 111028), or the Imaging Measurements (DCM 126010) without one
+    at = next((i for i, v in enumerate(names) if v in ("111028", "126010")), len(items))
+    items.insert(at, container)
