@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import CxrError, FileChangedError
 from .io import read_film
-from .model import CPU, Classifier
+from .model import CPU, Classifier, choose_providers
 from .preprocess import preprocess
 from .results import (  # noqa: F401 - the CSV names, importable from here as before
     CSV_ROWS_PER_WRITE,
@@ -124,6 +124,15 @@ def default_workers(provider: str = CPU) -> int:
     """
     cores = max(1, os.cpu_count() or 1)
     return cores if provider == CPU else min(cores, 4)
+
+
+def session_threads(workers: int | None = None, device: str = "auto") -> int:
+    """ONNX Runtime threads for a model that will score a batch: 1 when the batch runs one film
+    per core on the CPU (each worker then runs its own film on one thread; an all-core session
+    would sit unused beside the one-thread one of :meth:`Classifier.for_throughput`), else 0
+    (ONNX Runtime's default: one per core). The one place that decides it."""
+    side_by_side = (workers or default_workers()) > 1
+    return 1 if side_by_side and choose_providers(device)[0] == CPU else 0
 
 
 #: Films per forward pass on CPU: DenseNet121 at 320 px runs fastest one film at a time (the

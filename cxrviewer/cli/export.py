@@ -1,0 +1,71 @@
+"""``cxrviewer export``: one film with its findings, as a picture or a DICOM object."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import CxrError
+from ..options import add_display_options, add_model_options
+from .common import EXIT_OK, check_inputs, load_classifier
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    e = sub.add_parser(
+        "export", help="write an annotated picture of one film",
+        description="Score one film and write it with its findings: a PNG with the heatmaps or outlines and "
+        "the findings panel, or a DICOM object for a PACS; optionally its regions as JSON.",
+    )
+    e.add_argument("file", type=Path, metavar="FILE", help="the film (PNG, JPEG, TIFF, BMP or DICOM)")
+    e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
+    e.add_argument("--format", choices=("png", "dicom-sc", "dicom-sr", "dicom-gsps"), default=None, help="png (default); dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study; dicom-sr: a DICOM Structured Report of the findings (TID 1500); dicom-gsps: a DICOM Presentation State with a toggleable layer per finding (both need a DICOM FILE)")
+    e.add_argument("--anonymize", action="store_true", help="dicom-*: drop patient identity (dicom-sc also starts a new study; dicom-sr/gsps keep the UIDs that point at the source; default: keep the source's identity)")
+    e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
+    e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn findings' regions (boxes, outlines) as JSON (default: none)")
+    e.add_argument("--region-level", type=float, default=None, metavar="0..1", help="region threshold as a fraction of each map's peak (default: 0.5)")
+    e.add_argument("--region-min-area", type=float, default=None, metavar="FRACTION", help="smallest region as a fraction of the film's area (default: 0.005)")
+    add_model_options(e)
+    add_display_options(e, "positives")
+    return e
+
+
+def run(args) -> int:
+    from ..export import check_writable_dir, export_png
+    from ..io import read_film
+    from ..render import RenderOptions, select_classes
+    from ..results import refuse_inputs_as_output, write_regions_json
+
+    check_inputs([args.file])
+    check_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
+    refuse_inputs_as_output(args.out, [args.file])
+    if args.regions is not None:
+        refuse_inputs_as_output(args.regions, [args.file])
+    clf = load_classifier(args)
+    args.classes.check(clf.info.labels)
+    film = read_film(args.file)
+    pred = clf.predict_one(film)
+    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
+    fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
+    if fmt in ("dicom-sr", "dicom-gsps"):
+        if args.burn_in_patient_name:
+            raise CxrError("--burn-in-patient-name applies to --format dicom-sc; a structured report or presentation state has no picture to draw on.")
+        from ..dicom import export_dicom_gsps, export_dicom_sr
+
+        export = export_dicom_sr if fmt == "dicom-sr" else export_dicom_gsps
+        out = export(args.out, film, pred, clf.info, region_labels=opts.classes, anonymize=args.anonymize)
+    elif fmt == "dicom-sc":
+        from ..dicom_export import export_dicom_sc
+
+        out = export_dicom_sc(args.out, film, pred, clf.info, opts, anonymize=args.anonymize,
+                              burn_in_patient_name=args.burn_in_patient_name)
+    else:
+        if args.anonymize or args.burn_in_patient_name:
+            raise CxrError("--anonymize and --burn-in-patient-name apply to --format dicom-sc; PNG exports never carry patient data.")
+        out = export_png(args.out, film, pred, clf.info, opts)
+    print(f"wrote {out}", file=sys.stderr)
+    if args.regions is not None:
+        write_regions_json(args.regions, film, pred, clf.info, opts.classes or pred.positives,
+                           args.region_level, args.region_min_area)
+        print(f"wrote {args.regions}", file=sys.stderr)
+    return EXIT_OK

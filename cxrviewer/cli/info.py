@@ -1,0 +1,39 @@
+"""``cxrviewer info``: the model card, the execution provider in use, library versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..model_card import model_card
+from ..options import add_model_options
+from .common import EXIT_OK, load_classifier
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    i = sub.add_parser("info", help="model metadata, execution provider, library versions",
+                       description="Show the model's card (labels, thresholds, version, demo or not), the execution provider in use and library versions.")
+    i.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
+    add_model_options(i)
+    return i
+
+
+def run(args) -> int:
+    clf = load_classifier(args)
+    card = model_card(clf)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return EXIT_OK
+    print(f"model:         {card['model']}")
+    print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis **" if card["demo"] else ""))
+    print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
+    print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
+    print(f"provider:      {card['provider']}")
+    print(f"trained on:    {json.dumps(card['trained_on'])}")
+    print(f"OOD guard:     {'yes' if card['ood_guard'] else 'no'}")
+    print("labels (threshold, validation AUROC):")
+    for label in card["labels"]:
+        auc = card["metrics"].get(label)
+        print(f"  {label:<20} {card['thresholds'][label]:.3f}  {'' if auc is None else f'{auc:.3f}'}")
+    print("versions:      " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()))
+    return EXIT_OK

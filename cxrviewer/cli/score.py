@@ -1,0 +1,162 @@
+"""``cxrviewer score``: films and folders into a resumable results CSV."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import CxrError, SameFileError
+from ..options import add_display_options, add_model_options
+from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, check_inputs, load_classifier
+
+logger = logging.getLogger("cxrviewer")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
+    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them")
+    s.add_argument("--out", type=Path, required=True, metavar="CSV", help="results CSV; one of ours that exists is resumed (required)")
+    s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
+    s.add_argument("--export-dir", type=Path, metavar="DIR", help="also write an annotated PNG per scored film into DIR (default: none)")
+    s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, the fastest there; 8 on a GPU)")
+    s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core; at most 4 feeding a GPU)")
+    s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it (default: resume)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
+    add_model_options(s)
+    add_display_options(s, "positives")
+    return s
+
+
+def check_args(args, parser: argparse.ArgumentParser) -> None:
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+
+
+def run(args) -> int:
+    from ..batch import score_to_csv, session_threads
+    from ..export import check_writable_dir, export_png
+    from ..io import list_films
+    from ..render import RenderOptions, select_classes
+    from ..results import safe_file_stem
+
+    check_inputs(args.inputs)
+    paths = list_films(args.inputs, recursive=args.recursive)
+    if not paths:
+        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
+    clf = load_classifier(args, threads=session_threads(args.workers, args.device))
+    args.classes.check(clf.info.labels)  # an unknown name fails now, not at the first picture
+    if args.export_dir is not None:
+        check_writable_dir(args.export_dir)
+        _refuse_film_folder(args.export_dir, paths)
+    used_names: set[str] = set()
+
+    def on_result(result) -> None:
+        if args.export_dir is None or not result.ok:
+            return
+        stem = safe_file_stem(result.path.stem)
+        name = f"{stem}.png"
+        n = 1
+        while name in used_names:
+            n += 1
+            name = f"{stem}-{n}.png"
+        used_names.add(name)
+        opts = RenderOptions(select_classes(result.prediction, args.classes), args.alpha, args.colormap, args.mode)
+        export_png(args.export_dir / name, result.film, result.prediction, clf.info, opts)
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="film", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def progress(result, done, total) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    if clf.info.demo:
+        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
+    resume = f"rows scored so far are in {args.out}; run the same command again to resume."
+    stop = threading.Event()
+    stopped_by: list[int] = []
+    try:
+        with _ctrl_c_sets(stop, stopped_by):
+            summary = score_to_csv(
+                paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
+                progress=progress, on_result=on_result, overwrite=args.overwrite,
+                keep_films=args.export_dir is not None,
+            )
+    except KeyboardInterrupt:  # the second Ctrl+C: stop at once
+        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
+        return _stop_code(stopped_by)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{summary.line()} -> {args.out}", file=sys.stderr)
+    if stop.is_set():
+        print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
+        return _stop_code(stopped_by)
+    return summary.exit_code
+
+
+def _stop_code(stopped_by: list[int]) -> int:
+    return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
+
+
+def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
+    """Pictures written into a folder of films would overwrite films of the same name and be
+    scored as films by the next run."""
+    import os
+
+    try:
+        target = os.stat(folder)
+    except OSError:
+        return
+    seen: set[str] = set()
+    for f in films:
+        parent = os.path.dirname(os.path.abspath(f))
+        if parent in seen:
+            continue
+        seen.add(parent)
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            raise SameFileError(f"{folder} holds films being scored: the pictures would overwrite or mix with them. "
+                                "Choose another folder for the pictures.")
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event, stopped_by: list[int] | None = None):
+    """The first Ctrl+C (SIGINT) or SIGTERM asks the batch to stop after the films in hand, so the
+    rows of every finished film reach the CSV and the summary is printed; a second one
+    interrupts. ``stopped_by`` gets the first signal's number."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. under a test runner)
+        return
+
+    def first(signum, frame) -> None:
+        if stopped_by is not None and not stopped_by:
+            stopped_by.append(signum)
+        stop.set()
+        what = "Ctrl+C" if signum == signal.SIGINT else "the signal"
+        print(f"\ncxrviewer: stopping after the current films ({what} again to stop now)...", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    previous_term = signal.signal(signal.SIGTERM, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
