@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,16 +162,19 @@ def test_reads_of_films_no_longer_shown_are_dropped(qtbot, tmp_path, nih_images)
         pytest.skip("needs 12 NIH images")
     s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
     s.pool.setMaxThreadCount(1)  # one read at a time: the others queue
+    gate = threading.Event()
+    s.pool.start(lambda: gate.wait(WAIT_MS / 1000))  # the one thread is busy: every read queues
     try:
         s.model.set_paths(nih_images[:12])  # no model yet: reads only, no folder run
         for i in range(12):
             s.model.set_current(i)
+        gate.set()
         with qtbot.waitSignal(s.filmReady, timeout=WAIT_MS) as ready:
             pass
         qtbot.waitUntil(lambda: not s._inflight, timeout=WAIT_MS)
         assert ready.args == [str(nih_images[11])]  # the film shown, not one paged past
         read = [e for e in s.model.entries if e.thumbnail is not None]
-        assert len(read) <= 3  # the first (already started), maybe one more, and the last
+        assert len(read) == 1  # none of the 11 paged past was read (all 12 were, before)
         assert s.model.entries[11].thumbnail is not None and s.model.film is not None
     finally:
         s.shutdown(10_000)
