@@ -200,3 +200,14 @@ def test_rerun_after_kill_completes_the_results(tmp_path, films, tiny_model):
         assert dciodvfy_errors(path) == [], path
     rows = last_rows(out / "results.csv")
     assert len(rows) == 5 and {r["status"] for r in rows.values()} == {"ok"}
+
+
+def test_dicom_out_in_the_film_folder_is_refused(tmp_path, films, tiny_model, capsys):
+    from cxrviewer.cli import main
+
+    code = main(["score", str(films), "--out", str(tmp_path / "r.csv"), "--dicom-out", str(films),
+                 "--model", str(tiny_model), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Choose another folder for the DICOM results" in err and "(--out)" not in err
+    assert not (tmp_path / "r.csv").exists() and sorted(p.name for p in films.iterdir()) == sorted(
+        [*CHEST_DICOMS, next(p.name for p in films.iterdir() if p.suffix == ".png")])

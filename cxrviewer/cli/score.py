@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import CxrError, SameFileError
+from ..errors import CxrError, OutputError, SameFileError
 from ..options import add_display_options, add_model_options
 from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, check_inputs, load_classifier
 
@@ -134,8 +134,11 @@ class _DicomOut:
         from ..dicom.folder import FORMATS, DicomResultsFolder
         from ..export import check_writable_dir
 
+        try:
+            _refuse_film_folder(args.dicom_out, paths, "the DICOM results")
+        except SameFileError as exc:
+            raise OutputError(str(exc)) from None  # an output folder, not the results file (--out)
         check_writable_dir(args.dicom_out)
-        _refuse_film_folder(args.dicom_out, paths)
         self.args, self.info = args, info
         self.folder = DicomResultsFolder(args.dicom_out, args.dicom_formats or FORMATS)
         self.written = 0
@@ -179,9 +182,9 @@ def _stop_code(stopped_by: list[int]) -> int:
     return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
 
 
-def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
-    """Pictures written into a folder of films would overwrite films of the same name and be
-    scored as films by the next run."""
+def _refuse_film_folder(folder: Path, films: Sequence[Path], what: str = "the pictures") -> None:
+    """Pictures (or DICOM results) written into a folder of films would overwrite films of the
+    same name and be scored as films by the next run."""
     import os
 
     try:
@@ -199,8 +202,8 @@ def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
         except OSError:
             continue
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-            raise SameFileError(f"{folder} holds films being scored: the pictures would overwrite or mix with them. "
-                                "Choose another folder for the pictures.")
+            raise SameFileError(f"{folder} holds films being scored: {what} would overwrite or mix with them. "
+                                f"Choose another folder for {what}.")
 
 
 @contextlib.contextmanager
