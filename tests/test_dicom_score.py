@@ -118,6 +118,10 @@ def test_score_writes_valid_dicom_results_per_dicom_film(tmp_path, films, tiny_m
         assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
         assert dciodvfy_errors(path) == [], (key, dciodvfy_errors(path))
         if fmt == "sr":
+            dsrdump = shutil.which("dsrdump")
+            if dsrdump is not None:  # dcmtk reads it as a structured report
+                dump = subprocess.run([dsrdump, str(path)], capture_output=True, text=True, timeout=60)
+                assert dump.returncode == 0 and "Imaging Measurement Report" in dump.stdout, dump.stderr
             report = hd.sr.srread(path).content
             (group, *_) = report.get_image_measurement_groups()
             assert str(group.source_images[0].referenced_sop_instance_uid) == src.SOPInstanceUID
