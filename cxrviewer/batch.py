@@ -264,12 +264,16 @@ def score_to_csv(
     on_result: Callable[[ScoreResult], None] | None = None,
     overwrite: bool = False,
     keep_films: bool = False,
+    rescore: Callable[[Path], bool] | None = None,
 ) -> Summary:
     """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
 
     ``progress(result, done, total)`` is called after each film; ``on_result`` gets each result
     before its row is written (used for exports): when it raises a :class:`CxrError` the film's
     row becomes an error ("export failed: ...") so a rerun does it again, and the batch goes on.
+    ``rescore(path)``, asked of each film the CSV already holds, says that its exports are
+    missing (a run killed between writing them and writing its row, a file removed since): such a
+    film is scored again, and its row appended, as if it had never been done.
     Returns a :class:`Summary`. Raises :class:`~cxrviewer.errors.SameFileError` when ``out`` is
     one of ``paths``, and :class:`~cxrviewer.errors.OutputError` when the CSV cannot be
     written (the rows written before stay, and the file stays resumable).
@@ -278,7 +282,7 @@ def score_to_csv(
     summary = Summary(total=len(paths))
     refuse_inputs_as_output(Path(out), paths)
     with ResultsCsv(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
-        todo = [p for p in paths if not sink.already_done(p)]
+        todo = [p for p in paths if not sink.already_done(p) or (rescore is not None and rescore(p))]
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []

@@ -436,3 +436,18 @@ def test_gsps_of_a_colour_image_is_refused(tmp_path, shared_data, demo):
     with pytest.raises(DicomResultError, match="colour image"):
         build_gsps(sc, pred, demo.info)
     assert build_sr(sc, pred, demo.info).SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
+
+
+def test_gsps_keeps_a_voi_lut_whose_data_is_us(tmp_path, shared_data, classifier):
+    """pydicom-data's vlut_04.dcm has its VOI LUT Data as US (a list in pydicom), which highdicom
+    could not read (TypeError): the Presentation State must carry the same LUT."""
+    from cxrviewer.io import read_film
+
+    source = shared_data / "dicom" / "pydicom-data_vlut_04.dcm"
+    film = read_film(source)
+    out = export_dicom_gsps(tmp_path / "pr.dcm", film, classifier.predict_one(film), classifier.info)
+    src_lut = source_header(source).VOILUTSequence[0]
+    lut = pydicom.dcmread(out).SoftcopyVOILUTSequence[0].VOILUTSequence[0]
+    assert list(lut.LUTDescriptor) == list(src_lut.LUTDescriptor)
+    assert np.array_equal(np.frombuffer(lut.LUTData, "<u2"), np.asarray(src_lut.LUTData))
+    assert dciodvfy_errors(out) == []

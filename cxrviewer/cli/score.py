@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import CxrError, SameFileError
+from ..errors import CxrError, OutputError, SameFileError
 from ..options import add_display_options, add_model_options
 from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, check_inputs, load_classifier
 
@@ -24,6 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, metavar="CSV", help="results CSV; one of ours that exists is resumed (required)")
     s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
     s.add_argument("--export-dir", type=Path, metavar="DIR", help="also write an annotated PNG per scored film into DIR (default: none)")
+    s.add_argument("--dicom-out", type=Path, metavar="DIR", help="also write DICOM results of each DICOM film into DIR/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm; resumed with --out (default: none)")
+    s.add_argument("--dicom-formats", type=_dicom_formats, default=None, metavar="LIST", help="with --dicom-out: which, comma-separated: sr (Structured Report), gsps (Presentation State), sc (Secondary Capture) (default: sr,gsps,sc)")
     s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, the fastest there; 8 on a GPU)")
     s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core; at most 4 feeding a GPU)")
     s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it (default: resume)")
@@ -38,6 +40,17 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
         parser.error("--batch-size must be at least 1")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.dicom_formats is not None and args.dicom_out is None:
+        parser.error("--dicom-formats needs --dicom-out")
+
+
+def _dicom_formats(text: str) -> tuple[str, ...]:
+    from ..dicom.folder import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args) -> int:
@@ -56,9 +69,12 @@ def run(args) -> int:
     if args.export_dir is not None:
         check_writable_dir(args.export_dir)
         _refuse_film_folder(args.export_dir, paths)
+    dicom = _DicomOut(args, clf.info, paths) if args.dicom_out is not None else None
     used_names: set[str] = set()
 
     def on_result(result) -> None:
+        if dicom is not None and result.ok:
+            dicom.write(result)
         if args.export_dir is None or not result.ok:
             return
         stem = safe_file_stem(result.path.stem)
@@ -92,7 +108,8 @@ def run(args) -> int:
             summary = score_to_csv(
                 paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
                 progress=progress, on_result=on_result, overwrite=args.overwrite,
-                keep_films=args.export_dir is not None,
+                keep_films=args.export_dir is not None or dicom is not None,
+                rescore=dicom.missing if dicom is not None and not args.overwrite else None,
             )
     except KeyboardInterrupt:  # the second Ctrl+C: stop at once
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
@@ -101,19 +118,73 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     print(f"{summary.line()} -> {args.out}", file=sys.stderr)
+    if dicom is not None:
+        print(dicom.line(), file=sys.stderr)
     if stop.is_set():
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
         return _stop_code(stopped_by)
     return summary.exit_code
 
 
+class _DicomOut:
+    """``--dicom-out``: the DICOM results of each DICOM film, those missing only unless
+    ``--overwrite`` (cxrviewer.dicom.folder), and the count of films that get none."""
+
+    def __init__(self, args, info, paths: Sequence[Path]) -> None:
+        from ..dicom.folder import FORMATS, DicomResultsFolder
+        from ..export import check_writable_dir
+
+        try:
+            _refuse_film_folder(args.dicom_out, paths, "the DICOM results")
+        except SameFileError as exc:
+            raise OutputError(str(exc)) from None  # an output folder, not the results file (--out)
+        check_writable_dir(args.dicom_out)
+        self.args, self.info = args, info
+        self.folder = DicomResultsFolder(args.dicom_out, args.dicom_formats or FORMATS)
+        self.written = 0
+        self.not_dicom = 0
+        self.seen: dict[object, Path] = {}  # source UIDs -> the film whose results they name
+        self.same_uids = 0
+
+    def missing(self, path: Path) -> bool:
+        return bool(self.folder.missing(path))
+
+    def write(self, result) -> None:
+        from ..dicom.folder import dicom_uids
+        from ..render import RenderOptions, select_classes
+
+        uids = dicom_uids(result.path)
+        if uids is None:
+            self.not_dicom += 1
+            return
+        first = self.seen.setdefault(uids, result.path)
+        if first != result.path:
+            # two files, one SOP Instance UID: one image by PS3.5 9.1, so one set of results
+            self.same_uids += 1
+            logger.warning("%s has the SOP Instance UID of %s: its DICOM results are that film's", result.path, first)
+            return
+        a = self.args
+        opts = RenderOptions(select_classes(result.prediction, a.classes), a.alpha, a.colormap, a.mode)
+        only = None if a.overwrite else self.folder.missing_of(uids)
+        self.written += len(self.folder.write(uids, result.film, result.prediction, self.info, opts, only=only))
+
+    def line(self) -> str:
+        text = f"wrote {self.written} DICOM result(s) ({', '.join(self.folder.formats)}) -> {self.folder.folder}"
+        if self.same_uids:
+            text += f"; {self.same_uids} film(s) share the SOP Instance UID of another and get no results of their own"
+        if self.not_dicom:
+            text += (f"; {self.not_dicom} film(s) are not DICOM and get none: a DICOM result must point at "
+                     "a DICOM image (export one as a DICOM Secondary Capture with `cxrviewer export`)")
+        return text
+
+
 def _stop_code(stopped_by: list[int]) -> int:
     return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
 
 
-def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
-    """Pictures written into a folder of films would overwrite films of the same name and be
-    scored as films by the next run."""
+def _refuse_film_folder(folder: Path, films: Sequence[Path], what: str = "the pictures") -> None:
+    """Pictures (or DICOM results) written into a folder of films would overwrite films of the
+    same name and be scored as films by the next run."""
     import os
 
     try:
@@ -131,8 +202,8 @@ def _refuse_film_folder(folder: Path, films: Sequence[Path]) -> None:
         except OSError:
             continue
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-            raise SameFileError(f"{folder} holds films being scored: the pictures would overwrite or mix with them. "
-                                "Choose another folder for the pictures.")
+            raise SameFileError(f"{folder} holds films being scored: {what} would overwrite or mix with them. "
+                                f"Choose another folder for {what}.")
 
 
 @contextlib.contextmanager

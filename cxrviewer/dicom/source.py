@@ -22,7 +22,9 @@ import copy
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from pydicom import config as dicom_config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -110,7 +112,28 @@ class SourceImage:
             put_value(ds, keyword, value)
         if "SamplesPerPixel" not in ds:
             ds.SamplesPerPixel = 1  # a film is grayscale (the reader refuses colour)
+        for item in ds.get("VOILUTSequence") or []:
+            _lut_data_as_bytes(item)
         return ds
+
+
+def _lut_data_as_bytes(item: Dataset) -> None:
+    """A VOI LUT's LUT Data as bytes, however the source encoded it.
+
+    LUT Data is US or OW (PS3.3 C.11.2.1.1); pydicom gives a US one as a list of numbers, and
+    highdicom's Presentation State reads it with ``np.frombuffer`` (a ``TypeError`` on a list:
+    pydicom-data's ``vlut_04.dcm``). highdicom takes 8-bit entries as bytes and wider ones as
+    16-bit words (LUT Descriptor's third value), so that is how it is packed here.
+    """
+    if "LUTData" not in item or isinstance(item.LUTData, (bytes, bytearray)):
+        return
+    values = np.atleast_1d(np.asarray(item.LUTData, dtype=np.int64))  # one entry (VM 1) or many
+    try:
+        bits = int(item.LUTDescriptor[2])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return  # a LUT without a usable descriptor: highdicom refuses it, and says so
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    item["LUTData"] = DataElement(0x00283006, "OW", values.astype(dtype).tobytes())
 
 
 def read_source(film: Film, result: str) -> SourceImage:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSp
 from ..errors import CxrError
 from ..io import SUPPORTED_SUFFIXES
 from .actions import build_menus
-from .export_choice import EXPORT_FILTERS, export_target
+from .export_choice import export_filters, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
@@ -455,7 +455,7 @@ class MainWindow(QMainWindow):
         if entry is None or self.model.prediction is None or self.model.film is None:
             return
         start = Path(self.prefs.last_folder or ".") / f"{entry.path.stem}-annotated.png"
-        out, chosen = QFileDialog.getSaveFileName(self, "Export annotated image", str(start), ";;".join(EXPORT_FILTERS))
+        out, chosen = QFileDialog.getSaveFileName(self, "Export annotated image", str(start), ";;".join(export_filters(self.model.film)))
         if not out:
             return
         path, fmt, anonymize = export_target(out, chosen)

@@ -369,11 +369,19 @@ class FilmSession(QObject):
 
     # ---------------------------------------------------------------- export
     def export(self, path: Path, fmt: str = "png", anonymize: bool = False) -> bool:
-        """The current film as shown: an annotated PNG or a DICOM Secondary Capture, written
-        off the UI thread (``exported`` or ``failed`` follows). False when there is nothing to export."""
+        """The current film as shown: an annotated PNG, a DICOM Secondary Capture, or (for a
+        DICOM film) a DICOM Structured Report or Presentation State of the findings shown,
+        written off the UI thread (``exported`` or ``failed`` follows). False when there is
+        nothing to export, or the film cannot have that format (``failed`` says why)."""
+        from .export_choice import unavailable_reason
+
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:
             self.failed.emit("Nothing to export", "Open a film and wait for its findings first.")
+            return False
+        why = unavailable_reason(fmt, film)
+        if why is not None:
+            self.failed.emit("Export not possible", why)
             return False
         self._run(
             export_annotated, Path(path), film, pred, clf.info, self.model.render_options(), fmt, anonymize,

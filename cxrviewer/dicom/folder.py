@@ -1,0 +1,150 @@
+"""The DICOM results of a folder run: where each film's go, which are missing, writing them.
+
+One scheme names every file: ``FOLDER/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm``, the
+UIDs being the *source* image's. A UID names one image forever (PS3.5 9.1), so the name is the
+same whichever path the film was read from (DICOM exports often name every file ``IM0001``),
+a study's results sit together as a PACS files them, and a result that exists is a result for
+that very image: a resumed run keeps it and writes only what is missing. UIDs are digits and
+dots (PS3.5 9.1), safe as file names everywhere; a header whose UIDs are not is refused (such
+an image could not be referenced either).
+
+Only DICOM films get DICOM results: a PNG or JPEG has no image for a Structured Report or a
+Presentation State to point at, and a Secondary Capture of it would open a study of its own
+with no patient in it, which a PACS cannot file. :func:`dicom_uids` says ``None`` for those.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom import config as dicom_config
+from pydicom.uid import UID
+from pydicom.tag import Tag
+
+from ..dicom_export import export_dicom_sc
+from ..errors import DicomResultError
+from ..io.sniff import HEAD_BYTES, sniff_format
+from ..render import RenderOptions
+from ..types import Film, ModelInfo, Prediction
+from .gsps import export_dicom_gsps
+from .sr import export_dicom_sr
+
+logger = logging.getLogger(__name__)
+
+#: The results a folder run can write, in the order they are written.
+FORMATS = ("sr", "gsps", "sc")
+#: Each result's file name suffix: ``pr`` is the DICOM name of a Presentation State (PS3.3 A.33).
+SUFFIXES = {"sr": "sr", "gsps": "pr", "sc": "sc"}
+_UID_TAGS = [Tag("StudyInstanceUID"), Tag("SOPInstanceUID")]
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"sr,gsps"`` → ``("sr", "gsps")`` in :data:`FORMATS` order; raises ``ValueError``."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in names)
+
+
+@dataclass(frozen=True)
+class DicomUids:
+    """The source image's Study and SOP Instance UIDs: the file names of its results."""
+
+    study: str
+    instance: str
+
+
+def is_dicom_file(path: Path) -> bool:
+    """Whether the file's content is DICOM (the sniffer :func:`cxrviewer.io.read_film` uses)."""
+    try:
+        with open(path, "rb") as f:
+            return sniff_format(f.read(HEAD_BYTES)) == "dicom"
+    except OSError:
+        return False
+
+
+def dicom_uids(path: Path) -> DicomUids | None:
+    """The UIDs naming the results of the film at ``path``; ``None`` when it is not DICOM.
+
+    Reads two elements of the header (and the file meta, where a SOP Instance UID may be only).
+    Raises :class:`DicomResultError` when they are missing or not UIDs.
+    """
+    if not is_dicom_file(path):
+        return None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=_UID_TAGS)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a damaged header
+        raise DicomResultError(f"Cannot read the DICOM header of {path.name} ({type(exc).__name__}) "
+                               "to name its DICOM results; check the file.") from None
+    meta = getattr(ds, "file_meta", None)
+    study = str(ds.get("StudyInstanceUID", "") or "").strip("\0 ")
+    instance = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else "") or "")
+    instance = instance.strip("\0 ")
+    for name, uid in (("Study Instance UID", study), ("SOP Instance UID", instance)):
+        # PS3.5 9.1: digits and dots, no leading zero in a component, at most 64 characters;
+        # the same check a result's reference passes (cxrviewer.dicom.source.read_source)
+        if not (uid and UID(uid, dicom_config.IGNORE).is_valid):
+            raise DicomResultError(
+                f"The DICOM header of {path.name} has {'a malformed' if uid else 'no'} {name}, so its "
+                "DICOM results could neither point at it nor be named after it. Fix the header, or "
+                "export the film on its own."
+            )
+    return DicomUids(study, instance)
+
+
+@dataclass(frozen=True)
+class DicomResultsFolder:
+    """Where a folder run writes the DICOM results of each film, and which are still missing."""
+
+    folder: Path
+    formats: tuple[str, ...] = FORMATS
+
+    def paths(self, uids: DicomUids) -> dict[str, Path]:
+        base = self.folder / uids.study
+        return {f: base / f"{uids.instance}.{SUFFIXES[f]}.dcm" for f in self.formats}
+
+    def missing(self, path: Path) -> tuple[str, ...]:
+        """The formats not yet written for the film at ``path`` (none for a film that is not
+        DICOM; all of them when its header cannot name them, so that the film is tried again)."""
+        try:
+            uids = dicom_uids(path)
+        except DicomResultError:
+            return self.formats
+        return () if uids is None else self.missing_of(uids)
+
+    def missing_of(self, uids: DicomUids) -> tuple[str, ...]:
+        return tuple(f for f, p in self.paths(uids).items() if not p.is_file())
+
+    def write(
+        self,
+        uids: DicomUids,
+        film: Film,
+        prediction: Prediction,
+        info: ModelInfo,
+        options: RenderOptions,
+        *,
+        only: Sequence[str] | None = None,
+    ) -> list[Path]:
+        """Write the results of the film whose source has ``uids`` (``only`` those formats;
+        default all), each atomically (a temporary file renamed), so a file that exists is
+        whole. The SR and the Presentation State outline the regions of ``options.classes``,
+        the Secondary Capture draws what ``options`` asks, as ``cxrviewer export`` does.
+        """
+        targets = self.paths(uids)
+        return [
+            _write_one(f, targets[f], film, prediction, info, options)
+            for f in self.formats
+            if only is None or f in only
+        ]
+
+
+def _write_one(fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions) -> Path:
+    if fmt == "sc":
+        return export_dicom_sc(path, film, prediction, info, options)
+    export = export_dicom_sr if fmt == "sr" else export_dicom_gsps
+    return export(path, film, prediction, info, region_labels=options.classes)
