@@ -23,7 +23,6 @@ from ..errors import (
     NoDicomSourceError,
     OutputError,
     OutputInUseError,
-    SameFileError,
     UnknownClassError,
     UnknownResultsFileError,
 )
@@ -40,7 +39,6 @@ SUBCOMMANDS = tuple(COMMANDS)
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
-    SameFileError: "--out",
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",
