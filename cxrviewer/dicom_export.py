@@ -40,7 +40,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from . import __version__
-from .errors import CxrError, UnreadableImageError
+from .errors import CxrError, DicomExportError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
@@ -101,10 +101,6 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
 _LO_MAX = 64  # PS3.5 table 6.2-1
 _ST_MAX = 1024
-
-
-class DicomExportError(CxrError):
-    """A DICOM Secondary Capture export that cannot be made as asked."""
 
 
 # --------------------------------------------------------------------------- public API

@@ -71,3 +71,7 @@ class NoDicomSourceError(CxrError):
 
 class DicomResultError(CxrError):
     """A DICOM Structured Report or Presentation State that cannot be made from this film."""
+
+
+class DicomExportError(CxrError):
+    """A DICOM Secondary Capture export that cannot be made as asked."""

@@ -23,3 +23,7 @@ class WeightsError(TrainingError):
 
 class RunError(TrainingError):
     """A run directory is missing files that ``evaluate`` or ``export`` need."""
+
+
+class Int8RejectedError(TrainingError):
+    """The int8 model failed its parity check (the report says by how much)."""

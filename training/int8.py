@@ -49,7 +49,7 @@ from cxrviewer.io import read_film
 from cxrviewer.preprocess import model_input
 
 from .data import Record
-from .errors import RunError, TrainingError
+from .errors import Int8RejectedError, RunError, TrainingError
 from .metrics import auroc
 from .report import update_int8_section
 from .run import INT8_JSON, REPORT_FILE, Run, write_json
@@ -67,10 +67,6 @@ PARITY_BATCH = 16
 SPEED_FILMS = 8
 SPEED_REPEATS = 5
 POOLING_OPS = ("GlobalAveragePool", "ReduceMean")
-
-
-class Int8RejectedError(TrainingError):
-    """The int8 model failed its parity check (the report says by how much)."""
 
 
 def default_int8_path(fp32_path: str | os.PathLike[str]) -> Path:
