@@ -40,7 +40,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from . import __version__
-from .errors import CxrError, DicomExportError, UnreadableImageError
+from .errors import DicomExportError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
