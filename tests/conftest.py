@@ -7,7 +7,6 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np
 import pytest
 
 # tests/ is on sys.path through `pythonpath` in pyproject.toml's pytest settings.
