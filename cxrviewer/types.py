@@ -25,25 +25,120 @@ def _frozen_array(a: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class Lut:
+    """A Modality or VOI lookup table (PS3.3 C.11.1.1, C.11.2.1.1).
+
+    ``first_map`` is the input value mapped to ``data[0]``; inputs below it take the first entry
+    and inputs past the end take the last (the standard's rule), so a table whose input range is
+    wider or narrower than the data never fails (Weasis #373).
+    """
+
+    data: np.ndarray = field(repr=False)
+    first_map: int
+    bits: int
+
+    def lookup(self, x: np.ndarray) -> np.ndarray:
+        """Map values ``x`` (integers, or floats rounded to the nearest entry) through the table."""
+        n = self.data.shape[0]
+        if np.issubdtype(x.dtype, np.integer):
+            idx = np.clip(x.astype(np.int64) - self.first_map, 0, n - 1)
+        else:
+            idx = np.clip(np.rint(x) - self.first_map, 0, n - 1).astype(np.int64)
+        return self.data[idx]
+
+    @property
+    def output_max(self) -> int:
+        """The top of the table's output range, ``2**n - 1``, n = the bits its largest entry needs.
+
+        For a table that uses its range, n is the LUT Descriptor's bit depth (``self.bits``).
+        Some devices declare 16 bits for tables whose entries only reach 4095 (dicom-rs #825 on
+        Agfa CRs; Horos and Cornerstone also look at the data): taking the declared range at its
+        word would show those films nearly black.
+        """
+        top = int(self.data.max()) if self.data.size else 0
+        return (1 << max(1, top.bit_length())) - 1
+
+
+@dataclass(frozen=True)
+class Voi:
+    """One VOI transformation of a film (PS3.3 C.11.2): a window, or a VOI LUT.
+
+    ``center``/``width`` are in modality units with ``function`` one of LINEAR, LINEAR_EXACT,
+    SIGMOID (C.11.2.1.2/3); a VOI LUT (``lut``) replaces the window (C.11.2.1.1). ``name`` is the
+    file's explanation (Window Center & Width Explanation, LUT Explanation) or ours ("full range").
+    """
+
+    name: str = ""
+    center: float = 0.5
+    width: float = 1.0
+    function: str = "LINEAR"
+    lut: Lut | None = field(default=None, compare=False)
+
+    @property
+    def is_lut(self) -> bool:
+        return self.lut is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Grayscale:
+    """A film's modality-unit image: what the detector measured, kept for display-time windowing.
+
+    ``stored`` is the decoded sample array in its own dtype (integers stay integers: a 16-bit film
+    costs 2 bytes a pixel here, not 4); the modality values are ``stored`` through ``modality_lut``
+    or ``rescale`` (slope, intercept) (PS3.3 C.11.1), computed when asked
+    (:func:`cxrviewer.io.dicom_display.grayscale_values`). ``default`` is the VOI the model's view was
+    made with, ``presets`` every VOI the file holds, ``inverted`` whether display inverts after the
+    VOI (MONOCHROME1), ``units`` the Rescale Type when the file names one.
+    """
+
+    stored: np.ndarray
+    default: Voi
+    presets: tuple[Voi, ...] = ()
+    rescale: tuple[float, float] | None = None
+    modality_lut: Lut | None = None
+    inverted: bool = False
+    voi_function: str = "LINEAR"
+    units: str = ""
+
+    def __post_init__(self) -> None:
+        st = self.stored
+        dtype = st.dtype if (np.issubdtype(st.dtype, np.integer) or st.dtype == np.float32) else np.float32
+        object.__setattr__(self, "stored", _frozen_array(st, dtype))
+        object.__setattr__(self, "presets", tuple(self.presets))
+
+
+def unit_grayscale(pixels: np.ndarray) -> Grayscale:
+    """The grayscale of a film known only by its [0, 1] pixels: its own values, the identity window."""
+    return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT")
+
+
+@dataclass(frozen=True, eq=False)
 class Film:
     """A radiograph ready for display and inference.
 
     ``pixels`` is float32 H×W in [0, 1] with white = dense (MONOCHROME1 already inverted, the
-    modality and VOI transforms already applied for DICOM). ``pixel_spacing`` is (row, column)
-    in mm when the file says so. ``metadata`` is a small mapping of non-identifying facts
-    (format, modality, photometric interpretation, bits stored, ...): never patient names or IDs.
+    modality and VOI transforms already applied for DICOM): the model's view, made with the
+    default VOI. ``gray`` keeps the modality-unit image with the file's default VOI and presets,
+    so that display can window over the full range (a film made from pixels alone gets its own
+    values with the identity window). ``pixel_spacing`` is (row, column) in mm when the file says
+    so. ``metadata`` is a small mapping of non-identifying facts (format, modality, photometric
+    interpretation, bits stored, ...): never patient names or IDs.
     """
 
     pixels: np.ndarray
     source: Path | None = None
     pixel_spacing: tuple[float, float] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    gray: Grayscale | None = None
 
     def __post_init__(self) -> None:
         px = _frozen_array(self.pixels)
         if px.ndim != 2:
             raise ValueError(f"Film pixels must be 2-D (H, W), got shape {px.shape}")
         object.__setattr__(self, "pixels", px)
+        if self.gray is None or self.gray.stored.shape != px.shape:
+            # no modality image, or one that no longer matches (``replace`` with new pixels)
+            object.__setattr__(self, "gray", unit_grayscale(px))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
         if self.source is not None:
             object.__setattr__(self, "source", Path(self.source))

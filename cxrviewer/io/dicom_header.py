@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CxrError, UnreadableImageError
+from ..types import Voi
 from .dicom_display import VOI_FUNCTIONS, GrayscaleParams, Lut, valid_window
 
 logger = logging.getLogger(__name__)
@@ -79,15 +80,7 @@ def read_lut(item: Any, little_endian: bool, signed_input: bool) -> Lut | None:
 def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
     """The grayscale pipeline's inputs from a data set, with unusable values dropped (and logged):
     a malformed window or LUT costs the film its window or LUT, not its pixels."""
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    try:
-        little = bool(ts.is_little_endian) if ts else None
-    except ValueError:  # not a transfer syntax UID
-        little = None
-    if little is None:
-        little = getattr(ds, "original_encoding", (None, True))[1] is not False
-    signed = _first_number(_optional(ds, "PixelRepresentation")) == 1
+    little, signed = _lut_encoding(ds)
 
     rescale = None
     raw_slope, raw_intercept = _optional(ds, "RescaleSlope"), _optional(ds, "RescaleIntercept")
@@ -128,6 +121,73 @@ def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
         voi_function=function,
         presentation_shape=shape,
     )
+
+
+def _lut_encoding(ds: Any) -> tuple[bool, bool]:
+    """(little endian, signed pixels): how LUT Data words and first-mapped values are read."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    try:
+        little = bool(ts.is_little_endian) if ts else None
+    except ValueError:  # not a transfer syntax UID
+        little = None
+    if little is None:
+        little = getattr(ds, "original_encoding", (None, True))[1] is not False
+    signed = _first_number(_optional(ds, "PixelRepresentation")) == 1
+    return little, signed
+
+
+def voi_presets(ds: Any, function: str) -> tuple[Voi, ...]:
+    """Every VOI the file offers, in its order: each Window Center/Width pair with its
+    explanation (PS3.3 C.11.2.1.2: the values are multi-valued and pair up), then each VOI LUT
+    Sequence item with its LUT Explanation (C.11.2.1.1). Unusable pairs and tables are skipped
+    (logged); an unreadable header part costs its presets, never the film."""
+    out: list[Voi] = []
+    centers = _numbers(_optional(ds, "WindowCenter"))
+    widths = _numbers(_optional(ds, "WindowWidth"))
+    names = _strings(_optional(ds, "WindowCenterWidthExplanation"))
+    if len(centers) != len(widths):
+        logger.warning("Window Center and Window Width have %d and %d values; pairing the first ones",
+                       len(centers), len(widths))
+    for i, (center, width) in enumerate(zip(centers, widths)):
+        if center is None or width is None or not valid_window(center, width, function):
+            logger.warning("ignoring window preset %d: not a valid %s window", i + 1, function)
+            continue
+        name = names[i] if i < len(names) and names[i] else f"window {i + 1}"
+        out.append(Voi(name, center, width, function))
+    try:
+        little, signed = _lut_encoding(ds)
+        items = list(ds.get("VOILUTSequence") or ())
+    except Exception as exc:  # noqa: BLE001 - a malformed sequence costs its presets only
+        logger.warning("ignoring an unreadable VOILUTSequence (%s)", type(exc).__name__)
+        items = []
+    for i, item in enumerate(items):
+        try:
+            lut = read_lut(item, little, signed)
+            name = _strings(item.get("LUTExplanation"))
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("ignoring VOI LUT %d (%s)", i + 1, type(exc).__name__)
+            continue
+        if lut is None:
+            logger.warning("ignoring an incomplete VOI LUT %d", i + 1)
+            continue
+        out.append(Voi(name[0] if name and name[0] else f"VOI LUT {i + 1}", lut=lut))
+    return tuple(out)
+
+
+def _numbers(value: Any) -> list[float | None]:
+    if not _present(value):
+        return []
+    items = list(value) if _is_sequence(value) else [value]
+    return [_first_number(v) for v in items]
+
+
+def _strings(value: Any) -> list[str]:
+    """A (possibly multi-valued) short text as a list of stripped strings, at most 64 characters each."""
+    if not _present(value):
+        return []
+    items = list(value) if _is_sequence(value) else [value]
+    return [(v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)).strip()[:64] for v in items]
 
 
 def _optional(ds: Any, keyword: str) -> Any:
