@@ -23,7 +23,8 @@ import numpy as np
 from . import heatmap
 from .classes import ClassChoice
 from .errors import CxrError, ExportError
-from .types import Film, ModelInfo, Prediction
+from .io import grayscale
+from .types import Film, ModelInfo, Prediction, Voi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
@@ -46,7 +47,9 @@ class RenderOptions:
     alpha: float = DEFAULT_ALPHA
     colormap: str = heatmap.DEFAULT_COLORMAP
     mode: str = "heatmap"
-    window: tuple[float, float] | None = None  # (center, width) on the film's [0, 1] scale
+    #: the VOI the film is drawn with: ``None`` for the film's default (the model's view), a
+    #: :class:`~cxrviewer.types.Voi` (a preset, full range, ...) or (center, width) in modality units
+    window: Voi | tuple[float, float] | None = None
     invert: bool = False
 
 
@@ -61,17 +64,40 @@ def class_color(prediction: Prediction, label: str) -> tuple[int, int, int]:
     return PALETTE[prediction.labels.index(label) % len(PALETTE)]
 
 
-def film_rgb(film: Film | np.ndarray, window: tuple[float, float] | None = None, invert: bool = False) -> np.ndarray:
-    """The film as RGB uint8; ``window`` = (center, width) on the [0, 1] film scale."""
-    px = film.pixels if isinstance(film, Film) else np.asarray(film, dtype=np.float32)
-    out = np.empty((*px.shape, 3), dtype=np.uint8)
-    _by_rows(lambda rows: _film_rgb_rows(px[rows], window, invert, out[rows]), px.shape[0], px.shape[1])
+def film_rgb(film: Film | np.ndarray, window: Voi | tuple[float, float] | None = None, invert: bool = False) -> np.ndarray:
+    """The film as RGB uint8 under ``window`` (see :attr:`RenderOptions.window`)."""
+    film = film if isinstance(film, Film) else Film(np.asarray(film, dtype=np.float32))
+    shade = film_shader(film, window, invert)
+    out = np.empty((film.height, film.width, 3), dtype=np.uint8)
+
+    def rows_rgb(rows: slice) -> None:
+        gray = shade(rows)
+        out[rows] = cv2.merge((gray, gray, gray))
+
+    _by_rows(rows_rgb, film.height, film.width)
     return out
 
 
-def _film_rgb_rows(px: np.ndarray, window, invert: bool, out: np.ndarray) -> None:
-    gray = _gray(px, window, invert)
-    out[...] = cv2.merge((gray, gray, gray))
+def film_voi(film: Film, window: Voi | tuple[float, float] | None) -> Voi | None:
+    """``window`` as a :class:`~cxrviewer.types.Voi` of ``film`` (``None``: the film's default)."""
+    if window is None or isinstance(window, Voi):
+        return window
+    center, width = window
+    return grayscale.user_window(film.gray, center, width)
+
+
+def film_shader(film: Film, window: Voi | tuple[float, float] | None, invert: bool) -> Callable[[slice], np.ndarray]:
+    """``shade(rows)`` → those rows of the film as uint8 gray under ``window``.
+
+    The default (``None``) draws the model's own [0, 1] view; any other VOI windows the film's
+    modality values (:mod:`cxrviewer.io.grayscale`), through one table made here for all rows.
+    """
+    if window is None or (film.gray.from_pixels and not isinstance(window, Voi)):
+        # the model's view, or a film whose [0, 1] pixels are its values: windowed as always
+        return lambda rows: _gray(film.pixels[rows], window, invert)
+    voi = film_voi(film, window)
+    table = grayscale.display_table(film.gray, voi, invert)
+    return lambda rows: grayscale.display_gray(film.gray, voi, invert, rows, table)
 
 
 def _gray(px: np.ndarray, window, invert: bool) -> np.ndarray:
@@ -128,7 +154,7 @@ def overlay(
     alpha: float = DEFAULT_ALPHA,
     colormap: str = heatmap.DEFAULT_COLORMAP,
     mode: str = "heatmap",
-    window: tuple[float, float] | None = None,
+    window: Voi | tuple[float, float] | None = None,
     invert: bool = False,
 ) -> np.ndarray:
     """The film with heatmaps (or outlines, ``mode="contour"``) of ``classes``; RGB uint8 H×W×3.
@@ -149,6 +175,7 @@ def overlay(
             heatmap.colorize(heat[:1, :1], colormap)  # raises the one clear error
         a = np.clip(alpha, 0.0, 1.0)
         planes = _colormap_planes(colormap)
+        shade = film_shader(film, window, invert)
         out = np.empty((*shape, 3), dtype=np.uint8)
 
         def blend(rows: slice) -> None:
@@ -158,7 +185,7 @@ def overlay(
             h = heat[rows]
             w = a * h
             u8 = np.clip(np.rint(h * 255.0), 0, 255).astype(np.uint8)  # as heatmap.colorize
-            film_term = _gray(film.pixels[rows], window, invert) * (1.0 - w)
+            film_term = shade(rows) * (1.0 - w)
             channels = []
             for table in planes:
                 mixed = cv2.LUT(u8, table) * w
@@ -226,6 +253,18 @@ def _panel_width(u: float) -> int:
     return max(int(520 * u), 320)
 
 
+def resized_film(film: Film, width: int, height: int, interp: int) -> Film:
+    """``film`` at ``width`` × ``height``: its model view and its modality values alike, so that a
+    VOI in modality units draws the same at any size."""
+    gray = film.gray
+    stored = gray.stored
+    if stored.dtype not in (np.uint8, np.uint16, np.int16, np.float32):  # what cv2.resize takes
+        stored = stored.astype(np.float32)
+    gray = dataclasses.replace(gray, stored=cv2.resize(stored, (width, height), interpolation=interp))
+    pixels = cv2.resize(film.pixels, (width, height), interpolation=interp)
+    return dataclasses.replace(film, pixels=pixels, gray=gray)
+
+
 def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions = RenderOptions()) -> np.ndarray:
     """Overlay + findings panel + legend + model/demo marks, as one RGB uint8 picture.
 
@@ -238,7 +277,7 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
         # film would take ~200 MB each. The maps are upsampled from their coarse grid straight
         # to this size, as smooth as before.
         interp = cv2.INTER_AREA if ph < film.height else cv2.INTER_LINEAR
-        film = dataclasses.replace(film, pixels=cv2.resize(film.pixels, (pw, ph), interpolation=interp))
+        film = resized_film(film, pw, ph, interp)
     img = overlay(
         film, prediction, options.classes, options.alpha, options.colormap, options.mode,
         options.window, options.invert,

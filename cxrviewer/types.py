@@ -99,6 +99,8 @@ class Grayscale:
     inverted: bool = False
     voi_function: str = "LINEAR"
     units: str = ""
+    #: True when the film was known only by its [0, 1] pixels: they are its values
+    from_pixels: bool = False
 
     def __post_init__(self) -> None:
         st = self.stored
@@ -109,7 +111,7 @@ class Grayscale:
 
 def unit_grayscale(pixels: np.ndarray) -> Grayscale:
     """The grayscale of a film known only by its [0, 1] pixels: its own values, the identity window."""
-    return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT")
+    return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT", from_pixels=True)
 
 
 @dataclass(frozen=True, eq=False)

@@ -118,6 +118,12 @@ def user_window(gray: Grayscale, center: float, width: float, function: str | No
 def _voi_output(m: np.ndarray, voi: Voi) -> np.ndarray:
     if voi.lut is not None:
         return apply_voi_lut(m, voi.lut)
+    if voi.function == "LINEAR_EXACT":
+        # C.11.2.1.3.2, written as the viewer always wrote its [0, 1] window, so that a window on
+        # a film known only by its pixels draws to the same 8-bit value as before (float rounding)
+        lower = np.float32(voi.center - voi.width / 2.0)
+        y = (m.astype(np.float32, copy=False) - lower) / np.float32(voi.width)
+        return np.clip(y, 0.0, 1.0, out=y)
     if voi.function == "LINEAR" and voi.width < 1.0:
         return apply_window(m, voi.center, 1.0, "LINEAR")
     return apply_window(m, voi.center, voi.width, voi.function)
@@ -134,8 +140,14 @@ def display_table(gray: Grayscale, voi: Voi, invert: bool = False) -> np.ndarray
     m = _modality_of_table(gray)
     if m is None:
         return None
-    y = _voi_output(m, voi)
-    return _to_u8(to_display(y, gray.inverted != invert))
+    return _shown(_voi_output(m, voi), gray.inverted, invert)
+
+
+def _shown(y: np.ndarray, inverted: bool, invert: bool) -> np.ndarray:
+    """VOI output → uint8: MONOCHROME1 inverted before rounding (as the model's view is), the
+    user's negative after it (as :func:`cxrviewer.render.film_rgb` always inverted)."""
+    u8 = _to_u8(to_display(y, inverted, out=y if y.dtype == np.float32 else None))
+    return np.subtract(np.uint8(255), u8, out=u8) if invert else u8
 
 
 def display_gray(
@@ -152,5 +164,20 @@ def display_gray(
         if dt in (np.int8, np.int16):
             st = st.view(np.uint8 if dt == np.int8 else np.uint16)
         return np.take(table, st)
-    y = _voi_output(modality_values(st, gray.rescale, gray.modality_lut), voi)
-    return _to_u8(to_display(y, gray.inverted != invert, out=y if y.dtype == np.float32 else None))
+    return _shown(_voi_output(modality_values(st, gray.rescale, gray.modality_lut), voi), gray.inverted, invert)
+
+
+#: The windows known by name: the film's default, every value, the 1st–99th percentile.
+NAMED_WINDOWS = ("file", "full", "auto")
+
+
+def named_window(gray: Grayscale, name: str) -> Voi | None:
+    """``"file"`` → ``None`` (the film's default VOI, the model's view), ``"full"`` →
+    :func:`full_range`, ``"auto"`` → :func:`auto_window`."""
+    if name == "file":
+        return None
+    if name == "full":
+        return full_range(gray)
+    if name == "auto":
+        return auto_window(gray)
+    raise ValueError(f"unknown window {name!r}; choose one of {NAMED_WINDOWS}")
