@@ -28,6 +28,7 @@ from .export_choice import EXPORT_FILTERS, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
+from .levels import Levels
 from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
 DEMO_BANNER = "DEMO MODEL — not for diagnosis"
-WL_SENSITIVITY = 1.0 / 400.0  # film-scale units per screen pixel dragged
 
 
 def icon_path() -> Path | None:
@@ -86,13 +86,13 @@ class MainWindow(QMainWindow):
         self._remember_model = self._fallback = False
         self._announced: tuple[Path, int] | None = None
         self._film_announced: Path | None = None
-        self._wl_start: tuple[float, float] | None = None
 
         self._build_ui()
         actions, self.recent_menu = build_menus(self)
         for name, action in actions.items():
             setattr(self, f"act_{name}", action)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.levels = Levels(self)
         self._connect()
         self.setAcceptDrops(True)
         icon = icon_path()
@@ -155,10 +155,6 @@ class MainWindow(QMainWindow):
         self.cursor_label.setMinimumWidth(150)
 
     def _connect(self) -> None:
-        self.view.hovered.connect(self._hovered)
-        self.view.levelDragStarted.connect(self._wl_started)
-        self.view.levelDragged.connect(self._wl_dragged)
-        self.view.levelDragFinished.connect(self._wl_finished)
         ev = self.model.events
         ev.current.connect(self._current_changed)
         ev.film.connect(self.render)
@@ -320,27 +316,6 @@ class MainWindow(QMainWindow):
                 act.blockSignals(False)
         self.act_export.setEnabled(self.model.prediction is not None and self.model.film is not None)
         self.act_score.setEnabled(bool(self.model.entries) and self.model.classifier is not None)
-
-    # --------------------------------------------------------- window/level
-    def _wl_started(self) -> None:
-        self._wl_start = self.model.window_or_default
-
-    def _wl_dragged(self, dx: int, dy: int) -> None:
-        if self._wl_start is None:
-            return
-        c0, w0 = self._wl_start
-        # right = wider window, up = higher level (darker), as in most film viewers
-        self.model.set_window((c0 - dy * WL_SENSITIVITY, w0 * (2.0 ** (dx / 200.0))))
-
-    def _wl_finished(self) -> None:
-        self._wl_start = None
-
-    def _hovered(self, x: int, y: int) -> None:
-        film = self.model.film
-        if film is None or x < 0:
-            self.cursor_label.setText("")
-            return
-        self.cursor_label.setText(f"x {x}  y {y}  value {film.pixels[y, x]:.3f}")
 
     # ========================================================== status, title
     def _update_title(self) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES, RenderOptions
-from ..types import Film, Prediction
+from ..io import grayscale
+from ..types import Film, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +99,16 @@ class FilmEntry:
 
 @dataclass(frozen=True)
 class Display:
-    """How the current film is drawn. ``window`` is ``None`` for the film's own (stored) window."""
+    """How the current film is drawn. ``window`` is the VOI in the film's modality units
+    (:class:`~cxrviewer.types.Voi`: a preset, full range, automatic, or dragged), ``None`` for
+    the film's default VOI (what the model saw)."""
 
     policy: str = "positives"
     custom: tuple[str, ...] = ()
     alpha: float = 0.4
     colormap: str = DEFAULT_COLORMAP
     mode: str = "heatmap"
-    window: tuple[float, float] | None = None
+    window: Voi | None = None
     invert: bool = False
 
     def __post_init__(self) -> None:
@@ -117,9 +120,6 @@ class Display:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {MODES}")
         object.__setattr__(self, "alpha", float(min(1.0, max(0.0, self.alpha))))
         object.__setattr__(self, "custom", tuple(self.custom))
-
-
-DEFAULT_WINDOW = (0.5, 1.0)  # (center, width) of the identity window on the film's [0, 1] scale
 
 
 @dataclass
@@ -233,15 +233,28 @@ class ViewerModel:
             shown.remove(label)
         self.set_display(policy="custom", custom=tuple(shown))
 
-    def set_window(self, window: tuple[float, float] | None) -> None:
-        if window is not None:
-            center, width = window
-            window = (float(min(1.5, max(-0.5, center))), float(min(2.0, max(0.005, width))))
+    def set_window(self, window: Voi | tuple[float, float] | None) -> None:
+        """Show the current film under ``window``: a :class:`~cxrviewer.types.Voi`, (center,
+        width) in modality units (kept within reach of the film's values: the center at most one
+        value range beyond them, the width between 1/1000 and 4 value ranges), or ``None`` for
+        the film's default VOI."""
+        if isinstance(window, tuple):
+            if self.film is None:
+                return
+            gray = self.film.gray
+            lo, hi = grayscale.value_range(gray)
+            span = max(hi - lo, 1e-6)
+            center = min(hi + span, max(lo - span, float(window[0])))
+            width = min(4.0 * span, max(span / 1000.0, float(window[1])))
+            window = grayscale.user_window(gray, center, width, _drag_function(self.window_or_default))
         self.set_display(window=window)
 
     @property
-    def window_or_default(self) -> tuple[float, float]:
-        return self.display.window if self.display.window is not None else DEFAULT_WINDOW
+    def window_or_default(self) -> Voi | None:
+        """The VOI the current film is drawn with (``None`` when no film is shown)."""
+        if self.display.window is not None:
+            return self.display.window
+        return self.film.gray.default if self.film is not None else None
 
     def render_options(self) -> RenderOptions:
         d = self.display
@@ -256,3 +269,9 @@ class ViewerModel:
         for entry in self.entries:
             out[entry.status] += 1
         return out
+
+
+def _drag_function(voi: Voi | None) -> str | None:
+    """A dragged window keeps the VOI LUT Function of the window it started from (a VOI LUT has
+    none: the film's own function is used)."""
+    return voi.function if voi is not None and voi.lut is None else None
