@@ -24,7 +24,7 @@ from . import heatmap
 from .classes import ClassChoice
 from .errors import CxrError, ExportError
 from .io import grayscale
-from .types import Film, ModelInfo, Prediction, Voi
+from .types import Film, ModelInfo, Orientation, Prediction, Voi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
@@ -51,6 +51,10 @@ class RenderOptions:
     #: :class:`~cxrviewer.types.Voi` (a preset, full range, ...) or (center, width) in modality units
     window: Voi | tuple[float, float] | None = None
     invert: bool = False
+    #: display only: the heatmaps, outlines and measurements turn with the film
+    orientation: Orientation = Orientation()
+    #: orientation and laterality markers (Patient Orientation, Image Laterality, View Position)
+    markers: bool = True
 
 
 def select_classes(prediction: Prediction, spec: str | Sequence[str] | ClassChoice) -> tuple[str, ...]:
@@ -278,10 +282,8 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
         # to this size, as smooth as before.
         interp = cv2.INTER_AREA if ph < film.height else cv2.INTER_LINEAR
         film = resized_film(film, pw, ph, interp)
-    img = overlay(
-        film, prediction, options.classes, options.alpha, options.colormap, options.mode,
-        options.window, options.invert,
-    )
+    img = picture(film, prediction, options)
+    ph, pw = img.shape[:2]  # turned a quarter, the picture's sides swap
     h = max(ph, MIN_HEIGHT)
     u = h / 1000.0  # layout unit: text and bars scale with the picture
     panel_w = _panel_width(u)
@@ -380,3 +382,59 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
         y += int(56 * u)
         msg = f"OOD score {prediction.ood_score:.2f}" + ("  UNUSUAL FILM" if prediction.ood_flag else "")
         _text(canvas, msg, (x, y), u, (255, 170, 60) if prediction.ood_flag else (170, 170, 170), 0.55)
+
+
+# ------------------------------------------------------------ orientation and markers
+def picture(film: Film, prediction: Prediction | None, options: RenderOptions) -> np.ndarray:
+    """What the app's film view shows and every export draws: :func:`overlay`, turned and
+    mirrored by ``options.orientation``, with the orientation and laterality markers."""
+    o = options
+    rgb = overlay(film, prediction, o.classes, o.alpha, o.colormap, o.mode, o.window, o.invert)
+    if o.orientation != Orientation():
+        rgb = np.ascontiguousarray(o.orientation.apply(rgb))
+    if o.markers:
+        draw_markers(rgb, film, o.orientation)
+    return rgb
+
+
+def marker_texts(film: Film, orientation: Orientation) -> tuple[tuple[str, str, str, str] | None, str]:
+    """((left, right, top, bottom) edge markers or ``None``, the corner text) for ``film`` as turned.
+
+    The edges come from Patient Orientation (PS3.3 C.7.6.1.1.1), turned with the picture; the
+    corner names the View Position and the Image Laterality (C.8.11.7, C.7.6.2). Nothing is
+    guessed: a film without these attributes gets no markers.
+    """
+    md = film.metadata
+    po = md.get("patient_orientation")
+    edges = orientation.edge_labels(po[0], po[1]) if po and len(po) == 2 and all(po) else None
+    corner = " ".join(v for v in (md.get("view_position"), md.get("laterality")) if v)
+    return edges, corner
+
+
+def draw_markers(rgb: np.ndarray, film: Film, orientation: Orientation) -> None:
+    """Draw :func:`marker_texts` on ``rgb`` (the turned picture), in place: edge letters at the
+    middle of each side, the view and laterality in the top-left corner; white on a dark halo."""
+    edges, corner = marker_texts(film, orientation)
+    if edges is None and not corner:
+        return
+    h, w = rgb.shape[:2]
+    scale = max(0.4, min(h, w) / 700.0)
+    thick = max(1, round(scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def put(text: str, x: int, y: int) -> None:
+        text = drawable_text(text)
+        cv2.putText(rgb, text, (x, y), font, scale, (0, 0, 0), thick + 2 * max(1, thick // 2), cv2.LINE_AA)
+        cv2.putText(rgb, text, (x, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+    pad = max(4, round(10 * scale))
+    if edges is not None:
+        left, right, top, bottom = edges
+        for text, where in ((left, "left"), (right, "right"), (top, "top"), (bottom, "bottom")):
+            (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+            x = {"left": pad, "right": w - tw - pad}.get(where, (w - tw) // 2)
+            y = {"top": th + pad, "bottom": h - pad}.get(where, (h + th) // 2)
+            put(text, x, y)
+    if corner:
+        (_, th), _ = cv2.getTextSize(corner, font, scale, thick)
+        put(corner, pad, th + pad)

@@ -259,3 +259,79 @@ class Prediction:
         """(label, probability, threshold) sorted by probability, highest first."""
         order = np.argsort(-self.probabilities, kind="stable")
         return [(self.labels[i], float(self.probabilities[i]), self.thresholds[i]) for i in order]
+
+
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
+def opposite_direction(label: str) -> str:
+    """The opposite of a Patient Orientation direction (PS3.3 C.7.6.1.1.1): ``"LF"`` → ``"RH"``."""
+    return "".join(_OPPOSITE.get(ch, ch) for ch in label)
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a film is turned for display (never for the model): ``rotate`` quarter turns clockwise,
+    then mirrored left-right if ``flip``. Every rotation and flip of a rectangle is one of these
+    eight; :meth:`rotated` and :meth:`flipped` compose a turn or flip of what is on screen.
+    """
+
+    rotate: int = 0  # quarter turns clockwise, 0..3
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rotate", int(self.rotate) % 4)
+        object.__setattr__(self, "flip", bool(self.flip))
+
+    def rotated(self, quarter_turns: int = 1) -> Orientation:
+        """Turn what is on screen ``quarter_turns`` clockwise (F R = R⁻¹ F: a mirrored picture's
+        turn runs the other way in film terms)."""
+        return Orientation(self.rotate - quarter_turns if self.flip else self.rotate + quarter_turns, self.flip)
+
+    def flipped(self, vertical: bool = False) -> Orientation:
+        """Mirror what is on screen left-right, or top-bottom (``vertical``: a half turn and a mirror)."""
+        return Orientation(self.rotate + (2 if vertical else 0), not self.flip)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (H×W or H×W×C) as shown: a view, no copy."""
+        out = np.rot90(image, -self.rotate) if self.rotate else image
+        return out[:, ::-1] if self.flip else out
+
+    def shape(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) on screen of a ``height`` × ``width`` film."""
+        return (width, height) if self.rotate % 2 else (height, width)
+
+    def to_film(self, x: float, y: float, height: int, width: int) -> tuple[float, float]:
+        """A point on screen (x right, y down, in film pixels of the turned picture) → the film's (x, y).
+
+        Points are continuous coordinates (pixel centres at +0.5), so the mapping is exact for
+        both pixel indices (use ``x + 0.5``) and measurement points.
+        """
+        h, w = self.shape(height, width)
+        if self.flip:
+            x = w - x
+        for _ in range(self.rotate):  # undo one clockwise turn: screen (x, y) ← film (y, H - x)
+            h, w = w, h  # the picture before this turn
+            x, y = y, h - x
+        return x, y
+
+    def to_screen(self, x: float, y: float, height: int, width: int) -> tuple[float, float]:
+        """The film's point (x, y) → where it is on screen (the inverse of :meth:`to_film`)."""
+        h, w = height, width
+        for _ in range(self.rotate):  # one clockwise turn: film (x, y) → (h - y, x)
+            x, y = h - y, x
+            h, w = w, h
+        if self.flip:
+            x = w - x
+        return x, y
+
+    def edge_labels(self, row_direction: str, column_direction: str) -> tuple[str, str, str, str]:
+        """(left, right, top, bottom) markers on screen from Patient Orientation, whose two values
+        are the directions of the film's rows (left → right) and columns (top → bottom),
+        PS3.3 C.7.6.1.1.1."""
+        right, bottom = row_direction, column_direction
+        for _ in range(self.rotate):  # a clockwise turn: what was at the left is now at the top
+            right, bottom = opposite_direction(bottom), right
+        if self.flip:
+            right = opposite_direction(right)
+        return opposite_direction(right), right, opposite_direction(bottom), bottom

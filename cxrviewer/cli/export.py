@@ -29,6 +29,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="how the film's gray values are shown, as the app's window/level: a window in the film's "
                    "modality units (e.g. 550,1024), file (the file's own window, default), auto (1st to 99th "
                    "percentile) or full (every value, nothing clipped)")
+    e.add_argument("--rotate", type=int, choices=(0, 90, 180, 270), default=0, metavar="0|90|180|270",
+                   help="turn the picture clockwise by this many degrees, heatmaps and outlines with it (default: 0)")
+    e.add_argument("--flip", choices=("h", "v"), default=None,
+                   help="mirror the picture after turning it: h left-right, v top-bottom (default: none)")
+    e.add_argument("--no-markers", dest="markers", action="store_false",
+                   help="leave out the orientation and laterality markers (default: drawn when the file has them)")
     add_model_options(e)
     add_display_options(e, "positives")
     return e
@@ -58,6 +64,7 @@ def run(args) -> int:
     from ..export import check_writable_dir, export_png
     from ..io import read_film
     from ..io.grayscale import named_window
+    from ..types import Orientation
     from ..render import RenderOptions, select_classes
     from ..results import refuse_inputs_as_output, write_regions_json
 
@@ -71,7 +78,11 @@ def run(args) -> int:
     film = read_film(args.file)
     pred = clf.predict_one(film)
     window = named_window(film.gray, args.window) if isinstance(args.window, str) else args.window
-    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode, window=window)
+    orientation = Orientation(args.rotate // 90)
+    if args.flip is not None:
+        orientation = orientation.flipped(vertical=args.flip == "v")
+    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode, window=window,
+                         orientation=orientation, markers=args.markers)
     fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
     if fmt in ("dicom-sr", "dicom-gsps"):
         if args.burn_in_patient_name:

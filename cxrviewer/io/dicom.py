@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from ..types import Film, Grayscale, Voi
 from .dicom_display import DisplayFacts, GrayscaleParams, display_pixels, rgb_to_luma
-from .dicom_header import get_int, get_str, grayscale_params, guard, pixel_spacing, voi_presets
+from .dicom_header import get_int, get_str, grayscale_params, guard, patient_orientation, pixel_spacing, voi_presets
 from .grayscale import full_range
 from .limits import check_pixels
 from .sniff import j2k_info, jpeg_info
@@ -125,6 +125,13 @@ def read_dicom(path: Path) -> Film:
     view = get_str(path, ds, "ViewPosition")
     if view:
         metadata["view_position"] = view
+    # for the display's markers (PS3.3 C.7.6.1.1.1, C.7.6.2, C.7.3.1): directions, not identity
+    orientation = patient_orientation(ds)
+    if orientation is not None:
+        metadata["patient_orientation"] = orientation
+    laterality = get_str(path, ds, "ImageLaterality") or get_str(path, ds, "Laterality")
+    if laterality in ("R", "L", "B", "U"):
+        metadata["laterality"] = laterality
     return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata, gray=gray)
 
 

@@ -243,6 +243,18 @@ def _is_sequence(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
 
 
+def patient_orientation(ds: Any) -> tuple[str, str] | None:
+    """Patient Orientation (0020,0020): the directions of the rows and columns, e.g. ("L", "F")
+    (PS3.3 C.7.6.1.1.1); ``None`` when absent or not two values of the letters A P R L H F."""
+    values = _strings(_optional(ds, "PatientOrientation"))
+    if len(values) != 2:
+        return None
+    row, col = (v.upper() for v in values)
+    if not row or not col or not set(row + col) <= set("APRLHF"):
+        return None
+    return row, col
+
+
 def pixel_spacing(ds: Any) -> tuple[float, float] | None:
     """(row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing (PS3.3 10.7.1.3)."""
 

@@ -105,4 +105,10 @@ class Levels(QObject):
 
     # ------------------------------------------------------------------ cursor
     def _hovered(self, x: int, y: int) -> None:
-        self.window.cursor_label.setText(describe_value(self.model.film, x, y) if x >= 0 else "")
+        """(x, y) is a pixel of the picture on screen; the film may be turned or mirrored."""
+        film = self.model.film
+        if film is None or x < 0:
+            self.window.cursor_label.setText("")
+            return
+        fx, fy = self.model.display.orientation.to_film(x + 0.5, y + 0.5, film.height, film.width)
+        self.window.cursor_label.setText(describe_value(film, int(fx), int(fy)))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSp
 
 from ..errors import CxrError
 from ..io import SUPPORTED_SUFFIXES
+from ..types import Orientation
 from .actions import build_menus
 from .export_choice import EXPORT_FILTERS, export_target
 from .film_strip import FilmStrip
@@ -235,7 +236,7 @@ class MainWindow(QMainWindow):
 
     # ========================================================== current film
     def _current_changed(self, _index: int) -> None:
-        self.model.set_window(None)  # each film opens with its own (stored) window
+        self.model.set_display(window=None, orientation=Orientation())  # each film as stored
         self._update_title()
 
     def _film_failed(self, path: str, message: str) -> None:
@@ -309,7 +310,7 @@ class MainWindow(QMainWindow):
 
     def _sync_actions(self) -> None:
         d = self.model.display
-        for act, on in ((self.act_invert, d.invert), (self.act_contour, d.mode == "contour")):
+        for act, on in ((self.act_invert, d.invert), (self.act_contour, d.mode == "contour"), (self.act_markers, d.markers)):
             if act.isChecked() != on:
                 act.blockSignals(True)
                 act.setChecked(on)

@@ -24,7 +24,7 @@ from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES, RenderOptions
 from ..io import grayscale
-from ..types import Film, Prediction, Voi
+from ..types import Film, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class Display:
     mode: str = "heatmap"
     window: Voi | None = None
     invert: bool = False
+    orientation: Orientation = Orientation()
+    markers: bool = True
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -233,6 +235,12 @@ class ViewerModel:
             shown.remove(label)
         self.set_display(policy="custom", custom=tuple(shown))
 
+    def turn(self, quarter_turns: int = 0, flip: bool = False, vertical: bool = False) -> None:
+        """Turn the picture on screen clockwise by ``quarter_turns``, or mirror it (display only)."""
+        o = self.display.orientation
+        o = o.flipped(vertical) if flip else o.rotated(quarter_turns)
+        self.set_display(orientation=o)
+
     def set_window(self, window: Voi | tuple[float, float] | None) -> None:
         """Show the current film under ``window``: a :class:`~cxrviewer.types.Voi`, (center,
         width) in modality units (kept within reach of the film's values: the center at most one
@@ -260,7 +268,7 @@ class ViewerModel:
         d = self.display
         return RenderOptions(
             classes=self.shown_classes(), alpha=d.alpha, colormap=d.colormap, mode=d.mode,
-            window=d.window, invert=d.invert,
+            window=d.window, invert=d.invert, orientation=d.orientation, markers=d.markers,
         )
 
     # ---------------------------------------------------------------- counts

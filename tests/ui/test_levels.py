@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from uihelpers import open_and_wait, shown  # noqa: E402
 
 from cxrviewer.io.grayscale import full_range, value_range  # noqa: E402
-from cxrviewer.render import overlay  # noqa: E402
+from cxrviewer.render import picture  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -33,8 +33,7 @@ def preset_cr(shared_data, tmp_path) -> Path:
 
 def expected(window) -> np.ndarray:
     m = window.model
-    o = m.render_options()
-    return overlay(m.film, m.prediction, o.classes, o.alpha, o.colormap, o.mode, o.window, o.invert)
+    return picture(m.film, m.prediction, m.render_options())
 
 
 def saturated(rgb: np.ndarray) -> float:
@@ -47,7 +46,7 @@ def press(window, key: str) -> None:
 
 
 def test_presets_full_auto_and_reset_from_keys(qtbot, window, preset_cr):
-    window.model.set_display(policy="none")  # the film alone: what is painted is the window's work
+    window.model.set_display(policy="none", markers=False)  # the film alone: what is painted is the window's work
     assert open_and_wait(qtbot, window, [preset_cr]) is True
     film = window.model.film
     before = shown(qtbot, window)
@@ -82,7 +81,7 @@ def test_presets_full_auto_and_reset_from_keys(qtbot, window, preset_cr):
 
 
 def test_dragging_wider_reveals_the_clipped_range(qtbot, window, preset_cr):
-    window.model.set_display(policy="none")
+    window.model.set_display(policy="none", markers=False)
     open_and_wait(qtbot, window, [preset_cr])
     before = shown(qtbot, window)
     levels = window.levels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from uihelpers import open_and_wait, shown  # noqa: E402
 
 from cxrviewer.export import export_png  # noqa: E402
 from cxrviewer.io import read_film  # noqa: E402
-from cxrviewer.render import RenderOptions, overlay  # noqa: E402
+from cxrviewer.render import RenderOptions, overlay, picture  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -21,10 +23,7 @@ pytestmark = pytest.mark.gui
 def expected(window, **changes) -> np.ndarray:
     """What the window must show: the core renderer on the cached prediction."""
     m = window.model
-    o = m.render_options()
-    args = dict(classes=o.classes, alpha=o.alpha, colormap=o.colormap, mode=o.mode, window=o.window, invert=o.invert)
-    args.update(changes)
-    return overlay(m.film, m.prediction, **args)
+    return picture(m.film, m.prediction, dataclasses.replace(m.render_options(), **changes))
 
 
 def hot_labels(prediction, n=2) -> list[str]:
