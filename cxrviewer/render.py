@@ -24,7 +24,7 @@ from . import heatmap
 from .classes import ClassChoice
 from .errors import CxrError, ExportError
 from .io import grayscale
-from .types import Film, ModelInfo, Orientation, Prediction, Voi
+from .types import Film, Measurement, ModelInfo, Orientation, Prediction, Voi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
@@ -55,6 +55,8 @@ class RenderOptions:
     orientation: Orientation = Orientation()
     #: orientation and laterality markers (Patient Orientation, Image Laterality, View Position)
     markers: bool = True
+    #: distances and angles drawn on the film, labelled in the film's calibration
+    measurements: tuple[Measurement, ...] = ()
 
 
 def select_classes(prediction: Prediction, spec: str | Sequence[str] | ClassChoice) -> tuple[str, ...]:
@@ -394,6 +396,8 @@ def picture(film: Film, prediction: Prediction | None, options: RenderOptions) -
         rgb = np.ascontiguousarray(o.orientation.apply(rgb))
     if o.markers:
         draw_markers(rgb, film, o.orientation)
+    if o.measurements:
+        draw_measurements(rgb, film, o.measurements, o.orientation)
     return rgb
 
 
@@ -438,3 +442,34 @@ def draw_markers(rgb: np.ndarray, film: Film, orientation: Orientation) -> None:
     if corner:
         (_, th), _ = cv2.getTextSize(corner, font, scale, thick)
         put(corner, pad, th + pad)
+
+
+MEASURE_COLOR = (255, 215, 0)
+
+
+def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measurement], orientation: Orientation) -> None:
+    """Draw each measurement on ``rgb`` (the turned picture, which may be smaller than the film:
+    points are scaled to it), in place: its lines, its points and its label (the value in the
+    film's calibration), upright whatever the turn."""
+    h, w = rgb.shape[:2]
+    fh, fw = orientation.shape(film.height, film.width)
+    sx, sy = w / fw, h / fh
+    scale = max(0.4, min(h, w) / 900.0)
+    thick = max(1, round(scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for m in measurements:
+        pts = []
+        for x, y in m.points:
+            px, py = orientation.to_screen(x, y, film.height, film.width)
+            pts.append((int(round(px * sx)), int(round(py * sy))))
+        cv2.polylines(rgb, [np.array(pts, np.int32).reshape(-1, 1, 2)], False, MEASURE_COLOR, thick, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(rgb, p, thick + 2, MEASURE_COLOR, -1, cv2.LINE_AA)
+        # OpenCV's fonts have no degree sign
+        text = f"{m.value(film.calibration):.1f} deg" if m.kind == "angle" else m.label(film.calibration)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+        anchor = pts[1] if m.kind == "angle" else pts[-1]
+        x0 = min(max(0, anchor[0] + 8), max(0, w - tw - 2))
+        y0 = min(max(th + 2, anchor[1] - 8), h - 2)
+        cv2.putText(rgb, text, (x0, y0), font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(rgb, text, (x0, y0), font, scale, MEASURE_COLOR, thick, cv2.LINE_AA)

@@ -114,6 +114,68 @@ def unit_grayscale(pixels: np.ndarray) -> Grayscale:
     return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT", from_pixels=True)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The size of a pixel for measuring, and what it is (PS3.3 10.7.1.3, C.8.11.4).
+
+    ``kind`` is ``"pixel spacing"`` (Pixel Spacing: in the patient, as is), ``"magnification
+    corrected"`` (Imager Pixel Spacing ÷ Estimated Radiographic Magnification Factor) or
+    ``"detector"`` (Imager Pixel Spacing alone: lengths at the detector plane, larger than in the
+    patient by the unknown magnification). ``row_mm``/``col_mm`` are the distances between the
+    centres of adjacent rows / columns.
+    """
+
+    row_mm: float
+    col_mm: float
+    kind: str = "pixel spacing"
+
+    @property
+    def unit(self) -> str:
+        return "mm at detector" if self.kind == "detector" else "mm"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A distance (two points) or an angle (three points, the vertex in the middle) on a film.
+
+    Points are the film's own continuous coordinates (x right, y down, pixel centres at +0.5),
+    so a measurement stays put when the display turns, mirrors or zooms.
+    """
+
+    kind: str  # "distance" | "angle"
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        need = {"distance": 2, "angle": 3}.get(self.kind)
+        if need is None:
+            raise ValueError(f"unknown measurement {self.kind!r}; choose distance or angle")
+        pts = tuple((float(x), float(y)) for x, y in self.points)
+        if len(pts) != need:
+            raise ValueError(f"a {self.kind} takes {need} points, not {len(pts)}")
+        object.__setattr__(self, "points", pts)
+
+    def value(self, calibration: Calibration | None) -> float:
+        """The length (mm, or pixels without calibration) or the angle in degrees (measured in
+        millimetres when calibrated, so non-square pixels do not skew it)."""
+        sx, sy = (calibration.col_mm, calibration.row_mm) if calibration is not None else (1.0, 1.0)
+        p = [(x * sx, y * sy) for x, y in self.points]
+        if self.kind == "distance":
+            return float(np.hypot(p[1][0] - p[0][0], p[1][1] - p[0][1]))
+        a = np.subtract(p[0], p[1])
+        b = np.subtract(p[2], p[1])
+        norm = float(np.hypot(*a) * np.hypot(*b))
+        if norm == 0.0:
+            return 0.0
+        return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / norm, -1.0, 1.0))))
+
+    def label(self, calibration: Calibration | None) -> str:
+        """``"52.3 mm"``, ``"52.3 mm at detector"``, ``"210 px"`` or ``"34.5°"``."""
+        v = self.value(calibration)
+        if self.kind == "angle":
+            return f"{v:.1f}°"
+        return f"{v:.1f} {calibration.unit}" if calibration is not None else f"{v:.0f} px"
+
+
 @dataclass(frozen=True, eq=False)
 class Film:
     """A radiograph ready for display and inference.
@@ -132,6 +194,8 @@ class Film:
     pixel_spacing: tuple[float, float] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     gray: Grayscale | None = None
+    #: how lengths on the film are measured (``None``: in pixels)
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         px = _frozen_array(self.pixels)

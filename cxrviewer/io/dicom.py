@@ -26,7 +26,16 @@ import numpy as np
 from ..errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from ..types import Film, Grayscale, Voi
 from .dicom_display import DisplayFacts, GrayscaleParams, display_pixels, rgb_to_luma
-from .dicom_header import get_int, get_str, grayscale_params, guard, patient_orientation, pixel_spacing, voi_presets
+from .dicom_header import (
+    calibration,
+    get_int,
+    get_str,
+    grayscale_params,
+    guard,
+    patient_orientation,
+    pixel_spacing,
+    voi_presets,
+)
 from .grayscale import full_range
 from .limits import check_pixels
 from .sniff import j2k_info, jpeg_info
@@ -132,7 +141,8 @@ def read_dicom(path: Path) -> Film:
     laterality = get_str(path, ds, "ImageLaterality") or get_str(path, ds, "Laterality")
     if laterality in ("R", "L", "B", "U"):
         metadata["laterality"] = laterality
-    return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata, gray=gray)
+    cal = guard(path, lambda: calibration(ds))
+    return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata, gray=gray, calibration=cal)
 
 
 def _grayscale(path: Path, ds: Any, stored: np.ndarray, params: GrayscaleParams, facts: DisplayFacts) -> Grayscale:

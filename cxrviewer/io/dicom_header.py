@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CxrError, UnreadableImageError
-from ..types import Voi
+from ..types import Calibration, Voi
 from .dicom_display import VOI_FUNCTIONS, GrayscaleParams, Lut, valid_window
 
 logger = logging.getLogger(__name__)
@@ -253,6 +253,29 @@ def patient_orientation(ds: Any) -> tuple[str, str] | None:
     if not row or not col or not set(row + col) <= set("APRLHF"):
         return None
     return row, col
+
+
+def calibration(ds: Any) -> Calibration | None:
+    """How to measure on the film (PS3.3 10.7.1.3 and C.8.11.4): Pixel Spacing as it is; else
+    Imager Pixel Spacing divided by the Estimated Radiographic Magnification Factor when the file
+    gives one (> 0); else Imager Pixel Spacing labelled "at detector"; else ``None`` (pixels)."""
+
+    def spacing(keyword: str) -> tuple[float, float] | None:
+        values = _numbers(_optional(ds, keyword))
+        if len(values) != 2 or any(v is None or not math.isfinite(v) or v <= 0 for v in values):
+            return None
+        return values[0], values[1]  # type: ignore[return-value]
+
+    ps = spacing("PixelSpacing")
+    if ps is not None:
+        return Calibration(ps[0], ps[1], "pixel spacing")
+    ips = spacing("ImagerPixelSpacing")
+    if ips is None:
+        return None
+    factor = _first_number(_optional(ds, "EstimatedRadiographicMagnificationFactor"))
+    if factor is not None and math.isfinite(factor) and factor > 0:
+        return Calibration(ips[0] / factor, ips[1] / factor, "magnification corrected")
+    return Calibration(ips[0], ips[1], "detector")
 
 
 def pixel_spacing(ds: Any) -> tuple[float, float] | None:

@@ -86,6 +86,14 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         *(ActionSpec(f"preset_{i}", f"Preset {i}", lambda w, i=i: w.levels.apply_preset(i), (str(i),),
                      "A window or VOI LUT stored in the file") for i in range(1, 10)),
     )),
+    ("&Measure", (
+        ActionSpec("measure_distance", "&Distance", lambda w: w.measure.start("distance"), ("D",),
+                   "Measure a distance: click its two ends (mm from the file's pixel spacing, else pixels)"),
+        ActionSpec("measure_angle", "&Angle", lambda w: w.measure.start("angle"), ("G",),
+                   "Measure an angle: click three points, the vertex second"),
+        ActionSpec("measure_stop", "&Stop measuring", lambda w: w.measure.start(None), ("Esc",)),
+        ActionSpec("measure_delete", "D&elete selected measurement", lambda w: w.measure.delete_selected(), (Key.Delete,)),
+    )),
     ("&Heatmaps", (
         ActionSpec("positives", "&Positives only", _display(policy="positives"), ("Ctrl+1",)),
         ActionSpec("all", "&All", _display(policy="all"), ("Ctrl+2",)),

@@ -61,6 +61,7 @@ class FilmView(QGraphicsView):
     levelDragged = Signal(int, int)  # screen pixels moved since the drag started (dx, dy)
     levelDragFinished = Signal()
     zoomChanged = Signal(float)
+    pointPicked = Signal(float, float)  # a left click while a measuring tool is on (scene = picture pixels)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +88,16 @@ class FilmView(QGraphicsView):
         self.viewport().setAcceptDrops(False)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.setToolTip("")
+        self.measuring = False
+
+    def set_measuring(self, on: bool) -> None:
+        """Left clicks pick points (:attr:`pointPicked`) instead of panning."""
+        self.measuring = on
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        if on:
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
 
     # --------------------------------------------------------------- picture
     def set_image(self, rgb: np.ndarray | None) -> None:
@@ -219,6 +230,12 @@ class FilmView(QGraphicsView):
         )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.measuring and self.has_image() and event.button() == Qt.MouseButton.LeftButton \
+                and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            p = self.mapToScene(event.position().toPoint())
+            self.pointPicked.emit(float(p.x()), float(p.y()))
+            event.accept()
+            return
         if self.has_image() and self._is_level_press(event):
             self._level_origin = event.position().toPoint()
             self.viewport().setCursor(Qt.CursorShape.SizeAllCursor)

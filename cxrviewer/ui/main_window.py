@@ -30,6 +30,7 @@ from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .levels import Levels
+from .measure_tool import MeasureTool
 from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
             setattr(self, f"act_{name}", action)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.levels = Levels(self)
+        self.measure = MeasureTool(self)
         self._connect()
         self.setAcceptDrops(True)
         icon = icon_path()

@@ -24,7 +24,7 @@ from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES, RenderOptions
 from ..io import grayscale
-from ..types import Film, Orientation, Prediction, Voi
+from ..types import Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,12 @@ class Events:
     - ``current(index)``: another film was selected;
     - ``film()``: the current film's pixels or prediction arrived (or went);
     - ``display()``: display options changed;
-    - ``classifier()``: another model was loaded.
+    - ``classifier()``: another model was loaded;
+    - ``measurements()``: the current film's measurements changed.
     """
 
     def __init__(self) -> None:
-        for name in ("entries", "entry", "current", "film", "display", "classifier"):
+        for name in ("entries", "entry", "current", "film", "display", "classifier", "measurements"):
             setattr(self, name, Event(name))
 
 
@@ -133,6 +134,8 @@ class ViewerModel:
     display: Display = field(default_factory=Display)
     events: Events = field(default_factory=Events, repr=False)
     _index: dict[Path, int] = field(default_factory=dict, repr=False)
+    #: each film's distances and angles, kept while the app runs (by the film's path)
+    measurements: dict[Path, tuple[Measurement, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._reindex()
@@ -269,7 +272,25 @@ class ViewerModel:
         return RenderOptions(
             classes=self.shown_classes(), alpha=d.alpha, colormap=d.colormap, mode=d.mode,
             window=d.window, invert=d.invert, orientation=d.orientation, markers=d.markers,
+            measurements=self.current_measurements(),
         )
+
+    # ---------------------------------------------------------- measurements
+    def current_measurements(self) -> tuple[Measurement, ...]:
+        entry = self.entry
+        return self.measurements.get(entry.path, ()) if entry is not None else ()
+
+    def add_measurement(self, measurement: Measurement) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.measurements[entry.path] = (*self.current_measurements(), measurement)
+            self.events.measurements.emit()
+
+    def remove_measurement(self, index: int) -> None:
+        current = self.current_measurements()
+        if 0 <= index < len(current) and self.entry is not None:
+            self.measurements[self.entry.path] = current[:index] + current[index + 1 :]
+            self.events.measurements.emit()
 
     # ---------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
