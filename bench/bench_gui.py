@@ -143,6 +143,7 @@ def under_load(tmp: Path, n: int, observe_s: float, model: Path) -> None:
     """A fresh window opening a folder of ``n`` films at start-up, and scoring it."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+    from cxrviewer.ui import levels
     from cxrviewer.ui.main_window import MainWindow
 
     folder = tmp / f"load{n}"
@@ -229,6 +230,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from cxrviewer.io import read_film
+    from cxrviewer.ui import levels
     from cxrviewer.ui.main_window import MainWindow
     from cxrviewer.ui.workers import read_and_score, render_picture, RenderRequest
 
@@ -360,12 +362,13 @@ def main() -> None:
         painted, _ = probe.run(lambda i=i: view.levelDragged.emit(8 * (i + 1), -4 * (i % 5)))
         if i >= 2:
             drags.append(painted)
-    view.levelDragFinished.emit()
+    end, _ = probe.run(view.levelDragFinished.emit)  # the full-size picture after the drag's previews
     m = med(drags)
     w = window.model.display.window
     print(f"\nwindow drag -> repaint (large film, {len(drags)} steps, last window W {w.width:.0f} L {w.center:.0f})")
     print(f"  median {1000 * m:.0f} ms, min {1000 * min(drags):.0f} ms, max {1000 * max(drags):.0f} ms; "
           f"ratio to the {1000 * DRAG_TARGET_S:.0f} ms target {m / DRAG_TARGET_S:.2f}")
+    print(f"  each step draws a {levels.PREVIEW_SIDE}-px preview; the full picture at release: {1000 * end:.0f} ms")
     window.session.shutdown(10_000)
     window.close()
     if args.load > 0:

@@ -100,19 +100,26 @@ class FilmView(QGraphicsView):
             self.viewport().unsetCursor()
 
     # --------------------------------------------------------------- picture
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show ``rgb`` (H×W×3 uint8); a picture of a new size is fitted to the view."""
+    def set_image(self, rgb: np.ndarray | None, size: tuple[int, int] | None = None) -> None:
+        """Show ``rgb`` (H×W×3 uint8); a picture of a new size is fitted to the view.
+
+        ``size`` = (width, height) of the full picture when ``rgb`` is a smaller preview of it
+        (drawn while the window/level is dragged): it is stretched over the same place, so zoom,
+        pan, the cursor's readout and measuring clicks keep the full picture's pixels.
+        """
         if rgb is None:
             self._image = QImage()
             self._item.setPixmap(QPixmap())
             self._scene.setSceneRect(QRectF())
             return
         image = rgb_to_qimage(rgb)
-        new_size = image.size() != self._image.size()
+        width, height = size if size is not None else (image.width(), image.height())
+        new_size = QRectF(0, 0, width, height) != self._scene.sceneRect() or self._image.isNull()
         self._image = image
         self._item.setPixmap(QPixmap.fromImage(image))
+        self._item.setScale(width / image.width())
         if new_size:
-            self._scene.setSceneRect(QRectF(0, 0, image.width(), image.height()))
+            self._scene.setSceneRect(QRectF(0, 0, width, height))
             self.fit()
 
     def image(self) -> QImage:
@@ -274,7 +281,8 @@ class FilmView(QGraphicsView):
             return
         p: QPointF = self.mapToScene(pos)
         x, y = int(np.floor(p.x())), int(np.floor(p.y()))
-        if 0 <= x < self._image.width() and 0 <= y < self._image.height():
+        scene = self._scene.sceneRect()
+        if 0 <= x < scene.width() and 0 <= y < scene.height():
             self.hovered.emit(x, y)
         else:
             self.hovered.emit(-1, -1)

@@ -12,10 +12,12 @@ number keys 1–9 and in the Levels menu, as Weasis puts them. Everything is a c
 
 from __future__ import annotations
 
+import cv2
 from PySide6.QtCore import QObject
 
 from ..io import grayscale
-from ..types import Voi
+from ..render import resized_film
+from ..types import Film, Voi
 from .status_text import describe_value
 
 #: Share of the film's value range the level moves per screen pixel dragged (400 px: the range).
@@ -24,6 +26,10 @@ LEVEL_PER_PIXEL = 1.0 / 400.0
 PIXELS_PER_DOUBLING = 200.0
 #: Presets on the number keys 1..MAX_PRESETS.
 MAX_PRESETS = 9
+#: While a drag lasts, films longer than this are drawn at this long side (a preview stretched
+#: over the film), so each step repaints in a fraction of the time; the full picture follows at
+#: the end of the drag.
+PREVIEW_SIDE = 1280
 
 
 class Levels(QObject):
@@ -35,6 +41,7 @@ class Levels(QObject):
         self.window = window
         self.model = window.model
         self._start: Voi | None = None
+        self._preview: tuple[Film, Film] | None = None  # (film, its smaller copy) while dragging
         view = window.view
         view.levelDragStarted.connect(self._started)
         view.levelDragged.connect(self._dragged)
@@ -82,11 +89,22 @@ class Levels(QObject):
                 action.setEnabled(has_film)
 
     # ------------------------------------------------------------------- drag
+    def drawn_film(self, film: Film) -> Film:
+        """The film the picture is drawn from: ``film``, or its preview while a drag lasts."""
+        if self._preview is not None and self._preview[0] is film:
+            return self._preview[1]
+        return film
+
     def _started(self) -> None:
         film = self.model.film
         if film is None:
             self._start = None
             return
+        long_side = max(film.height, film.width)
+        if long_side > PREVIEW_SIDE * 1.25:
+            f = PREVIEW_SIDE / long_side
+            small = resized_film(film, max(1, round(film.width * f)), max(1, round(film.height * f)), cv2.INTER_AREA)
+            self._preview = (film, small)
         start = self.model.window_or_default
         # a VOI LUT has no center and width: the drag starts from the full range
         self._start = grayscale.full_range(film.gray) if start is None or start.lut is not None else start
@@ -102,6 +120,9 @@ class Levels(QObject):
 
     def _finished(self) -> None:
         self._start = None
+        if self._preview is not None:
+            self._preview = None
+            self.window.render()  # the full picture
 
     # ------------------------------------------------------------------ cursor
     def _hovered(self, x: int, y: int) -> None:

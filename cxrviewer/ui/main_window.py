@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
             self.wl_label.setText("")
             self._sync_actions()
             return
-        request = RenderRequest(film, self.model.prediction, self.model.render_options())
+        request = RenderRequest(self.levels.drawn_film(film), self.model.prediction, self.model.render_options())
         self.film_label.setText(describe_film(film))
         wl = describe_window(film, self.model.display.window)
         self.wl_label.setText(wl + ("  · inverted" if self.model.display.invert else ""))
@@ -278,7 +278,9 @@ class MainWindow(QMainWindow):
             self._announce(request)
 
     def _rendered(self, out: Rendered) -> None:
-        self.view.set_image(out.rgb)
+        film = self.model.film
+        size = None if film is None else self.model.display.orientation.shape(film.height, film.width)[::-1]
+        self.view.set_image(out.rgb, size)
         self._announce(out.request)
         self.rendered.emit()
 

@@ -98,6 +98,24 @@ def test_dragging_wider_reveals_the_clipped_range(qtbot, window, preset_cr):
     assert window.model.display.window.center == pytest.approx(560.0 + 100 * (hi - lo) / 400)
 
 
+def test_a_drag_on_a_big_film_draws_a_preview_then_the_full_picture(qtbot, window, tmp_path):
+    from dicomfactory import build_dicom
+
+    ramp = (np.add.outer(np.arange(2000), np.arange(1700)) % 4096).astype(np.uint16)
+    path = build_dicom(tmp_path / "big.dcm", ramp, bits_stored=12, window=(2048, 512))
+    window.model.set_display(policy="none", markers=False)
+    open_and_wait(qtbot, window, [path])
+    window.view.levelDragStarted.emit()
+    window.view.levelDragged.emit(100, 0)
+    preview = shown(qtbot, window)
+    assert max(preview.shape[:2]) == 1280  # a smaller picture while dragging ...
+    assert window.view.sceneRect().width() == 1700  # ... stretched over the film
+    window.view.levelDragFinished.emit()
+    full = shown(qtbot, window)
+    assert full.shape[:2] == (2000, 1700)
+    np.testing.assert_array_equal(full, expected(window))
+
+
 def test_the_cursor_reads_modality_values(qtbot, window, preset_cr):
     open_and_wait(qtbot, window, [preset_cr])
     film = window.model.film
