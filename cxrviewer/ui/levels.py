@@ -73,6 +73,7 @@ class Levels(QObject):
         """Name the preset actions after the current film's presets; hide the ones it lacks."""
         presets = self.presets()
         has_film = self.model.film is not None
+        self.window.cursor_label.setText("")  # the readout belonged to the film shown before
         for i in range(1, MAX_PRESETS + 1):
             action = getattr(self.window, f"act_preset_{i}", None)
             if action is None:
