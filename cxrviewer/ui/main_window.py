@@ -36,6 +36,7 @@ from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
 from .session import FilmSession
 from .settings import AppSettings, open_settings
+from .status_extras import StatusExtras
 from .status_text import describe_film, describe_window
 from .viewer_model import ERROR, ViewerModel
 from .workers import Rendered, RenderRequest
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.levels = Levels(self)
         self.measure = MeasureTool(self)
+        self.status_extras = StatusExtras(self)
         self._connect()
         self.setAcceptDrops(True)
         icon = icon_path()

@@ -266,6 +266,7 @@ def test_zoom_fit_and_actual_size(qtbot, window, nih_film):
     assert 0 < fitted < 1  # a 1024 px film in an 800 px high window
     window.act_one.trigger()
     assert view.zoom == pytest.approx(1.0)
+    assert window.status_extras.zoom.text() == "zoom 100%"
     view.zoom_by(2.0, view.viewport().rect().center())
     assert view.zoom == pytest.approx(2.0)
     window.act_fit.trigger()

@@ -47,6 +47,11 @@ def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dia
     assert window.strip.text_of(0).split("\n")[1].startswith("scored · ")
     assert dialogs == []
     assert "6 scored, 1 failed" in window.statusBar().currentMessage()
+    # the results stay readable after the message goes: the CSV's name, a link to its folder
+    link = window.status_extras.results
+    assert link.isVisible() and link.toolTip() == str(out)
+    assert link.text().startswith(f"6 scored, 1 failed; results: {out.name} — <a href=")
+    assert out.parent.as_uri() in link.text()
 
     # the strip and the keys move between films; predictions come from the cache
     assert window.model.current == 0
