@@ -72,6 +72,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("markers", "Orientation &markers", lambda w, on: w.model.set_display(markers=on), ("M",),
                    "Patient orientation, view and laterality on the film", checkable=True),
         SEPARATOR,
+        ActionSpec("sort_worklist", "&Sort films by suspicion", lambda w: w.model.sort_by_suspicion(), ("S",),
+                   "Films with findings above threshold first (highest probability, then most findings); unreadable last"),
         ActionSpec("next", "&Next film", lambda w: w.model.step(+1), ("PgDown", "N")),
         ActionSpec("prev", "&Previous film", lambda w: w.model.step(-1), ("PgUp", "P")),
     )),

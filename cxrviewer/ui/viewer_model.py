@@ -176,6 +176,28 @@ class ViewerModel:
         self.events.current.emit(index)
         self.events.film.emit()
 
+    def sort_by_suspicion(self) -> None:
+        """A worklist: films with findings above threshold first (highest such probability, then
+        most findings), then scored films without findings, films not scored yet, and unreadable
+        films last; the current film stays selected. Stable: ties keep their order."""
+        current = self.entry
+
+        def key(entry: FilmEntry) -> tuple[int, float, int]:
+            if entry.status == ERROR:
+                return (3, 0.0, 0)
+            pred = entry.prediction
+            if entry.status != SCORED or pred is None:
+                return (2, 0.0, 0)
+            if not pred.positives:
+                return (1, -float(pred.probabilities.max()), 0)
+            return (0, -pred.probability(pred.positives[0]), -len(pred.positives))
+
+        self.entries = sorted(self.entries, key=key)
+        self._reindex()
+        if current is not None:
+            self.current = next(i for i, e in enumerate(self.entries) if e is current)
+        self.events.entries.emit()
+
     def step(self, delta: int) -> None:
         """Select the next (``+1``) or previous (``-1``) film, stopping at the ends."""
         if self.entries:
