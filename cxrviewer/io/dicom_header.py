@@ -345,3 +345,41 @@ def get_str(path: Path, ds: Any, keyword: str) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value).strip().rstrip("\x00").strip()[:64]
+
+
+def header_rows(path: Path, max_value: int = 200) -> list[tuple[int, str, str, str, str]]:
+    """Every element of the DICOM file at ``path`` except the pixel data, for a read-only viewer:
+    ``(depth, tag, keyword or name, VR, value)``, sequence items indented by ``depth``. Values
+    (patient fields included: they are shown, never logged) are cut to ``max_value`` characters.
+    Raises :class:`~cxrviewer.errors.UnreadableImageError` when the file cannot be parsed."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
+        raise UnreadableImageError(
+            f"{path.name}: its DICOM header could not be read ({type(exc).__name__})."
+        ) from None
+    rows: list[tuple[int, str, str, str, str]] = []
+
+    def walk(dataset: Any, depth: int) -> None:
+        for elem in dataset:
+            try:
+                name = elem.keyword or elem.name
+                if elem.VR == "SQ":
+                    rows.append((depth, str(elem.tag), name, "SQ", f"{len(elem.value)} item(s)"))
+                    for i, item in enumerate(elem.value):
+                        rows.append((depth + 1, "", f"item {i + 1}", "", ""))
+                        walk(item, depth + 2)
+                    continue
+                value = elem.repval if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") else str(elem.value)
+            except Exception as exc:  # noqa: BLE001 - one unreadable value costs its row's value only
+                value = f"<unreadable: {type(exc).__name__}>"
+            text = value if len(value) <= max_value else value[: max_value - 1] + "…"
+            rows.append((depth, str(elem.tag), name, str(elem.VR), text))
+
+    meta = getattr(ds, "file_meta", None)
+    if meta:
+        walk(meta, 0)
+    walk(ds, 0)
+    return rows

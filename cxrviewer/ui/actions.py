@@ -15,6 +15,8 @@ from typing import Any
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
+from .header_view import show_header
+
 Key = QKeySequence.StandardKey
 
 
@@ -72,6 +74,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("markers", "Orientation &markers", lambda w, on: w.model.set_display(markers=on), ("M",),
                    "Patient orientation, view and laterality on the film", checkable=True),
         SEPARATOR,
+        ActionSpec("dicom_header", "DICOM &header…", lambda w: show_header(w), ("Ctrl+Shift+H",),
+                   "Every element of the film's DICOM file, read only"),
         ActionSpec("sort_worklist", "&Sort films by suspicion", lambda w: w.model.sort_by_suspicion(), ("S",),
                    "Films with findings above threshold first (highest probability, then most findings); unreadable last"),
         ActionSpec("next", "&Next film", lambda w: w.model.step(+1), ("PgDown", "N")),
