@@ -25,6 +25,7 @@ from ..errors import CxrError
 from ..io import SUPPORTED_SUFFIXES
 from ..types import Orientation
 from .actions import build_menus
+from .compare import Compare
 from .export_choice import EXPORT_FILTERS, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
@@ -98,6 +99,8 @@ class MainWindow(QMainWindow):
         self.levels = Levels(self)
         self.measure = MeasureTool(self)
         self.status_extras = StatusExtras(self)
+        self.compare = Compare(self)
+        self.act_compare_link.setChecked(True)
         self._connect()
         self.setAcceptDrops(True)
         icon = icon_path()
@@ -471,4 +474,5 @@ class MainWindow(QMainWindow):
         self.prefs.save(self.store)
         self.session.shutdown(5000)
         self.renderer.shutdown(5000)
+        self.compare.shutdown()
         super().closeEvent(event)
