@@ -68,6 +68,10 @@ class Compare(QObject):
             self.window.act_compare.setChecked(False)
             return
         self.view.setVisible(True)
+        sizes = self.window.splitter.sizes()  # the two films share the space the main view had
+        both = sizes[1] + sizes[2]
+        sizes[1], sizes[2] = both - both // 2, both // 2
+        self.window.splitter.setSizes(sizes)
         cur = self.model.current
         self.show_entry(cur + 1 if cur + 1 < n else cur - 1)
 

@@ -2,8 +2,8 @@
 
 Transient status messages are cut off beside the permanent fields ("8 scored, 0 failed of",
 "Exported …/out/gui_export.p"), so the last folder run's CSV, or the last export, also stays in a
-field of its own: the file's name, its full path in the tooltip, and an "open folder" link that
-opens the folder in the desktop's file manager. The zoom level has a field too.
+field of its own that is never cut off: the file's name as a link that opens its folder in the
+desktop's file manager, the run's summary and the full path in the tooltip. The zoom level has a field too.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ class StatusExtras(QObject):
     def show_zoom(self, zoom: float) -> None:
         self.zoom.setText(f"zoom {100 * zoom:.0f}%")
 
-    def show_file(self, what: str, path: Path) -> None:
-        """``what: name — open folder``; the full path in the tooltip."""
+    def show_file(self, what: str, path: Path, detail: str = "") -> None:
+        """``what: name`` with the name a link that opens its folder; ``detail`` and the full path
+        in the tooltip. The field keeps its whole width: it is never cut off."""
         folder = QUrl.fromLocalFile(str(path.parent)).toString()
-        self.results.setText(
-            f"{html.escape(what)}: {html.escape(path.name)} — <a href=\"{html.escape(folder)}\">open folder</a>"
-        )
-        self.results.setToolTip(str(path))
+        self.results.setText(f"{html.escape(what)}: <a href=\"{html.escape(folder)}\">{html.escape(path.name)}</a>")
+        self.results.setToolTip(f"{detail}\n{path}\n(click to open its folder)".strip())
         self.results.setVisible(True)
+        self.results.setMinimumWidth(self.results.sizeHint().width())
 
     def _scored(self, summary) -> None:
         out = self._session.last_results
         if summary is not None and out is not None:
-            self.show_file(f"{summary.scored} scored, {summary.failed} failed; results", Path(out))
+            self.show_file("Results", Path(out), summary.line())

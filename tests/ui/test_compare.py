@@ -30,6 +30,7 @@ def test_compare_two_films_side_by_side(qtbot, window, nih_images, classifier):
     qtbot.waitUntil(lambda: window.model.film is not None and window.model.film.source == a, timeout=WAIT_MS)
     window.act_compare.trigger()
     assert window.compare.active and window.compare.view.isVisible()
+    assert abs(window.compare.view.width() - window.view.width()) <= 2  # side by side, the same size
     second = compare_shown(qtbot, window)
     film_b = read_film(b)
     pred_b = classifier.predict_one(film_b)
