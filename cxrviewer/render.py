@@ -23,7 +23,8 @@ import numpy as np
 from . import heatmap
 from .classes import ClassChoice
 from .errors import CxrError, ExportError
-from .types import Film, ModelInfo, Prediction
+from .io import grayscale
+from .types import Film, Measurement, ModelInfo, Orientation, Prediction, Voi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
@@ -46,8 +47,16 @@ class RenderOptions:
     alpha: float = DEFAULT_ALPHA
     colormap: str = heatmap.DEFAULT_COLORMAP
     mode: str = "heatmap"
-    window: tuple[float, float] | None = None  # (center, width) on the film's [0, 1] scale
+    #: the VOI the film is drawn with: ``None`` for the film's default (the model's view), a
+    #: :class:`~cxrviewer.types.Voi` (a preset, full range, ...) or (center, width) in modality units
+    window: Voi | tuple[float, float] | None = None
     invert: bool = False
+    #: display only: the heatmaps, outlines and measurements turn with the film
+    orientation: Orientation = Orientation()
+    #: orientation and laterality markers (Patient Orientation, Image Laterality, View Position)
+    markers: bool = True
+    #: distances and angles drawn on the film, labelled in the film's calibration
+    measurements: tuple[Measurement, ...] = ()
 
 
 def select_classes(prediction: Prediction, spec: str | Sequence[str] | ClassChoice) -> tuple[str, ...]:
@@ -61,17 +70,40 @@ def class_color(prediction: Prediction, label: str) -> tuple[int, int, int]:
     return PALETTE[prediction.labels.index(label) % len(PALETTE)]
 
 
-def film_rgb(film: Film | np.ndarray, window: tuple[float, float] | None = None, invert: bool = False) -> np.ndarray:
-    """The film as RGB uint8; ``window`` = (center, width) on the [0, 1] film scale."""
-    px = film.pixels if isinstance(film, Film) else np.asarray(film, dtype=np.float32)
-    out = np.empty((*px.shape, 3), dtype=np.uint8)
-    _by_rows(lambda rows: _film_rgb_rows(px[rows], window, invert, out[rows]), px.shape[0], px.shape[1])
+def film_rgb(film: Film | np.ndarray, window: Voi | tuple[float, float] | None = None, invert: bool = False) -> np.ndarray:
+    """The film as RGB uint8 under ``window`` (see :attr:`RenderOptions.window`)."""
+    film = film if isinstance(film, Film) else Film(np.asarray(film, dtype=np.float32))
+    shade = film_shader(film, window, invert)
+    out = np.empty((film.height, film.width, 3), dtype=np.uint8)
+
+    def rows_rgb(rows: slice) -> None:
+        gray = shade(rows)
+        out[rows] = cv2.merge((gray, gray, gray))
+
+    _by_rows(rows_rgb, film.height, film.width)
     return out
 
 
-def _film_rgb_rows(px: np.ndarray, window, invert: bool, out: np.ndarray) -> None:
-    gray = _gray(px, window, invert)
-    out[...] = cv2.merge((gray, gray, gray))
+def film_voi(film: Film, window: Voi | tuple[float, float] | None) -> Voi | None:
+    """``window`` as a :class:`~cxrviewer.types.Voi` of ``film`` (``None``: the film's default)."""
+    if window is None or isinstance(window, Voi):
+        return window
+    center, width = window
+    return grayscale.user_window(film.gray, center, width)
+
+
+def film_shader(film: Film, window: Voi | tuple[float, float] | None, invert: bool) -> Callable[[slice], np.ndarray]:
+    """``shade(rows)`` → those rows of the film as uint8 gray under ``window``.
+
+    The default (``None``) draws the model's own [0, 1] view; any other VOI windows the film's
+    modality values (:mod:`cxrviewer.io.grayscale`), through one table made here for all rows.
+    """
+    if window is None or (film.gray.from_pixels and not isinstance(window, Voi)):
+        # the model's view, or a film whose [0, 1] pixels are its values: windowed as always
+        return lambda rows: _gray(film.pixels[rows], window, invert)
+    voi = film_voi(film, window)
+    table = grayscale.display_table(film.gray, voi, invert)
+    return lambda rows: grayscale.display_gray(film.gray, voi, invert, rows, table)
 
 
 def _gray(px: np.ndarray, window, invert: bool) -> np.ndarray:
@@ -128,7 +160,7 @@ def overlay(
     alpha: float = DEFAULT_ALPHA,
     colormap: str = heatmap.DEFAULT_COLORMAP,
     mode: str = "heatmap",
-    window: tuple[float, float] | None = None,
+    window: Voi | tuple[float, float] | None = None,
     invert: bool = False,
 ) -> np.ndarray:
     """The film with heatmaps (or outlines, ``mode="contour"``) of ``classes``; RGB uint8 H×W×3.
@@ -149,6 +181,7 @@ def overlay(
             heatmap.colorize(heat[:1, :1], colormap)  # raises the one clear error
         a = np.clip(alpha, 0.0, 1.0)
         planes = _colormap_planes(colormap)
+        shade = film_shader(film, window, invert)
         out = np.empty((*shape, 3), dtype=np.uint8)
 
         def blend(rows: slice) -> None:
@@ -158,7 +191,7 @@ def overlay(
             h = heat[rows]
             w = a * h
             u8 = np.clip(np.rint(h * 255.0), 0, 255).astype(np.uint8)  # as heatmap.colorize
-            film_term = _gray(film.pixels[rows], window, invert) * (1.0 - w)
+            film_term = shade(rows) * (1.0 - w)
             channels = []
             for table in planes:
                 mixed = cv2.LUT(u8, table) * w
@@ -226,6 +259,18 @@ def _panel_width(u: float) -> int:
     return max(int(520 * u), 320)
 
 
+def resized_film(film: Film, width: int, height: int, interp: int) -> Film:
+    """``film`` at ``width`` × ``height``: its model view and its modality values alike, so that a
+    VOI in modality units draws the same at any size."""
+    gray = film.gray
+    stored = gray.stored
+    if stored.dtype not in (np.uint8, np.uint16, np.int16, np.float32):  # what cv2.resize takes
+        stored = stored.astype(np.float32)
+    gray = dataclasses.replace(gray, stored=cv2.resize(stored, (width, height), interpolation=interp))
+    pixels = cv2.resize(film.pixels, (width, height), interpolation=interp)
+    return dataclasses.replace(film, pixels=pixels, gray=gray)
+
+
 def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions = RenderOptions()) -> np.ndarray:
     """Overlay + findings panel + legend + model/demo marks, as one RGB uint8 picture.
 
@@ -238,11 +283,9 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
         # film would take ~200 MB each. The maps are upsampled from their coarse grid straight
         # to this size, as smooth as before.
         interp = cv2.INTER_AREA if ph < film.height else cv2.INTER_LINEAR
-        film = dataclasses.replace(film, pixels=cv2.resize(film.pixels, (pw, ph), interpolation=interp))
-    img = overlay(
-        film, prediction, options.classes, options.alpha, options.colormap, options.mode,
-        options.window, options.invert,
-    )
+        film = resized_film(film, pw, ph, interp)
+    img = picture(film, prediction, options)
+    ph, pw = img.shape[:2]  # turned a quarter, the picture's sides swap
     h = max(ph, MIN_HEIGHT)
     u = h / 1000.0  # layout unit: text and bars scale with the picture
     panel_w = _panel_width(u)
@@ -341,3 +384,92 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
         y += int(56 * u)
         msg = f"OOD score {prediction.ood_score:.2f}" + ("  UNUSUAL FILM" if prediction.ood_flag else "")
         _text(canvas, msg, (x, y), u, (255, 170, 60) if prediction.ood_flag else (170, 170, 170), 0.55)
+
+
+# ------------------------------------------------------------ orientation and markers
+def picture(film: Film, prediction: Prediction | None, options: RenderOptions) -> np.ndarray:
+    """What the app's film view shows and every export draws: :func:`overlay`, turned and
+    mirrored by ``options.orientation``, with the orientation and laterality markers."""
+    o = options
+    rgb = overlay(film, prediction, o.classes, o.alpha, o.colormap, o.mode, o.window, o.invert)
+    if o.orientation != Orientation():
+        rgb = np.ascontiguousarray(o.orientation.apply(rgb))
+    if o.markers:
+        draw_markers(rgb, film, o.orientation)
+    if o.measurements:
+        draw_measurements(rgb, film, o.measurements, o.orientation)
+    return rgb
+
+
+def marker_texts(film: Film, orientation: Orientation) -> tuple[tuple[str, str, str, str] | None, str]:
+    """((left, right, top, bottom) edge markers or ``None``, the corner text) for ``film`` as turned.
+
+    The edges come from Patient Orientation (PS3.3 C.7.6.1.1.1), turned with the picture; the
+    corner names the View Position and the Image Laterality (C.8.11.7, C.7.6.2). Nothing is
+    guessed: a film without these attributes gets no markers.
+    """
+    md = film.metadata
+    po = md.get("patient_orientation")
+    edges = orientation.edge_labels(po[0], po[1]) if po and len(po) == 2 and all(po) else None
+    corner = " ".join(v for v in (md.get("view_position"), md.get("laterality")) if v)
+    return edges, corner
+
+
+def draw_markers(rgb: np.ndarray, film: Film, orientation: Orientation) -> None:
+    """Draw :func:`marker_texts` on ``rgb`` (the turned picture), in place: edge letters at the
+    middle of each side, the view and laterality in the top-left corner; white on a dark halo."""
+    edges, corner = marker_texts(film, orientation)
+    if edges is None and not corner:
+        return
+    h, w = rgb.shape[:2]
+    scale = max(0.4, min(h, w) / 700.0)
+    thick = max(1, round(scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def put(text: str, x: int, y: int) -> None:
+        text = drawable_text(text)
+        cv2.putText(rgb, text, (x, y), font, scale, (0, 0, 0), thick + 2 * max(1, thick // 2), cv2.LINE_AA)
+        cv2.putText(rgb, text, (x, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+    pad = max(4, round(10 * scale))
+    if edges is not None:
+        left, right, top, bottom = edges
+        for text, where in ((left, "left"), (right, "right"), (top, "top"), (bottom, "bottom")):
+            (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+            x = {"left": pad, "right": w - tw - pad}.get(where, (w - tw) // 2)
+            y = {"top": th + pad, "bottom": h - pad}.get(where, (h + th) // 2)
+            put(text, x, y)
+    if corner:
+        (_, th), _ = cv2.getTextSize(corner, font, scale, thick)
+        put(corner, pad, th + pad)
+
+
+MEASURE_COLOR = (255, 215, 0)
+
+
+def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measurement], orientation: Orientation) -> None:
+    """Draw each measurement on ``rgb`` (the turned picture, which may be smaller than the film:
+    points are scaled to it), in place: its lines, its points and its label (the value in the
+    film's calibration), upright whatever the turn."""
+    h, w = rgb.shape[:2]
+    fh, fw = orientation.shape(film.height, film.width)
+    sx, sy = w / fw, h / fh
+    scale = max(0.4, min(h, w) / 900.0)
+    thick = max(1, round(scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for m in measurements:
+        pts = []
+        for x, y in m.points:
+            px, py = orientation.to_screen(x, y, film.height, film.width)
+            pts.append((int(round(px * sx)), int(round(py * sy))))
+        cv2.polylines(rgb, [np.array(pts, np.int32).reshape(-1, 1, 2)], False, MEASURE_COLOR, thick, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(rgb, p, thick + 2, MEASURE_COLOR, -1, cv2.LINE_AA)
+        # OpenCV's fonts have no degree sign
+        text = f"{m.value(film.calibration):.1f} deg" if m.kind == "angle" else m.label(film.calibration)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+        anchor = pts[1] if m.kind == "angle" else pts[-1]
+        x0 = min(max(0, anchor[0] + 8), max(0, w - tw - 2))
+        y0 = min(max(th + 2, anchor[1] - 8), h - 2)
+        cv2.putText(rgb, text, (x0, y0), font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(rgb, text, (x0, y0), font, scale, MEASURE_COLOR, thick, cv2.LINE_AA)

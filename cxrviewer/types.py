@@ -25,25 +25,186 @@ def _frozen_array(a: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class Lut:
+    """A Modality or VOI lookup table (PS3.3 C.11.1.1, C.11.2.1.1).
+
+    ``first_map`` is the input value mapped to ``data[0]``; inputs below it take the first entry
+    and inputs past the end take the last (the standard's rule), so a table whose input range is
+    wider or narrower than the data never fails (Weasis #373).
+    """
+
+    data: np.ndarray = field(repr=False)
+    first_map: int
+    bits: int
+
+    def lookup(self, x: np.ndarray) -> np.ndarray:
+        """Map values ``x`` (integers, or floats rounded to the nearest entry) through the table."""
+        n = self.data.shape[0]
+        if np.issubdtype(x.dtype, np.integer):
+            idx = np.clip(x.astype(np.int64) - self.first_map, 0, n - 1)
+        else:
+            idx = np.clip(np.rint(x) - self.first_map, 0, n - 1).astype(np.int64)
+        return self.data[idx]
+
+    @property
+    def output_max(self) -> int:
+        """The top of the table's output range, ``2**n - 1``, n = the bits its largest entry needs.
+
+        For a table that uses its range, n is the LUT Descriptor's bit depth (``self.bits``).
+        Some devices declare 16 bits for tables whose entries only reach 4095 (dicom-rs #825 on
+        Agfa CRs; Horos and Cornerstone also look at the data): taking the declared range at its
+        word would show those films nearly black.
+        """
+        top = int(self.data.max()) if self.data.size else 0
+        return (1 << max(1, top.bit_length())) - 1
+
+
+@dataclass(frozen=True)
+class Voi:
+    """One VOI transformation of a film (PS3.3 C.11.2): a window, or a VOI LUT.
+
+    ``center``/``width`` are in modality units with ``function`` one of LINEAR, LINEAR_EXACT,
+    SIGMOID (C.11.2.1.2/3); a VOI LUT (``lut``) replaces the window (C.11.2.1.1). ``name`` is the
+    file's explanation (Window Center & Width Explanation, LUT Explanation) or ours ("full range").
+    """
+
+    name: str = ""
+    center: float = 0.5
+    width: float = 1.0
+    function: str = "LINEAR"
+    lut: Lut | None = field(default=None, compare=False)
+
+    @property
+    def is_lut(self) -> bool:
+        return self.lut is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Grayscale:
+    """A film's modality-unit image: what the detector measured, kept for display-time windowing.
+
+    ``stored`` is the decoded sample array in its own dtype (integers stay integers: a 16-bit film
+    costs 2 bytes a pixel here, not 4); the modality values are ``stored`` through ``modality_lut``
+    or ``rescale`` (slope, intercept) (PS3.3 C.11.1), computed when asked
+    (:func:`cxrviewer.io.dicom_display.grayscale_values`). ``default`` is the VOI the model's view was
+    made with, ``presets`` every VOI the file holds, ``inverted`` whether display inverts after the
+    VOI (MONOCHROME1), ``units`` the Rescale Type when the file names one.
+    """
+
+    stored: np.ndarray
+    default: Voi
+    presets: tuple[Voi, ...] = ()
+    rescale: tuple[float, float] | None = None
+    modality_lut: Lut | None = None
+    inverted: bool = False
+    voi_function: str = "LINEAR"
+    units: str = ""
+    #: True when the film was known only by its [0, 1] pixels: they are its values
+    from_pixels: bool = False
+
+    def __post_init__(self) -> None:
+        st = self.stored
+        dtype = st.dtype if (np.issubdtype(st.dtype, np.integer) or st.dtype == np.float32) else np.float32
+        object.__setattr__(self, "stored", _frozen_array(st, dtype))
+        object.__setattr__(self, "presets", tuple(self.presets))
+
+
+def unit_grayscale(pixels: np.ndarray) -> Grayscale:
+    """The grayscale of a film known only by its [0, 1] pixels: its own values, the identity window."""
+    return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT", from_pixels=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The size of a pixel for measuring, and what it is (PS3.3 10.7.1.3, C.8.11.4).
+
+    ``kind`` is ``"pixel spacing"`` (Pixel Spacing: in the patient, as is), ``"magnification
+    corrected"`` (Imager Pixel Spacing ÷ Estimated Radiographic Magnification Factor) or
+    ``"detector"`` (Imager Pixel Spacing alone: lengths at the detector plane, larger than in the
+    patient by the unknown magnification). ``row_mm``/``col_mm`` are the distances between the
+    centres of adjacent rows / columns.
+    """
+
+    row_mm: float
+    col_mm: float
+    kind: str = "pixel spacing"
+
+    @property
+    def unit(self) -> str:
+        return "mm at detector" if self.kind == "detector" else "mm"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A distance (two points) or an angle (three points, the vertex in the middle) on a film.
+
+    Points are the film's own continuous coordinates (x right, y down, pixel centres at +0.5),
+    so a measurement stays put when the display turns, mirrors or zooms.
+    """
+
+    kind: str  # "distance" | "angle"
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        need = {"distance": 2, "angle": 3}.get(self.kind)
+        if need is None:
+            raise ValueError(f"unknown measurement {self.kind!r}; choose distance or angle")
+        pts = tuple((float(x), float(y)) for x, y in self.points)
+        if len(pts) != need:
+            raise ValueError(f"a {self.kind} takes {need} points, not {len(pts)}")
+        object.__setattr__(self, "points", pts)
+
+    def value(self, calibration: Calibration | None) -> float:
+        """The length (mm, or pixels without calibration) or the angle in degrees (measured in
+        millimetres when calibrated, so non-square pixels do not skew it)."""
+        sx, sy = (calibration.col_mm, calibration.row_mm) if calibration is not None else (1.0, 1.0)
+        p = [(x * sx, y * sy) for x, y in self.points]
+        if self.kind == "distance":
+            return float(np.hypot(p[1][0] - p[0][0], p[1][1] - p[0][1]))
+        a = np.subtract(p[0], p[1])
+        b = np.subtract(p[2], p[1])
+        norm = float(np.hypot(*a) * np.hypot(*b))
+        if norm == 0.0:
+            return 0.0
+        return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / norm, -1.0, 1.0))))
+
+    def label(self, calibration: Calibration | None) -> str:
+        """``"52.3 mm"``, ``"52.3 mm at detector"``, ``"210 px"`` or ``"34.5°"``."""
+        v = self.value(calibration)
+        if self.kind == "angle":
+            return f"{v:.1f}°"
+        return f"{v:.1f} {calibration.unit}" if calibration is not None else f"{v:.0f} px"
+
+
+@dataclass(frozen=True, eq=False)
 class Film:
     """A radiograph ready for display and inference.
 
     ``pixels`` is float32 H×W in [0, 1] with white = dense (MONOCHROME1 already inverted, the
-    modality and VOI transforms already applied for DICOM). ``pixel_spacing`` is (row, column)
-    in mm when the file says so. ``metadata`` is a small mapping of non-identifying facts
-    (format, modality, photometric interpretation, bits stored, ...): never patient names or IDs.
+    modality and VOI transforms already applied for DICOM): the model's view, made with the
+    default VOI. ``gray`` keeps the modality-unit image with the file's default VOI and presets,
+    so that display can window over the full range (a film made from pixels alone gets its own
+    values with the identity window). ``pixel_spacing`` is (row, column) in mm when the file says
+    so. ``metadata`` is a small mapping of non-identifying facts (format, modality, photometric
+    interpretation, bits stored, ...): never patient names or IDs.
     """
 
     pixels: np.ndarray
     source: Path | None = None
     pixel_spacing: tuple[float, float] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    gray: Grayscale | None = None
+    #: how lengths on the film are measured (``None``: in pixels)
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         px = _frozen_array(self.pixels)
         if px.ndim != 2:
             raise ValueError(f"Film pixels must be 2-D (H, W), got shape {px.shape}")
         object.__setattr__(self, "pixels", px)
+        if self.gray is None or self.gray.stored.shape != px.shape:
+            # no modality image, or one that no longer matches (``replace`` with new pixels)
+            object.__setattr__(self, "gray", unit_grayscale(px))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
         if self.source is not None:
             object.__setattr__(self, "source", Path(self.source))
@@ -162,3 +323,79 @@ class Prediction:
         """(label, probability, threshold) sorted by probability, highest first."""
         order = np.argsort(-self.probabilities, kind="stable")
         return [(self.labels[i], float(self.probabilities[i]), self.thresholds[i]) for i in order]
+
+
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
+def opposite_direction(label: str) -> str:
+    """The opposite of a Patient Orientation direction (PS3.3 C.7.6.1.1.1): ``"LF"`` → ``"RH"``."""
+    return "".join(_OPPOSITE.get(ch, ch) for ch in label)
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a film is turned for display (never for the model): ``rotate`` quarter turns clockwise,
+    then mirrored left-right if ``flip``. Every rotation and flip of a rectangle is one of these
+    eight; :meth:`rotated` and :meth:`flipped` compose a turn or flip of what is on screen.
+    """
+
+    rotate: int = 0  # quarter turns clockwise, 0..3
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rotate", int(self.rotate) % 4)
+        object.__setattr__(self, "flip", bool(self.flip))
+
+    def rotated(self, quarter_turns: int = 1) -> Orientation:
+        """Turn what is on screen ``quarter_turns`` clockwise (F R = R⁻¹ F: a mirrored picture's
+        turn runs the other way in film terms)."""
+        return Orientation(self.rotate - quarter_turns if self.flip else self.rotate + quarter_turns, self.flip)
+
+    def flipped(self, vertical: bool = False) -> Orientation:
+        """Mirror what is on screen left-right, or top-bottom (``vertical``: a half turn and a mirror)."""
+        return Orientation(self.rotate + (2 if vertical else 0), not self.flip)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (H×W or H×W×C) as shown: a view, no copy."""
+        out = np.rot90(image, -self.rotate) if self.rotate else image
+        return out[:, ::-1] if self.flip else out
+
+    def shape(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) on screen of a ``height`` × ``width`` film."""
+        return (width, height) if self.rotate % 2 else (height, width)
+
+    def to_film(self, x: float, y: float, height: int, width: int) -> tuple[float, float]:
+        """A point on screen (x right, y down, in film pixels of the turned picture) → the film's (x, y).
+
+        Points are continuous coordinates (pixel centres at +0.5), so the mapping is exact for
+        both pixel indices (use ``x + 0.5``) and measurement points.
+        """
+        h, w = self.shape(height, width)
+        if self.flip:
+            x = w - x
+        for _ in range(self.rotate):  # undo one clockwise turn: screen (x, y) ← film (y, H - x)
+            h, w = w, h  # the picture before this turn
+            x, y = y, h - x
+        return x, y
+
+    def to_screen(self, x: float, y: float, height: int, width: int) -> tuple[float, float]:
+        """The film's point (x, y) → where it is on screen (the inverse of :meth:`to_film`)."""
+        h, w = height, width
+        for _ in range(self.rotate):  # one clockwise turn: film (x, y) → (h - y, x)
+            x, y = h - y, x
+            h, w = w, h
+        if self.flip:
+            x = w - x
+        return x, y
+
+    def edge_labels(self, row_direction: str, column_direction: str) -> tuple[str, str, str, str]:
+        """(left, right, top, bottom) markers on screen from Patient Orientation, whose two values
+        are the directions of the film's rows (left → right) and columns (top → bottom),
+        PS3.3 C.7.6.1.1.1."""
+        right, bottom = row_direction, column_direction
+        for _ in range(self.rotate):  # a clockwise turn: what was at the left is now at the top
+            right, bottom = opposite_direction(bottom), right
+        if self.flip:
+            right = opposite_direction(right)
+        return opposite_direction(right), right, opposite_direction(bottom), bottom

@@ -25,14 +25,46 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--regions", type=Path, metavar="JSON", help="also write the drawn findings' regions (boxes, outlines) as JSON (default: none)")
     e.add_argument("--region-level", type=float, default=None, metavar="0..1", help="region threshold as a fraction of each map's peak (default: 0.5)")
     e.add_argument("--region-min-area", type=float, default=None, metavar="FRACTION", help="smallest region as a fraction of the film's area (default: 0.005)")
+    e.add_argument("--window", type=window_spec, default="file", metavar="CENTER,WIDTH|file|auto|full",
+                   help="how the film's gray values are shown, as the app's window/level: a window in the film's "
+                   "modality units (e.g. 550,1024), file (the file's own window, default), auto (1st to 99th "
+                   "percentile) or full (every value, nothing clipped)")
+    e.add_argument("--rotate", type=int, choices=(0, 90, 180, 270), default=0, metavar="0|90|180|270",
+                   help="turn the picture clockwise by this many degrees, heatmaps and outlines with it (default: 0)")
+    e.add_argument("--flip", choices=("h", "v"), default=None,
+                   help="mirror the picture after turning it: h left-right, v top-bottom (default: none)")
+    e.add_argument("--no-markers", dest="markers", action="store_false",
+                   help="leave out the orientation and laterality markers (default: drawn when the file has them)")
     add_model_options(e)
     add_display_options(e, "positives")
     return e
 
 
+def window_spec(text: str) -> str | tuple[float, float]:
+    """``--window``: a name from :data:`~cxrviewer.io.grayscale.NAMED_WINDOWS` or ``CENTER,WIDTH``."""
+    from ..io.grayscale import NAMED_WINDOWS
+
+    name = text.strip().lower()
+    if name in NAMED_WINDOWS:
+        return name
+    parts = name.split(",")
+    try:
+        center, width = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a window: give CENTER,WIDTH in the film's units (e.g. 550,1024) or one of "
+            f"{', '.join(NAMED_WINDOWS)}"
+        ) from None
+    if not (abs(center) < 1e30 and 0 < width < 1e30):
+        raise argparse.ArgumentTypeError(f"{text!r}: the width must be a positive number and both must be finite")
+    return center, width
+
+
 def run(args) -> int:
     from ..export import check_writable_dir, export_png
     from ..io import read_film
+    from ..io.grayscale import named_window
+    from ..types import Orientation
     from ..render import RenderOptions, select_classes
     from ..results import refuse_inputs_as_output, write_regions_json
 
@@ -45,7 +77,12 @@ def run(args) -> int:
     args.classes.check(clf.info.labels)
     film = read_film(args.file)
     pred = clf.predict_one(film)
-    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode)
+    window = named_window(film.gray, args.window) if isinstance(args.window, str) else args.window
+    orientation = Orientation(args.rotate // 90)
+    if args.flip is not None:
+        orientation = orientation.flipped(vertical=args.flip == "v")
+    opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode, window=window,
+                         orientation=orientation, markers=args.markers)
     fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
     if fmt in ("dicom-sr", "dicom-gsps"):
         if args.burn_in_patient_name:

@@ -16,6 +16,7 @@ never attribute values other than the technical ones listed in the film metadata
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
-from ..types import Film
-from .dicom_display import DisplayFacts, display_pixels, rgb_to_luma
-from .dicom_header import get_int, get_str, grayscale_params, guard, pixel_spacing
+from ..types import Film, Grayscale, Voi
+from .dicom_display import DisplayFacts, GrayscaleParams, display_pixels, rgb_to_luma
+from .dicom_header import (
+    calibration,
+    get_int,
+    get_str,
+    grayscale_params,
+    guard,
+    patient_orientation,
+    pixel_spacing,
+    voi_presets,
+)
+from .grayscale import full_range
 from .limits import check_pixels
 from .sniff import j2k_info, jpeg_info
 
@@ -97,12 +108,14 @@ def read_dicom(path: Path) -> Film:
 
     bits_stored = get_int(path, ds, "BitsStored") or int(arr.dtype.itemsize * 8)
     is_color = arr.ndim == 3 or photometric == "PALETTE COLOR"
+    gray = None
     if is_color:
         pixels = _color_to_gray(path, ds, arr, photometric, bits_stored)
         facts = DisplayFacts(voi="none", window=None, inverted=False)
     else:
         params = guard(path, lambda: grayscale_params(ds, photometric))
         pixels, facts = display_pixels(arr, params)
+        gray = _grayscale(path, ds, arr, params, facts)
 
     metadata: dict[str, Any] = {
         "format": "dicom",
@@ -121,7 +134,37 @@ def read_dicom(path: Path) -> Film:
     view = get_str(path, ds, "ViewPosition")
     if view:
         metadata["view_position"] = view
-    return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata)
+    # for the display's markers (PS3.3 C.7.6.1.1.1, C.7.6.2, C.7.3.1): directions, not identity
+    orientation = patient_orientation(ds)
+    if orientation is not None:
+        metadata["patient_orientation"] = orientation
+    laterality = get_str(path, ds, "ImageLaterality") or get_str(path, ds, "Laterality")
+    if laterality in ("R", "L", "B", "U"):
+        metadata["laterality"] = laterality
+    cal = guard(path, lambda: calibration(ds))
+    return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata, gray=gray, calibration=cal)
+
+
+def _grayscale(path: Path, ds: Any, stored: np.ndarray, params: GrayscaleParams, facts: DisplayFacts) -> Grayscale:
+    """The film's modality-unit image for display-time windowing: the decoded samples as they are
+    (no copy, their own dtype), the VOI the model's view was made with, and the file's presets."""
+    presets = guard(path, lambda: voi_presets(ds, params.voi_function))
+    if facts.voi == "lut-sequence":
+        luts = [v for v in presets if v.lut is not None]
+        default = luts[0] if luts else Voi("file VOI LUT", lut=params.voi_lut)
+    elif facts.voi == "window" and facts.window is not None:
+        center, width = facts.window
+        named = [v for v in presets if v.lut is None and (v.center, v.width) == (center, width)]
+        default = named[0] if named else Voi("file window", center, width, params.voi_function)
+    else:
+        default = Voi()  # replaced just below, once the values' range is known
+    gray = Grayscale(
+        stored, default=default, presets=presets, rescale=params.rescale, modality_lut=params.modality_lut,
+        inverted=facts.inverted, voi_function=params.voi_function, units=get_str(path, ds, "RescaleType"),
+    )
+    if facts.voi == "minmax":  # no usable VOI in the file: the model saw min..max (apply_voi)
+        gray = dataclasses.replace(gray, default=full_range(gray))
+    return gray
 
 
 def _parse(path: Path) -> Any:

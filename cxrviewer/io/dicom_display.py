@@ -26,46 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..types import Lut  # a data object films carry; the readers take it from here
+
 logger = logging.getLogger(__name__)
 
 #: The VOI LUT Functions of PS3.3 C.11.2.1.3 that :func:`apply_window` implements.
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
-
-
-# ------------------------------------------------------------------------------- LUTs
-@dataclass(frozen=True, eq=False)
-class Lut:
-    """A Modality or VOI lookup table (PS3.3 C.11.1.1, C.11.2.1.1).
-
-    ``first_map`` is the input value mapped to ``data[0]``; inputs below it take the first entry
-    and inputs past the end take the last (the standard's rule), so a table whose input range is
-    wider or narrower than the data never fails (Weasis #373).
-    """
-
-    data: np.ndarray
-    first_map: int
-    bits: int
-
-    def lookup(self, x: np.ndarray) -> np.ndarray:
-        """Map values ``x`` (integers, or floats rounded to the nearest entry) through the table."""
-        n = self.data.shape[0]
-        if np.issubdtype(x.dtype, np.integer):
-            idx = np.clip(x.astype(np.int64) - self.first_map, 0, n - 1)
-        else:
-            idx = np.clip(np.rint(x) - self.first_map, 0, n - 1).astype(np.int64)
-        return self.data[idx]
-
-    @property
-    def output_max(self) -> int:
-        """The top of the table's output range, ``2**n - 1``, n = the bits its largest entry needs.
-
-        For a table that uses its range, n is the LUT Descriptor's bit depth (``self.bits``).
-        Some devices declare 16 bits for tables whose entries only reach 4095 (dicom-rs #825 on
-        Agfa CRs; Horos and Cornerstone also look at the data): taking the declared range at its
-        word would show those films nearly black.
-        """
-        top = int(self.data.max()) if self.data.size else 0
-        return (1 << max(1, top.bit_length())) - 1
 
 
 # ------------------------------------------------------------------ what flows through

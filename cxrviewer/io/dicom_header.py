@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CxrError, UnreadableImageError
+from ..types import Calibration, Voi
 from .dicom_display import VOI_FUNCTIONS, GrayscaleParams, Lut, valid_window
 
 logger = logging.getLogger(__name__)
@@ -79,15 +80,7 @@ def read_lut(item: Any, little_endian: bool, signed_input: bool) -> Lut | None:
 def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
     """The grayscale pipeline's inputs from a data set, with unusable values dropped (and logged):
     a malformed window or LUT costs the film its window or LUT, not its pixels."""
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    try:
-        little = bool(ts.is_little_endian) if ts else None
-    except ValueError:  # not a transfer syntax UID
-        little = None
-    if little is None:
-        little = getattr(ds, "original_encoding", (None, True))[1] is not False
-    signed = _first_number(_optional(ds, "PixelRepresentation")) == 1
+    little, signed = _lut_encoding(ds)
 
     rescale = None
     raw_slope, raw_intercept = _optional(ds, "RescaleSlope"), _optional(ds, "RescaleIntercept")
@@ -128,6 +121,73 @@ def grayscale_params(ds: Any, photometric: str) -> GrayscaleParams:
         voi_function=function,
         presentation_shape=shape,
     )
+
+
+def _lut_encoding(ds: Any) -> tuple[bool, bool]:
+    """(little endian, signed pixels): how LUT Data words and first-mapped values are read."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    try:
+        little = bool(ts.is_little_endian) if ts else None
+    except ValueError:  # not a transfer syntax UID
+        little = None
+    if little is None:
+        little = getattr(ds, "original_encoding", (None, True))[1] is not False
+    signed = _first_number(_optional(ds, "PixelRepresentation")) == 1
+    return little, signed
+
+
+def voi_presets(ds: Any, function: str) -> tuple[Voi, ...]:
+    """Every VOI the file offers, in its order: each Window Center/Width pair with its
+    explanation (PS3.3 C.11.2.1.2: the values are multi-valued and pair up), then each VOI LUT
+    Sequence item with its LUT Explanation (C.11.2.1.1). Unusable pairs and tables are skipped
+    (logged); an unreadable header part costs its presets, never the film."""
+    out: list[Voi] = []
+    centers = _numbers(_optional(ds, "WindowCenter"))
+    widths = _numbers(_optional(ds, "WindowWidth"))
+    names = _strings(_optional(ds, "WindowCenterWidthExplanation"))
+    if len(centers) != len(widths):
+        logger.warning("Window Center and Window Width have %d and %d values; pairing the first ones",
+                       len(centers), len(widths))
+    for i, (center, width) in enumerate(zip(centers, widths)):
+        if center is None or width is None or not valid_window(center, width, function):
+            logger.warning("ignoring window preset %d: not a valid %s window", i + 1, function)
+            continue
+        name = names[i] if i < len(names) and names[i] else f"window {i + 1}"
+        out.append(Voi(name, center, width, function))
+    try:
+        little, signed = _lut_encoding(ds)
+        items = list(ds.get("VOILUTSequence") or ())
+    except Exception as exc:  # noqa: BLE001 - a malformed sequence costs its presets only
+        logger.warning("ignoring an unreadable VOILUTSequence (%s)", type(exc).__name__)
+        items = []
+    for i, item in enumerate(items):
+        try:
+            lut = read_lut(item, little, signed)
+            name = _strings(item.get("LUTExplanation"))
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("ignoring VOI LUT %d (%s)", i + 1, type(exc).__name__)
+            continue
+        if lut is None:
+            logger.warning("ignoring an incomplete VOI LUT %d", i + 1)
+            continue
+        out.append(Voi(name[0] if name and name[0] else f"VOI LUT {i + 1}", lut=lut))
+    return tuple(out)
+
+
+def _numbers(value: Any) -> list[float | None]:
+    if not _present(value):
+        return []
+    items = list(value) if _is_sequence(value) else [value]
+    return [_first_number(v) for v in items]
+
+
+def _strings(value: Any) -> list[str]:
+    """A (possibly multi-valued) short text as a list of stripped strings, at most 64 characters each."""
+    if not _present(value):
+        return []
+    items = list(value) if _is_sequence(value) else [value]
+    return [(v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)).strip()[:64] for v in items]
 
 
 def _optional(ds: Any, keyword: str) -> Any:
@@ -181,6 +241,41 @@ def _first_str(value: Any) -> str:
 def _is_sequence(value: Any) -> bool:
     """A multi-valued element (pydicom's MultiValue, a list), not a str/bytes value."""
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+
+
+def patient_orientation(ds: Any) -> tuple[str, str] | None:
+    """Patient Orientation (0020,0020): the directions of the rows and columns, e.g. ("L", "F")
+    (PS3.3 C.7.6.1.1.1); ``None`` when absent or not two values of the letters A P R L H F."""
+    values = _strings(_optional(ds, "PatientOrientation"))
+    if len(values) != 2:
+        return None
+    row, col = (v.upper() for v in values)
+    if not row or not col or not set(row + col) <= set("APRLHF"):
+        return None
+    return row, col
+
+
+def calibration(ds: Any) -> Calibration | None:
+    """How to measure on the film (PS3.3 10.7.1.3 and C.8.11.4): Pixel Spacing as it is; else
+    Imager Pixel Spacing divided by the Estimated Radiographic Magnification Factor when the file
+    gives one (> 0); else Imager Pixel Spacing labelled "at detector"; else ``None`` (pixels)."""
+
+    def spacing(keyword: str) -> tuple[float, float] | None:
+        values = _numbers(_optional(ds, keyword))
+        if len(values) != 2 or any(v is None or not math.isfinite(v) or v <= 0 for v in values):
+            return None
+        return values[0], values[1]  # type: ignore[return-value]
+
+    ps = spacing("PixelSpacing")
+    if ps is not None:
+        return Calibration(ps[0], ps[1], "pixel spacing")
+    ips = spacing("ImagerPixelSpacing")
+    if ips is None:
+        return None
+    factor = _first_number(_optional(ds, "EstimatedRadiographicMagnificationFactor"))
+    if factor is not None and math.isfinite(factor) and factor > 0:
+        return Calibration(ips[0] / factor, ips[1] / factor, "magnification corrected")
+    return Calibration(ips[0], ips[1], "detector")
 
 
 def pixel_spacing(ds: Any) -> tuple[float, float] | None:
@@ -250,3 +345,41 @@ def get_str(path: Path, ds: Any, keyword: str) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value).strip().rstrip("\x00").strip()[:64]
+
+
+def header_rows(path: Path, max_value: int = 200) -> list[tuple[int, str, str, str, str]]:
+    """Every element of the DICOM file at ``path`` except the pixel data, for a read-only viewer:
+    ``(depth, tag, keyword or name, VR, value)``, sequence items indented by ``depth``. Values
+    (patient fields included: they are shown, never logged) are cut to ``max_value`` characters.
+    Raises :class:`~cxrviewer.errors.UnreadableImageError` when the file cannot be parsed."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
+        raise UnreadableImageError(
+            f"{path.name}: its DICOM header could not be read ({type(exc).__name__})."
+        ) from None
+    rows: list[tuple[int, str, str, str, str]] = []
+
+    def walk(dataset: Any, depth: int) -> None:
+        for elem in dataset:
+            try:
+                name = elem.keyword or elem.name
+                if elem.VR == "SQ":
+                    rows.append((depth, str(elem.tag), name, "SQ", f"{len(elem.value)} item(s)"))
+                    for i, item in enumerate(elem.value):
+                        rows.append((depth + 1, "", f"item {i + 1}", "", ""))
+                        walk(item, depth + 2)
+                    continue
+                value = elem.repval if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") else str(elem.value)
+            except Exception as exc:  # noqa: BLE001 - one unreadable value costs its row's value only
+                value = f"<unreadable: {type(exc).__name__}>"
+            text = value if len(value) <= max_value else value[: max_value - 1] + "…"
+            rows.append((depth, str(elem.tag), name, str(elem.VR), text))
+
+    meta = getattr(ds, "file_meta", None)
+    if meta:
+        walk(meta, 0)
+    walk(ds, 0)
+    return rows

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import UnreadableImageError
-from ..types import Film
+from ..types import Film, Grayscale, Voi
 from .limits import check_pixels
 from .sniff import RASTER_INFO, jpeg_has_end
 
@@ -66,7 +66,19 @@ def read_raster(path: Path, data: bytes, fmt: str) -> Film:
         "bits": int(bits),
         "channels": 1 if arr.ndim == 2 else int(arr.shape[2]),
     }
-    return Film(pixels, source=path, pixel_spacing=None, metadata=metadata)
+    return Film(pixels, source=path, pixel_spacing=None, metadata=metadata, gray=_grayscale(arr, pixels))
+
+
+def _grayscale(arr: np.ndarray, pixels: np.ndarray) -> Grayscale | None:
+    """A gray raster's samples are its own modality values, and its default window their full
+    type range (what :func:`to_unit_gray` scales by). Colour and float rasters keep only the
+    model's view (``None``: the film's own [0, 1] values)."""
+    gray = _to_gray(arr)
+    if gray.dtype not in (np.uint8, np.uint16) or gray.shape != pixels.shape:
+        return None
+    top = 255.0 if gray.dtype == np.uint8 else 65535.0
+    default = Voi("full type range", top / 2.0, top, "LINEAR_EXACT")
+    return Grayscale(gray, default=default, voi_function="LINEAR_EXACT")
 
 
 def to_unit_gray(arr: np.ndarray, path: Path) -> np.ndarray:

@@ -15,6 +15,8 @@ from typing import Any
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
+from .header_view import show_header
+
 Key = QKeySequence.StandardKey
 
 
@@ -58,17 +60,50 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
     )),
     ("&View", (
         ActionSpec("fit", "&Fit to window", lambda w: w.view.fit(), ("F",)),
-        ActionSpec("one", "&Actual size (1:1)", lambda w: w.view.actual_size(), ("1",)),
+        ActionSpec("one", "&Actual size (1:1)", lambda w: w.view.actual_size(), ("Z",)),
         ActionSpec("zoom_in", "Zoom &in", lambda w: w.view.zoom_by(1.25), (Key.ZoomIn, "+", "=")),
         ActionSpec("zoom_out", "Zoom &out", lambda w: w.view.zoom_by(0.8), (Key.ZoomOut, "-")),
         SEPARATOR,
         ActionSpec("invert", "&Invert", lambda w, on: w.model.set_display(invert=on), ("I",),
                    "Show the film in negative", checkable=True),
-        ActionSpec("reset_wl", "&Reset window/level", lambda w: w.model.set_window(None), ("R",),
-                   "Back to the film's own window (right-drag or Ctrl+drag changes it)"),
         SEPARATOR,
+        ActionSpec("rotate_right", "Rotate &right", lambda w: w.model.turn(1), (".",), "Turn the film a quarter clockwise (display only)"),
+        ActionSpec("rotate_left", "Rotate &left", lambda w: w.model.turn(-1), (",",), "Turn the film a quarter anticlockwise (display only)"),
+        ActionSpec("flip_h", "Flip &horizontal", lambda w: w.model.turn(flip=True), ("H",), "Mirror the film left-right (display only)"),
+        ActionSpec("flip_v", "Flip &vertical", lambda w: w.model.turn(flip=True, vertical=True), ("V",), "Mirror the film top-bottom (display only)"),
+        ActionSpec("markers", "Orientation &markers", lambda w, on: w.model.set_display(markers=on), ("M",),
+                   "Patient orientation, view and laterality on the film", checkable=True),
+        SEPARATOR,
+        ActionSpec("compare", "&Compare side by side", lambda w, on: w.compare.toggle(on), ("Ctrl+Shift+C",),
+                   "A second film (the next one) beside the current one, with its own findings", checkable=True),
+        ActionSpec("compare_next", "Compare with ne&xt film", lambda w: w.compare.step(+1), ("Ctrl+Shift+N",)),
+        ActionSpec("compare_link", "&Link compared views", lambda w, on: w.compare.set_linked(on), ("Ctrl+Shift+L",),
+                   "Zoom, pan and window/level of the second pane follow the main view", checkable=True),
+        ActionSpec("dicom_header", "DICOM &header…", lambda w: show_header(w), ("Ctrl+Shift+H",),
+                   "Every element of the film's DICOM file, read only"),
+        ActionSpec("sort_worklist", "&Sort films by suspicion", lambda w: w.model.sort_by_suspicion(), ("S",),
+                   "Films with findings above threshold first (highest probability, then most findings); unreadable last"),
         ActionSpec("next", "&Next film", lambda w: w.model.step(+1), ("PgDown", "N")),
         ActionSpec("prev", "&Previous film", lambda w: w.model.step(-1), ("PgUp", "P")),
+    )),
+    ("&Levels", (
+        ActionSpec("reset_wl", "&Film's own window", lambda w: w.model.set_window(None), ("R",),
+                   "Back to the film's own window, the one the model saw (right-drag or Ctrl+drag changes it)"),
+        ActionSpec("full_range", "F&ull range", lambda w: w.levels.full_range(), ("0",),
+                   "Every value of the film, nothing clipped"),
+        ActionSpec("auto_window", "&Automatic (1st-99th percentile)", lambda w: w.levels.automatic(), ("A",),
+                   "A window from the 1st to the 99th percentile of the film's values"),
+        SEPARATOR,
+        *(ActionSpec(f"preset_{i}", f"Preset {i}", lambda w, i=i: w.levels.apply_preset(i), (str(i),),
+                     "A window or VOI LUT stored in the file") for i in range(1, 10)),
+    )),
+    ("&Measure", (
+        ActionSpec("measure_distance", "&Distance", lambda w: w.measure.start("distance"), ("D",),
+                   "Measure a distance: click its two ends (mm from the file's pixel spacing, else pixels)"),
+        ActionSpec("measure_angle", "&Angle", lambda w: w.measure.start("angle"), ("G",),
+                   "Measure an angle: click three points, the vertex second"),
+        ActionSpec("measure_stop", "&Stop measuring", lambda w: w.measure.start(None), ("Esc",)),
+        ActionSpec("measure_delete", "D&elete selected measurement", lambda w: w.measure.delete_selected(), (Key.Delete,)),
     )),
     ("&Heatmaps", (
         ActionSpec("positives", "&Positives only", _display(policy="positives"), ("Ctrl+1",)),

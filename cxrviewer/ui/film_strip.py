@@ -47,9 +47,13 @@ def entry_badge(entry: FilmEntry) -> str:
 def entry_text(entry: FilmEntry) -> str:
     if entry.status == ERROR:
         return f"{entry.name}\nerror: {(entry.error or '').split('. ')[0][:60]}"
-    if entry.status == SCORED and entry.top_finding is not None:
-        label, p = entry.top_finding
-        return f"{entry.name}\nscored · {label.replace('_', ' ')} {p:.2f}"
+    if entry.status == SCORED and entry.prediction is not None:
+        pred = entry.prediction
+        # the top finding *above threshold*: a highest probability below it is not a finding
+        top = (f"{pred.positives[0].replace('_', ' ')} {pred.probability(pred.positives[0]):.2f}"
+               if pred.positives else "no finding above threshold")
+        unusual = " · unusual film" if pred.ood_flag else ""
+        return f"{entry.name}\nscored · {top}{unusual}"
     if entry.status == READING:
         return f"{entry.name}\nscoring…"
     return f"{entry.name}\n{entry.status}"

@@ -61,6 +61,7 @@ class FilmView(QGraphicsView):
     levelDragged = Signal(int, int)  # screen pixels moved since the drag started (dx, dy)
     levelDragFinished = Signal()
     zoomChanged = Signal(float)
+    pointPicked = Signal(float, float)  # a left click while a measuring tool is on (scene = picture pixels)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,21 +88,38 @@ class FilmView(QGraphicsView):
         self.viewport().setAcceptDrops(False)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.setToolTip("")
+        self.measuring = False
+
+    def set_measuring(self, on: bool) -> None:
+        """Left clicks pick points (:attr:`pointPicked`) instead of panning."""
+        self.measuring = on
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        if on:
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
 
     # --------------------------------------------------------------- picture
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show ``rgb`` (H×W×3 uint8); a picture of a new size is fitted to the view."""
+    def set_image(self, rgb: np.ndarray | None, size: tuple[int, int] | None = None) -> None:
+        """Show ``rgb`` (H×W×3 uint8); a picture of a new size is fitted to the view.
+
+        ``size`` = (width, height) of the full picture when ``rgb`` is a smaller preview of it
+        (drawn while the window/level is dragged): it is stretched over the same place, so zoom,
+        pan, the cursor's readout and measuring clicks keep the full picture's pixels.
+        """
         if rgb is None:
             self._image = QImage()
             self._item.setPixmap(QPixmap())
             self._scene.setSceneRect(QRectF())
             return
         image = rgb_to_qimage(rgb)
-        new_size = image.size() != self._image.size()
+        width, height = size if size is not None else (image.width(), image.height())
+        new_size = QRectF(0, 0, width, height) != self._scene.sceneRect() or self._image.isNull()
         self._image = image
         self._item.setPixmap(QPixmap.fromImage(image))
+        self._item.setScale(width / image.width())
         if new_size:
-            self._scene.setSceneRect(QRectF(0, 0, image.width(), image.height()))
+            self._scene.setSceneRect(QRectF(0, 0, width, height))
             self.fit()
 
     def image(self) -> QImage:
@@ -219,6 +237,12 @@ class FilmView(QGraphicsView):
         )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.measuring and self.has_image() and event.button() == Qt.MouseButton.LeftButton \
+                and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            p = self.mapToScene(event.position().toPoint())
+            self.pointPicked.emit(float(p.x()), float(p.y()))
+            event.accept()
+            return
         if self.has_image() and self._is_level_press(event):
             self._level_origin = event.position().toPoint()
             self.viewport().setCursor(Qt.CursorShape.SizeAllCursor)
@@ -257,7 +281,8 @@ class FilmView(QGraphicsView):
             return
         p: QPointF = self.mapToScene(pos)
         x, y = int(np.floor(p.x())), int(np.floor(p.y()))
-        if 0 <= x < self._image.width() and 0 <= y < self._image.height():
+        scene = self._scene.sceneRect()
+        if 0 <= x < scene.width() and 0 <= y < scene.height():
             self.hovered.emit(x, y)
         else:
             self.hovered.emit(-1, -1)

@@ -23,16 +23,21 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSp
 
 from ..errors import CxrError
 from ..io import SUPPORTED_SUFFIXES
+from ..types import Orientation
 from .actions import build_menus
+from .compare import Compare
 from .export_choice import export_filters, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
+from .levels import Levels
+from .measure_tool import MeasureTool
 from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
 from .session import FilmSession
 from .settings import AppSettings, open_settings
+from .status_extras import StatusExtras
 from .status_text import describe_film, describe_window
 from .viewer_model import ERROR, ViewerModel
 from .workers import Rendered, RenderRequest
@@ -41,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
 DEMO_BANNER = "DEMO MODEL — not for diagnosis"
-WL_SENSITIVITY = 1.0 / 400.0  # film-scale units per screen pixel dragged
 
 
 def icon_path() -> Path | None:
@@ -86,13 +90,17 @@ class MainWindow(QMainWindow):
         self._remember_model = self._fallback = False
         self._announced: tuple[Path, int] | None = None
         self._film_announced: Path | None = None
-        self._wl_start: tuple[float, float] | None = None
 
         self._build_ui()
         actions, self.recent_menu = build_menus(self)
         for name, action in actions.items():
             setattr(self, f"act_{name}", action)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.levels = Levels(self)
+        self.measure = MeasureTool(self)
+        self.status_extras = StatusExtras(self)
+        self.compare = Compare(self)
+        self.act_compare_link.setChecked(True)
         self._connect()
         self.setAcceptDrops(True)
         icon = icon_path()
@@ -155,10 +163,6 @@ class MainWindow(QMainWindow):
         self.cursor_label.setMinimumWidth(150)
 
     def _connect(self) -> None:
-        self.view.hovered.connect(self._hovered)
-        self.view.levelDragStarted.connect(self._wl_started)
-        self.view.levelDragged.connect(self._wl_dragged)
-        self.view.levelDragFinished.connect(self._wl_finished)
         ev = self.model.events
         ev.current.connect(self._current_changed)
         ev.film.connect(self.render)
@@ -239,7 +243,7 @@ class MainWindow(QMainWindow):
 
     # ========================================================== current film
     def _current_changed(self, _index: int) -> None:
-        self.model.set_window(None)  # each film opens with its own (stored) window
+        self.model.set_display(window=None, orientation=Orientation())  # each film as stored
         self._update_title()
 
     def _film_failed(self, path: str, message: str) -> None:
@@ -270,7 +274,7 @@ class MainWindow(QMainWindow):
             self.wl_label.setText("")
             self._sync_actions()
             return
-        request = RenderRequest(film, self.model.prediction, self.model.render_options())
+        request = RenderRequest(self.levels.drawn_film(film), self.model.prediction, self.model.render_options())
         self.film_label.setText(describe_film(film))
         wl = describe_window(film, self.model.display.window)
         self.wl_label.setText(wl + ("  · inverted" if self.model.display.invert else ""))
@@ -279,7 +283,9 @@ class MainWindow(QMainWindow):
             self._announce(request)
 
     def _rendered(self, out: Rendered) -> None:
-        self.view.set_image(out.rgb)
+        film = self.model.film
+        size = None if film is None else self.model.display.orientation.shape(film.height, film.width)[::-1]
+        self.view.set_image(out.rgb, size)
         self._announce(out.request)
         self.rendered.emit()
 
@@ -313,34 +319,13 @@ class MainWindow(QMainWindow):
 
     def _sync_actions(self) -> None:
         d = self.model.display
-        for act, on in ((self.act_invert, d.invert), (self.act_contour, d.mode == "contour")):
+        for act, on in ((self.act_invert, d.invert), (self.act_contour, d.mode == "contour"), (self.act_markers, d.markers)):
             if act.isChecked() != on:
                 act.blockSignals(True)
                 act.setChecked(on)
                 act.blockSignals(False)
         self.act_export.setEnabled(self.model.prediction is not None and self.model.film is not None)
         self.act_score.setEnabled(bool(self.model.entries) and self.model.classifier is not None)
-
-    # --------------------------------------------------------- window/level
-    def _wl_started(self) -> None:
-        self._wl_start = self.model.window_or_default
-
-    def _wl_dragged(self, dx: int, dy: int) -> None:
-        if self._wl_start is None:
-            return
-        c0, w0 = self._wl_start
-        # right = wider window, up = higher level (darker), as in most film viewers
-        self.model.set_window((c0 - dy * WL_SENSITIVITY, w0 * (2.0 ** (dx / 200.0))))
-
-    def _wl_finished(self) -> None:
-        self._wl_start = None
-
-    def _hovered(self, x: int, y: int) -> None:
-        film = self.model.film
-        if film is None or x < 0:
-            self.cursor_label.setText("")
-            return
-        self.cursor_label.setText(f"x {x}  y {y}  value {film.pixels[y, x]:.3f}")
 
     # ========================================================== status, title
     def _update_title(self) -> None:
@@ -489,4 +474,5 @@ class MainWindow(QMainWindow):
         self.prefs.save(self.store)
         self.session.shutdown(5000)
         self.renderer.shutdown(5000)
+        self.compare.shutdown()
         super().closeEvent(event)

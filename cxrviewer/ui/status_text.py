@@ -1,25 +1,41 @@
-"""The status bar's words for a film: its size and pixel spacing, its window/level."""
+"""The status bar's words for a film: its size and pixel spacing, its window/level, the value under the cursor."""
 
 from __future__ import annotations
 
-from ..types import Film
-from .viewer_model import DEFAULT_WINDOW
+from ..io.grayscale import value_at, value_range
+from ..types import Film, Voi
 
 
-def describe_window(film: Film | None, window: tuple[float, float] | None) -> str:
-    """W/L for the status bar, in the film's own units where we know them."""
-    center, width = window if window is not None else DEFAULT_WINDOW
-    tag = " (file)" if window is None else ""
+def _number(v: float, span: float) -> str:
+    """A modality value as precise as the film's range needs (12-bit CR: 550; a [0, 1] film: 0.55)."""
+    return f"{v:.0f}" if span >= 50 else f"{v:.3g}"
+
+
+def describe_window(film: Film | None, window: Voi | None) -> str:
+    """W/L for the status bar in the film's modality units, with the VOI's name; "(file)" when
+    it is the film's own default VOI."""
     if film is None:
         return ""
-    stored = film.metadata.get("window") if film.metadata else None
-    if stored:  # DICOM with a stored window: film [0, 1] spans that window, in modality units
-        c0, w0 = stored
-        lower = c0 - w0 / 2.0
-        return f"W {width * w0:.0f}  L {lower + center * w0:.0f}{tag}"
-    if film.metadata.get("format") == "dicom":
-        return f"W {100 * width:.0f}%  L {100 * center:.0f}%{tag}"
-    return f"W {255 * width:.0f}  L {255 * center:.0f}{tag}"
+    voi = window if window is not None else film.gray.default
+    tag = " (file)" if window is None else ""
+    name = f" · {voi.name}" if voi.name else ""
+    if voi.lut is not None:
+        return f"VOI LUT{name}{tag}"
+    lo, hi = value_range(film.gray)
+    span = hi - lo
+    units = f" {film.gray.units}" if film.gray.units and film.gray.units != "US" else ""
+    return f"W {_number(voi.width, span)}  L {_number(voi.center, span)}{units}{name}{tag}"
+
+
+def describe_value(film: Film | None, x: int, y: int) -> str:
+    """The cursor's pixel and its modality value (the status bar's readout)."""
+    if film is None or not (0 <= x < film.width and 0 <= y < film.height):
+        return ""
+
+    lo, hi = value_range(film.gray)
+    value = value_at(film.gray, x, y)
+    text = f"{value:.0f}" if hi - lo >= 50 and float(value).is_integer() else f"{value:.4g}"
+    return f"x {x}  y {y}  value {text}"
 
 
 def describe_film(film: Film | None) -> str:

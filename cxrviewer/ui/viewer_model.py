@@ -23,7 +23,8 @@ import numpy as np
 from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES, RenderOptions
-from ..types import Film, Prediction
+from ..io import grayscale
+from ..types import Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,12 @@ class Events:
     - ``current(index)``: another film was selected;
     - ``film()``: the current film's pixels or prediction arrived (or went);
     - ``display()``: display options changed;
-    - ``classifier()``: another model was loaded.
+    - ``classifier()``: another model was loaded;
+    - ``measurements()``: the current film's measurements changed.
     """
 
     def __init__(self) -> None:
-        for name in ("entries", "entry", "current", "film", "display", "classifier"):
+        for name in ("entries", "entry", "current", "film", "display", "classifier", "measurements"):
             setattr(self, name, Event(name))
 
 
@@ -98,15 +100,19 @@ class FilmEntry:
 
 @dataclass(frozen=True)
 class Display:
-    """How the current film is drawn. ``window`` is ``None`` for the film's own (stored) window."""
+    """How the current film is drawn. ``window`` is the VOI in the film's modality units
+    (:class:`~cxrviewer.types.Voi`: a preset, full range, automatic, or dragged), ``None`` for
+    the film's default VOI (what the model saw)."""
 
     policy: str = "positives"
     custom: tuple[str, ...] = ()
     alpha: float = 0.4
     colormap: str = DEFAULT_COLORMAP
     mode: str = "heatmap"
-    window: tuple[float, float] | None = None
+    window: Voi | None = None
     invert: bool = False
+    orientation: Orientation = Orientation()
+    markers: bool = True
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -119,9 +125,6 @@ class Display:
         object.__setattr__(self, "custom", tuple(self.custom))
 
 
-DEFAULT_WINDOW = (0.5, 1.0)  # (center, width) of the identity window on the film's [0, 1] scale
-
-
 @dataclass
 class ViewerModel:
     entries: list[FilmEntry] = field(default_factory=list)
@@ -131,6 +134,8 @@ class ViewerModel:
     display: Display = field(default_factory=Display)
     events: Events = field(default_factory=Events, repr=False)
     _index: dict[Path, int] = field(default_factory=dict, repr=False)
+    #: each film's distances and angles, kept while the app runs (by the film's path)
+    measurements: dict[Path, tuple[Measurement, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._reindex()
@@ -170,6 +175,28 @@ class ViewerModel:
         self.film = None
         self.events.current.emit(index)
         self.events.film.emit()
+
+    def sort_by_suspicion(self) -> None:
+        """A worklist: films with findings above threshold first (highest such probability, then
+        most findings), then scored films without findings, films not scored yet, and unreadable
+        films last; the current film stays selected. Stable: ties keep their order."""
+        current = self.entry
+
+        def key(entry: FilmEntry) -> tuple[int, float, int]:
+            if entry.status == ERROR:
+                return (3, 0.0, 0)
+            pred = entry.prediction
+            if entry.status != SCORED or pred is None:
+                return (2, 0.0, 0)
+            if not pred.positives:
+                return (1, -float(pred.probabilities.max()), 0)
+            return (0, -pred.probability(pred.positives[0]), -len(pred.positives))
+
+        self.entries = sorted(self.entries, key=key)
+        self._reindex()
+        if current is not None:
+            self.current = next(i for i, e in enumerate(self.entries) if e is current)
+        self.events.entries.emit()
 
     def step(self, delta: int) -> None:
         """Select the next (``+1``) or previous (``-1``) film, stopping at the ends."""
@@ -233,22 +260,59 @@ class ViewerModel:
             shown.remove(label)
         self.set_display(policy="custom", custom=tuple(shown))
 
-    def set_window(self, window: tuple[float, float] | None) -> None:
-        if window is not None:
-            center, width = window
-            window = (float(min(1.5, max(-0.5, center))), float(min(2.0, max(0.005, width))))
+    def turn(self, quarter_turns: int = 0, flip: bool = False, vertical: bool = False) -> None:
+        """Turn the picture on screen clockwise by ``quarter_turns``, or mirror it (display only)."""
+        o = self.display.orientation
+        o = o.flipped(vertical) if flip else o.rotated(quarter_turns)
+        self.set_display(orientation=o)
+
+    def set_window(self, window: Voi | tuple[float, float] | None) -> None:
+        """Show the current film under ``window``: a :class:`~cxrviewer.types.Voi`, (center,
+        width) in modality units (kept within reach of the film's values: the center at most one
+        value range beyond them, the width between 1/1000 and 4 value ranges), or ``None`` for
+        the film's default VOI."""
+        if isinstance(window, tuple):
+            if self.film is None:
+                return
+            gray = self.film.gray
+            lo, hi = grayscale.value_range(gray)
+            span = max(hi - lo, 1e-6)
+            center = min(hi + span, max(lo - span, float(window[0])))
+            width = min(4.0 * span, max(span / 1000.0, float(window[1])))
+            window = grayscale.user_window(gray, center, width, _drag_function(self.window_or_default))
         self.set_display(window=window)
 
     @property
-    def window_or_default(self) -> tuple[float, float]:
-        return self.display.window if self.display.window is not None else DEFAULT_WINDOW
+    def window_or_default(self) -> Voi | None:
+        """The VOI the current film is drawn with (``None`` when no film is shown)."""
+        if self.display.window is not None:
+            return self.display.window
+        return self.film.gray.default if self.film is not None else None
 
     def render_options(self) -> RenderOptions:
         d = self.display
         return RenderOptions(
             classes=self.shown_classes(), alpha=d.alpha, colormap=d.colormap, mode=d.mode,
-            window=d.window, invert=d.invert,
+            window=d.window, invert=d.invert, orientation=d.orientation, markers=d.markers,
+            measurements=self.current_measurements(),
         )
+
+    # ---------------------------------------------------------- measurements
+    def current_measurements(self) -> tuple[Measurement, ...]:
+        entry = self.entry
+        return self.measurements.get(entry.path, ()) if entry is not None else ()
+
+    def add_measurement(self, measurement: Measurement) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.measurements[entry.path] = (*self.current_measurements(), measurement)
+            self.events.measurements.emit()
+
+    def remove_measurement(self, index: int) -> None:
+        current = self.current_measurements()
+        if 0 <= index < len(current) and self.entry is not None:
+            self.measurements[self.entry.path] = current[:index] + current[index + 1 :]
+            self.events.measurements.emit()
 
     # ---------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
@@ -256,3 +320,9 @@ class ViewerModel:
         for entry in self.entries:
             out[entry.status] += 1
         return out
+
+
+def _drag_function(voi: Voi | None) -> str | None:
+    """A dragged window keeps the VOI LUT Function of the window it started from (a VOI LUT has
+    none: the film's own function is used)."""
+    return voi.function if voi is not None and voi.lut is None else None

@@ -295,12 +295,11 @@ class Rendered:
 
 
 def render_picture(request: RenderRequest) -> Rendered:
-    """:func:`cxrviewer.render.overlay` for ``request`` (the renderer of ``cxrviewer export``)."""
-    from ..render import overlay
+    """:func:`cxrviewer.render.picture` for ``request`` (the renderer of ``cxrviewer export``)."""
+    from ..render import picture
 
     t0 = time.perf_counter()
-    o = request.options
-    rgb = overlay(request.film, request.prediction, o.classes, o.alpha, o.colormap, o.mode, o.window, o.invert)
+    rgb = picture(request.film, request.prediction, request.options)
     return Rendered(request, rgb, time.perf_counter() - t0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from uihelpers import open_and_wait, shown  # noqa: E402
 
 from cxrviewer.export import export_png  # noqa: E402
 from cxrviewer.io import read_film  # noqa: E402
-from cxrviewer.render import RenderOptions, overlay  # noqa: E402
+from cxrviewer.render import RenderOptions, overlay, picture  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -21,10 +23,7 @@ pytestmark = pytest.mark.gui
 def expected(window, **changes) -> np.ndarray:
     """What the window must show: the core renderer on the cached prediction."""
     m = window.model
-    o = m.render_options()
-    args = dict(classes=o.classes, alpha=o.alpha, colormap=o.colormap, mode=o.mode, window=o.window, invert=o.invert)
-    args.update(changes)
-    return overlay(m.film, m.prediction, **args)
+    return picture(m.film, m.prediction, dataclasses.replace(m.render_options(), **changes))
 
 
 def hot_labels(prediction, n=2) -> list[str]:
@@ -198,7 +197,8 @@ def test_window_level_drag_changes_pixels_and_resets(qtbot, window, nih_film):
     _mouse(view, QEvent.Type.MouseMove, center + QPoint(-120, -60), Qt.MouseButton.NoButton, right)
     _mouse(view, QEvent.Type.MouseButtonRelease, center + QPoint(-120, -60), right, Qt.MouseButton.NoButton)
     wl = window.model.display.window
-    assert wl is not None and wl[1] < 1.0 and wl[0] > 0.5  # narrower window, higher level
+    # narrower window, higher level, in the PNG's own values (0..255)
+    assert wl is not None and wl.width < 255.0 and wl.center > 127.5
     after = shown(qtbot, window)
     assert not np.array_equal(before, after)
     assert np.array_equal(after, expected(window))
@@ -210,7 +210,7 @@ def test_window_level_drag_changes_pixels_and_resets(qtbot, window, nih_film):
     _mouse(view, QEvent.Type.MouseButtonPress, center, left, left, ctrl)
     _mouse(view, QEvent.Type.MouseMove, center + QPoint(200, 0), Qt.MouseButton.NoButton, left, ctrl)
     _mouse(view, QEvent.Type.MouseButtonRelease, center + QPoint(200, 0), left, Qt.MouseButton.NoButton, ctrl)
-    assert window.model.display.window[1] > wl[1]
+    assert window.model.display.window.width > wl.width
 
     window.act_reset_wl.trigger()
     assert window.model.display.window is None
@@ -266,13 +266,15 @@ def test_zoom_fit_and_actual_size(qtbot, window, nih_film):
     assert 0 < fitted < 1  # a 1024 px film in an 800 px high window
     window.act_one.trigger()
     assert view.zoom == pytest.approx(1.0)
+    assert window.status_extras.zoom.text() == "zoom 100%"
     view.zoom_by(2.0, view.viewport().rect().center())
     assert view.zoom == pytest.approx(2.0)
     window.act_fit.trigger()
     assert view.zoom == pytest.approx(fitted)
     # the cursor readout
-    window._hovered(5, 7)
-    assert window.cursor_label.text().startswith("x 5  y 7")
+    window.view.hovered.emit(5, 7)
+    value = int(window.model.film.gray.stored[7, 5])  # a PNG's values are its samples
+    assert window.cursor_label.text() == f"x 5  y 7  value {value}"
 
 
 def test_settings_persist_between_runs(qtbot, make_window, nih_film):
@@ -365,12 +367,15 @@ def test_window_level_is_described_in_the_films_units():
     from cxrviewer.types import Film
     from cxrviewer.ui.status_text import describe_film, describe_window
 
+    from cxrviewer.types import Grayscale, Voi
+
     px = np.zeros((4, 6), np.float32)
-    dicom = Film(px, metadata={"format": "dicom", "window": (550.0, 1024.0)}, pixel_spacing=(0.2, 0.1))
-    assert describe_window(dicom, None) == "W 1024  L 550 (file)"
-    assert describe_window(dicom, (0.25, 0.5)) == "W 512  L 294"
-    assert describe_window(Film(px, metadata={"format": "png"}), (0.5, 1.0)) == "W 255  L 128"
-    assert describe_window(Film(px, metadata={"format": "dicom", "window": None}), None) == "W 100%  L 50% (file)"
+    stored = np.arange(24, dtype=np.uint16).reshape(4, 6) * 40
+    gray = Grayscale(stored, default=Voi("LUNG", 550.0, 1024.0), presets=(Voi("LUNG", 550.0, 1024.0),))
+    dicom = Film(px, metadata={"format": "dicom"}, pixel_spacing=(0.2, 0.1), gray=gray)
+    assert describe_window(dicom, None) == "W 1024  L 550 · LUNG (file)"
+    assert describe_window(dicom, Voi("", 294.0, 512.0)) == "W 512  L 294"
+    assert describe_window(Film(px), None) == "W 1  L 0.5 · film (file)"
     assert describe_film(dicom) == "6 × 4 px · pixel 0.100 × 0.200 mm"
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cxrviewer.types import Prediction
-from cxrviewer.ui.viewer_model import DEFAULT_WINDOW, Display, FilmEntry, ViewerModel
+from cxrviewer.types import Film
+from cxrviewer.ui.viewer_model import Display, FilmEntry, ViewerModel
 
 pytestmark = pytest.mark.gui  # lives with the app; needs no Qt itself
 
@@ -45,11 +46,17 @@ def test_policies_and_toggles():
     assert seen[-1] == "none" and seen.count("none") == 2
 
 
-def test_window_is_clamped_and_resets():
+def test_window_is_in_modality_units_clamped_and_resets():
     m = model_with_film()
-    assert m.window_or_default == DEFAULT_WINDOW
-    m.set_window((5.0, 0.0))
-    assert m.display.window == (1.5, 0.005)
+    assert m.window_or_default is None  # no film read yet
+    m.set_window((5.0, 1.0))
+    assert m.display.window is None  # nothing to window
+    film = Film(np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10))
+    m.set_film(film)
+    assert m.window_or_default is film.gray.default
+    m.set_window((5.0, 0.0))  # values 0..1: the center stays within a range of them, the width above 1/1000
+    w = m.display.window
+    assert (w.center, w.width, w.function) == (2.0, 0.001, "LINEAR_EXACT")
     m.set_window(None)
     assert m.display.window is None
 

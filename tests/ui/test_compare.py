@@ -1,0 +1,65 @@
+"""View ▸ Compare: a second film beside the current one, its own findings, linked zoom/pan/window (#14)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from uihelpers import WAIT_MS, open_and_wait, shown  # noqa: E402
+
+from cxrviewer.io import read_film  # noqa: E402
+from cxrviewer.io.grayscale import full_range  # noqa: E402
+from cxrviewer.render import picture  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def compare_shown(qtbot, window):
+    qtbot.waitUntil(lambda: window.compare.film is not None and window.compare.renderer.idle(), timeout=WAIT_MS)
+    return window.compare.view.displayed_rgb()
+
+
+def test_compare_two_films_side_by_side(qtbot, window, nih_images, classifier):
+    a, b = nih_images[0], nih_images[1]
+    open_and_wait(qtbot, window, [a, b])
+    window.model.set_current(0)
+    qtbot.waitUntil(lambda: window.model.film is not None and window.model.film.source == a, timeout=WAIT_MS)
+    window.act_compare.trigger()
+    assert window.compare.active and window.compare.view.isVisible()
+    assert abs(window.compare.view.width() - window.view.width()) <= 2  # side by side, the same size
+    second = compare_shown(qtbot, window)
+    film_b = read_film(b)
+    pred_b = classifier.predict_one(film_b)
+    m = window.model
+    opts = dataclasses.replace(m.render_options(), classes=m.shown_classes(pred_b))
+    np.testing.assert_array_equal(second, picture(film_b, pred_b, opts))  # its own film and findings
+    assert not np.array_equal(second, shown(qtbot, window))
+
+    # linked: zoom follows the main view, and so does the window (in modality units)
+    window.view.zoom_by(2.0)
+    assert window.compare.view.zoom == pytest.approx(window.view.zoom)
+    window.model.set_window(full_range(window.model.film.gray))
+    wide = compare_shown(qtbot, window)
+    want = picture(film_b, pred_b, dataclasses.replace(opts, window=window.model.display.window))
+    np.testing.assert_array_equal(wide, want)
+
+    # unlinked: each pane its own
+    window.act_compare_link.trigger()
+    assert window.compare.linked is False
+    window.view.zoom_by(2.0)
+    assert window.compare.view.zoom != pytest.approx(window.view.zoom)
+    np.testing.assert_array_equal(compare_shown(qtbot, window), picture(film_b, pred_b, opts))
+
+    window.act_compare.trigger()
+    assert not window.compare.view.isVisible()
+
+
+def test_compare_needs_two_films(qtbot, window, nih_film):
+    open_and_wait(qtbot, window, [nih_film])
+    window.act_compare.trigger()
+    assert not window.compare.active and not window.act_compare.isChecked()
+    assert "two films" in window.statusBar().currentMessage()
