@@ -23,6 +23,8 @@ from ..errors import (
     NoDicomSourceError,
     OutputError,
     OutputInUseError,
+    MissingFolderError,
+    OutputFormatError,
     SameFileError,
     UnknownClassError,
     UnknownResultsFileError,
@@ -44,6 +46,8 @@ FLAG_HINTS: dict[type, str] = {
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",
+    MissingFolderError: "--out / --parents",
+    OutputFormatError: "--out / --format",
 }
 
 
