@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
+from ..model_card import defaulted_thresholds
 from ..render import OOD_MARK, class_color, legend_ramp
 from ..types import Prediction
 from .viewer_model import ERROR, QUEUED, READING, ViewerModel
@@ -64,10 +65,13 @@ class ProbabilityBar(QWidget):
         self.setMinimumSize(70, 14)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_values(self, probability: float | None, threshold: float | None) -> None:
+    def set_values(self, probability: float | None, threshold: float | None, default_threshold: bool = False) -> None:
         self.probability, self.threshold = probability, threshold
         if probability is not None and threshold is not None:
-            self.setToolTip(f"probability {probability:.3f}; threshold {threshold:.3f}\nClick: show this finding's map alone")
+            why = (" (the default: the model's validation films had too few cases with and without this "
+                   "finding to choose one)" if default_threshold else "")
+            self.setToolTip(f"probability {probability:.3f}; threshold {threshold:.3f}{why}\n"
+                            "Click: show this finding's map alone")
         else:
             self.setToolTip("")
         self.update()
@@ -189,6 +193,12 @@ class FindingsPanel(QWidget):
         legend.setObjectName("legend")
         legend.setWordWrap(True)
         layout.addWidget(legend)
+
+        self.threshold_note = QLabel("", self)
+        self.threshold_note.setObjectName("thresholdNote")
+        self.threshold_note.setWordWrap(True)
+        self.threshold_note.setVisible(False)
+        layout.addWidget(self.threshold_note)
 
         # -- which heatmaps
         buttons = QHBoxLayout()
@@ -317,12 +327,14 @@ class FindingsPanel(QWidget):
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())
         contour = self.model.display.mode == "contour"
+        clf = self.model.classifier
+        defaulted = defaulted_thresholds(clf.info.trained_on) if clf is not None else frozenset()
         self._syncing = True
         try:
             for label, row in self._rows.items():
                 if pred is not None:
                     p, t = pred.probability(label), pred.thresholds[pred.labels.index(label)]
-                    row.bar.set_values(p, t)
+                    row.bar.set_values(p, t, label in defaulted)
                     row.value.setText(f"{p:.2f}")
                     positive = p >= t
                     row.check.setEnabled(True)
@@ -351,6 +363,15 @@ class FindingsPanel(QWidget):
                     w.style().polish(w)
         finally:
             self._syncing = False
+        in_list = [label for label in self._rows if label in defaulted]
+        if in_list:
+            n = len(in_list)
+            self.threshold_note.setText(
+                ("Every threshold is" if n == len(self._rows) else f"{n} threshold{'s are' if n != 1 else ' is'}")
+                + " the default: the model's validation films had too few cases to choose "
+                + ("them" if n != 1 else "it") + " from."
+            )
+        self.threshold_note.setVisible(bool(in_list))
         if pred is not None and pred.ood_flag:
             score = f" (score {pred.ood_score:.2f})" if pred.ood_score is not None else ""
             self.ood_label.setText(
