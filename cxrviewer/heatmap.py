@@ -120,11 +120,18 @@ def combined_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int
 
 
 def opacity(heat: np.ndarray, alpha: float) -> np.ndarray:
-    """Blend weight of a common-scale map: 0 up to :data:`VISIBLE_LEVEL`, rising linearly to
-    ``alpha`` at the reference, so that weak activation leaves the film untouched instead of
-    tinting it with the colormap's low end."""
-    w = (np.asarray(heat, dtype=np.float32) - VISIBLE_LEVEL) * (float(alpha) / (1.0 - VISIBLE_LEVEL))
-    return np.clip(w, 0.0, float(alpha))
+    """Blend weight of a common-scale map: 0 up to :data:`VISIBLE_LEVEL`, then rising as the
+    square of the value's place between it and the reference, to ``alpha`` at the reference.
+
+    Weak activation leaves the film untouched instead of tinting it with the colormap's low end;
+    the square keeps a broad, middling map (a third of the reference over the whole chest is
+    common) a faint wash, and lets the hot spots stand out.
+    """
+    t = (np.asarray(heat, dtype=np.float32) - VISIBLE_LEVEL) * np.float32(1.0 / (1.0 - VISIBLE_LEVEL))
+    np.clip(t, 0.0, 1.0, out=t)
+    t *= t
+    t *= np.float32(alpha)
+    return t
 
 
 def colorize(heat: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:

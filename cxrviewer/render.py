@@ -191,6 +191,8 @@ def draw_outlines(out: np.ndarray, prediction: Prediction, classes: Sequence[str
     shape = out.shape[:2]
     thickness = max(1, round(max(shape) / 400))
     u = max(shape) / 1000.0
+    placed: list[tuple[int, int, int, int]] = []  # label plates drawn so far: none overlaps another
+    labels = []
     for label in heatmap.active(prediction, classes):
         found = heatmap.regions(prediction, label, shape)
         color = class_color(prediction, label)
@@ -199,7 +201,9 @@ def draw_outlines(out: np.ndarray, prediction: Prediction, classes: Sequence[str
             cv2.polylines(out, [pts], True, (0, 0, 0), thickness + 2, cv2.LINE_AA)
             cv2.polylines(out, [pts], True, color, thickness, cv2.LINE_AA)
         if found:
-            _outline_label(out, found[0], outline_label(prediction, label), color, u)
+            labels.append((found[0], outline_label(prediction, label), color))
+    for region, text, color in labels:  # after every outline: no line crosses a label
+        _outline_label(out, region, text, color, u, placed)
 
 
 def outline_label(prediction: Prediction, label: str) -> str:
@@ -207,17 +211,27 @@ def outline_label(prediction: Prediction, label: str) -> str:
     return f"{label.replace('_', ' ')} {prediction.probability(label):.2f}"
 
 
-def _outline_label(out: np.ndarray, region: heatmap.Region, text: str, color, u: float) -> None:
+def _outline_label(out: np.ndarray, region: heatmap.Region, text: str, color, u: float, placed: list) -> None:
     text = drawable_text(text)
     scale, weight = max(0.35, 0.6 * u), max(1, int(round(1.4 * u)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
     pad = max(2, int(4 * u))
     h, w = out.shape[:2]
+    pw, ph = tw + 2 * pad, th + base + 2 * pad
     x, y, _bw, _bh = region.box
-    x = int(min(max(0, x), max(0, w - tw - 2 * pad)))
-    top = y - th - base - 2 * pad - 2  # above the box; inside it when the box touches the top
-    top = int(min(max(0, top if top >= 0 else y + 2), max(0, h - th - base - 2 * pad)))
-    cv2.rectangle(out, (x, top), (x + tw + 2 * pad, top + th + base + 2 * pad), (20, 20, 20), -1)
+    x = int(min(max(0, x), max(0, w - pw)))
+    top = y - ph - 2  # above the box; inside it when the box touches the top
+    top = int(min(max(0, top if top >= 0 else y + 2), max(0, h - ph)))
+
+    def overlaps(t: int) -> bool:
+        return any(x < px + pw_ and px < x + pw and t < py + ph_ and py < t + ph for px, py, pw_, ph_ in placed)
+
+    for _ in range(len(placed) + 1):  # step below a plate already there (two outlines often start alike)
+        if not overlaps(top):
+            break
+        top = min(top + ph + 1, max(0, h - ph))
+    placed.append((x, top, pw, ph))
+    cv2.rectangle(out, (x, top), (x + pw, top + ph), (20, 20, 20), -1)
     cv2.putText(out, text, (x + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, color, weight, cv2.LINE_AA)
 
 
@@ -412,8 +426,15 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
     _text(canvas, "| = threshold   highlighted = above", (x, y), u, (170, 170, 170), 0.5)
     silent = silent_classes(prediction, options.classes)
     if silent:
-        y += int(34 * u)
-        _text(canvas, f"No activation: {', '.join(label.replace('_', ' ') for label in silent)}"[:60], (x, y), u, (170, 170, 170), 0.5)
+        line = "No activation:"
+        for name in (label.replace("_", " ") for label in silent):
+            if len(line) + len(name) + 2 > 52:
+                y += int(28 * u)
+                _text(canvas, line, (x, y), u, (170, 170, 170), 0.5)
+                line = " "
+            line += f" {name},"
+        y += int(28 * u)
+        _text(canvas, line.rstrip(","), (x, y), u, (170, 170, 170), 0.5)
     if drawn and options.mode == "heatmap":
         y += int(44 * u)
         _text(canvas, f"Grad-CAM ({options.colormap}), one scale: faint -> strong", (x, y), u, (200, 200, 200), 0.55)

@@ -59,7 +59,8 @@ def test_opacity_is_zero_below_the_visible_level_and_alpha_at_the_reference():
     heat = np.array([0.0, 0.05, heatmap.VISIBLE_LEVEL, 0.55, 1.0], np.float32)
     w = heatmap.opacity(heat, 0.6)
     assert w[0] == w[1] == w[2] == 0.0
-    assert w[3] == pytest.approx(0.3, abs=1e-6) and w[4] == pytest.approx(0.6)
+    assert w[3] == pytest.approx(0.6 * 0.5**2, abs=1e-6) and w[4] == pytest.approx(0.6)
+    assert np.all(np.diff(heatmap.opacity(np.linspace(0, 1, 101, dtype=np.float32), 0.6)) >= 0)  # rises with the value
 
 
 def test_one_scale_for_all_findings():
