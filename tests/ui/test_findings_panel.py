@@ -51,3 +51,14 @@ def test_a_click_on_a_bar_shows_that_finding_alone(qtbot, demo_window):
     assert w.panel.checkbox("Edema").isChecked() and not w.panel.checkbox("Pneumonia").isChecked()
     o = w.model.render_options()
     assert np.array_equal(shown(qtbot, w), overlay(w.model.film, w.model.prediction, ("Edema",), o.alpha, o.colormap, o.mode, o.window, o.invert))
+
+
+def test_default_thresholds_are_said_in_the_panel(qtbot, demo_window, window):
+    w = demo_window
+    assert open_and_wait(qtbot, w, [samples_dir() / "00000103_000.png"]) is True
+    assert not w.panel.threshold_note.isHidden()
+    assert "Every threshold is the default" in w.panel.threshold_note.text()
+    assert "the default" in w.panel.bar("Edema").toolTip()
+    # a model whose metadata records no defaulted threshold says nothing of the kind
+    assert open_and_wait(qtbot, window, [samples_dir() / "00000103_000.png"]) is True
+    assert window.panel.threshold_note.isHidden() and "the default" not in window.panel.bar("Edema").toolTip()
