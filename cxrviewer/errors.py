@@ -41,6 +41,14 @@ class OutputInUseError(OutputError):
     """Another run is writing the same results file."""
 
 
+class MissingFolderError(CxrError):
+    """An output's folder does not exist (a typo, most often); it is created only when asked."""
+
+
+class OutputFormatError(CxrError):
+    """An output's file name extension and the format asked for disagree."""
+
+
 class SameFileError(CxrError):
     """An output would be written over one of the inputs."""
 

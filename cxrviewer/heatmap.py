@@ -3,8 +3,15 @@
 A :class:`~cxrviewer.types.Prediction` holds each class's Grad-CAM map at the model's feature
 resolution (e.g. 10×10 for a 320 px DenseNet121). Here they become film-sized maps in [0, 1].
 
-Display normalisation is per map (divide by its own peak), as Grad-CAM is usually shown: the map
-says *where* the model looked for that finding, the probability says *how sure* it is.
+What is drawn (:func:`combined_map`, :func:`opacity`) is on one scale for every finding of a
+film: each map is divided by the film's *common reference*, the highest value of any of its class
+maps (:func:`reference`), not by its own peak. A map whose peak is a few per cent of the strongest
+map's then looks nearly empty, as it is, instead of as a saturated blob (docs/heatmaps.md). Values
+under :data:`VISIBLE_LEVEL` of the reference are not drawn at all, and a finding whose whole map
+stays under it has "no activation" (:func:`is_empty`).
+
+Regions (:func:`regions`) and :func:`display_map` still scale each map by its own peak: they
+answer *where* the model looked for one finding, whatever its strength.
 """
 
 from __future__ import annotations
@@ -57,16 +64,74 @@ def normalize(cam: np.ndarray) -> np.ndarray:
 
 
 def display_map(prediction: Prediction, label: str, shape: tuple[int, int]) -> np.ndarray:
-    """The film-sized [0, 1] map of one class."""
+    """The film-sized [0, 1] map of one class, scaled by its own peak (where, not how strong)."""
     return upsample(normalize(prediction.class_map(label)), shape)
 
 
+#: Map values under this fraction of the common reference are not drawn (fully transparent), and
+#: a map that stays under it everywhere has no activation. One step of an 8-bit colour scale is
+#: 0.4%; 10% is where a blend at the default opacity starts to be told from the bare film, and a
+#: map that weak next to the film's strongest is noise (Hernia's lone cell of 0.0003 against
+#: Pneumonia's 0.0044 on 00000103_000.png is 6%).
+VISIBLE_LEVEL = 0.1
+
+
+def reference(prediction: Prediction) -> float:
+    """The common scale of a film's maps: the highest value of any class map (0 if all are 0).
+
+    Taken over every class of the prediction, not only those shown, so that switching one
+    finding on or off never changes how another looks.
+    """
+    maps = np.asarray(prediction.class_maps, dtype=np.float32)
+    peak = float(maps.max()) if maps.size else 0.0
+    return peak if np.isfinite(peak) and peak > 0.0 else 0.0
+
+
+def strengths(prediction: Prediction) -> np.ndarray:
+    """Each class's map peak as a fraction of :func:`reference`, (C,) in the labels' order."""
+    ref = reference(prediction)
+    n = len(prediction.labels)
+    if ref <= 0.0:
+        return np.zeros(n, dtype=np.float32)
+    peaks = np.asarray(prediction.class_maps, dtype=np.float32).reshape(n, -1).max(axis=1)
+    return np.clip(np.nan_to_num(peaks / ref, nan=0.0), 0.0, 1.0)
+
+
+def is_empty(prediction: Prediction, label: str) -> bool:
+    """True when nothing of ``label``'s map would be drawn: "no activation"."""
+    return bool(strengths(prediction)[prediction.labels.index(label)] < VISIBLE_LEVEL)
+
+
+def active(prediction: Prediction, labels: Sequence[str]) -> tuple[str, ...]:
+    """``labels`` less those whose map is empty (:func:`is_empty`), in the same order."""
+    s = strengths(prediction)
+    return tuple(label for label in labels if s[prediction.labels.index(label)] >= VISIBLE_LEVEL)
+
+
 def combined_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int, int]) -> np.ndarray:
-    """Per-pixel maximum of several classes' display maps (zeros when ``labels`` is empty)."""
-    if not labels:
+    """Per-pixel maximum of several classes' maps on the common scale (:func:`reference`),
+    film-sized, in [0, 1]; zeros when ``labels`` is empty or every map is."""
+    ref = reference(prediction)
+    if not labels or ref <= 0.0:
         return np.zeros(shape, dtype=np.float32)
-    small = np.max([normalize(prediction.class_map(label)) for label in labels], axis=0)
+    small = np.max([np.asarray(prediction.class_map(label), dtype=np.float32) for label in labels], axis=0)
+    small = np.clip(np.nan_to_num(small / ref, nan=0.0), 0.0, 1.0)
     return upsample(small, shape)
+
+
+def opacity(heat: np.ndarray, alpha: float) -> np.ndarray:
+    """Blend weight of a common-scale map: 0 up to :data:`VISIBLE_LEVEL`, then rising as the
+    square of the value's place between it and the reference, to ``alpha`` at the reference.
+
+    Weak activation leaves the film untouched instead of tinting it with the colormap's low end;
+    the square keeps a broad, middling map (a third of the reference over the whole chest is
+    common) a faint wash, and lets the hot spots stand out.
+    """
+    t = (np.asarray(heat, dtype=np.float32) - VISIBLE_LEVEL) * np.float32(1.0 / (1.0 - VISIBLE_LEVEL))
+    np.clip(t, 0.0, 1.0, out=t)
+    t *= t
+    t *= np.float32(alpha)
+    return t
 
 
 def colorize(heat: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:

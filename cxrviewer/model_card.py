@@ -31,6 +31,7 @@ def model_card(clf) -> dict:
         "mean": info.mean,
         "std": info.std,
         "thresholds": dict(info.thresholds),
+        "default_thresholds": sorted(defaulted_thresholds(info.trained_on)),
         "trained_on": dict(info.trained_on),
         "metrics": dict(info.metrics),
         "ood_guard": info.ood is not None,
@@ -47,11 +48,36 @@ def model_card(clf) -> dict:
     }
 
 
+def defaulted_thresholds(trained_on: Mapping[str, Any]) -> frozenset[str]:
+    """The labels whose threshold is the default, not chosen from validation films, as the
+    training export records it (``trained_on.thresholds.defaulted``; see training.metrics)."""
+    rule = trained_on.get("thresholds") if isinstance(trained_on, Mapping) else None
+    names = rule.get("defaulted") if isinstance(rule, Mapping) else None
+    return frozenset(str(n) for n in names) if isinstance(names, (list, tuple)) else frozenset()
+
+
+def describe_thresholds(rule: Mapping[str, Any]) -> str:
+    """``trained_on.thresholds`` as words: the rule, and the labels that kept the default."""
+    method = str(rule.get("method", "?"))
+    if method == "fixed":
+        return f"one fixed value, {rule.get('default', '?')}"
+    name = {"youden": "Youden's J", "sensitivity": "a target sensitivity"}.get(method, method)
+    text = (f"{name} on the validation films where they hold at least {rule.get('min_positives', '?')} "
+            f"positives and {rule.get('min_negatives', '?')} negatives of the label, else {rule.get('default', '?')}")
+    defaulted = list(rule.get("defaulted", ()) or ())
+    if defaulted:
+        n = len(defaulted)
+        text += f"; the default for {n} label{'s' if n != 1 else ''} (too few validation films): " + ", ".join(map(str, defaulted))
+    return text
+
+
 def describe_training(trained_on: Mapping[str, Any]) -> str:
     """``trained_on`` as a line of text: ``data: NIH ChestX-ray14 · films: 112,120``."""
     parts = []
     for key, value in trained_on.items():
-        if isinstance(value, bool):
+        if key == "thresholds" and isinstance(value, Mapping):
+            text = describe_thresholds(value)
+        elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif isinstance(value, int):
             text = f"{value:,}"

@@ -29,12 +29,14 @@ from .types import Film, Measurement, ModelInfo, Orientation, Prediction, Voi
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
 
-#: Distinct outline colours (RGB) for contour mode, assigned by the label's index in the model.
+#: The findings' colours (RGB), assigned by the label's index in the model: 14 colours chosen by
+#: Glasbey et al.'s max-min method under CIEDE2000 in normal vision and in simulated colour-vision
+#: deficiency (Machado et al. 2009), all saturated enough to show on a grey film.
+#: scripts/make_palette.py makes them and prints their distances; docs/heatmaps.md quotes them.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (34, 153, 119), (255, 170, 204), (119, 68, 255), (221, 0, 0), (204, 221, 0),
+    (102, 187, 255), (204, 17, 136), (0, 238, 170), (187, 136, 68), (170, 119, 187),
+    (85, 119, 34), (238, 102, 136), (153, 187, 119), (0, 136, 238),
 )
 MODES = ("heatmap", "contour")
 #: Heatmap opacity when none is chosen.
@@ -165,10 +167,12 @@ def overlay(
 ) -> np.ndarray:
     """The film with heatmaps (or outlines, ``mode="contour"``) of ``classes``; RGB uint8 H×W×3.
 
-    In heatmap mode each pixel's blend weight is ``alpha`` × the map's value there, so cold
-    areas show the film untouched and the hottest spots show the colour at ``alpha``. In
-    contour mode each class's regions (:func:`cxrviewer.heatmap.regions`) are outlined in the
-    class's colour at full strength.
+    In heatmap mode the maps are on one scale for all findings (:func:`cxrviewer.heatmap.combined_map`)
+    and each pixel's blend weight is :func:`cxrviewer.heatmap.opacity` of the value there: weak
+    activation leaves the film untouched, the film's strongest spot shows the colour at
+    ``alpha``. In contour mode each class's regions (:func:`cxrviewer.heatmap.regions`) are
+    outlined in the class's colour and labelled with its name and probability
+    (:func:`draw_outlines`). Either way, classes whose map is empty draw nothing.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose {' or '.join(MODES)}")
@@ -189,7 +193,7 @@ def overlay(
             # whole-film expression would give it, but per band of rows and per colour plane
             # (contiguous arrays, in cache); the film's term is the same for the three channels.
             h = heat[rows]
-            w = a * h
+            w = heatmap.opacity(h, a)
             u8 = np.clip(np.rint(h * 255.0), 0, 255).astype(np.uint8)  # as heatmap.colorize
             film_term = shade(rows) * (1.0 - w)
             channels = []
@@ -205,12 +209,74 @@ def overlay(
         _by_rows(blend, shape[0], shape[1])
         return out
     out = film_rgb(film, window, invert)
-    thickness = max(1, round(max(shape) / 400))
-    for label in classes:
-        for region in heatmap.regions(prediction, label, shape):
-            pts = np.array(region.contour, dtype=np.int32).reshape(-1, 1, 2)
-            cv2.polylines(out, [pts], True, class_color(prediction, label), thickness, cv2.LINE_AA)
+    draw_outlines(out, prediction, classes)
     return out
+
+
+def draw_outlines(out: np.ndarray, prediction: Prediction, classes: Sequence[str]) -> None:
+    """Outline ``classes``' regions on ``out`` (RGB, the film's size), each labelled once.
+
+    A dark edge under each coloured line keeps it visible on bright bone and dark lung alike;
+    the label (name and probability, on a dark plate) sits above the class's largest region,
+    inside the picture. Classes with an empty map (:func:`cxrviewer.heatmap.is_empty`) are
+    left out: they have nothing to outline.
+    """
+    shape = out.shape[:2]
+    thickness = max(1, round(max(shape) / 400))
+    u = max(shape) / 1000.0
+    placed: list[tuple[int, int, int, int]] = []  # label plates drawn so far: none overlaps another
+    labels = []
+    for label in heatmap.active(prediction, classes):
+        found = heatmap.regions(prediction, label, shape)
+        color = class_color(prediction, label)
+        for region in found:
+            pts = np.array(region.contour, dtype=np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], True, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.polylines(out, [pts], True, color, thickness, cv2.LINE_AA)
+        if found:
+            labels.append((found[0], outline_label(prediction, label), color))
+    for region, text, color in labels:  # after every outline: no line crosses a label
+        _outline_label(out, region, text, color, u, placed)
+
+
+def outline_label(prediction: Prediction, label: str) -> str:
+    """The text beside a finding's outline: ``Pleural Thickening 0.62``."""
+    return f"{label.replace('_', ' ')} {prediction.probability(label):.2f}"
+
+
+def _outline_label(out: np.ndarray, region: heatmap.Region, text: str, color, u: float, placed: list) -> None:
+    text = drawable_text(text)
+    scale, weight = max(0.35, 0.6 * u), max(1, int(round(1.4 * u)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
+    pad = max(2, int(4 * u))
+    h, w = out.shape[:2]
+    pw, ph = tw + 2 * pad, th + base + 2 * pad
+    x, y, _bw, _bh = region.box
+    x = int(min(max(0, x), max(0, w - pw)))
+    top = y - ph - 2  # above the box; inside it when the box touches the top
+    top = int(min(max(0, top if top >= 0 else y + 2), max(0, h - ph)))
+
+    def overlaps(t: int) -> bool:
+        return any(x < px + pw_ and px < x + pw and t < py + ph_ and py < t + ph for px, py, pw_, ph_ in placed)
+
+    for _ in range(len(placed) + 1):  # step below a plate already there (two outlines often start alike)
+        if not overlaps(top):
+            break
+        top = min(top + ph + 1, max(0, h - ph))
+    placed.append((x, top, pw, ph))
+    cv2.rectangle(out, (x, top), (x + pw, top + ph), (20, 20, 20), -1)
+    cv2.putText(out, text, (x + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, color, weight, cv2.LINE_AA)
+
+
+def legend_entries(prediction: Prediction, classes: Sequence[str]) -> tuple[tuple[str, tuple[int, int, int]], ...]:
+    """(label, colour) of each of ``classes`` that draws something; empty maps are left out."""
+    return tuple((label, class_color(prediction, label)) for label in heatmap.active(prediction, classes))
+
+
+def silent_classes(prediction: Prediction, classes: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``classes`` whose map is empty: shown as "no activation", never in a legend."""
+    drawn = set(heatmap.active(prediction, classes))
+    return tuple(label for label in classes if label not in drawn)
 
 
 # --------------------------------------------------------------------------- annotate
@@ -248,11 +314,27 @@ def picture_size(height: int, width: int) -> tuple[int, int]:
 
 
 def canvas_size(height: int, width: int) -> tuple[int, int]:
-    """(rows, columns) of :func:`annotate`'s whole picture (film and panel) for such a film:
-    at most ``MAX_SIDE`` × (``MAX_SIDE`` + 1.04 ``MAX_SIDE``), about 19 MB of RGB."""
+    """(rows, columns) of :func:`annotate`'s whole picture (banner strips, film and panel) for
+    such a film: at most 1.09 ``MAX_SIDE`` × (``MAX_SIDE`` + 1.04 ``MAX_SIDE``), about 21 MB of RGB."""
     ph, pw = picture_size(height, width)
     rows = max(ph, MIN_HEIGHT)
-    return rows, pw + _panel_width(rows / 1000.0)
+    return rows + 2 * _band_height(rows / 1000.0), pw + _panel_width(rows / 1000.0)
+
+
+def film_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """(x, y, columns, rows) of the film's picture inside :func:`annotate`'s canvas.
+
+    Nothing but the film (and its heatmaps or outlines) is drawn there: the demo and OOD
+    banners have strips of their own above and below it, the legend is in the side panel.
+    """
+    ph, pw = picture_size(height, width)
+    rows = max(ph, MIN_HEIGHT)
+    return 0, _band_height(rows / 1000.0) + (rows - ph) // 2, pw, ph
+
+
+def _band_height(u: float) -> int:
+    """Rows of the strips above and below the film that carry the demo and OOD banners."""
+    return max(int(44 * u), 28)
 
 
 def _panel_width(u: float) -> int:
@@ -289,16 +371,28 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
     h = max(ph, MIN_HEIGHT)
     u = h / 1000.0  # layout unit: text and bars scale with the picture
     panel_w = _panel_width(u)
-    canvas = np.full((h, pw + panel_w, 3), 24, np.uint8)
-    top = (h - ph) // 2  # a short, wide film sits in the middle of its column
+    band = _band_height(u)
+    # The banners get strips of their own above and below the film, never rows of the film:
+    # a banner over the film hid the apices (demo, top) or the costophrenic angles (OOD, bottom).
+    canvas = np.full((h + 2 * band, pw + panel_w, 3), 24, np.uint8)
+    top = band + (h - ph) // 2  # as film_box(); a short, wide film sits mid-column
     canvas[top : top + ph, :pw] = img
-    w = pw
     if info.demo:
-        _banner(canvas, 0, w, DEMO_MARK, u, (200, 30, 30))
+        _banner(canvas, 0, canvas.shape[1], DEMO_MARK, u, (200, 30, 30), band)
     if prediction.ood_flag:
-        _banner(canvas, h - int(44 * u), w, OOD_MARK, u, (200, 120, 0))
-    _panel(canvas, w, panel_w, prediction, info, options, u, film.name)
+        _banner(canvas, band + h, canvas.shape[1], OOD_MARK, u, (200, 120, 0), band)
+    body = canvas[band : band + h]  # a view: the panel is laid out as before, beside the film
+    _panel(body, pw, panel_w, prediction, info, options, u, film.name)
     return canvas
+
+
+def legend_ramp(width: int, height: int, colormap: str, alpha: float, backdrop: int = 128) -> np.ndarray:
+    """The heatmap scale as drawn: the colormap blended over a grey ``backdrop`` with the
+    overlay's own weights, so its faint end shows as transparent as on the film."""
+    heat = np.tile(np.linspace(0, 1, max(2, width), dtype=np.float32), (max(1, height), 1))
+    w = heatmap.opacity(heat, float(np.clip(alpha, 0.0, 1.0)))[..., None]
+    rgb = heatmap.colorize(heat, colormap).astype(np.float32) * w + backdrop * (1.0 - w)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def drawable_text(text: str) -> str:
@@ -336,10 +430,9 @@ def _text(img, text, org, u, color=(235, 235, 235), size=0.8, bold=False) -> Non
     )
 
 
-def _banner(canvas, y, width, text, u, color) -> None:
-    bh = int(44 * u)
+def _banner(canvas, y, width, text, u, color, bh) -> None:
     canvas[y : y + bh, :width] = color
-    _text(canvas, text, (12 * u, y + 31 * u), u, (255, 255, 255), 0.95, bold=True)
+    _text(canvas, text, (12 * u, y + (bh + 22 * u) / 2), u, (255, 255, 255), 0.95, bold=True)
 
 
 def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: RenderOptions, u, name) -> None:
@@ -356,13 +449,13 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
     bar_x = x + int(250 * u)
     bar_w = pw - (bar_x - x0) - int(92 * u)
     row = int(40 * u)
-    shown = set(options.classes)
+    drawn = dict(legend_entries(prediction, options.classes))  # empty maps have no swatch
     for label, p, t in prediction.ranked():
         positive = p >= t
         color = (255, 210, 80) if positive else (220, 220, 220)
-        if label in shown:
+        if label in drawn:
             sw = int(14 * u)
-            c = class_color(prediction, label) if options.mode == "contour" else (255, 255, 255)
+            c = drawn[label] if options.mode == "contour" else (255, 255, 255)
             cv2.rectangle(canvas, (x, y - sw), (x + sw, y), c, -1)
         _text(canvas, label.replace("_", " ")[:20], (x + int(22 * u), y), u, color, 0.6, bold=positive)
         top, bh = y - int(16 * u), int(18 * u)
@@ -374,12 +467,22 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
         y += row
     y += int(16 * u)
     _text(canvas, "| = threshold   highlighted = above", (x, y), u, (170, 170, 170), 0.5)
-    if options.classes and options.mode == "heatmap":
+    silent = silent_classes(prediction, options.classes)
+    if silent:
+        line = "No activation:"
+        for name in (label.replace("_", " ") for label in silent):
+            if len(line) + len(name) + 2 > 52:
+                y += int(28 * u)
+                _text(canvas, line, (x, y), u, (170, 170, 170), 0.5)
+                line = " "
+            line += f" {name},"
+        y += int(28 * u)
+        _text(canvas, line.rstrip(","), (x, y), u, (170, 170, 170), 0.5)
+    if drawn and options.mode == "heatmap":
         y += int(44 * u)
-        _text(canvas, f"Grad-CAM ({options.colormap}): low -> high", (x, y), u, (200, 200, 200), 0.55)
+        _text(canvas, f"Grad-CAM ({options.colormap}), one scale: faint -> strong", (x, y), u, (200, 200, 200), 0.55)
         y += int(14 * u)
-        ramp = heatmap.colorize(np.tile(np.linspace(0, 1, max(2, pw - 2 * pad), dtype=np.float32), (int(18 * u), 1)), options.colormap)
-        canvas[y : y + ramp.shape[0], x : x + ramp.shape[1]] = ramp
+        canvas[y : y + int(18 * u), x : x + max(2, pw - 2 * pad)] = legend_ramp(max(2, pw - 2 * pad), int(18 * u), options.colormap, options.alpha)
     if prediction.ood_score is not None:
         y += int(56 * u)
         msg = f"OOD score {prediction.ood_score:.2f}" + ("  UNUSUAL FILM" if prediction.ood_flag else "")

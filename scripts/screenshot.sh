@@ -7,7 +7,7 @@
 # Default inputs: one sample film, then the whole samples folder (so the film strip shows; the
 # picture is taken once the folder run has finished). Env: PYTHON (default .venv/bin/python),
 # CLASSES (default "positives"; e.g. "Mass,Effusion"), SIZE (default 1480x920), CXRVIEWER_MODEL
-# (another model). Without the bundled demo model (resources/models/cxr-demo-densenet121-320.onnx)
+# (another model), MODE (default "heatmap"; "contour" for labelled outlines). Without the bundled demo model (resources/models/cxr-demo-densenet121-320.onnx)
 # the tiny test model is used, and the status bar says so. The app grabs its own window
 # (--screenshot uses QScreen.grabWindow on X11), so no X screenshot tool is needed.
 set -euo pipefail
@@ -20,6 +20,7 @@ if [ "$#" -eq 0 ]; then
     set -- resources/samples/00000103_000.png resources/samples
 fi
 CLASSES=${CLASSES:-positives}
+MODE=${MODE:-heatmap}
 SIZE=${SIZE:-1480x920}
 
 TMP=$(mktemp -d)
@@ -44,6 +45,6 @@ W=${SIZE%x*}; H=${SIZE#*x}
 # the first argument must be a path: `cxrviewer --option ...` would be read as the CLI
 xvfb-run -a -s "-screen 0 $((W + 40))x$((H + 40))x24" \
     env QT_QPA_PLATFORM=xcb "$PY" -m cxrviewer "$@" "${MODEL_ARGS[@]}" \
-    --classes "$CLASSES" --alpha 0.45 --results-dir "$TMP/results" \
+    --classes "$CLASSES" --alpha 0.45 --mode "$MODE" --results-dir "$TMP/results" \
     --screenshot "$OUT" --window-size "$SIZE"
 echo "wrote $OUT" >&2

@@ -27,7 +27,8 @@ def plain_overlay(film, pred, classes, alpha=0.4, colormap="jet", window=None, i
     heat = heatmap.combined_map(pred, classes, (film.height, film.width))
     u8 = np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
     color = cv2.cvtColor(cv2.applyColorMap(u8, heatmap.COLORMAPS[colormap]), cv2.COLOR_BGR2RGB).astype(np.float32)
-    weight = (np.clip(alpha, 0.0, 1.0) * heat)[..., None]
+    # the weight's own rule is tested in test_heatmaps.py; here: bands give the whole-film picture
+    weight = heatmap.opacity(heat, np.clip(alpha, 0.0, 1.0))[..., None]
     out = base.astype(np.float32) * (1.0 - weight) + color * weight
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

@@ -7,7 +7,10 @@ and keeps the default threshold (0.5, or the fixed value).
 
 Thresholds are chosen on validation and applied to test: Youden's J = max(TPR − FPR) by default;
 ``fixed`` (one value for every class); or ``sensitivity`` (the highest threshold reaching a
-target sensitivity).
+target sensitivity). A label whose validation films hold fewer than
+:data:`training.metrics.MIN_POSITIVES` positives or :data:`~training.metrics.MIN_NEGATIVES`
+negatives keeps the default; ``metrics.json`` lists those (``threshold_rule.defaulted``), the
+report says so, and the export writes it into the model's metadata.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from .errors import RunError
 from .labels import UNCERTAIN
-from .metrics import DEFAULT_THRESHOLD, METHODS, choose_threshold, split_metrics
+from .metrics import DEFAULT_THRESHOLD, METHODS, MIN_NEGATIVES, MIN_POSITIVES, choose_threshold, split_metrics, threshold_record
 from .report import plot_curves, render_report
 from .run import METRICS_FILE, MODEL_FILE, REPORT_FILE, Run, write_json
 
@@ -55,7 +58,15 @@ def evaluate_run(run_dir: str | Path, method: str | None = None, value: float | 
     if "valid" in results:
         y, probs = results["valid"]
         thresholds = {c: choose_threshold(y[:, i], probs[:, i], method, value) for i, c in enumerate(labels)}
+        rule = threshold_record(labels, y, method, value)
+        if rule["defaulted"]:
+            notes.append(
+                f"Thresholds left at the default {DEFAULT_THRESHOLD:g} for {', '.join(rule['defaulted'])}: "
+                f"the validation films hold fewer than {MIN_POSITIVES} positives or {MIN_NEGATIVES} "
+                "negatives of each, too few to choose a threshold from."
+            )
     else:
+        rule = threshold_record(labels, None, method, value)
         thresholds = {c: float(DEFAULT_THRESHOLD if value is None or method != "fixed" else value) for c in labels}
         notes.append("No validation films: thresholds are the default and the model carries no metrics.")
     metrics: dict[str, Any] = {
@@ -63,6 +74,7 @@ def evaluate_run(run_dir: str | Path, method: str | None = None, value: float | 
         "threshold_method": method,
         "threshold_value": value,
         "thresholds": thresholds,
+        "threshold_rule": rule,
         "splits": {},
         "notes": notes,
     }

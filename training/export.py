@@ -23,7 +23,7 @@ from cxrviewer.ood import fit_ood
 from cxrviewer.types import ModelInfo, OodStats
 
 from .errors import RunError, TrainingError
-from .metrics import DEFAULT_THRESHOLD, valid_auroc
+from .metrics import DEFAULT_THRESHOLD, threshold_record, valid_auroc
 from .run import METRICS_FILE, MODEL_FILE, ONNX_FILE, Run
 
 logger = logging.getLogger(__name__)
@@ -142,10 +142,22 @@ def run_model_info(run: Run, metrics: Mapping[str, Any] | None, ood: OodStats | 
         thresholds=thresholds,
         model_version=model_version or run.info["model_version"],
         demo=bool(run.info.get("demo", False)),
-        trained_on=run.info.get("trained_on", {}),
+        trained_on=_with_threshold_rule(run.info.get("trained_on", {}), metrics, labels),
         metrics=valid_auroc(dict(metrics)) if metrics else {},
         ood=ood,
     )
+
+
+def _with_threshold_rule(trained_on: Mapping[str, Any], metrics: Mapping[str, Any] | None, labels) -> dict[str, Any]:
+    """``trained_on`` plus how the thresholds were set (``thresholds``: the rule and the labels
+    that kept the default), which the model card, ``cxrviewer info`` and the app show."""
+    if metrics and "threshold_rule" in metrics:
+        rule = dict(metrics["threshold_rule"])
+    elif metrics:  # metrics.json from before the rule: say nothing we do not know
+        return dict(trained_on)
+    else:
+        rule = threshold_record(labels, None, "youden")
+    return {**dict(trained_on), "thresholds": rule}
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, model_version: str | None = None,

@@ -7,7 +7,12 @@ the films has no AUROC (NaN): :func:`split_metrics` reports it as omitted, and
 :func:`choose_threshold` gives it the default threshold.
 
 Thresholds: Youden's J = max(TPR − FPR) (``youden``); one value for every class (``fixed``); or
-the highest threshold reaching a target sensitivity (``sensitivity``).
+the highest threshold reaching a target sensitivity (``sensitivity``). A threshold is *chosen*
+from the validation films only when they hold at least :data:`MIN_POSITIVES` positive and
+:data:`MIN_NEGATIVES` negative films of that label (:func:`can_choose_threshold`); otherwise the
+label keeps :data:`DEFAULT_THRESHOLD`. With one or two positives, Youden's J lands on whatever
+score those films happened to get (0.004 for Atelectasis, 0.983 for Edema on the first demo
+model): a threshold that marks nearly every film positive, or none.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from .labels import UNCERTAIN
 
 METHODS = ("youden", "fixed", "sensitivity")
 DEFAULT_THRESHOLD = 0.5
+#: The fewest positive and negative validation films of a label from which its threshold is
+#: chosen. With k positives the sensitivity moves in steps of 1/k: at 5 a step is 20%, coarse
+#: but no longer one film's accident; below it the default is kept and said.
+MIN_POSITIVES = 5
+MIN_NEGATIVES = 5
 
 
 def _certain(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +87,55 @@ def pr_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return np.r_[0.0, recall], np.r_[1.0, precision], ap
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, method: str = "youden", value: float | None = None) -> float:
-    """One class's threshold by ``method`` (see the module docstring)."""
+def label_counts(y: np.ndarray) -> tuple[int, int]:
+    """(positives, negatives) among the films whose label is certain."""
+    yy, _ = _certain(y, np.zeros(np.asarray(y).size))
+    return int(yy.sum()), int(yy.size - yy.sum())
+
+
+def can_choose_threshold(y: np.ndarray, min_positives: int = MIN_POSITIVES, min_negatives: int = MIN_NEGATIVES) -> bool:
+    """True when ``y`` holds enough positives and negatives to choose a threshold from."""
+    pos, neg = label_counts(y)
+    return pos >= max(1, min_positives) and neg >= max(1, min_negatives)
+
+
+def defaulted_labels(labels, y: np.ndarray, method: str) -> list[str]:
+    """The labels whose threshold :func:`choose_threshold` leaves at the default (none for
+    ``fixed``, which chooses nothing)."""
+    if method == "fixed":
+        return []
+    return [c for i, c in enumerate(labels) if not can_choose_threshold(y[:, i])]
+
+
+def threshold_record(labels, y: np.ndarray | None, method: str, value: float | None = None) -> dict[str, Any]:
+    """How the thresholds were set, for the model's metadata (``cxr.trained_on.thresholds``):
+    the rule, and which labels kept the default. ``y`` is the validation labels (None: none)."""
+    if method == "fixed":
+        defaulted: list[str] = []
+    elif y is None:
+        defaulted = list(labels)
+    else:
+        defaulted = defaulted_labels(labels, y, method)
+    return {
+        "method": method,
+        "min_positives": MIN_POSITIVES,
+        "min_negatives": MIN_NEGATIVES,
+        "default": DEFAULT_THRESHOLD if method != "fixed" or value is None else float(value),
+        "defaulted": defaulted,
+    }
+
+
+def choose_threshold(
+    y: np.ndarray, scores: np.ndarray, method: str = "youden", value: float | None = None,
+    min_positives: int = MIN_POSITIVES, min_negatives: int = MIN_NEGATIVES,
+) -> float:
+    """One class's threshold by ``method`` (see the module docstring); :data:`DEFAULT_THRESHOLD`
+    when the films hold too few positives or negatives (:func:`can_choose_threshold`)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown threshold method {method!r}; use one of {METHODS}")
     if method == "fixed":
         return float(DEFAULT_THRESHOLD if value is None else value)
-    if math.isnan(auroc(y, scores)):
+    if not can_choose_threshold(y, min_positives, min_negatives) or math.isnan(auroc(y, scores)):
         return DEFAULT_THRESHOLD
     fpr, tpr, thr = roc_curve(y, scores)
     if method == "youden":

@@ -66,6 +66,16 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _rule_text(rule: dict[str, Any] | None) -> str:
+    """The threshold rule as a clause of the report's settings line."""
+    if not rule or rule.get("method") == "fixed":
+        return ""
+    text = (f" where they hold at least {rule['min_positives']} positives and {rule['min_negatives']} "
+            f"negatives of the label, else the default {rule['default']:g}")
+    n = len(rule.get("defaulted", ()))
+    return text + (f" (the default for {n} label{'s' if n != 1 else ''}: marked in the table)" if n else "")
+
+
 def render_report(run: Run, metrics: dict[str, Any]) -> str:
     """``report.md`` for people: settings, per-label AUROC and sensitivity/specificity, confusion, plots."""
     info = run.info
@@ -81,7 +91,8 @@ def render_report(run: Run, metrics: dict[str, Any]) -> str:
         f"- epochs run: {info.get('epochs_run', '?')} of {info.get('config', {}).get('epochs', '?')}",
         f"- thresholds: {metrics['threshold_method']}"
         + (f" ({metrics['threshold_value']})" if metrics["threshold_value"] is not None else "")
-        + ", chosen on the validation films",
+        + ", chosen on the validation films"
+        + _rule_text(metrics.get("threshold_rule")),
         "",
     ]
     splits = metrics["splits"]
@@ -90,7 +101,8 @@ def render_report(run: Run, metrics: dict[str, Any]) -> str:
         header += [f"{name} AUROC", f"{name} sens/spec"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in metrics["labels"]:
-        row = [c, _fmt(metrics["thresholds"][c])]
+        defaulted = c in (metrics.get("threshold_rule") or {}).get("defaulted", ())
+        row = [c, _fmt(metrics["thresholds"][c]) + (" (default)" if defaulted else "")]
         for name, m in splits.items():
             at = m["at_threshold"][c]
             row += [_fmt(m["auroc"][c]), f"{_fmt(at['sensitivity'], 2)} / {_fmt(at['specificity'], 2)}"]

@@ -23,6 +23,8 @@ from ..errors import (
     NoDicomSourceError,
     OutputError,
     OutputInUseError,
+    MissingFolderError,
+    OutputFormatError,
     UnknownClassError,
     UnknownResultsFileError,
 )
@@ -42,6 +44,8 @@ FLAG_HINTS: dict[type, str] = {
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",
+    MissingFolderError: "--out / --parents",
+    OutputFormatError: "--out / --format",
 }
 
 

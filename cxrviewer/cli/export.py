@@ -18,7 +18,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "the findings panel, or a DICOM object for a PACS; optionally its regions as JSON.",
     )
     e.add_argument("file", type=Path, metavar="FILE", help="the film (PNG, JPEG, TIFF, BMP or DICOM)")
-    e.add_argument("--out", type=Path, required=True, help="output .png (or .dcm with --format dicom-sc)")
+    e.add_argument("--out", type=Path, required=True, help="output .png, or .dcm for the DICOM formats (the extension must match --format; default: the format the extension names)")
+    e.add_argument("--parents", action="store_true", help="create the folders of --out that do not exist (default: a missing folder is an error)")
     e.add_argument("--format", choices=("png", "dicom-sc", "dicom-sr", "dicom-gsps"), default=None, help="png (default); dicom-sc: an RGB DICOM Secondary Capture that keeps the source's patient and study; dicom-sr: a DICOM Structured Report of the findings (TID 1500); dicom-gsps: a DICOM Presentation State with a toggleable layer per finding (both need a DICOM FILE)")
     e.add_argument("--anonymize", action="store_true", help="dicom-*: drop patient identity (dicom-sc also starts a new study; dicom-sr/gsps keep the UIDs that point at the source; default: keep the source's identity)")
     e.add_argument("--burn-in-patient-name", action="store_true", help="dicom-sc: draw the patient's name on the picture (off by default)")
@@ -61,7 +62,7 @@ def window_spec(text: str) -> str | tuple[float, float]:
 
 
 def run(args) -> int:
-    from ..export import check_writable_dir, export_png
+    from ..export import check_output_folder, export_png, output_format
     from ..io import read_film
     from ..io.grayscale import named_window
     from ..types import Orientation
@@ -69,9 +70,11 @@ def run(args) -> int:
     from ..results import refuse_inputs_as_output, write_regions_json
 
     check_inputs([args.file])
-    check_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
+    fmt = output_format(args.out, args.format)
+    check_output_folder(args.out, create=args.parents)
     refuse_inputs_as_output(args.out, [args.file])
     if args.regions is not None:
+        check_output_folder(args.regions, create=args.parents)
         refuse_inputs_as_output(args.regions, [args.file])
     clf = load_classifier(args)
     args.classes.check(clf.info.labels)
@@ -83,7 +86,6 @@ def run(args) -> int:
         orientation = orientation.flipped(vertical=args.flip == "v")
     opts = RenderOptions(select_classes(pred, args.classes), args.alpha, args.colormap, args.mode, window=window,
                          orientation=orientation, markers=args.markers)
-    fmt = args.format or ("dicom-sc" if args.out.suffix.lower() in (".dcm", ".dicom") else "png")
     if fmt in ("dicom-sr", "dicom-gsps"):
         if args.burn_in_patient_name:
             raise CxrError("--burn-in-patient-name applies to --format dicom-sc; a structured report or presentation state has no picture to draw on.")

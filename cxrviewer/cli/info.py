@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..model_card import model_card
+from ..model_card import describe_training, model_card
 from ..options import add_model_options
 from .common import EXIT_OK, load_classifier
 
@@ -29,11 +29,18 @@ def run(args) -> int:
     print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
     print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
     print(f"provider:      {card['provider']}")
-    print(f"trained on:    {json.dumps(card['trained_on'])}")
+    training = describe_training(card["trained_on"]).split(" · ")
+    print(f"trained on:    {training[0]}")
+    for line in training[1:]:
+        print(f"               {line}")
     print(f"OOD guard:     {'yes' if card['ood_guard'] else 'no'}")
     print("labels (threshold, validation AUROC):")
+    defaulted = set(card["default_thresholds"])
     for label in card["labels"]:
         auc = card["metrics"].get(label)
-        print(f"  {label:<20} {card['thresholds'][label]:.3f}  {'' if auc is None else f'{auc:.3f}'}")
+        mark = " (default)" if label in defaulted else ""
+        print(f"  {label:<20} {card['thresholds'][label]:.3f}{mark:<10}  {'' if auc is None else f'{auc:.3f}'}".rstrip())
+    if defaulted:
+        print("  (default): too few validation films with and without the finding to choose a threshold")
     print("versions:      " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()))
     return EXIT_OK

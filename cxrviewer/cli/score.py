@@ -87,24 +87,28 @@ def run(args) -> int:
         opts = RenderOptions(select_classes(result.prediction, args.classes), args.alpha, args.colormap, args.mode)
         export_png(args.export_dir / name, result.film, result.prediction, clf.info, opts)
 
+    if clf.info.demo:  # before the bar is drawn: a line of its own
+        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
     bar = None
+    redirect = contextlib.nullcontext()
     if not args.no_progress:
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         bar = tqdm(total=len(paths), unit="film", file=sys.stderr, dynamic_ncols=True, disable=None)
+        # log lines during the run go through tqdm.write: above the bar, never glued onto it
+        redirect = logging_redirect_tqdm()
 
     def progress(result, done, total) -> None:
         if bar is not None:
             bar.n = done
             bar.refresh()
 
-    if clf.info.demo:
-        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
     resume = f"rows scored so far are in {args.out}; run the same command again to resume."
     stop = threading.Event()
     stopped_by: list[int] = []
     try:
-        with _ctrl_c_sets(stop, stopped_by):
+        with _ctrl_c_sets(stop, stopped_by), redirect:
             summary = score_to_csv(
                 paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
                 progress=progress, on_result=on_result, overwrite=args.overwrite,

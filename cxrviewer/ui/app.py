@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 import traceback
@@ -34,6 +35,9 @@ from ..options import add_display_options, add_model_options
 logger = logging.getLogger(__name__)
 
 EXIT_TIMEOUT_MS = 300_000  # --exit-after-result gives up (exit 1) after this long
+#: The exit code when there is no display to show the window on: a setup error, as the
+#: command line's 2 (Qt itself would abort with SIGABRT, exit 134).
+EXIT_NO_DISPLAY = 2
 
 
 
@@ -50,6 +54,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--version", action="version", version=f"cxrviewer {__version__}")
     return p
+
+
+def _x_display_reachable(display: str) -> bool:
+    """Whether an X server answers at ``display`` (``:0``, ``unix:1.0``, ``host:0``): a connect to
+    its socket, as Xlib would make, without speaking X (X Window System protocol, 'Connection
+    setup': display N is /tmp/.X11-unix/XN locally, TCP port 6000 + N remotely)."""
+    host, _, rest = display.rpartition(":")
+    try:
+        number = int(rest.split(".")[0])
+    except ValueError:
+        return False
+    try:
+        if host in ("", "unix") or host.startswith("/"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                path = f"/tmp/.X11-unix/X{number}"
+                try:
+                    s.connect(path)
+                except OSError:
+                    s.connect("\0" + path)  # the abstract socket some servers listen on only
+            return True
+        with socket.create_connection((host, 6000 + number), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def display_problem(qt_args: Sequence[str] = (), environ=os.environ, platform: str = sys.platform) -> str | None:
+    """Why the window could not be shown (no display), or None when it can be, or when we cannot
+    tell. Only for the X11 / Wayland desktops of Linux and the BSDs; other platforms (and Qt
+    platforms such as offscreen, vnc, eglfs) are left to Qt."""
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None
+    chosen = environ.get("QT_QPA_PLATFORM", "")
+    args = list(qt_args)
+    for i, a in enumerate(args):
+        if a in ("-platform", "--platform") and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif a.startswith(("-platform=", "--platform=")):
+            chosen = a.split("=", 1)[1]
+    names = {n.split(":")[0].strip() for n in chosen.split(";") if n.strip()}
+    if names - {"xcb", "wayland", "wayland-egl"}:
+        return None  # offscreen, vnc, eglfs, linuxfb...: no desktop needed
+    if environ.get("WAYLAND_DISPLAY") and (not names or names & {"wayland", "wayland-egl"}):
+        return None
+    display = environ.get("DISPLAY", "")
+    if display:
+        if _x_display_reachable(display):
+            return None
+        return f"cannot connect to the display {display!r} (DISPLAY): no X server answers there"
+    return "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+
+
+def no_display_message(problem: str) -> str:
+    return (
+        f"cxrviewer: the desktop app cannot start: {problem}.\n"
+        "  To score or annotate films without a screen, use the command line: "
+        "`cxrviewer score FILES --out results.csv` or `cxrviewer export FILE --out picture.png`.\n"
+        "  To run the app without a screen (tests, screenshots), set QT_QPA_PLATFORM=offscreen, "
+        "or start it under Xvfb (xvfb-run cxrviewer)."
+    )
 
 
 def configure_logging(verbosity: int) -> None:
@@ -189,6 +254,12 @@ def apply_display_options(window, args) -> None:
         window.model.set_display(**changes)
 
 
+def QApplicationInstance():  # noqa: N802 - mirrors Qt's name
+    """The running QApplication, if PySide6 is already imported and one exists (tests)."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    return widgets.QApplication.instance() if widgets is not None else None
+
+
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Start the app with ``argv`` (files, folders, options); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -198,6 +269,13 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose)
+    if QApplicationInstance() is None:
+        problem = display_problem(qt_args)
+        if problem is not None:
+            # Qt would abort the process (SIGABRT) with "Reinstalling the application may fix
+            # this problem"; say what is wrong and what works instead
+            print(no_display_message(problem), file=sys.stderr)
+            return EXIT_NO_DISPLAY
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
@@ -264,7 +342,31 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.excepthook = previous_hook
     window.close()
-    return int(code["value"] if unattended else result)
+    exit_code = int(code["value"] if unattended else result)
+    if window.session.pool.activeThreadCount():
+        end_process_now(window, exit_code)
+    return exit_code
+
+
+def end_process_now(window, exit_code: int) -> None:
+    """End the process at once, without waiting for the jobs still running.
+
+    Quitting used to linger ~1-2 s: the window's close waited for the job in flight, typically a
+    folder run's batch in inference (ONNX Runtime cannot be interrupted mid-run), then for
+    Python's and Qt's teardown. Its result would be thrown away anyway. The settings are saved
+    (closeEvent) and synced here; a folder run's CSV keeps every finished row, and a record cut
+    mid-write is cut off when the run is resumed (cxrviewer.results).
+    """
+    store = getattr(window, "store", None)
+    if store is not None and hasattr(store, "sync"):
+        store.sync()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

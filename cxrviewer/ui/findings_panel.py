@@ -1,7 +1,9 @@
 """The findings panel: every label of the model with its probability and a heatmap switch.
 
 Rows are sorted by probability; each has a check box (the class's heatmap on/off), a bar with
-the threshold marked, and the number. Findings at or above their threshold are highlighted.
+the threshold marked, and the number. Findings at or above their threshold are highlighted. A
+finding whose map is empty says "no activation" (ticking it would draw nothing), and has no
+colour swatch. Clicking a row's bar shows that finding's map alone.
 Below: "Positives" / "All" / "None", opacity, colormap and contour mode. Above: a warning when
 the model flags the film as unusual (out of distribution).
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -32,8 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..heatmap import COLORMAPS, colorize
-from ..render import OOD_MARK, class_color
+from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
+from ..model_card import defaulted_thresholds
+from ..render import OOD_MARK, class_color, legend_ramp
 from ..types import Prediction
 from .viewer_model import ERROR, QUEUED, READING, ViewerModel
 
@@ -44,20 +47,31 @@ NEGATIVE_BAR = QColor(100, 145, 200)
 TRACK = QColor(62, 62, 66)
 
 
+#: What a row says when its finding's map is empty.
+NO_ACTIVATION = "no activation"
+
+
 class ProbabilityBar(QWidget):
-    """A horizontal bar: probability filled, threshold marked with a white tick."""
+    """A horizontal bar: probability filled, threshold marked with a white tick. A click on it
+    asks for this finding's map alone (:attr:`clicked`)."""
+
+    clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.probability: float | None = None
         self.threshold: float | None = None
         self.setMinimumSize(70, 14)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_values(self, probability: float | None, threshold: float | None) -> None:
+    def set_values(self, probability: float | None, threshold: float | None, default_threshold: bool = False) -> None:
         self.probability, self.threshold = probability, threshold
         if probability is not None and threshold is not None:
-            self.setToolTip(f"probability {probability:.3f}; threshold {threshold:.3f}")
+            why = (" (the default: the model's validation films had too few cases with and without this "
+                   "finding to choose one)" if default_threshold else "")
+            self.setToolTip(f"probability {probability:.3f}; threshold {threshold:.3f}{why}\n"
+                            "Click: show this finding's map alone")
         else:
             self.setToolTip("")
         self.update()
@@ -68,6 +82,11 @@ class ProbabilityBar(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         return QSize(120, 14)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
         p = QPainter(self)
@@ -101,6 +120,9 @@ class _Row:
         font.setFamily("monospace")
         font.setStyleHint(QFont.StyleHint.Monospace)
         self.value.setFont(font)
+        self.note = QLabel("", parent)
+        self.note.setObjectName(f"note_{label}")
+        self.note.setProperty("muted", True)
 
 
 def _swatch(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -109,8 +131,13 @@ def _swatch(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
     return QIcon(pix)
 
 
-def colormap_ramp(name: str, width: int = 256, height: int = 10) -> QPixmap:
-    ramp = colorize(np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)), name)
+def colormap_ramp(name: str, width: int = 256, height: int = 10, alpha: float | None = None) -> QPixmap:
+    """The colormap as a picture; with ``alpha``, blended over grey as the overlay blends it
+    (:func:`cxrviewer.render.legend_ramp`), so its faint end shows transparent."""
+    if alpha is None:
+        ramp = colorize(np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)), name)
+    else:
+        ramp = legend_ramp(width, height, name, alpha)
     ramp = np.ascontiguousarray(ramp)
     img = QImage(ramp.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
     return QPixmap.fromImage(img)
@@ -166,6 +193,12 @@ class FindingsPanel(QWidget):
         legend.setObjectName("legend")
         legend.setWordWrap(True)
         layout.addWidget(legend)
+
+        self.threshold_note = QLabel("", self)
+        self.threshold_note.setObjectName("thresholdNote")
+        self.threshold_note.setWordWrap(True)
+        self.threshold_note.setVisible(False)
+        layout.addWidget(self.threshold_note)
 
         # -- which heatmaps
         buttons = QHBoxLayout()
@@ -223,7 +256,7 @@ class FindingsPanel(QWidget):
         self.ramp.setObjectName("ramp")
         self.ramp.setScaledContents(True)
         self.ramp.setFixedHeight(10)
-        self.ramp_caption = QLabel("Grad-CAM: low → high (per-finding peak)", self)
+        self.ramp_caption = QLabel("Grad-CAM, one scale for all findings: faint (transparent) → strong", self)
         self.ramp_caption.setObjectName("legend")
         form.addWidget(self.ramp, 3, 0, 1, 3)
         form.addWidget(self.ramp_caption, 4, 0, 1, 3)
@@ -250,6 +283,10 @@ class FindingsPanel(QWidget):
     def is_highlighted(self, label: str) -> bool:
         return self._rows[label].bar.positive
 
+    def note(self, label: str) -> str:
+        """What the row says beside its number: "no activation" for an empty map, else ""."""
+        return self._rows[label].note.text()
+
     # ------------------------------------------------------------- refresh
     def _entry_changed(self, index: int) -> None:
         if index == self.model.current:
@@ -272,7 +309,7 @@ class FindingsPanel(QWidget):
 
     def _rebuild(self, labels: tuple[str, ...]) -> None:
         for row in self._rows.values():
-            for w in (row.check, row.bar, row.value):
+            for w in (row.check, row.bar, row.value, row.note):
                 self._grid.removeWidget(w)
                 w.deleteLater()
         self._rows = {}
@@ -280,28 +317,40 @@ class FindingsPanel(QWidget):
         for i, label in enumerate(labels):
             row = _Row(label, self._rows_host)
             row.check.toggled.connect(lambda on, name=label: self._toggled(name, on))
+            row.bar.clicked.connect(lambda name=label: self.show_only(name))
             self._grid.addWidget(row.check, i, 0)
             self._grid.addWidget(row.bar, i, 1)
             self._grid.addWidget(row.value, i, 2)
+            self._grid.addWidget(row.note, i, 3)
             self._rows[label] = row
 
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())
         contour = self.model.display.mode == "contour"
+        clf = self.model.classifier
+        defaulted = defaulted_thresholds(clf.info.trained_on) if clf is not None else frozenset()
         self._syncing = True
         try:
             for label, row in self._rows.items():
                 if pred is not None:
                     p, t = pred.probability(label), pred.thresholds[pred.labels.index(label)]
-                    row.bar.set_values(p, t)
+                    row.bar.set_values(p, t, label in defaulted)
                     row.value.setText(f"{p:.2f}")
                     positive = p >= t
                     row.check.setEnabled(True)
                     row.check.setChecked(label in shown)
                     row.check.setProperty("positive", positive)
                     row.value.setProperty("positive", positive)
-                    row.check.setIcon(_swatch(class_color(pred, label)) if contour else QIcon())
+                    empty = is_empty(pred, label)
+                    row.note.setText(NO_ACTIVATION if empty else "")
+                    row.note.setToolTip(
+                        f"The model's map for this finding stays under {VISIBLE_LEVEL:.0%} of the film's "
+                        "strongest map: there is nothing to show." if empty else ""
+                    )
+                    # the swatch is the legend: only for a finding that draws an outline
+                    row.check.setIcon(_swatch(class_color(pred, label)) if contour and not empty else QIcon())
                 else:
+                    row.note.setText("")
                     row.bar.set_values(None, None)
                     row.value.setText("")
                     row.check.setChecked(False)
@@ -314,6 +363,15 @@ class FindingsPanel(QWidget):
                     w.style().polish(w)
         finally:
             self._syncing = False
+        in_list = [label for label in self._rows if label in defaulted]
+        if in_list:
+            n = len(in_list)
+            self.threshold_note.setText(
+                ("Every threshold is" if n == len(self._rows) else f"{n} threshold{'s are' if n != 1 else ' is'}")
+                + " the default: the model's validation films had too few cases to choose "
+                + ("them" if n != 1 else "it") + " from."
+            )
+        self.threshold_note.setVisible(bool(in_list))
         if pred is not None and pred.ood_flag:
             score = f" (score {pred.ood_score:.2f})" if pred.ood_score is not None else ""
             self.ood_label.setText(
@@ -356,7 +414,7 @@ class FindingsPanel(QWidget):
             self.contour_check.setChecked(d.mode == "contour")
         finally:
             self._syncing = False
-        self.ramp.setPixmap(colormap_ramp(d.colormap))
+        self.ramp.setPixmap(colormap_ramp(d.colormap, alpha=max(d.alpha, 0.05)))
         heat = d.mode == "heatmap"
         self.ramp.setVisible(heat)
         self.ramp_caption.setVisible(heat)
@@ -364,6 +422,10 @@ class FindingsPanel(QWidget):
         self._fill(self.model.prediction)
 
     # ------------------------------------------------------------- actions
+    def show_only(self, label: str) -> None:
+        """Show ``label``'s map alone (a click on its row's bar)."""
+        self.model.set_display(policy="custom", custom=(label,))
+
     def _toggled(self, label: str, on: bool) -> None:
         if not self._syncing:
             self.model.set_class(label, on)

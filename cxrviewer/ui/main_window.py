@@ -472,7 +472,7 @@ class MainWindow(QMainWindow):
         self.prefs.splitter = self.splitter.saveState()
         self.prefs.take_display(self.model.display)
         self.prefs.save(self.store)
-        self.session.shutdown(5000)
+        self.session.shutdown(0)  # cancel, do not wait: run_app ends the process (a film in inference is not waited for)
         self.renderer.shutdown(5000)
         self.compare.shutdown()
         super().closeEvent(event)

@@ -92,6 +92,8 @@ class FilmSession(QObject):
         self._batch: Worker | None = None
         self._batch_pending: tuple[list[Path], Path | None] | None = None
         self._explicit_single = False  # one film opened by name: its failure deserves a dialog
+        # what was shown before a single film was opened, put back if that film cannot be read
+        self._before_open: tuple[list, int, Path | None, Film | None] | None = None
         self.last_results: Path | None = None
         self.model.events.current.connect(self._current_changed)
 
@@ -132,6 +134,10 @@ class FilmSession(QObject):
             self.failed.emit("No films", f"No films found in {where} (looked for {' '.join(SUPPORTED_SUFFIXES)} and DICOM files).")
             return []
         self._stop_batch()
+        entry = self.model.entry
+        self._before_open = None
+        if len(films) == 1 and entry is not None and entry.status != ERROR:
+            self._before_open = (list(self.model.entries), self.model.current, entry.path, self._films.get(entry.path))
         self._generation += 1
         self._inflight.clear()
         self._films.clear()
@@ -214,12 +220,29 @@ class FilmSession(QObject):
         index = self.model.index_of(path)
         if index < 0:
             return
+        before, self._before_open = self._before_open, None
+        if self._explicit_single and before is not None and len(self.model.entries) == 1:
+            # one film opened by name could not be read: keep what was on screen, say why once
+            self._restore(before)
+            self.failed.emit(f"Cannot open {path.name}", err.message)
+            return
         self.model.update_entry(index, status=ERROR, error=err.message)
         if index == self.model.current:
             self.model.set_film(None)
         self.filmFailed.emit(str(path), err.message)
         if index == self.model.current and (self._explicit_single or err.bug):
             self.failed.emit(f"Cannot open {path.name}", err.message)
+
+    def _restore(self, before: tuple[list, int, Path | None, Film | None]) -> None:
+        entries, current, path, film = before
+        self._generation += 1
+        self._explicit_single = len(entries) == 1
+        if path is not None and film is not None:
+            self._films[path] = film
+        self.model.set_paths([e.path for e in entries])
+        self.model.entries[:] = entries  # with their predictions, statuses and thumbnails
+        self.model.events.entries.emit()
+        self.model.set_current(current)
 
     def _film_job_finished(self, path: Path) -> None:
         self._inflight.pop(path, None)

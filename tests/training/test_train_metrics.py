@@ -88,8 +88,9 @@ def test_auroc_single_class_is_nan_and_uncertain_is_ignored():
 def test_thresholds():
     y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
     s = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.9])
-    assert choose_threshold(y, s, "youden") == pytest.approx(0.6)  # TPR 0.75, FPR 0 → J = 0.75
-    assert choose_threshold(y, s, "sensitivity", 1.0) == pytest.approx(0.35)
+    few = {"min_positives": 1, "min_negatives": 1}  # the arithmetic; the minimum has its own test
+    assert choose_threshold(y, s, "youden", **few) == pytest.approx(0.6)  # TPR 0.75, FPR 0 → J = 0.75
+    assert choose_threshold(y, s, "sensitivity", 1.0, **few) == pytest.approx(0.35)
     assert choose_threshold(y, s, "fixed", 0.42) == 0.42
     assert choose_threshold(np.zeros(8), s, "youden") == 0.5  # no AUROC → default
     c = confusion(y, s, 0.6)
@@ -160,13 +161,14 @@ def test_youden_golden_and_its_tie_break():
     # thresholds 0.8: J = 0.5 − 0; 0.4: 0.5 − 0.5; 0.35: 1 − 0.5 = 0.5; 0.1: 0 → the first maximum (the
     # higher threshold, fewer false positives) wins the tie
     y, s = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])
-    assert choose_threshold(y, s, "youden") == pytest.approx(0.8)
+    few = {"min_positives": 1, "min_negatives": 1}  # the arithmetic; the minimum has its own test
+    assert choose_threshold(y, s, "youden", **few) == pytest.approx(0.8)
     # the sensitivity method: the highest threshold with TPR ≥ target
-    assert choose_threshold(y, s, "sensitivity", 0.5) == pytest.approx(0.8)
-    assert choose_threshold(y, s, "sensitivity", 0.9) == pytest.approx(0.35)
-    assert choose_threshold(y, s, "sensitivity") == pytest.approx(0.35)  # target 0.9 by default
+    assert choose_threshold(y, s, "sensitivity", 0.5, **few) == pytest.approx(0.8)
+    assert choose_threshold(y, s, "sensitivity", 0.9, **few) == pytest.approx(0.35)
+    assert choose_threshold(y, s, "sensitivity", **few) == pytest.approx(0.35)  # target 0.9 by default
     # a score above 1 (never from a sigmoid) cannot push the threshold out of [0, 1]; +inf is never chosen
-    assert choose_threshold(np.array([0, 1]), np.array([0.2, 1.5]), "youden") == 1.0
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 1.5]), "youden", **few) == 1.0
     with pytest.raises(ValueError, match="unknown threshold method"):
         choose_threshold(y, s, "f1")
 
@@ -179,3 +181,32 @@ def test_confusion_golden_counts_at_the_threshold():
     assert c["sensitivity"] == pytest.approx(2 / 3) and c["specificity"] == pytest.approx(2 / 3)
     c = confusion(y, s, 0.95)
     assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (0, 0, 3, 3) and c["sensitivity"] == 0.0
+
+
+def test_a_validation_split_with_one_positive_gives_no_youden_threshold():
+    """Issue #13: with one positive, Youden's J sits on that film's score (here 0.004: every
+    film above it positive). The label keeps the default, and says so."""
+    from training.metrics import DEFAULT_THRESHOLD, MIN_NEGATIVES, MIN_POSITIVES, defaulted_labels, threshold_record
+
+    y = np.zeros(15)
+    y[3] = 1
+    s = np.linspace(0.9, 0.0, 15)
+    s[3] = 0.004
+    assert choose_threshold(y, s, "youden", min_positives=1, min_negatives=1) == pytest.approx(0.004)
+    assert choose_threshold(y, s, "youden") == DEFAULT_THRESHOLD
+    assert choose_threshold(y, s, "sensitivity", 0.9) == DEFAULT_THRESHOLD
+    # enough of each: chosen
+    rng = np.random.default_rng(0)
+    y2 = np.r_[np.ones(MIN_POSITIVES), np.zeros(MIN_NEGATIVES)]
+    s2 = np.r_[rng.uniform(0.6, 0.9, MIN_POSITIVES), rng.uniform(0.1, 0.4, MIN_NEGATIVES)]
+    assert choose_threshold(y2, s2, "youden") == pytest.approx(s2[:MIN_POSITIVES].min())
+    # one short on either side: the default
+    assert choose_threshold(y2[1:], s2[1:], "youden") == DEFAULT_THRESHOLD
+    assert choose_threshold(y2[:-1], s2[:-1], "youden") == DEFAULT_THRESHOLD
+    # uncertain films count as neither
+    assert choose_threshold(np.r_[y2, -np.ones(3)][1:], np.r_[s2, 0.5, 0.5, 0.5][1:], "youden") == DEFAULT_THRESHOLD
+    both = np.stack([y, y2.tolist() + [0] * 5], axis=1)
+    assert defaulted_labels(("A", "B"), both, "youden") == ["A"]
+    assert defaulted_labels(("A", "B"), both, "fixed") == []
+    rec = threshold_record(("A", "B"), both, "youden")
+    assert rec["defaulted"] == ["A"] and rec["default"] == DEFAULT_THRESHOLD and rec["min_positives"] == MIN_POSITIVES
