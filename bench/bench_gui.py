@@ -143,7 +143,6 @@ def under_load(tmp: Path, n: int, observe_s: float, model: Path) -> None:
     """A fresh window opening a folder of ``n`` films at start-up, and scoring it."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-    from cxrviewer.ui import levels
     from cxrviewer.ui.main_window import MainWindow
 
     folder = tmp / f"load{n}"

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import heatmap
 from .classes import ClassChoice
-from .errors import CxrError, ExportError
+from .errors import ExportError
 from .io import grayscale
 from .types import Film, Measurement, ModelInfo, Orientation, Prediction, Voi
 

@@ -15,7 +15,7 @@ from uihelpers import open_and_wait, shown  # noqa: E402
 
 from cxrviewer.export import export_png  # noqa: E402
 from cxrviewer.io import read_film  # noqa: E402
-from cxrviewer.render import RenderOptions, overlay, picture  # noqa: E402
+from cxrviewer.render import RenderOptions, picture  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
