@@ -71,3 +71,11 @@ class NoDicomSourceError(CxrError):
 
 class DicomResultError(CxrError):
     """A DICOM Structured Report or Presentation State that cannot be made from this film."""
+
+
+class NodeConfigError(CxrError):
+    """The DICOM node cannot start as configured (a bad destination, AE title, port or TLS file)."""
+
+
+class SpoolError(OutputError):
+    """The DICOM node's spool folder cannot be used (not writable, damaged, or another node's)."""

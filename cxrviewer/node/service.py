@@ -1,0 +1,161 @@
+"""The node put together: the SCP fills the spool, a worker pool scores, a sender delivers.
+
+Films are scored on the same path as everywhere else (:func:`cxrviewer.io.read_film` →
+:class:`cxrviewer.model.Classifier` → the DICOM exports), by ``workers`` threads, so a burst of
+films never holds up the SCP: a C-STORE only waits for its film to reach the disk.
+
+Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations under way get
+``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
+are sent once more, and the spool is closed. Films not yet scored stay in the spool for the
+next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from ..errors import CxrError
+from ..io import read_film
+from ..model import Classifier
+from .config import NodeConfig
+from .outputs import write_results
+from .scp import StorageScp
+from .sender import Sender
+from .spool import RECEIVED, Spool
+
+logger = logging.getLogger(__name__)
+
+
+def _sop_class_of(path: Path) -> str | None:
+    from pydicom.filereader import read_file_meta_info
+
+    try:
+        return str(read_file_meta_info(path).MediaStorageSOPClassUID)
+    except Exception:  # noqa: BLE001 - a damaged film: the reader will say why when it is scored
+        return None
+
+
+class Node:
+    """A running DICOM node. ``start()``, then ``stop()``; or ``serve(stop_event)``."""
+
+    def __init__(self, config: NodeConfig, classifier: Classifier, workers: int = 1, drain_seconds: float = 10.0) -> None:
+        self.config = config
+        self.classifier = classifier
+        self.workers = max(1, int(workers))
+        self.drain_seconds = drain_seconds
+        self.spool = Spool(config.spool)
+        self._todo: queue.Queue[str] = queue.Queue()
+        self._stop_scoring = threading.Event()
+        self._stop_sending = threading.Event()
+        self._wake_sender = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.scp = StorageScp(config, self.spool, self._todo.put)
+        self.sender = Sender(self.spool, config, self._wake_sender)
+        self.address: tuple[str, int] | None = None
+        self.scored = self.failed = 0
+
+    def start(self) -> tuple[str, int]:
+        self.spool.acquire()
+        recovered = self.spool.recover(_sop_class_of)
+        if recovered:
+            logger.info("found %d film(s) stored but not yet entered; entered them", recovered)
+        waiting = self.spool.jobs(RECEIVED)
+        for job in waiting:
+            self._todo.put(job.uid)
+        if waiting:
+            logger.info("resuming %d film(s) received before the last stop", len(waiting))
+        for n in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"cxr-node-score-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        sender = threading.Thread(target=self.sender.run, args=(self._stop_sending,), name="cxr-node-send", daemon=True)
+        sender.start()
+        self._sender_thread = sender
+        self.address = self.scp.start()
+        return self.address
+
+    def serve(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        logger.info("stopping: no new associations; finishing the films in hand")
+        self.scp.stop_listening()
+        deadline = time.monotonic() + self.drain_seconds
+        while self.scp.active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.scp.active():
+            logger.warning("aborting %d association(s) still open after %.0f s", self.scp.active(), self.drain_seconds)
+        self.scp.abort_all()
+        self._stop_scoring.set()
+        for t in self._threads:
+            t.join()
+        self._stop_sending.set()
+        self._wake_sender.set()
+        self._sender_thread.join()
+        try:
+            self.sender.send_due()  # the results scored in the meantime
+        except Exception:  # noqa: BLE001 - they stay in the spool for the next start
+            logger.exception("last sending round failed")
+        counts = self.spool.counts()
+        self.spool.close()
+        logger.info("stopped; jobs: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is waiting to be scored or sent (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            c = self.spool.counts()
+            if self._todo.unfinished_tasks == 0 and c["received"] == 0 and c["scored"] == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # ------------------------------------------------------------------- scoring
+    def _work(self) -> None:
+        while not self._stop_scoring.is_set():
+            try:
+                uid = self._todo.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._score(uid)
+            except Exception:  # noqa: BLE001 - a bug: the job stays "received" for the next start
+                logger.exception("unexpected error scoring instance %s; it stays in the spool", uid)
+            finally:
+                self._todo.task_done()
+
+    def _score(self, uid: str) -> None:
+        t0 = time.perf_counter()
+        path = self.spool.film_path(uid)
+        clf = self.classifier
+        try:
+            film = read_film(path)
+            prediction = clf.predict_one(film)
+        except CxrError as exc:
+            self.failed += 1
+            logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
+            self.spool.mark_failed(uid, str(exc))
+            return
+        written, errors = write_results(
+            self.spool.result_dir(uid), film, prediction, clf.info, self.config.outputs, anonymize=self.config.anonymize
+        )
+        for kind, why in errors.items():
+            logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
+        if not written:
+            self.failed += 1
+            self.spool.mark_failed(uid, "; ".join(errors.values()))
+            return
+        self.spool.mark_scored(uid, written, [str(d) for d in self.config.destinations],
+                               error="; ".join(errors.values()) or None)
+        self.scored += 1
+        self._wake_sender.set()
+        logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,
+                    ", ".join(prediction.positives) or "no finding above threshold")
