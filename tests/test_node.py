@@ -38,6 +38,16 @@ NODE_AET = "CXRVIEWER"
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
+def quiet_model(tmp_path_factory) -> Path:
+    """The tiny model with thresholds no film reaches: no finding, so no regions to draw, and the
+    results are made in a fraction of the time (the kill -9 test is about the spool, not regions)."""
+    from tinymodel import LABELS, build_tiny_model, tiny_info
+
+    info = tiny_info(64, thresholds={label: 0.999 for label in LABELS})
+    return build_tiny_model(tmp_path_factory.mktemp("quiet") / "quiet.onnx", info)
+
+
+@pytest.fixture(scope="module")
 def node_port() -> int:
     return free_port()
 
@@ -337,7 +347,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
 
 
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, tiny_model, node_port, shared_data, tmp_path):
+def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, shared_data, tmp_path):
     """A real ``python -m cxrviewer listen``: 20 films, kill -9 once some are acknowledged and
     while some are unscored; the modality sends again what got no answer; after a restart every
     film's results are in Orthanc exactly once. Then SIGTERM stops the node cleanly (exit 0)."""
@@ -345,7 +355,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, tiny_model, node_po
 
     films = film_copies(shared_data, tmp_path / "films", 20)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, tiny_model, node_port, pacs, log)
+    proc = _listen(spool, quiet_model, node_port, pacs, log)
     try:
         _wait_listening(node_port, proc)
         ae = AE(ae_title="MODALITY")
@@ -371,7 +381,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, tiny_model, node_po
         assert sum(states.values()) == len(acknowledged), states  # every acknowledged film is in the table
         assert states.get("sent", 0) < len(acknowledged), states  # and the kill left work undone
         # the restart: the modality sends again every film, also those already acknowledged
-        proc = _listen(spool, tiny_model, node_port, pacs, log)
+        proc = _listen(spool, quiet_model, node_port, pacs, log)
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 20
         check_results(pacs, films, ("sr", "gsps"), timeout=90)

@@ -24,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0, every interface)")
     p.add_argument("--port", type=int, default=11112, help="port to listen on (default: 11112; 0 picks a free one)")
     p.add_argument("--send-to", action="append", default=[], metavar="AE@HOST:PORT|URL",
-                   help="where results go: a DICOM AE (AE@HOST:PORT) or a DICOMweb service root (https://HOST/dicom-web); repeatable (required unless --status)")
+                   help="where results go: a DICOM AE (AE@HOST:PORT) or a DICOMweb service root (https://HOST/dicom-web); repeatable (no default: required unless --status or --retry-parked)")
     p.add_argument("--outputs", default="sr,gsps", help="result objects, comma-separated among sr, gsps, sc (default: sr,gsps)")
     p.add_argument("--spool", type=Path, default=Path("cxrviewer-spool"), metavar="DIR", help="folder for films, results and the job table (default: ./cxrviewer-spool)")
     p.add_argument("--status", action="store_true", help="print the spool's job counts, parked and failed jobs, and exit")
@@ -32,7 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--allow-ae", action="append", default=[], metavar="AE", help="accept associations only from this calling AE title; repeatable (default: any)")
     p.add_argument("--allow-host", action="append", default=[], metavar="ADDR[/BITS]", help="accept associations only from this address or network; repeatable (default: any)")
     p.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate for the listening port (with --tls-key; default: no TLS)")
-    p.add_argument("--tls-key", type=Path, metavar="PEM", help="TLS private key")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="TLS private key (default: no TLS)")
     p.add_argument("--tls-ca", type=Path, metavar="PEM", help="CA bundle: callers must present a certificate it signed (default: not asked)")
     p.add_argument("--max-associations", type=int, default=8, metavar="N", help="simultaneous associations (default: 8)")
     p.add_argument("--max-object-mb", type=float, default=256, metavar="MB", help="largest object accepted, in MB (default: 256)")
@@ -95,6 +95,13 @@ def print_status(spool) -> None:
 
 def _listen(args) -> int:
     import ipaddress
+
+    try:
+        import dicomweb_client  # noqa: F401
+        import pynetdicom  # noqa: F401
+    except ImportError as exc:
+        raise CxrError(f"The DICOM node needs pynetdicom and dicomweb-client ({exc}). Install them with "
+                       "`pip install 'cxrviewer[node]'`.") from None
 
     from ..batch import default_workers, session_threads
     from ..node import Node, NodeConfig, Tls, parse_destination, parse_outputs

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from ..errors import CxrError
@@ -59,6 +60,11 @@ class Node:
         self.scored = self.failed = 0
 
     def start(self) -> tuple[str, int]:
+        # highdicom warns with the value it checks (a patient's name). cxrviewer.dicom silences
+        # those warnings around each build with warnings.catch_warnings, which is process-wide
+        # and not thread-safe: with films built side by side, one worker's exit from it re-enables
+        # the warnings in the middle of another's build. So the node silences them for its life.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
         self.spool.acquire()
         recovered = self.spool.recover(_sop_class_of)
         if recovered:
