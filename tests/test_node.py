@@ -195,6 +195,13 @@ def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, 
     check_results(pacs, films, ("sr", "gsps", "sc"))
     assert node.wait_idle(30)
     assert node.spool.counts()["sent"] == 3
+    # the spool keeps films and results for --keep-days (7), then removes them but remembers the
+    # instances: one sent again is acknowledged and not scored again
+    assert node.purge() == 0
+    assert node.spool.purge(time.time() + 1) == 3
+    assert not list(node.spool.films.glob("*.dcm")) and not list(node.spool.results.iterdir())
+    assert store(films[:1], node_port) == [0]
+    assert node.wait_idle(10) and node.spool.counts()["sent"] == 3 and node.spool.counts()["received"] == 0
 
 
 @pytest.mark.slow

@@ -39,6 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="films scored side by side (default: one per CPU core)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N", help="delivery attempts before results are parked (default: 6)")
     p.add_argument("--retry-delay", type=float, default=5.0, metavar="S", help="first wait before a new attempt, doubled each time up to 10 minutes (default: 5)")
+    p.add_argument("--keep-days", type=float, default=7, metavar="DAYS", help="days a film and its results stay in the spool once delivered (default: 7)")
     p.add_argument("--anonymize", action="store_true", help="results without the patient's identity (UIDs kept; default: the source's identity, so results join the study)")
     add_model_options(p)
     return p
@@ -55,6 +56,8 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.keep_days < 0:
+        parser.error("--keep-days must be 0 or more")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_ca is not None and args.tls_cert is None:
@@ -121,7 +124,7 @@ def _listen(args) -> int:
         spool=args.spool, allowed_aes=tuple(check_ae_title(a, "calling AE title") for a in args.allow_ae),
         allowed_hosts=tuple(args.allow_host), tls=tls, max_associations=args.max_associations,
         max_object_bytes=int(args.max_object_mb * 1024 * 1024), workers=workers, max_attempts=args.max_attempts,
-        retry_delay=args.retry_delay, anonymize=args.anonymize,
+        retry_delay=args.retry_delay, keep_days=args.keep_days, anonymize=args.anonymize,
     )
     node = Node(config, clf, workers=workers)
     stop = threading.Event()

@@ -120,6 +120,8 @@ class NodeConfig:
     #: first wait before a new attempt, doubled each time, at most :attr:`max_retry_delay`
     retry_delay: float = 5.0
     max_retry_delay: float = 600.0
+    #: days a delivered (or failed) film and its results stay in the spool
+    keep_days: float = 7.0
     #: what the results say about the patient: False keeps the source's identity (the results
     #: join the patient's study in the PACS, as a PACS expects)
     anonymize: bool = False

@@ -6,8 +6,11 @@ SR and Presentation State come from :mod:`cxrviewer.dicom`, the Secondary Captur
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..dicom import export_dicom_gsps, export_dicom_sr
 from ..dicom_export import export_dicom_sc
@@ -44,3 +47,38 @@ def write_results(
         written[kind] = path
     fsync_dir(folder)  # the renames of the results are durable before the job says "scored"
     return written, errors
+
+
+# --------------------------------------------------------------- to another process
+@dataclasses.dataclass(frozen=True)
+class _Parcel:
+    kind: type
+    values: dict[str, Any]
+
+
+def to_parcel(obj: Any) -> Any:
+    """``obj`` (a Film, Prediction, ModelInfo, ...) as plain picklable values: their read-only
+    mappings (``MappingProxyType``) do not pickle. :func:`from_parcel` builds it again through
+    its constructor, so its checks run again on the other side."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _Parcel(type(obj), {f.name: to_parcel(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init})
+    if isinstance(obj, Mapping):
+        return {k: to_parcel(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(to_parcel(v) for v in obj)
+    return obj
+
+
+def from_parcel(obj: Any) -> Any:
+    if isinstance(obj, _Parcel):
+        return obj.kind(**{k: from_parcel(v) for k, v in obj.values.items()})
+    if isinstance(obj, dict):
+        return {k: from_parcel(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(from_parcel(v) for v in obj)
+    return obj
+
+
+def write_parcels(folder: Path, film, prediction, info, outputs: tuple[str, ...], anonymize: bool = False):
+    """:func:`write_results` on parcels (in a worker process)."""
+    return write_results(folder, from_parcel(film), from_parcel(prediction), from_parcel(info), outputs, anonymize=anonymize)

@@ -45,6 +45,8 @@ ACCEPTED_SOP_CLASSES = {
     SC_GRAY_WORD: "Multi-frame Grayscale Word Secondary Capture Image Storage",
 }
 
+MAX_PDU = 1024 * 1024
+
 # C-STORE statuses (PS3.4 table B.2-1, PS3.7 annex C).
 SUCCESS = 0x0000
 SOP_CLASS_NOT_SUPPORTED = 0x0122
@@ -98,6 +100,9 @@ class StorageScp:
         self.received = 0
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
+        # PDUs of up to 1 MiB rather than pynetdicom's 16 kB: a film arrives in tens of PDUs
+        # instead of hundreds, each of which costs the SCP a turn of the interpreter lock
+        ae.maximum_pdu_size = MAX_PDU
         if config.allowed_aes:
             ae.require_calling_aet = list(config.allowed_aes)
         syntaxes = transfer_syntaxes()

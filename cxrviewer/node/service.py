@@ -2,7 +2,11 @@
 
 Films are scored on the same path as everywhere else (:func:`cxrviewer.io.read_film` →
 :class:`cxrviewer.model.Classifier` → the DICOM exports), by ``workers`` threads, so a burst of
-films never holds up the SCP: a C-STORE only waits for its film to reach the disk.
+films never holds up the SCP: a C-STORE only waits for its film to reach the disk. The result
+objects are built in as many worker processes: highdicom is pure Python, and building an SR in
+a thread held the interpreter lock so long that the SCP's own threads answered C-STOREs after
+the senders' 30 s timeout (bench/bench_node.py). Decoding and inference release the lock and
+stay in threads, on the one loaded model.
 
 Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations under way get
 ``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
@@ -13,22 +17,38 @@ next start.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from pydicom import config as dicom_config
 
 from ..errors import CxrError
 from ..io import read_film
 from ..model import Classifier
 from .config import NodeConfig
-from .outputs import write_results
+from .outputs import to_parcel, write_parcels
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
 
 logger = logging.getLogger(__name__)
+
+
+def _builder_init() -> None:
+    """A result-building process: the node's signals are the parent's to handle (systemd sends
+    SIGTERM to the whole group; the parent then lets the films in hand finish), and the values
+    highdicom and pydicom would quote in warnings (a patient's name) are not checked here."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+    dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
+    dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
 
 
 def _sop_class_of(path: Path) -> str | None:
@@ -54,6 +74,10 @@ class Node:
         self._stop_sending = threading.Event()
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
+        # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
+        self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_builder_init)
+        self._info = to_parcel(classifier.info)
         self.scp = StorageScp(config, self.spool, self._todo.put)
         self.sender = Sender(self.spool, config, self._wake_sender)
         self.address: tuple[str, int] | None = None
@@ -65,6 +89,11 @@ class Node:
         # and not thread-safe: with films built side by side, one worker's exit from it re-enables
         # the warnings in the middle of another's build. So the node silences them for its life.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+        # The same for pydicom's value validation (cxrviewer.dicom switches it off per build with
+        # a process-wide setting; its warnings quote the value): off for the node's life.
+        self._validation = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
+        dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
+        dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
         self.spool.acquire()
         recovered = self.spool.recover(_sop_class_of)
         if recovered:
@@ -81,6 +110,8 @@ class Node:
         sender = threading.Thread(target=self.sender.run, args=(self._stop_sending,), name="cxr-node-send", daemon=True)
         sender.start()
         self._sender_thread = sender
+        keeper = threading.Thread(target=self._housekeeping, name="cxr-node-purge", daemon=True)
+        keeper.start()
         self.address = self.scp.start()
         return self.address
 
@@ -103,6 +134,7 @@ class Node:
         self._stop_scoring.set()
         for t in self._threads:
             t.join()
+        self._builders.shutdown(wait=True)
         self._stop_sending.set()
         self._wake_sender.set()
         self._sender_thread.join()
@@ -112,6 +144,7 @@ class Node:
             logger.exception("last sending round failed")
         counts = self.spool.counts()
         self.spool.close()
+        dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode = self._validation
         logger.info("stopped; jobs: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
 
     def wait_idle(self, timeout: float) -> bool:
@@ -123,6 +156,21 @@ class Node:
                 return True
             time.sleep(0.05)
         return False
+
+    def purge(self) -> int:
+        """Remove films and results delivered (or failed) more than ``keep_days`` ago."""
+        n = self.spool.purge(time.time() - self.config.keep_days * 86400)
+        if n:
+            logger.info("removed the files of %d film(s) done more than %g days ago", n, self.config.keep_days)
+        return n
+
+    def _housekeeping(self) -> None:
+        while not self._stop_sending.is_set():
+            try:
+                self.purge()
+            except OSError as exc:
+                logger.warning("could not clean the spool: %s", exc)
+            self._stop_sending.wait(600)
 
     # ------------------------------------------------------------------- scoring
     def _work(self) -> None:
@@ -150,9 +198,10 @@ class Node:
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
             self.spool.mark_failed(uid, str(exc))
             return
-        written, errors = write_results(
-            self.spool.result_dir(uid), film, prediction, clf.info, self.config.outputs, anonymize=self.config.anonymize
-        )
+        written, errors = self._builders.submit(
+            write_parcels, self.spool.result_dir(uid), to_parcel(film), to_parcel(prediction), self._info,
+            self.config.outputs, anonymize=self.config.anonymize,
+        ).result()
         for kind, why in errors.items():
             logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
         if not written:

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     received REAL NOT NULL,
     scored REAL,
     finished REAL,
-    times_received INTEGER NOT NULL DEFAULT 1
+    times_received INTEGER NOT NULL DEFAULT 1,
+    purged REAL                    -- when the film and its results were removed from the spool
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -333,6 +334,25 @@ class Spool:
                 "SELECT uid, destination, attempts, error FROM deliveries WHERE state = ? ORDER BY uid", (PARKED,)
             ).fetchall()
         return [Parked(*row) for row in rows]
+
+    def purge(self, before: float) -> int:
+        """Remove the film and result files of jobs sent or failed before ``before`` (a time).
+        Their rows stay, so a film sent again later is still known and not scored again.
+        Parked jobs keep their files: they are still to be delivered."""
+        with self._lock:
+            uids = [u for (u,) in self._db.execute(
+                "SELECT uid FROM jobs WHERE state IN (?, ?) AND finished < ? AND purged IS NULL", (SENT, FAILED, before)
+            )]
+        for uid in uids:
+            self.film_path(uid).unlink(missing_ok=True)
+            folder = self.result_dir(uid)
+            if folder.is_dir():
+                for f in folder.iterdir():
+                    f.unlink(missing_ok=True)
+                folder.rmdir()
+            with self._tx() as db:
+                db.execute("UPDATE jobs SET purged = ? WHERE uid = ?", (time.time(), uid))
+        return len(uids)
 
     def failed(self) -> list[Job]:
         return self.jobs(FAILED)
