@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -40,7 +41,7 @@ from .spool import RECEIVED, Spool
 logger = logging.getLogger(__name__)
 
 
-def _builder_init() -> None:
+def _builder_init(parent: int) -> None:
     """A result-building process: the node's signals are the parent's to handle (systemd sends
     SIGTERM to the whole group; the parent then lets the films in hand finish), and the values
     highdicom and pydicom would quote in warnings (a patient's name) are not checked here."""
@@ -49,6 +50,16 @@ def _builder_init() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
     dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
     dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
+    # A node killed with SIGKILL cannot stop its pool, and a spawned child holds both ends of
+    # the pool's call queue, so it would wait for work forever: it leaves when its parent does.
+    # (``parent`` comes from the parent: it may have died before this process got here)
+    threading.Thread(target=_leave_with, args=(parent,), name="cxr-node-orphan-watch", daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _sop_class_of(path: Path) -> str | None:
@@ -76,7 +87,7 @@ class Node:
         self._threads: list[threading.Thread] = []
         # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
         self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_builder_init)
+                                             initializer=_builder_init, initargs=(os.getpid(),))
         self._info = to_parcel(classifier.info)
         self.scp = StorageScp(config, self.spool, self._todo.put)
         self.sender = Sender(self.spool, config, self._wake_sender)
