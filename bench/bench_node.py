@@ -8,7 +8,10 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
 - latency: a film's C-STORE reaching the spool → its last result stored in Orthanc (median, p95);
 - films/s: films / (last result stored − first film received);
 - `cxrviewer score` on the same films: :func:`cxrviewer.batch.score_to_csv` (the code behind the
-  command, same model file, same workers), films/s; the ratio node / score (target ≥ 0.8).
+  command, same model file, same workers), films/s; the ratio node / score (target ≥ 0.8);
+- CPU seconds per film of each: the node's process and its result-building processes, against
+  score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
+  other machines), so the CPU ratio tells what the node would sustain on cores of its own.
 
     python bench/bench_node.py [--films 200] [--associations 4] [--outputs sr,gsps]
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import sqlite3
 import statistics
 import sys
@@ -66,6 +70,11 @@ def send(files: list[str], port: int) -> int:
     return ok
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--films", type=int, default=200)
@@ -90,9 +99,10 @@ def main() -> None:
         clf = Classifier.load(demo_model(), device="cpu", threads=session_threads(workers, "cpu"))
 
         # `cxrviewer score` on the same films
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         summary = score_to_csv(films, clf, tmp / "score.csv", workers=workers, overwrite=True)
         score_rate = len(films) / (time.perf_counter() - t0)
+        score_cpu = (time.process_time() - c0) / len(films)
         assert summary.scored == len(films), summary.line()
 
         node_port = free_port()
@@ -102,15 +112,18 @@ def main() -> None:
             config = NodeConfig(host="127.0.0.1", port=node_port, spool=tmp / "spool", outputs=parse_outputs(args.outputs),
                                 destinations=(DicomDestination(pacs.aet, "127.0.0.1", pacs.dicom_port),), workers=workers)
             node = Node(config, clf, workers=workers)
+            c0 = time.process_time()
             node.start()
             try:
                 shares = [[str(f) for f in films[i :: args.associations]] for i in range(args.associations)]
                 with ProcessPoolExecutor(args.associations) as pool:
                     sent = sum(pool.map(send, shares, [node_port] * len(shares)))
+                senders_done = _children_cpu()  # the sender processes have exited and been waited for
                 assert sent == len(films), f"{sent} of {len(films)} films acknowledged"
                 assert node.wait_idle(1800), "the node did not finish"
             finally:
-                node.stop()
+                node.stop()  # waits for the result-building processes
+            node_cpu = (time.process_time() - c0 + _children_cpu() - senders_done) / len(films)
             db = sqlite3.connect(tmp / "spool" / "jobs.sqlite")
             rows = db.execute(
                 "SELECT j.received, MAX(d.delivered) FROM jobs j JOIN deliveries d ON d.uid = j.uid "
@@ -129,6 +142,8 @@ def main() -> None:
     print(f"receive -> results stored: median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
     print(f"node: {node_rate:.2f} films/s; cxrviewer score (score_to_csv): {score_rate:.2f} films/s; "
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")
+    print(f"CPU per film: node {node_cpu:.3f} s (process + result builders), score {score_cpu:.3f} s; "
+          f"score/node = {score_cpu / node_cpu:.2f} (the rate the node would keep on cores of its own)")
 
 
 if __name__ == "__main__":
