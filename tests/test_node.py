@@ -13,15 +13,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
-
 from orthancserver import LOOPBACK, Orthanc, available, free_port, referenced_uids
+from pydicom.uid import generate_uid
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
@@ -173,7 +171,12 @@ def store(files, port: int, calling: str = "MODALITY") -> list[int | None]:
 # ------------------------------------------------------------------------------ tests
 def test_destinations_and_outputs_are_parsed_or_refused():
     from cxrviewer.errors import NodeConfigError
-    from cxrviewer.node import DicomDestination, WebDestination, parse_destination, parse_outputs
+    from cxrviewer.node import (
+        DicomDestination,
+        WebDestination,
+        parse_destination,
+        parse_outputs,
+    )
 
     assert parse_destination("PACS@127.0.0.1:4242") == DicomDestination("PACS", "127.0.0.1", 4242)
     assert parse_destination("PACS@[::1]:104") == DicomDestination("PACS", "::1", 104)

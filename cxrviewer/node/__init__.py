@@ -5,7 +5,14 @@
 :mod:`.sender` delivers them (C-STORE or STOW-RS) with retries. See docs/dicom-node.md.
 """
 
-from .config import DicomDestination, NodeConfig, Tls, WebDestination, parse_destination, parse_outputs
+from .config import (
+    DicomDestination,
+    NodeConfig,
+    Tls,
+    WebDestination,
+    parse_destination,
+    parse_outputs,
+)
 from .service import Node
 from .spool import Spool
 

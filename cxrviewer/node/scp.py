@@ -17,11 +17,11 @@ import ssl
 from collections.abc import Callable
 
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    UID,
 )
 
 from ..errors import NodeConfigError

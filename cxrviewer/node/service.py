@@ -95,13 +95,10 @@ class Node:
         self.scored = self.failed = 0
 
     def start(self) -> tuple[str, int]:
-        # highdicom warns with the value it checks (a patient's name). cxrviewer.dicom silences
-        # those warnings around each build with warnings.catch_warnings, which is process-wide
-        # and not thread-safe: with films built side by side, one worker's exit from it re-enables
-        # the warnings in the middle of another's build. So the node silences them for its life.
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
-        # The same for pydicom's value validation (cxrviewer.dicom switches it off per build with
-        # a process-wide setting; its warnings quote the value): off for the node's life.
+        # pydicom's value-validation warnings quote the value (a patient's name), and the node
+        # reads headers in many threads (SCP, workers, sender), where the per-call switch that
+        # cxrviewer.dicom uses (process-wide, not thread-safe) cannot keep them quiet: off for the
+        # node's life, restored by stop(). The result builders do the same (_builder_init).
         self._validation = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
         dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
         dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
