@@ -438,3 +438,30 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
             proc.wait(10)
     db = sqlite3.connect(spool / "jobs.sqlite")
     assert dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()) == {"sent": 20}
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, shared_data, tmp_path):
+    """SIGTERM while films are being scored: the process exits 0, every film it had scored has
+    its results in Orthanc (none left 'scored' but unsent), and the rest wait in the spool."""
+    films = film_copies(shared_data, tmp_path / "films", 8)
+    spool, log = tmp_path / "spool", tmp_path / "node.log"
+    proc = _listen(spool, quiet_model, node_port, pacs, log)
+    try:
+        _wait_listening(node_port, proc)
+        assert store(films, node_port) == [0] * 8
+        deadline = time.monotonic() + 60
+        while not pacs.instance_ids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    db = sqlite3.connect(spool / "jobs.sqlite")
+    states = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+    assert set(states) <= {"sent", "received"} and sum(states.values()) == 8, states
+    assert states["sent"] >= 1
+    time.sleep(0.5)
+    assert len(pacs.instance_ids()) == 2 * states["sent"]  # an SR and a GSPS for each
