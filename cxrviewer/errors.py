@@ -83,3 +83,11 @@ class DicomResultError(CxrError):
 
 class DicomExportError(CxrError):
     """A DICOM Secondary Capture export that cannot be made as asked."""
+
+
+class NodeConfigError(CxrError):
+    """The DICOM node cannot start as configured (a bad destination, AE title, port or TLS file)."""
+
+
+class SpoolError(OutputError):
+    """The DICOM node's spool folder cannot be used (not writable, damaged, or another node's)."""

@@ -1,4 +1,4 @@
-"""Command line: ``cxrviewer score | export | info``; no subcommand starts the desktop app.
+"""Command line: ``cxrviewer score | export | info | listen``; no subcommand starts the desktop app.
 
 Exit codes: 0 every film scored; 1 some films could not be scored (their rows say why); 2 usage
 or setup errors (bad arguments, a missing input, an output that is one of the inputs, an unusable
@@ -19,22 +19,24 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import (
     CxrError,
+    MissingFolderError,
     ModelError,
+    NodeConfigError,
     NoDicomSourceError,
     OutputError,
-    OutputInUseError,
-    MissingFolderError,
     OutputFormatError,
+    OutputInUseError,
+    SpoolError,
     UnknownClassError,
     UnknownResultsFileError,
 )
-from . import export, info, score
+from . import export, info, listen, score
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 
 logger = logging.getLogger("cxrviewer")
 
 #: The subcommands, each a module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
-COMMANDS = {"score": score, "export": export, "info": info}
+COMMANDS = {"score": score, "export": export, "info": info, "listen": listen}
 SUBCOMMANDS = tuple(COMMANDS)
 
 #: The options to name when an error of this kind is printed (library messages name none).
@@ -46,6 +48,8 @@ FLAG_HINTS: dict[type, str] = {
     NoDicomSourceError: "--format dicom-sc",
     MissingFolderError: "--out / --parents",
     OutputFormatError: "--out / --format",
+    NodeConfigError: "--ae-title / --port / --send-to / --tls-cert",
+    SpoolError: "--spool",
 }
 
 

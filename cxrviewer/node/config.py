@@ -1,0 +1,127 @@
+"""How a node is set up: its AE, where results go, what it sends, its limits.
+
+Plain frozen dataclasses made by :func:`parse_destination` and the CLI; nothing here touches
+the network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import NodeConfigError
+
+#: The result objects a node can send back (docs/dicom-results.md, docs/dicom-sc.md).
+OUTPUTS = ("sr", "gsps", "sc")
+DEFAULT_OUTPUTS = ("sr", "gsps")
+
+# PS3.5 table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash and no
+# control characters; leading and trailing spaces are not significant; not all spaces.
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+def check_ae_title(title: str, what: str = "AE title") -> str:
+    value = title.strip()
+    if not value or not _AE_TITLE.match(value):
+        raise NodeConfigError(
+            f"{title!r} is not a valid {what}: 1 to 16 characters, letters, digits, spaces and "
+            "punctuation other than a backslash (DICOM PS3.5 AE)."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class DicomDestination:
+    """A DICOM AE that takes our results by C-STORE: ``AE@HOST:PORT``."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class WebDestination:
+    """A DICOMweb service root that takes our results by STOW-RS (PS3.18 10.5)."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Destination = DicomDestination | WebDestination
+
+
+def parse_destination(text: str) -> Destination:
+    """``AE@HOST:PORT`` (C-STORE) or ``http(s)://HOST[:PORT]/path`` (STOW-RS)."""
+    text = text.strip()
+    if text.lower().startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise NodeConfigError(f"{text!r} has no host name; give a DICOMweb address such as https://pacs.example/dicom-web.")
+        return WebDestination(text.rstrip("/"))
+    m = re.match(r"^(?P<ae>[^@]+)@(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\[\]]+):(?P<port>\d{1,5})$", text)
+    if m is None:
+        raise NodeConfigError(
+            f"{text!r} is not a destination: write AE_TITLE@HOST:PORT for a DICOM node or an "
+            "http(s):// address for a DICOMweb service."
+        )
+    port = int(m["port"])
+    if not 0 < port < 65536:
+        raise NodeConfigError(f"{text!r}: the port must be between 1 and 65535.")
+    return DicomDestination(check_ae_title(m["ae"], "destination AE title"), m["host"].strip("[]"), port)
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(x.strip().lower() for x in text.split(",") if x.strip()))
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown or not names:
+        raise NodeConfigError(
+            f"Unknown result object {', '.join(unknown) or '(none)'}; choose among {', '.join(OUTPUTS)}."
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS for the listening port (PS3.15 B.1, the Basic TLS Secure Transport profile)."""
+
+    cert: Path
+    key: Path
+    #: CA bundle to verify the callers' certificates; None: callers are not asked for one
+    ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    ae_title: str = "CXRVIEWER"
+    host: str = "0.0.0.0"
+    port: int = 11112
+    destinations: tuple[Destination, ...] = ()
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    spool: Path = Path("cxrviewer-spool")
+    #: calling AE titles allowed to associate (empty: any)
+    allowed_aes: tuple[str, ...] = ()
+    #: peer IP addresses allowed to associate (empty: any)
+    allowed_hosts: tuple[str, ...] = ()
+    tls: Tls | None = None
+    max_associations: int = 8
+    #: largest object accepted, in bytes (a chest film is 5–50 MB uncompressed)
+    max_object_bytes: int = 256 * 1024 * 1024
+    #: films scored side by side (None: one per core, as `cxrviewer score`)
+    workers: int | None = None
+    #: delivery attempts before a result is parked
+    max_attempts: int = 6
+    #: first wait before a new attempt, doubled each time, at most :attr:`max_retry_delay`
+    retry_delay: float = 5.0
+    max_retry_delay: float = 600.0
+    #: days a delivered (or failed) film and its results stay in the spool
+    keep_days: float = 7.0
+    #: what the results say about the patient: False keeps the source's identity (the results
+    #: join the patient's study in the PACS, as a PACS expects)
+    anonymize: bool = False

@@ -1,0 +1,164 @@
+"""Sending results back: C-STORE (pynetdicom) to a DICOM AE, STOW-RS (dicomweb-client) to DICOMweb.
+
+The sender works through the deliveries that are due, one association (or one HTTP request)
+per destination and round. A delivery that fails waits ``retry_delay`` seconds, doubled after
+each failure (at most ``max_retry_delay``), and is parked after ``max_attempts``; ``cxrviewer
+listen --status`` lists parked deliveries with their last error.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import DicomDestination, NodeConfig, WebDestination, parse_destination
+from .spool import Delivery, Spool
+
+logger = logging.getLogger(__name__)
+
+#: deliveries sent per association (or STOW-RS request) before the next round
+ROUND = 32
+# C-STORE statuses that mean stored: success and the warnings (PS3.4 table B.2-1)
+_STORED = {0x0000, 0xB000, 0xB006, 0xB007}
+
+
+def _file_meta(path: Path) -> tuple[str, str]:
+    from pydicom.filereader import read_file_meta_info
+
+    meta = read_file_meta_info(path)
+    return str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
+
+
+def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], timeout: float = 30) -> dict[Path, str | None]:
+    """C-STORE ``files`` to ``dest`` on one association; for each file, None when stored, else why not."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=calling_ae)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    contexts = sorted({_file_meta(p) for p in files})
+    for sop_class, syntax in contexts[:128]:  # PS3.8 9.3.2.2: at most 128 presentation contexts
+        # each file goes in its own transfer syntax: nothing is re-encoded on the way
+        ae.add_requested_context(sop_class, syntax)
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
+    if not assoc.is_established:
+        why = "rejected the association" if assoc.is_rejected else _unreachable(dest, timeout) or "aborted the association"
+        return {p: f"{dest} {why}" for p in files}
+    out: dict[Path, str | None] = {}
+    try:
+        for p in files:
+            try:
+                status = assoc.send_c_store(p)
+            except (ValueError, RuntimeError, OSError) as exc:
+                out[p] = f"{dest}: {exc}"
+                continue
+            if not status or "Status" not in status:
+                out[p] = f"{dest} did not answer (the association timed out or was aborted)"
+                if not assoc.is_established:
+                    break
+            elif status.Status in _STORED:
+                out[p] = None
+            else:
+                out[p] = f"{dest} refused it with status 0x{status.Status:04X}"
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    for p in files:
+        out.setdefault(p, f"{dest}: the association ended before it was sent")
+    return out
+
+
+def _unreachable(dest: DicomDestination, timeout: float) -> str | None:
+    """Why ``dest`` cannot be reached over TCP, or None when it can (pynetdicom reports both as an abort)."""
+    try:
+        socket.create_connection((dest.host, dest.port), timeout=min(timeout, 5)).close()
+    except OSError as exc:
+        return f"could not be reached ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def send_web(dest: WebDestination, files: Sequence[Path], timeout: float = 60) -> dict[Path, str | None]:
+    """STOW-RS ``files`` to the DICOMweb service ``dest`` in one request (PS3.18 10.5)."""
+    import pydicom
+    import requests
+    from dicomweb_client.api import DICOMwebClient
+
+    client = DICOMwebClient(url=dest.url)
+    datasets = [pydicom.dcmread(p) for p in files]
+    try:
+        response = client.store_instances(datasets)
+    except (requests.RequestException, OSError, ValueError) as exc:
+        return {p: f"{dest}: {type(exc).__name__}: {str(exc)[:200]}" for p in files}
+    failed = {
+        str(item.ReferencedSOPInstanceUID): int(getattr(item, "FailureReason", 0x0110))
+        for item in getattr(response, "FailedSOPSequence", []) or []
+    }
+    return {
+        p: (f"{dest} refused it (failure reason 0x{failed[ds.SOPInstanceUID]:04X})" if ds.SOPInstanceUID in failed else None)
+        for p, ds in zip(files, datasets)
+    }
+
+
+class Sender:
+    """Delivers due results; :meth:`run` loops until ``stop`` is set, woken by ``wake``."""
+
+    def __init__(self, spool: Spool, config: NodeConfig, wake: threading.Event) -> None:
+        self.spool = spool
+        self.config = config
+        self.wake = wake
+
+    def send_due(self) -> int:
+        """One round over the due deliveries; returns how many were delivered."""
+        by_dest: dict[str, list[Delivery]] = defaultdict(list)
+        for d in self.spool.due():
+            by_dest[d.destination].append(d)
+        done = 0
+        for text, deliveries in by_dest.items():
+            for start in range(0, len(deliveries), ROUND):
+                done += self._send(text, deliveries[start : start + ROUND])
+        return done
+
+    def _send(self, text: str, deliveries: list[Delivery]) -> int:
+        dest = parse_destination(text)
+        files = [f for d in deliveries for f in d.files]
+        missing = [f for f in files if not f.is_file()]
+        outcome: dict[Path, str | None] = {f: f"result file {f.name} is missing from the spool" for f in missing}
+        present = [f for f in files if f not in outcome]
+        if present:
+            try:
+                if isinstance(dest, DicomDestination):
+                    outcome.update(send_dicom(self.config.ae_title, dest, present))
+                else:
+                    outcome.update(send_web(dest, present))
+            except Exception as exc:  # noqa: BLE001 - a bug or a library surprise: retry later, keep the node up
+                logger.exception("sending to %s failed", dest)
+                outcome.update({f: f"{dest}: unexpected {type(exc).__name__}" for f in present})
+        done = 0
+        cfg = self.config
+        for d in deliveries:
+            errors = [outcome[f] for f in d.files if outcome.get(f)]
+            if not errors:
+                self.spool.delivered(d.uid, text)
+                done += 1
+                logger.info("results of %s stored at %s", d.uid, dest)
+            else:
+                parked = self.spool.delivery_failed(d.uid, text, errors[0], cfg.max_attempts, cfg.retry_delay, cfg.max_retry_delay)
+                log = logger.error if parked else logger.warning
+                log("results of %s not stored at %s (attempt %d%s): %s", d.uid, dest, d.attempts + 1,
+                    "; parked" if parked else "; will retry", errors[0])
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                self.send_due()
+            except Exception:  # noqa: BLE001 - keep sending whatever happened to one round
+                logger.exception("a sending round failed")
+            nxt = self.spool.next_try()
+            wait = 1.0 if nxt is None else max(0.05, min(1.0, nxt - time.time()))
+            self.wake.wait(wait)

@@ -1,0 +1,224 @@
+"""The node put together: the SCP fills the spool, a worker pool scores, a sender delivers.
+
+Films are scored on the same path as everywhere else (:func:`cxrviewer.io.read_film` →
+:class:`cxrviewer.model.Classifier` → the DICOM exports), by ``workers`` threads, so a burst of
+films never holds up the SCP: a C-STORE only waits for its film to reach the disk. The result
+objects are built in as many worker processes: highdicom is pure Python, and building an SR in
+a thread held the interpreter lock so long that the SCP's own threads answered C-STOREs after
+the senders' 30 s timeout (bench/bench_node.py). Decoding and inference release the lock and
+stay in threads, on the one loaded model.
+
+Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations under way get
+``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
+are sent once more, and the spool is closed. Films not yet scored stay in the spool for the
+next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from pydicom import config as dicom_config
+
+from ..errors import CxrError
+from ..io import read_film
+from ..model import Classifier
+from .config import NodeConfig
+from .outputs import to_parcel, write_parcels
+from .scp import StorageScp
+from .sender import Sender
+from .spool import RECEIVED, Spool
+
+logger = logging.getLogger(__name__)
+
+
+def _builder_init(parent: int) -> None:
+    """A result-building process: the node's signals are the parent's to handle (systemd sends
+    SIGTERM to the whole group; the parent then lets the films in hand finish), and the values
+    highdicom and pydicom would quote in warnings (a patient's name) are not checked here."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+    dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
+    dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
+    # A node killed with SIGKILL cannot stop its pool, and a spawned child holds both ends of
+    # the pool's call queue, so it would wait for work forever: it leaves when its parent does.
+    # (``parent`` comes from the parent: it may have died before this process got here)
+    threading.Thread(target=_leave_with, args=(parent,), name="cxr-node-orphan-watch", daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _sop_class_of(path: Path) -> str | None:
+    from pydicom.filereader import read_file_meta_info
+
+    try:
+        return str(read_file_meta_info(path).MediaStorageSOPClassUID)
+    except Exception:  # noqa: BLE001 - a damaged film: the reader will say why when it is scored
+        return None
+
+
+class Node:
+    """A running DICOM node. ``start()``, then ``stop()``; or ``serve(stop_event)``."""
+
+    def __init__(self, config: NodeConfig, classifier: Classifier, workers: int = 1, drain_seconds: float = 10.0) -> None:
+        self.config = config
+        self.classifier = classifier
+        self.workers = max(1, int(workers))
+        self.drain_seconds = drain_seconds
+        self.spool = Spool(config.spool)
+        self._todo: queue.Queue[str] = queue.Queue()
+        self._stop_scoring = threading.Event()
+        self._stop_sending = threading.Event()
+        self._wake_sender = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
+        self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_builder_init, initargs=(os.getpid(),))
+        self._info = to_parcel(classifier.info)
+        self.scp = StorageScp(config, self.spool, self._todo.put)
+        self.sender = Sender(self.spool, config, self._wake_sender)
+        self.address: tuple[str, int] | None = None
+        self.scored = self.failed = 0
+
+    def start(self) -> tuple[str, int]:
+        # pydicom's value-validation warnings quote the value (a patient's name), and the node
+        # reads headers in many threads (SCP, workers, sender), where the per-call switch that
+        # cxrviewer.dicom uses (process-wide, not thread-safe) cannot keep them quiet: off for the
+        # node's life, restored by stop(). The result builders do the same (_builder_init).
+        self._validation = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
+        dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
+        dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
+        self.spool.acquire()
+        recovered = self.spool.recover(_sop_class_of)
+        if recovered:
+            logger.info("found %d film(s) stored but not yet entered; entered them", recovered)
+        waiting = self.spool.jobs(RECEIVED)
+        for job in waiting:
+            self._todo.put(job.uid)
+        if waiting:
+            logger.info("resuming %d film(s) received before the last stop", len(waiting))
+        for n in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"cxr-node-score-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        sender = threading.Thread(target=self.sender.run, args=(self._stop_sending,), name="cxr-node-send", daemon=True)
+        sender.start()
+        self._sender_thread = sender
+        keeper = threading.Thread(target=self._housekeeping, name="cxr-node-purge", daemon=True)
+        keeper.start()
+        self.address = self.scp.start()
+        return self.address
+
+    def serve(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        logger.info("stopping: no new associations; finishing the films in hand")
+        self.scp.stop_listening()
+        deadline = time.monotonic() + self.drain_seconds
+        while self.scp.active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.scp.active():
+            logger.warning("aborting %d association(s) still open after %.0f s", self.scp.active(), self.drain_seconds)
+        self.scp.abort_all()
+        self._stop_scoring.set()
+        for t in self._threads:
+            t.join()
+        self._builders.shutdown(wait=True)
+        self._stop_sending.set()
+        self._wake_sender.set()
+        self._sender_thread.join()
+        try:
+            self.sender.send_due()  # the results scored in the meantime
+        except Exception:  # noqa: BLE001 - they stay in the spool for the next start
+            logger.exception("last sending round failed")
+        counts = self.spool.counts()
+        self.spool.close()
+        dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode = self._validation
+        logger.info("stopped; jobs: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is waiting to be scored or sent (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            c = self.spool.counts()
+            if self._todo.unfinished_tasks == 0 and c["received"] == 0 and c["scored"] == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def purge(self) -> int:
+        """Remove films and results delivered (or failed) more than ``keep_days`` ago."""
+        n = self.spool.purge(time.time() - self.config.keep_days * 86400)
+        if n:
+            logger.info("removed the files of %d film(s) done more than %g days ago", n, self.config.keep_days)
+        return n
+
+    def _housekeeping(self) -> None:
+        while not self._stop_sending.is_set():
+            try:
+                self.purge()
+            except OSError as exc:
+                logger.warning("could not clean the spool: %s", exc)
+            self._stop_sending.wait(600)
+
+    # ------------------------------------------------------------------- scoring
+    def _work(self) -> None:
+        while not self._stop_scoring.is_set():
+            try:
+                uid = self._todo.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._score(uid)
+            except Exception:  # noqa: BLE001 - a bug: the job stays "received" for the next start
+                logger.exception("unexpected error scoring instance %s; it stays in the spool", uid)
+            finally:
+                self._todo.task_done()
+
+    def _score(self, uid: str) -> None:
+        t0 = time.perf_counter()
+        path = self.spool.film_path(uid)
+        clf = self.classifier
+        try:
+            film = read_film(path)
+            prediction = clf.predict_one(film)
+        except CxrError as exc:
+            self.failed += 1
+            logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
+            self.spool.mark_failed(uid, str(exc))
+            return
+        written, errors = self._builders.submit(
+            write_parcels, self.spool.result_dir(uid), to_parcel(film), to_parcel(prediction), self._info,
+            self.config.outputs, anonymize=self.config.anonymize,
+        ).result()
+        for kind, why in errors.items():
+            logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
+        if not written:
+            self.failed += 1
+            self.spool.mark_failed(uid, "; ".join(errors.values()))
+            return
+        self.spool.mark_scored(uid, written, [str(d) for d in self.config.destinations],
+                               error="; ".join(errors.values()) or None)
+        self.scored += 1
+        self._wake_sender.set()
+        logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,
+                    ", ".join(prediction.positives) or "no finding above threshold")
