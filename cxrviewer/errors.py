@@ -91,3 +91,7 @@ class NodeConfigError(CxrError):
 
 class SpoolError(OutputError):
     """The DICOM node's spool folder cannot be used (not writable, damaged, or another node's)."""
+
+
+class PacsSendError(CxrError):
+    """Results could not be sent to the PACS destination set in the app (unreachable, refused)."""

@@ -53,6 +53,10 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("export", "&Export annotated image…", lambda w: w.export_dialog(), ("Ctrl+E",),
                    "Save the film with its heatmaps and findings as PNG or DICOM Secondary Capture "
                    "(as `cxrviewer export`)"),
+        ActionSpec("send_pacs", "Send to &PACS…", lambda w: w.pacs.open(send=True), (),
+                   "Send the film's results (SR, Presentation State, Secondary Capture) to the PACS"),
+        ActionSpec("pacs_destination", "PACS &destination…", lambda w: w.pacs.open(), (),
+                   "Where Send to PACS sends, what it sends, and a C-ECHO test"),
         SEPARATOR,
         ActionSpec("load_model", "&Load model…", lambda w: w.load_model_dialog(), ("Ctrl+M",), "Use another ONNX model"),
         SEPARATOR,

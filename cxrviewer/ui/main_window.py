@@ -32,6 +32,7 @@ from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .levels import Levels
 from .measure_tool import MeasureTool
+from .pacs_dialog import PacsActions
 from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self.measure = MeasureTool(self)
         self.status_extras = StatusExtras(self)
         self.compare = Compare(self)
+        self.pacs = PacsActions(self)
         self.act_compare_link.setChecked(True)
         self._connect()
         self.setAcceptDrops(True)
@@ -326,6 +328,8 @@ class MainWindow(QMainWindow):
                 act.blockSignals(False)
         self.act_export.setEnabled(self.model.prediction is not None and self.model.film is not None)
         self.act_score.setEnabled(bool(self.model.entries) and self.model.classifier is not None)
+        if hasattr(self, "pacs"):  # the first sync comes before the actions' helpers exist
+            self.pacs.sync()
 
     # ========================================================== status, title
     def _update_title(self) -> None:

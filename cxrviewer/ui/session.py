@@ -19,6 +19,7 @@ Signals (all delivered on the UI thread):
   on an error), ``scoringEnded()`` once the run is over or dropped (other films, another model);
 - ``modelChanged(classifier)``, ``modelFailed(path, message)``;
 - ``exported(path)``;
+- ``sentToPacs(sent)`` (a :class:`cxrviewer.ui.pacs.Sent`), ``pacsEchoed(ok, message)``;
 - ``failed(title, message)``: something the user must be told (a dialog in the window).
 """
 
@@ -68,6 +69,8 @@ class FilmSession(QObject):
     modelChanged = Signal(object)
     modelFailed = Signal(str, str)
     exported = Signal(str)
+    sentToPacs = Signal(object)
+    pacsEchoed = Signal(bool, str)
     failed = Signal(str, str)
 
     def __init__(
@@ -412,3 +415,32 @@ class FilmSession(QObject):
             error=lambda err: self.failed.emit("Export failed", err.message),
         )
         return True
+
+    # ------------------------------------------------------------------ PACS
+    def send_to_pacs(self, target) -> bool:
+        """Build ``target.outputs`` (SR, GSPS, SC) of the current DICOM film and C-STORE them to
+        ``target`` off the UI thread (``sentToPacs`` or ``failed`` follows). False when there is
+        nothing to send or the film is not DICOM (``failed`` says why)."""
+        from .pacs import send_reason, send_results
+
+        film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
+        why = send_reason(film, pred)
+        if why is not None or clf is None:
+            self.failed.emit("Nothing to send", why or "Open a film and wait for its findings first.")
+            return False
+        self._run(
+            send_results, target, film, pred, clf.info, self.model.render_options(),
+            result=self.sentToPacs.emit,
+            error=lambda err: self.failed.emit("Not sent to the PACS", err.message),
+        )
+        return True
+
+    def echo_pacs(self, target) -> None:
+        """C-ECHO ``target`` off the UI thread; ``pacsEchoed(ok, message)`` follows."""
+        from .pacs import echo
+
+        self._run(
+            echo, target,
+            result=lambda message: self.pacsEchoed.emit(True, message),
+            error=lambda err: self.pacsEchoed.emit(False, err.message),
+        )
