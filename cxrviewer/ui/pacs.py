@@ -128,7 +128,8 @@ class Sent:
     uids: dict[str, str]
 
     def line(self) -> str:
-        names = ", ".join(KINDS[k][1] for k in self.uids)
+        names = [KINDS[k][1] for k in self.uids]
+        names = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
         return f"Sent the {names} of {self.film} to {self.destination}"
 
 

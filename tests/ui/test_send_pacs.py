@@ -78,7 +78,7 @@ def test_session_sends_sr_and_gsps_into_the_films_study(qtbot, session, pacs, di
     sent = blocker.args[0]
     assert threads and threads[0] is not threading.main_thread()
     assert sent.destination == f"ORTHANC@{LOOPBACK}:{pacs.dicom_port}"
-    assert "Structured Report" in sent.line() and "Presentation State" in sent.line()
+    assert sent.line() == f"Sent the Structured Report and Presentation State of {dicom_film.name} to {sent.destination}"
 
     stored = {str(ds.SOPClassUID): ds for ds in pacs.datasets()}
     assert set(stored) == {SR_CLASS, GSPS_CLASS}
