@@ -328,8 +328,7 @@ class MainWindow(QMainWindow):
                 act.blockSignals(False)
         self.act_export.setEnabled(self.model.prediction is not None and self.model.film is not None)
         self.act_score.setEnabled(bool(self.model.entries) and self.model.classifier is not None)
-        if hasattr(self, "pacs"):  # the first sync comes before the actions' helpers exist
-            self.pacs.sync()
+        self.pacs.sync()
 
     # ========================================================== status, title
     def _update_title(self) -> None:

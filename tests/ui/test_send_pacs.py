@@ -151,3 +151,19 @@ def test_destination_dialog_tests_and_saves(qtbot, window, pacs, isolated_settin
     assert not dialog.isVisible()
     saved = load_target(QSettings(str(isolated_settings), QSettings.Format.IniFormat))
     assert saved == PacsTarget(pacs.aet, LOOPBACK, pacs.dicom_port, CALLING, ("sr", "gsps", "sc"))
+
+
+def test_send_button_sends_and_the_status_bar_says_what(qtbot, window, pacs, dicom_film):
+    assert open_and_wait(qtbot, window, [dicom_film])
+    qtbot.waitUntil(window.act_send_pacs.isEnabled, timeout=WAIT_MS)
+    dialog = window.pacs.open(send=True)
+    dialog.ae.setText(pacs.aet)
+    dialog.host.setText(LOOPBACK)
+    dialog.port.setValue(pacs.dicom_port)
+    dialog.kinds["gsps"].setChecked(False)
+    with qtbot.waitSignal(window.session.sentToPacs, timeout=WAIT_MS):
+        dialog.ok.click()
+    assert window.statusBar().currentMessage() == (
+        f"Sent the Structured Report of {dicom_film.name} to ORTHANC@{LOOPBACK}:{pacs.dicom_port}"
+    )
+    assert [str(ds.SOPClassUID) for ds in pacs.datasets()] == [SR_CLASS]
