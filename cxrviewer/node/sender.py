@@ -46,7 +46,7 @@ def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], t
         ae.add_requested_context(sop_class, syntax)
     assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
     if not assoc.is_established:
-        why = "rejected the association" if assoc.is_rejected else _unreachable(dest, timeout) or "aborted the association"
+        why = "rejected the association" if assoc.is_rejected else unreachable(dest, timeout) or "aborted the association"
         return {p: f"{dest} {why}" for p in files}
     out: dict[Path, str | None] = {}
     try:
@@ -72,7 +72,7 @@ def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], t
     return out
 
 
-def _unreachable(dest: DicomDestination, timeout: float) -> str | None:
+def unreachable(dest: DicomDestination, timeout: float) -> str | None:
     """Why ``dest`` cannot be reached over TCP, or None when it can (pynetdicom reports both as an abort)."""
     try:
         socket.create_connection((dest.host, dest.port), timeout=min(timeout, 5)).close()

@@ -10,7 +10,6 @@ C-STOREs them with the DICOM node's sender (:func:`cxrviewer.node.sender.send_di
 from __future__ import annotations
 
 import logging
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +80,11 @@ def save_target(store: QSettings, t: PacsTarget) -> None:
 
 def _reach(dest: DicomDestination) -> None:
     """Raise with the reason when nothing listens at ``dest`` (pynetdicom reports that as a bare abort)."""
-    try:
-        socket.create_connection((dest.host, dest.port), timeout=TIMEOUT).close()
-    except OSError as exc:
-        raise PacsSendError(
-            f"{dest} could not be reached ({exc.strerror or type(exc).__name__}): check the host and port, "
-            "and that the PACS is running."
-        ) from exc
+    from ..node.sender import unreachable
+
+    why = unreachable(dest, TIMEOUT)
+    if why is not None:
+        raise PacsSendError(f"{dest} {why}: check the host and port, and that the PACS is running.")
 
 
 def echo(target: PacsTarget) -> str:
