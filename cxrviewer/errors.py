@@ -71,3 +71,8 @@ class NoDicomSourceError(CxrError):
 
 class DicomResultError(CxrError):
     """A DICOM Structured Report or Presentation State that cannot be made from this film."""
+
+
+class ClusterError(CxrError):
+    """The cluster engine cannot run: Ray is missing, its cluster cannot be reached, or a worker
+    could not load the model."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import (
+    ClusterError,
     CxrError,
     ModelError,
     NoDicomSourceError,
@@ -44,6 +45,7 @@ FLAG_HINTS: dict[type, str] = {
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",
+    ClusterError: "--engine ray / --ray-address",
 }
 
 
