@@ -643,6 +643,10 @@ def _index_csv(fd: int, start: int, columns: Sequence[str], index: KeyIndex) -> 
     return good + scan.keep, scan.bad
 
 
+#: Bytes of a results CSV parsed at once by pyarrow when resuming.
+_ARROW_PIECE = 4 << 20
+
+
 def _index_csv_arrow(fd: int, start: int, columns: Sequence[str], index: KeyIndex) -> int | None:
     """The key columns of a sound CSV read by pyarrow's parser (C++, ~5× Python's csv module
     here), when pyarrow is installed; None (nothing added) when it is not, or when the file has
@@ -657,21 +661,25 @@ def _index_csv_arrow(fd: int, start: int, columns: Sequence[str], index: KeyInde
     if size <= start or os.pread(fd, 1, size - 1) != b"\n":
         return None
     wanted = ["path", "status", "file_size", "file_mtime_ns"]
+    read = pacsv.ReadOptions(column_names=list(columns), use_threads=False)
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in columns},
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
     staged = KeyIndex()
+    # Pieces of whole lines parsed one at a time: pyarrow's streaming reader reads ahead and held
+    # most of a 1.4 GB file in memory. A piece cut inside a quoted newline (a path holding one)
+    # fails to parse, and the careful reader takes over.
+    pos = start
     try:
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            fh.seek(start)
-            reader = pacsv.open_csv(
-                fh,
-                read_options=pacsv.ReadOptions(column_names=list(columns), block_size=16 << 20),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted, column_types={c: pa.string() for c in columns},
-                    strings_can_be_null=False, quoted_strings_can_be_null=False,
-                ),
-            )
-            for batch in reader:
-                staged.add_rows(*(batch.column(c).to_pylist() for c in wanted))
+        while pos < size:
+            piece = os.pread(fd, _ARROW_PIECE, pos)
+            cut = piece.rfind(b"\n") + 1 if pos + len(piece) < size else len(piece)
+            if cut <= 0:
+                return None  # one record longer than a piece: leave it to the careful reader
+            table = pacsv.read_csv(pa.py_buffer(memoryview(piece)[:cut]), read_options=read, parse_options=parse,
+                                   convert_options=convert)
+            staged.add_rows(*(table.column(c).to_pylist() for c in wanted))
+            pos += cut
     except (pa.ArrowInvalid, OSError, ValueError) as exc:
         logger.debug("the fast CSV read stopped (%s); reading record by record", exc)
         return None

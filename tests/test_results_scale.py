@@ -13,13 +13,21 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from cxrviewer.batch import ScoreResult, score_to_csv  # noqa: E402
-from cxrviewer.cli import main  # noqa: E402
-from cxrviewer.errors import OutputError  # noqa: E402
-from cxrviewer.io import list_films, read_film  # noqa: E402
-from cxrviewer.results import KeyIndex, ResultsCsv, ResultsDir, file_key, key_hash, read_results  # noqa: E402
-from helpers import REPO, SHARED_DATA, synthetic_pixels, write_png  # noqa: E402
-from tinymodel import LABELS  # noqa: E402
+from helpers import REPO, SHARED_DATA, synthetic_pixels, write_png
+from tinymodel import LABELS
+
+from cxrviewer.batch import ScoreResult, score_to_csv
+from cxrviewer.cli import main
+from cxrviewer.errors import OutputError
+from cxrviewer.io import list_films, read_film
+from cxrviewer.results import (
+    KeyIndex,
+    ResultsCsv,
+    ResultsDir,
+    file_key,
+    key_hash,
+    read_results,
+)
 
 ENV = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
 
@@ -53,7 +61,7 @@ def test_a_folder_output_holds_the_csv_rows_cell_for_cell(films, tiny_model, tmp
     assert manifest["format"] == "cxrviewer-results" and manifest["rows"] == 7
     assert [s["file"] for s in manifest["shards"]] == ["part-000000.parquet"]
     assert manifest["columns"][:2] == ["path", "status"] and manifest["labels"] == list(LABELS)
-    assert not [n for n in os.listdir(shards) if n.endswith(".tmp") or n.endswith(".lock")]
+    assert not [n for n in os.listdir(shards) if n.endswith((".tmp", ".lock"))]
 
 
 def test_a_folder_resumes_by_file_and_retries_error_rows(films, tiny_model, tmp_path, classifier):
@@ -145,8 +153,7 @@ def test_resuming_a_big_csv_holds_no_rows_in_memory(films, tiny_model, tmp_path)
     n = 60_000
     with open(out, "wb") as fh:  # the real rows again and again, each under its own name
         fh.write(head)
-        for i in range(n // len(body)):
-            fh.write(b"".join(row.replace(b"films/", f"films/{i}/".encode()) for row in body))
+        fh.writelines(b"".join(row.replace(b"films/", f"films/{i}/".encode()) for row in body) for i in range(n // len(body)))
     proc = subprocess.run([sys.executable, "-c", RESUME_RSS, str(out)], env=ENV, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     done, grown_mb, seconds = proc.stdout.split()

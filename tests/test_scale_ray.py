@@ -17,11 +17,12 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from cxrviewer.batch import score_to_csv  # noqa: E402
-from cxrviewer.io import list_films  # noqa: E402
-from cxrviewer.results import read_results  # noqa: E402
-from cxrviewer.scale import RayOptions, score_on_ray  # noqa: E402
-from helpers import REPO, synthetic_pixels, write_png  # noqa: E402
+from helpers import REPO, synthetic_pixels, write_png
+
+from cxrviewer.batch import score_to_csv
+from cxrviewer.io import list_films
+from cxrviewer.results import read_results
+from cxrviewer.scale import RayOptions, score_on_ray
 
 pytestmark = pytest.mark.slow
 

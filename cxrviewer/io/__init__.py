@@ -20,7 +20,16 @@ from pathlib import Path
 from ..errors import CxrError, UnreadableImageError
 from ..types import Film
 from .dicom import read_dicom
-from .files import SUPPORTED_SUFFIXES, check_file, is_url, list_films, read_bytes, read_head, read_url, url_key
+from .files import (
+    SUPPORTED_SUFFIXES,
+    check_file,
+    is_url,
+    list_films,
+    read_bytes,
+    read_head,
+    read_url,
+    url_key,
+)
 from .limits import MAX_PIXELS, max_pixels
 from .raster import FORMAT_NAMES, read_raster
 from .sniff import HEAD_BYTES, is_dicom, sniff_format

@@ -24,8 +24,16 @@ import numpy as np
 from ..batch import Cancel, _cancelled, film_path, score_films
 from ..errors import ClusterError
 from ..io import is_url
-from ..model import CPU, Classifier
-from ..results import FIXED_HEAD, Summary, csv_columns, is_results_dir, open_results, refuse_inputs_as_output, result_row
+from ..model import Classifier
+from ..results import (
+    FIXED_HEAD,
+    Summary,
+    csv_columns,
+    is_results_dir,
+    open_results,
+    refuse_inputs_as_output,
+    result_row,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ class RayOptions:
 def _ray():
     try:
         import ray
-        import ray.data  # noqa: F401 - Ray Data is the part used
+        import ray.data
     except ImportError:
         raise ClusterError("The Ray engine needs Ray, which is not installed: install cxrviewer's 'ray' extra "
                            "(pip install 'cxrviewer[ray]').") from None
