@@ -179,7 +179,7 @@ class TestTwoNodes:
         out = tmp_path / "r.csv"
         proc = driver(films, tiny_model, out, cluster.address)
         try:
-            wait_rows(out, 1, proc)
+            wait_rows(out, 30, proc)  # both actors (one a node) started and busy
             cluster.kill_worker()
             assert csv_rows(out) < FILMS, "the run ended before the node was killed"
             log, _ = proc.communicate(timeout=240)

@@ -177,9 +177,9 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
         fn_constructor_kwargs={"model": model, "device": device if gpus else "cpu", "threads": 0 if gpus else 1,
                                "labels": list(labels), "model_version": version},
         batch_size=max(1, int(options.batch_size)),
-        # a pool that shrinks when a node is lost (its batches are retried on the others) and
-        # grows back up to `workers` as nodes join
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+        # workers asked for are all started at once; without a number the pool grows to one per
+        # CPU (or GPU share). When a node is lost its batches are retried on the actors left.
+        compute=ray.data.ActorPoolStrategy(min_size=workers if options.workers else 1, max_size=workers),
         num_cpus=0 if gpus else 1,
         num_gpus=gpus or None,
         batch_format="numpy",
