@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import CxrError, FileChangedError
-from .io import read_film
+from .io import is_url, read_film, read_url
 from .model import CPU, Classifier, choose_providers
 from .preprocess import preprocess
 from .results import (  # noqa: F401 - the CSV names, importable from here as before
@@ -37,9 +37,12 @@ from .results import (  # noqa: F401 - the CSV names, importable from here as be
     FIXED_TAIL,
     FileKey,
     ResultsCsv,
+    ResultsDir,
     Summary,
     csv_columns,
     file_key,
+    is_results_dir,
+    open_results,
     refuse_inputs_as_output,
     regions_cell,
     result_row,
@@ -56,7 +59,7 @@ Progress = Callable[["ScoreResult", int, int], None] | None
 class ScoreResult:
     """One film's outcome: a prediction, or the reason it could not be scored."""
 
-    path: Path
+    path: Path | str  # a URL (an object in a store) stays a str
     prediction: Prediction | None = None
     film: Film | None = None
     error: str | None = None
@@ -83,7 +86,7 @@ def _cancelled(cancel: Cancel) -> bool:
 class _Loaded:
     """A film read and preprocessed by a worker thread, or why it could not be."""
 
-    path: Path
+    path: Path | str
     film: Film | None
     x: np.ndarray | None
     shape: tuple[int, int] | None
@@ -93,16 +96,23 @@ class _Loaded:
     key: FileKey | None = None
 
 
-def _load(path: Path, classifier: Classifier, keep_film: bool) -> _Loaded:
+def film_path(item: str | os.PathLike[str]) -> Path | str:
+    """An input as the batch carries it: a URL stays a str, anything else becomes a Path."""
+    return item if is_url(item) else Path(item)
+
+
+def _load(path: Path | str, classifier: Classifier, keep_film: bool) -> _Loaded:
+    """Read and preprocess one film: the one per-film step of every engine (threads and Ray)."""
     t0 = time.perf_counter()
     # The resume key is the file as it was read: stat'ed before and after reading, so a film
     # replaced while it was read is not recorded under the new file's size and time.
     key = file_key(path)
     try:
-        film = read_film(path)
+        film = read_film(path, read_url(path)) if is_url(path) else read_film(path)
         x = preprocess(film, classifier.info)
         if key is not None and file_key(path) != key:
-            raise FileChangedError(f"{path.name} changed while it was being read; run again to score the new file.")
+            name = film.name if is_url(path) else Path(path).name
+            raise FileChangedError(f"{name} changed while it was being read; run again to score the new file.")
     except CxrError as exc:
         return _Loaded(path, None, None, None, str(exc), type(exc).__name__, time.perf_counter() - t0, key)
     except Exception as exc:  # noqa: BLE001 - a bug: keep the batch going, keep the traceback
@@ -166,7 +176,7 @@ def iter_scores(
     workers = default_workers(classifier.provider) if workers is None else max(1, int(workers))
     runner = classifier.for_throughput() if workers > 1 else classifier
     lookahead = 2 * workers
-    source = iter(Path(p) for p in paths)
+    source = iter(film_path(p) for p in paths)
     with _opencv_serial(workers >= (os.cpu_count() or 1)):
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cxr-score")
         queue: deque[Future] = deque()
@@ -176,7 +186,7 @@ def iter_scores(
                 chunk = list(itertools.islice(source, batch_size))
                 if not chunk:
                     return
-                queue.append(pool.submit(_score_chunk, chunk, runner, keep_films))
+                queue.append(pool.submit(score_films, chunk, runner, keep_films))
 
         try:
             fill()
@@ -225,8 +235,9 @@ def _opencv_serial(active: bool) -> Iterator[None]:
                 cv2.setNumThreads(_serial_saved)
 
 
-def _score_chunk(paths: list[Path], classifier: Classifier, keep_films: bool) -> list[ScoreResult]:
-    """Read, preprocess and score one batch (in a worker thread); results in input order."""
+def score_films(paths: list[Path | str], classifier: Classifier, keep_films: bool = False) -> list[ScoreResult]:
+    """Read, preprocess and score one batch (in a worker thread, or a Ray actor: the same
+    function); results in input order."""
     items = [_load(p, classifier, keep_films) for p in paths]
     good = [item for item in items if item.x is not None]
     preds: dict[int, Prediction | CxrError] = {}
@@ -253,9 +264,9 @@ def _score_chunk(paths: list[Path], classifier: Classifier, keep_films: bool) ->
 
 
 def score_to_csv(
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     classifier: Classifier,
-    out: Path,
+    out: Path | str,
     *,
     batch_size: int | None = None,
     workers: int | None = None,
@@ -267,6 +278,8 @@ def score_to_csv(
     rescore: Callable[[Path], bool] | None = None,
 ) -> Summary:
     """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
+    ``out`` may also name a results folder (:func:`~cxrviewer.results.is_results_dir`): Parquet
+    shards, resumed the same way.
 
     ``progress(result, done, total)`` is called after each film; ``on_result`` gets each result
     before its row is written (used for exports): when it raises a :class:`CxrError` the film's
@@ -280,8 +293,9 @@ def score_to_csv(
     """
     t0 = time.perf_counter()
     summary = Summary(total=len(paths))
-    refuse_inputs_as_output(Path(out), paths)
-    with ResultsCsv(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
+    if not is_results_dir(out):
+        refuse_inputs_as_output(Path(out), [p for p in paths if not is_url(p)])
+    with open_results(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
         todo = [p for p in paths if not sink.already_done(p) or (rescore is not None and rescore(p))]
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped

@@ -95,3 +95,8 @@ class SpoolError(OutputError):
 
 class PacsSendError(CxrError):
     """Results could not be sent to the PACS destination set in the app (unreachable, refused)."""
+
+
+class ClusterError(CxrError):
+    """The cluster engine cannot run: Ray is missing, its cluster cannot be reached, or a worker
+    could not load the model."""

@@ -18,6 +18,7 @@ is the path as it is.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import errno
@@ -29,13 +30,18 @@ import re
 import socket
 import stat
 import sys
+import time
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from .errors import OutputError, OutputInUseError, SameFileError, UnknownResultsFileError
+from .io import is_url, url_key
 from .types import Film, ModelInfo, Prediction
 
 logger = logging.getLogger(__name__)
@@ -60,7 +66,10 @@ def csv_columns(labels: Sequence[str]) -> list[str]:
 
 
 def file_key(path: Path | str) -> FileKey | None:
-    """(absolute path, size, mtime in ns), or None when the file cannot be stat'ed."""
+    """(absolute path, size, mtime in ns), or None when the file cannot be stat'ed; for a URL
+    (an object store: :func:`cxrviewer.io.is_url`) the URL as it is, its size and mtime."""
+    if is_url(path):
+        return url_key(path)
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -506,6 +515,178 @@ def scan_records(data: bytes, start: int, ncols: int) -> _Scan:
     return _Scan(records, keep, bad)
 
 
+# ------------------------------------------------------------- the finished-film index
+_MASK64 = (1 << 64) - 1
+
+
+def key_path(cell: str) -> str:
+    """The path of a ``path`` cell as resume compares it: absolute, or the URL as it is."""
+    p = path_from_cell(cell)
+    if is_url(p):
+        return p
+    if os.name != "nt" and p.startswith("/") and "/." not in p and "//" not in p and not p.endswith("/"):
+        return p  # already what abspath gives (the common case, a million times over)
+    return os.path.abspath(p)
+
+
+def key_hash(key: FileKey) -> int:
+    """A 64-bit hash of (path, size, mtime), for this process only (Python's ``hash`` of
+    strings is salted per process; the index is never stored): two different files collide
+    with a chance of about n²/2⁶⁵ (3·10⁻⁸ for a million films)."""
+    return hash(key) & _MASK64
+
+
+class KeyIndex:
+    """The films a results set already holds, 17 bytes a row while it is read and 8 bytes a
+    finished film after :meth:`freeze` (a sorted array of :func:`key_hash`; a Python set of
+    the keys took ~4 kB a row, so a million rows needed several GB).
+
+    Rows are added in the order they were written; the last row of a path wins, so a film whose
+    last row is an error is scored again.
+    """
+
+    def __init__(self) -> None:
+        self._paths = array("Q")
+        self._keys = array("Q")
+        self._ok = array("b")
+
+    def add(self, cell: str, status: str, size: str, mtime: str) -> None:
+        """One row's ``path``, ``status``, ``file_size`` and ``file_mtime_ns`` cells."""
+        self.add_rows([cell], [status], [size], [mtime])
+
+    def add_rows(self, cells: Iterable[str], statuses: Iterable[str], sizes: Iterable[str], mtimes: Iterable[str]) -> None:
+        """Many rows' cells, column by column (as a Parquet shard or an Arrow batch gives them)."""
+        paths, keys, oks = self._paths.append, self._keys.append, self._ok.append
+        for cell, status, size, mtime in zip(cells, statuses, sizes, mtimes):
+            try:
+                key = (key_path(cell), int(size), int(mtime))
+            except (TypeError, ValueError):
+                continue  # no size or time (a file that could not be stat'ed): nothing to skip next time
+            paths(hash(key[0]) & _MASK64)
+            keys(hash(key) & _MASK64)
+            oks(status == "ok")
+
+    def extend(self, other: "KeyIndex") -> None:
+        self._paths.extend(other._paths)
+        self._keys.extend(other._keys)
+        self._ok.extend(other._ok)
+
+    def freeze(self) -> "DoneKeys":
+        paths = np.frombuffer(self._paths, dtype=np.uint64) if self._paths else np.zeros(0, np.uint64)
+        keys = np.frombuffer(self._keys, dtype=np.uint64) if self._keys else np.zeros(0, np.uint64)
+        ok = np.frombuffer(self._ok, dtype=np.int8).astype(bool) if self._ok else np.zeros(0, bool)
+        order = np.argsort(paths, kind="stable")
+        sp = paths[order]
+        last = np.ones(len(sp), dtype=bool)  # the last row of each path (rows keep their order)
+        last[:-1] = sp[1:] != sp[:-1]
+        pick = order[last]
+        done = np.sort(keys[pick][ok[pick]])
+        self._paths, self._keys, self._ok = array("Q"), array("Q"), array("b")
+        return DoneKeys(done)
+
+
+class DoneKeys:
+    """The finished films of a results set: ``key in done`` by binary search."""
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        self._hashes = hashes
+
+    def __len__(self) -> int:
+        return int(self._hashes.size)
+
+    def __contains__(self, key: FileKey) -> bool:
+        h = np.uint64(key_hash(key))
+        i = int(np.searchsorted(self._hashes, h))
+        return i < self._hashes.size and self._hashes[i] == h
+
+
+def _index_csv(fd: int, start: int, columns: Sequence[str], index: KeyIndex) -> tuple[int, int]:
+    """Stream the records of a results CSV from ``start`` into ``index``; returns (bytes of
+    sound data, damaged lines skipped). Whole records are parsed as they come; from the first
+    damaged one on, the rest is read whole and scanned by :func:`scan_records`."""
+    _set_field_limit()
+    ncols = len(columns)
+    fast = _index_csv_arrow(fd, start, columns, index)
+    if fast is not None:
+        return fast, 0
+    ip, ist, isz, imt = (columns.index(c) for c in ("path", "status", "file_size", "file_mtime_ns"))
+    pos = start
+    ended = True
+    good = start
+    with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as fh:
+        fh.seek(start)
+
+        def lines() -> Iterator[str]:
+            nonlocal pos, ended
+            for raw in fh:
+                pos += len(raw)
+                ended = raw.endswith(b"\n")
+                yield raw.decode("utf-8", "replace")
+
+        reader = csv.reader(lines(), strict=False)
+        try:
+            for row in reader:
+                if row and not (len(row) == ncols and ended):
+                    break
+                if row:
+                    index.add(row[ip], row[ist], row[isz], row[imt])
+                good = pos
+            else:
+                return good, 0
+        except csv.Error:
+            pass  # a quote left open at the end of the file: a record cut by a kill
+        fh.seek(good)
+        rest = fh.read()
+    scan = scan_records(rest, 0, ncols)
+    for rec in scan.records:
+        index.add(rec[ip], rec[ist], rec[isz], rec[imt])
+    return good + scan.keep, scan.bad
+
+
+#: Bytes of a results CSV parsed at once by pyarrow when resuming.
+_ARROW_PIECE = 4 << 20
+
+
+def _index_csv_arrow(fd: int, start: int, columns: Sequence[str], index: KeyIndex) -> int | None:
+    """The key columns of a sound CSV read by pyarrow's parser (C++, ~5× Python's csv module
+    here), when pyarrow is installed; None (nothing added) when it is not, or when the file has
+    anything a killed run or a hand edit leaves (no final newline, a record with other cells):
+    then the careful parser reads it."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    size = os.fstat(fd).st_size
+    if size <= start or os.pread(fd, 1, size - 1) != b"\n":
+        return None
+    wanted = ["path", "status", "file_size", "file_mtime_ns"]
+    read = pacsv.ReadOptions(column_names=list(columns), use_threads=False)
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in columns},
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    staged = KeyIndex()
+    # Pieces of whole lines parsed one at a time: pyarrow's streaming reader reads ahead and held
+    # most of a 1.4 GB file in memory. A piece cut inside a quoted newline (a path holding one)
+    # fails to parse, and the careful reader takes over.
+    pos = start
+    try:
+        while pos < size:
+            piece = os.pread(fd, _ARROW_PIECE, pos)
+            cut = piece.rfind(b"\n") + 1 if pos + len(piece) < size else len(piece)
+            if cut <= 0:
+                return None  # one record longer than a piece: leave it to the careful reader
+            table = pacsv.read_csv(pa.py_buffer(memoryview(piece)[:cut]), read_options=read, parse_options=parse,
+                                   convert_options=convert)
+            staged.add_rows(*(table.column(c).to_pylist() for c in wanted))
+            pos += cut
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        logger.debug("the fast CSV read stopped (%s); reading record by record", exc)
+        return None
+    index.extend(staged)
+    return size
+
+
 # --------------------------------------------------------------------- the CSV file
 class ResultsCsv:
     """An append-only results CSV that survives being killed and can be resumed.
@@ -520,7 +701,7 @@ class ResultsCsv:
         self.labels = tuple(labels)
         self.model_version = model_version
         self.columns = csv_columns(self.labels)
-        self._done: set[FileKey] = set()
+        self._done = KeyIndex().freeze()
         self._fd: int | None = None
         folder = self.path.parent if str(self.path.parent) else Path(".")
         check_output_file(self.path)
@@ -573,31 +754,17 @@ class ResultsCsv:
             if header and header[0][: len(FIXED_HEAD)] == list(FIXED_HEAD):
                 raise self._refuse("holds results with other columns (another model)")
             raise self._refuse("is not a results file of cxrviewer (its header has other columns)")
-        # a results file of ours: now it may be read whole, cut and appended to
-        os.lseek(fd, 0, os.SEEK_SET)
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-        data = b"".join(chunks)
-        scan = scan_records(data, nl + 1, len(self.columns))
-        if scan.bad:
-            logger.warning("%s: skipped %d damaged line(s) while resuming", self.path, scan.bad)
-        if scan.keep < len(data):
+        # a results file of ours: now it may be read, cut and appended to. Whole records are
+        # streamed into a compact index (16 bytes a row, never the rows themselves); only from a
+        # damaged record on is the rest read whole and scanned with care.
+        index = KeyIndex()
+        keep, bad = _index_csv(fd, nl + 1, self.columns, index)
+        if bad:
+            logger.warning("%s: skipped %d damaged line(s) while resuming", self.path, bad)
+        if keep < size:
             logger.warning("cutting a partial last record from %s (an interrupted run)", self.path)
-            self._truncate(scan.keep)
-        last: dict[str, tuple[FileKey | None, bool]] = {}
-        ip, ist, isz, imt = (self.columns.index(c) for c in ("path", "status", "file_size", "file_mtime_ns"))
-        for rec in scan.records:
-            try:
-                p = os.path.abspath(path_from_cell(rec[ip]))
-                key: FileKey | None = (p, int(rec[isz]), int(rec[imt]))
-            except (TypeError, ValueError):
-                continue
-            last[p] = (key, rec[ist] == "ok")  # the last row of a file wins
-        self._done = {key for key, ok in last.values() if ok and key is not None}
+            self._truncate(keep)
+        self._done = index.freeze()
         logger.info("resuming %s: %d files already scored", self.path, len(self._done))
 
     def already_done(self, path: Path) -> bool:
@@ -646,6 +813,11 @@ class ResultsCsv:
         # Rows written now are not added to the set of files already done: that set is only
         # asked before a run starts, and it would grow by a few hundred bytes a film.
 
+    def write_rows(self, rows: Sequence[dict[str, str]]) -> None:
+        """Append rows already made by :func:`result_row` (on a cluster's workers), flushed."""
+        if rows:
+            self._write_bytes(self._format(list(rows)))
+
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
@@ -662,6 +834,240 @@ class ResultsCsv:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ------------------------------------------------------------- the Parquet folder
+#: Rows a Parquet shard holds: a killed run loses at most the shard being filled (or the rows of
+#: :data:`SHARD_SECONDS`, whichever comes first).
+SHARD_ROWS = 1000
+#: A shard is also written when its first row is this old, so a slow run loses little on a kill.
+SHARD_SECONDS = 60.0
+MANIFEST = "manifest.json"
+_MANIFEST_FORMAT = "cxrviewer-results"
+_SHARD = re.compile(r"^part-(\d{6})\.parquet$")
+_KEY_COLUMNS = ["path", "status", "file_size", "file_mtime_ns"]
+
+
+def is_results_dir(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` names a results folder (sharded Parquet): an existing folder, or a name
+    ending in a path separator. Anything else is a results CSV."""
+    text = os.fspath(out)
+    return text.endswith(("/", os.sep)) or os.path.isdir(text)
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise OutputError(
+            "A results folder is written as Parquet shards, which needs pyarrow; install cxrviewer's "
+            "'ray' extra, or give a results file name ending in .csv."
+        ) from None
+    return pa, pq
+
+
+class ResultsDir:
+    """A results folder: Parquet shards ``part-NNNNNN.parquet`` plus ``manifest.json``.
+
+    Each shard holds the CSV's columns with the CSV's values (:func:`result_row`, all text, so a
+    shard and a CSV of the same films are equal cell for cell). A shard is written to a temporary
+    name, fsync'ed and renamed, so a shard on disk is always whole; the manifest (columns, model,
+    shards and their rows) is rewritten the same way after each shard, for readers. Resuming reads
+    only the key columns of each shard into a :class:`KeyIndex`; the shards on disk, not the
+    manifest, are the truth (a run killed between a shard and its manifest loses nothing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], labels: Sequence[str], model_version: str,
+                 overwrite: bool = False, rows_per_shard: int = SHARD_ROWS) -> None:
+        self.path = Path(path)
+        self.labels = tuple(labels)
+        self.model_version = model_version
+        self.columns = csv_columns(self.labels)
+        self.rows_per_shard = max(1, int(rows_per_shard))
+        self._rows: list[dict[str, str]] = []
+        self._first_row_at = 0.0
+        self._shards: list[dict] = []
+        self._lock: RunLock | None = None
+        self._done = KeyIndex().freeze()
+        self._pa, self._pq = _pyarrow()
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise OutputError(f"{self.path} is a file, not a folder; give a folder for sharded results, or a .csv name.")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _output_error(self.path, exc) from None
+        from .export import check_writable_dir
+
+        check_writable_dir(self.path)
+        self._lock = RunLock(self.path / MANIFEST)
+        try:
+            self._open(overwrite)
+        except BaseException:
+            self.close(flush=False)
+            raise
+
+    def _refuse(self, why: str) -> UnknownResultsFileError:
+        return UnknownResultsFileError(
+            f"{self.path} {why}; it is left as it is. Choose another results folder, or start this one afresh."
+        )
+
+    def _open(self, overwrite: bool) -> None:
+        names = sorted(os.listdir(self.path))
+        shards = [n for n in names if _SHARD.match(n)]
+        for n in names:  # shards a killed run did not finish renaming
+            if n.startswith(".part-") and n.endswith(".tmp"):
+                os.unlink(self.path / n)
+        manifest = self.path / MANIFEST
+        if manifest.exists():
+            try:
+                doc = json.loads(manifest.read_text("utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                raise self._refuse(f"holds a {MANIFEST} that is not one of cxrviewer") from None
+            if not isinstance(doc, dict) or doc.get("format") != _MANIFEST_FORMAT:
+                raise self._refuse(f"holds a {MANIFEST} that is not one of cxrviewer")
+            if doc.get("columns") != self.columns and not overwrite:
+                raise self._refuse("holds results with other columns (another model)")
+        elif not shards and any(not n.endswith(".lock") for n in names) and not overwrite:
+            raise self._refuse("is not a results folder of cxrviewer (it holds other files and no manifest)")
+        if overwrite:
+            for n in shards:
+                os.unlink(self.path / n)
+            shards = []
+        index = KeyIndex()
+        for n in shards:
+            f = self.path / n
+            try:
+                if self._pq.read_schema(f).names != self.columns:
+                    raise self._refuse(f"holds a shard {n} with other columns (another model)")
+                table = self._pq.read_table(f, columns=_KEY_COLUMNS)
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise self._refuse(f"holds a shard {n} that cannot be read ({exc})") from None
+            index.add_rows(*(table.column(c).to_pylist() for c in _KEY_COLUMNS))
+            self._shards.append({"file": n, "rows": table.num_rows})
+        self._done = index.freeze()
+        self._next = 1 + max((int(_SHARD.match(n).group(1)) for n in shards), default=-1)
+        self._write_manifest()
+        if shards:
+            logger.info("resuming %s: %d shards, %d files already scored", self.path, len(shards), len(self._done))
+
+    def already_done(self, path: Path | str) -> bool:
+        """As :meth:`ResultsCsv.already_done`: the film's last row, when the folder was opened,
+        was ``ok`` for the same path, size and modification time."""
+        key = file_key(path)
+        return key is not None and key in self._done
+
+    def write(self, results: Sequence[ScoredFile]) -> None:
+        """Add the rows of ``results``; a shard is written when it is full or old enough."""
+        self.write_rows([result_row(r, self.labels, self.model_version) for r in results])
+
+    def write_rows(self, rows: Sequence[dict[str, str]]) -> None:
+        if not rows:
+            return
+        if not self._rows:
+            self._first_row_at = time.monotonic()
+        self._rows.extend(rows)
+        while len(self._rows) >= self.rows_per_shard:
+            full, self._rows = self._rows[: self.rows_per_shard], self._rows[self.rows_per_shard :]
+            self._write_shard(full)
+        if self._rows and time.monotonic() - self._first_row_at >= SHARD_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            self._write_shard(rows)
+
+    def _write_shard(self, rows: list[dict[str, str]]) -> None:
+        pa = self._pa
+        name = f"part-{self._next:06d}.parquet"
+        tmp = self.path / f".{name}.tmp"
+        table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in self.columns})
+        try:
+            self._pq.write_table(table, tmp)
+            _fsync_file(tmp)
+            os.replace(tmp, self.path / name)
+            _fsync_dir(self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self._rows = rows + self._rows  # still to write: the next flush tries again
+            raise _output_error(self.path / name, exc) from None
+        self._next += 1
+        self._shards.append({"file": name, "rows": len(rows)})
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        doc = {
+            "format": _MANIFEST_FORMAT,
+            "version": 1,
+            "model_version": self.model_version,
+            "labels": list(self.labels),
+            "columns": self.columns,
+            "rows": sum(s["rows"] for s in self._shards),
+            "shards": self._shards,
+        }
+        tmp = self.path / f".{MANIFEST}.tmp"
+        try:
+            tmp.write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
+            _fsync_file(tmp)
+            os.replace(tmp, self.path / MANIFEST)
+        except OSError as exc:
+            raise _output_error(self.path / MANIFEST, exc) from None
+
+    def close(self, flush: bool = True) -> None:
+        try:
+            if flush:
+                self.flush()
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
+
+    def __enter__(self) -> "ResultsDir":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_results(out: str | os.PathLike[str], labels: Sequence[str], model_version: str,
+                 overwrite: bool = False) -> "ResultsCsv | ResultsDir":
+    """The results sink ``out`` names: a :class:`ResultsDir` for a folder (an existing one, or a
+    name ending in a separator), else a :class:`ResultsCsv`. Both resume the same way."""
+    if is_results_dir(out):
+        return ResultsDir(out, labels, model_version, overwrite=overwrite)
+    return ResultsCsv(Path(out), labels, model_version, overwrite=overwrite)
+
+
+def read_results(out: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Every row of a results CSV or folder, in the order written (for checks and small sets)."""
+    if is_results_dir(out):
+        _, pq = _pyarrow()
+        rows: list[dict[str, str]] = []
+        for n in sorted(n for n in os.listdir(out) if _SHARD.match(n)):
+            rows.extend(pq.read_table(Path(out) / n).to_pylist())
+        return rows
+    with open(out, newline="", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
 
 
 @dataclass

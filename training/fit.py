@@ -163,6 +163,9 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     from .pipeline import batches, film_dataset, pixel_stats
     from .stats import loss_weights
 
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy configures the collective ops, which
+    # TensorFlow accepts only at start-up ("Collective ops must be configured at program startup").
+    strategy = make_strategy(cfg.strategy)
     keras.utils.set_random_seed(cfg.seed)
     labels = table.labels
     films = {
@@ -227,7 +230,6 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     valid_ds = batches(films["valid"], mean, std, batch_size, size, repeat=True) if "valid" in films else None
     monitor = "val_loss" if valid_ds is not None else "loss"
 
-    strategy = make_strategy(cfg.strategy)
     with strategy.scope():
         model = build_classifier(len(labels), size, cfg.weights)
         model.compile(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import (
+    ClusterError,
     CxrError,
     MissingFolderError,
     ModelError,
@@ -50,6 +51,7 @@ FLAG_HINTS: dict[type, str] = {
     OutputFormatError: "--out / --format",
     NodeConfigError: "--ae-title / --port / --send-to / --tls-cert",
     SpoolError: "--spool",
+    ClusterError: "--engine ray / --ray-address",
 }
 
 

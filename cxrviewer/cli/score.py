@@ -20,14 +20,17 @@ logger = logging.getLogger("cxrviewer")
 
 def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
-    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them")
-    s.add_argument("--out", type=Path, required=True, metavar="CSV", help="results CSV; one of ours that exists is resumed (required)")
+    s.add_argument("inputs", nargs="+", type=_input, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them; also URLs (s3://, gs://, file://)")
+    s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards; one of ours that exists is resumed (required)")
     s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
     s.add_argument("--export-dir", type=Path, metavar="DIR", help="also write an annotated PNG per scored film into DIR (default: none)")
     s.add_argument("--dicom-out", type=Path, metavar="DIR", help="also write DICOM results of each DICOM film into DIR/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm; resumed with --out (default: none)")
     s.add_argument("--dicom-formats", type=_dicom_formats, default=None, metavar="LIST", help="with --dicom-out: which, comma-separated: sr (Structured Report), gsps (Presentation State), sc (Secondary Capture) (default: sr,gsps,sc)")
     s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, the fastest there; 8 on a GPU)")
     s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core; at most 4 feeding a GPU)")
+    s.add_argument("--engine", choices=("local", "ray"), default="local", help="local: a thread pool on this machine (default); ray: Ray Data actors on a Ray cluster (the 'ray' extra)")
+    s.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (host:6379, ray://host:10001 or auto; default: a local Ray runtime)")
+    s.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F", help="with --engine ray: GPU share per worker (default: 0, CPU workers of one core each)")
     s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it (default: resume)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
     add_model_options(s)
@@ -42,6 +45,18 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
         parser.error("--workers must be at least 1")
     if args.dicom_formats is not None and args.dicom_out is None:
         parser.error("--dicom-formats needs --dicom-out")
+    if args.engine != "ray" and (args.ray_address or args.gpus_per_worker):
+        parser.error("--ray-address and --gpus-per-worker go with --engine ray")
+    if args.gpus_per_worker < 0:
+        parser.error("--gpus-per-worker must be 0 or more")
+    if args.engine == "ray" and (args.export_dir is not None or args.dicom_out is not None):
+        parser.error("--export-dir and --dicom-out are not available with --engine ray yet; score on Ray, then export what you need")
+
+
+def _input(text: str):
+    from ..io import is_url
+
+    return text if is_url(text) else Path(text)
 
 
 def _dicom_formats(text: str) -> tuple[str, ...]:
@@ -56,11 +71,11 @@ def _dicom_formats(text: str) -> tuple[str, ...]:
 def run(args) -> int:
     from ..batch import score_to_csv, session_threads
     from ..export import check_writable_dir, export_png
-    from ..io import list_films
+    from ..io import is_url, list_films
     from ..render import RenderOptions, select_classes
     from ..results import safe_file_stem
 
-    check_inputs(args.inputs)
+    check_inputs([p for p in args.inputs if not is_url(p)])
     paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
@@ -77,7 +92,7 @@ def run(args) -> int:
             dicom.write(result)
         if args.export_dir is None or not result.ok:
             return
-        stem = safe_file_stem(result.path.stem)
+        stem = safe_file_stem(Path(result.path).stem)
         name = f"{stem}.png"
         n = 1
         while name in used_names:
@@ -104,17 +119,26 @@ def run(args) -> int:
             bar.n = done
             bar.refresh()
 
+    def score():
+        if args.engine == "ray":
+            from ..scale import RayOptions, score_on_ray
+
+            options = RayOptions(args.ray_address, args.workers, args.gpus_per_worker, args.batch_size or 1)
+            return score_on_ray(paths, clf.path, args.out, device=args.device, options=options, cancel=stop,
+                                progress=progress, overwrite=args.overwrite)
+        return score_to_csv(
+            paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
+            progress=progress, on_result=on_result, overwrite=args.overwrite,
+            keep_films=args.export_dir is not None or dicom is not None,
+            rescore=dicom.missing if dicom is not None and not args.overwrite else None,
+        )
+
     resume = f"rows scored so far are in {args.out}; run the same command again to resume."
     stop = threading.Event()
     stopped_by: list[int] = []
     try:
         with _ctrl_c_sets(stop, stopped_by), redirect:
-            summary = score_to_csv(
-                paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
-                progress=progress, on_result=on_result, overwrite=args.overwrite,
-                keep_films=args.export_dir is not None or dicom is not None,
-                rescore=dicom.missing if dicom is not None and not args.overwrite else None,
-            )
+            summary = score()
     except KeyboardInterrupt:  # the second Ctrl+C: stop at once
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
         return _stop_code(stopped_by)

@@ -20,12 +20,23 @@ from pathlib import Path
 from ..errors import CxrError, UnreadableImageError
 from ..types import Film
 from .dicom import read_dicom
-from .files import SUPPORTED_SUFFIXES, check_file, list_films, read_bytes, read_head
+from .files import (
+    SUPPORTED_SUFFIXES,
+    check_file,
+    is_url,
+    list_films,
+    read_bytes,
+    read_head,
+    read_url,
+    url_key,
+)
 from .limits import MAX_PIXELS, max_pixels
 from .raster import FORMAT_NAMES, read_raster
 from .sniff import HEAD_BYTES, is_dicom, sniff_format
 
-__all__ = ["MAX_PIXELS", "SUPPORTED_SUFFIXES", "is_dicom", "list_films", "max_pixels", "read_film"]
+__all__ = [
+    "MAX_PIXELS", "SUPPORTED_SUFFIXES", "is_dicom", "is_url", "list_films", "max_pixels", "read_film", "read_url", "url_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +45,12 @@ _DICOM_TRY_SUFFIXES = frozenset({".dcm", ".dicom", ""})
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
 
-def read_film(path: str | os.PathLike[str]) -> Film:
+def read_film(path: str | os.PathLike[str], data: bytes | None = None) -> Film:
     """Read the image file at ``path`` as a :class:`~cxrviewer.types.Film`.
+
+    With ``data`` (the file's bytes, e.g. fetched from an object store by :func:`read_url`),
+    those bytes are decoded and ``path`` only names the film (its suffix and messages); nothing
+    is read from disk. The same decoders run either way.
 
     Raises :class:`~cxrviewer.errors.UnreadableImageError` (missing, empty, damaged, not an
     image, too large), :class:`~cxrviewer.errors.UnsupportedDicomError` (DICOM without an image,
@@ -45,9 +60,11 @@ def read_film(path: str | os.PathLike[str]) -> Film:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"read_film() needs a str or os.PathLike path, not {type(path).__name__}")
+    if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"read_film() needs bytes as data, not {type(data).__name__}")
     p = Path(path)
     try:
-        return _read(p)
+        return _read(p) if data is None else _read_bytes(p, bytes(data))
     except CxrError:
         raise
     except Exception as exc:  # noqa: BLE001 - the contract: only CxrError leaves read_film
@@ -62,7 +79,23 @@ def read_film(path: str | os.PathLike[str]) -> Film:
 
 def _read(path: Path) -> Film:
     check_file(path)
-    head = read_head(path, HEAD_BYTES)
+    fmt = _format(path, read_head(path, HEAD_BYTES))
+    if fmt == "dicom":
+        return read_dicom(path)
+    return read_raster(path, read_bytes(path), fmt)
+
+
+def _read_bytes(path: Path, data: bytes) -> Film:
+    if not data:
+        raise UnreadableImageError(f"{path.name} is empty (0 bytes): the copy or download probably failed.")
+    fmt = _format(path, data[:HEAD_BYTES])
+    if fmt == "dicom":
+        return read_dicom(path, data)
+    return read_raster(path, data, fmt)
+
+
+def _format(path: Path, head: bytes) -> str:
+    """The file's format by its first bytes (the suffix only breaks a tie), or why it has none."""
     fmt = sniff_format(head)
     suffix = path.suffix.lower()
     if fmt is None and suffix in _DICOM_TRY_SUFFIXES:
@@ -79,6 +112,4 @@ def _read(path: Path) -> Film:
     expected = _SUFFIX_FORMATS.get(suffix, "dicom" if suffix in (".dcm", ".dicom") else None)
     if expected is not None and expected != fmt:
         logger.info("%s holds %s data despite its suffix; reading it as %s", path.name, fmt, fmt)
-    if fmt == "dicom":
-        return read_dicom(path)
-    return read_raster(path, read_bytes(path), fmt)
+    return fmt

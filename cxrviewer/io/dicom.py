@@ -67,9 +67,10 @@ _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
 
 
 # --------------------------------------------------------------------- reading the file
-def read_dicom(path: Path) -> Film:
-    """Read the DICOM file at ``path`` (with or without preamble) as a :class:`Film`."""
-    ds = _parse(path)
+def read_dicom(path: Path, data: bytes | None = None) -> Film:
+    """Read the DICOM file at ``path`` (with or without preamble) as a :class:`Film`; from
+    ``data`` when given (the file's bytes, fetched from an object store), ``path`` naming it."""
+    ds = _parse(path, data)
     has_pixels = guard(path, lambda: any(k in ds for k in _PIXEL_KEYWORDS))
     if not has_pixels:
         _explain_missing_pixels(path, ds)
@@ -167,11 +168,13 @@ def _grayscale(path: Path, ds: Any, stored: np.ndarray, params: GrayscaleParams,
     return gray
 
 
-def _parse(path: Path) -> Any:
+def _parse(path: Path, data: bytes | None = None) -> Any:
+    import io
+
     import pydicom
 
     try:
-        return pydicom.dcmread(path, force=True)
+        return pydicom.dcmread(io.BytesIO(data) if data is not None else path, force=True)
     except CxrError:
         raise
     except MemoryError:

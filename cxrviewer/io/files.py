@@ -8,9 +8,12 @@ user knows what to fix.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import re
 import stat
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -106,7 +109,7 @@ def _link_target(path: Path) -> str:
 # ----------------------------------------------------------------------------- scanning
 def list_films(
     inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = False
-) -> list[Path]:
+) -> list[Path | str]:
     """Expand files and folders into the list of films to read, in a deterministic order.
 
     - A named file is always kept, whatever its suffix (and even if it does not exist), so that it
@@ -117,16 +120,22 @@ def list_films(
       non-hidden sub-folders too. Symbolic links to folders are not followed (no cycles);
       ``DICOMDIR`` files are skipped.
     - Each folder's films are sorted by path; inputs keep their order; duplicates are dropped.
+    - A URL (``s3://bucket/films/``, ``file:///...``: :func:`is_url`) is listed through pyarrow's
+      file systems the same way (by suffix only: objects are not opened to sniff them) and its
+      films come back as URL strings, everything else as paths.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out: list[Path] = []
     seen: set[str] = set()
     for item in inputs:
-        p = Path(item)
-        found = _scan_folder(p, recursive) if _is_dir(p) else [p]
+        if is_url(item):
+            found: list = _list_url(item, recursive)
+        else:
+            p = Path(item)
+            found = _scan_folder(p, recursive) if _is_dir(p) else [p]
         for f in found:
-            key = os.path.normcase(os.path.abspath(f))
+            key = f if isinstance(f, str) else os.path.normcase(os.path.abspath(f))
             if key not in seen:
                 seen.add(key)
                 out.append(f)
@@ -189,3 +198,103 @@ def _pick_films(root: Path, names: Iterable[str]) -> list[Path]:
         elif (suffix == "" or suffix[1:].isdigit()) and path.is_file() and is_dicom(path):
             picked.append(path)
     return picked
+
+
+# ------------------------------------------------------------------ object stores (URLs)
+# Inputs named by URL (``s3://bucket/films/``, ``gs://...``, ``file:///...``, or any scheme
+# fsspec knows) are listed and read through pyarrow's file systems, which the ``ray`` extra
+# brings; a plain path never touches them.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
+
+
+def is_url(item: object) -> bool:
+    """Whether ``item`` is a URL string (``scheme://...``) rather than a local path."""
+    return isinstance(item, str) and _URL.match(item) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _filesystem(scheme: str, netloc: str):
+    try:
+        import pyarrow.fs as pafs
+    except ImportError:
+        raise UnreadableImageError(
+            f"Reading {scheme}:// inputs needs pyarrow, which is not installed; install cxrviewer's 'ray' extra."
+        ) from None
+    root = f"{scheme}://{netloc}/"
+    try:
+        return pafs.FileSystem.from_uri(root)[0]
+    except Exception as native:  # noqa: BLE001 - pyarrow raises ArrowInvalid/ArrowNotImplementedError
+        try:
+            import fsspec
+
+            return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
+        except Exception:  # noqa: BLE001 - fsspec raises ValueError/ImportError for unknown schemes
+            raise UnreadableImageError(
+                f"{root}: no file system for '{scheme}://' URLs ({native}); install the package that provides it "
+                "(e.g. s3fs or gcsfs) or copy the films to a local folder."
+            ) from None
+
+
+def _split(url: str):
+    """(file system, path inside it) of ``url``."""
+    parts = urllib.parse.urlsplit(url)
+    fs = _filesystem(parts.scheme.lower(), parts.netloc)
+    path = urllib.parse.unquote(parts.path)
+    if parts.scheme.lower() != "file" and parts.netloc:
+        path = parts.netloc + path
+    return fs, path
+
+
+def url_key(url: str) -> tuple[str, int, int] | None:
+    """(URL, size, mtime in ns) of the object at ``url``, or None when it cannot be found."""
+    try:
+        fs, path = _split(url)
+        info = fs.get_file_info(path)
+    except (OSError, UnreadableImageError):
+        return None
+    if info.type.name != "File":
+        return None
+    return (url, int(info.size or 0), int(info.mtime_ns or 0))
+
+
+def read_url(url: str) -> bytes:
+    """The whole object at ``url``, with a message that names it when it cannot be read."""
+    name = url.rsplit("/", 1)[-1] or url
+    try:
+        fs, path = _split(url)
+        with fs.open_input_file(path) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise UnreadableImageError(f"{name}: no such object ({url}).") from None
+    except MemoryError:
+        raise UnreadableImageError(f"{name} is too large to load into memory.") from None
+    except OSError as exc:
+        raise UnreadableImageError(f"{name}: the object could not be read ({exc}).") from None
+
+
+def _list_url(url: str, recursive: bool) -> list[str]:
+    """The films under the URL ``url`` (a folder or prefix), or ``[url]`` for one object."""
+    import pyarrow.fs as pafs
+
+    fs, path = _split(url)
+    try:
+        info = fs.get_file_info(path)
+        if info.type != pafs.FileType.Directory:
+            return [url]
+        found = fs.get_file_info(pafs.FileSelector(path, recursive=recursive))
+    except OSError as exc:
+        logger.warning("skipping a location that cannot be listed: %s (%s)", url, exc)
+        return []
+    base = url.rstrip("/")
+    prefix = path.rstrip("/")
+    films = []
+    for entry in found:
+        rel = entry.path[len(prefix):].lstrip("/")
+        name = rel.rsplit("/", 1)[-1]
+        if entry.type != pafs.FileType.File or name.startswith(".") or name.lower() in _SKIPPED_NAMES:
+            continue
+        if any(part.startswith(".") for part in rel.split("/")[:-1]):
+            continue
+        if Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+            films.append(f"{base}/{urllib.parse.quote(rel)}" if url.lower().startswith("file:") else f"{base}/{rel}")
+    return sorted(films)
