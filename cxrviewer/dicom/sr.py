@@ -38,7 +38,8 @@ from ..types import Film, ModelInfo, Prediction
 from . import codes
 from .coords import box_points, outline_points
 from .output import (
-    MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, highdicom_errors, quiet_values, write,
+    MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, highdicom_errors, patient_name_aside,
+    patient_name_back, quiet_values, write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
@@ -95,6 +96,7 @@ def _build(
     anonymize: bool,
 ) -> hd.sr.Comprehensive3DSR:
     ref = src.reference(anonymize=anonymize)
+    patient_name = patient_name_aside(ref)
     algorithm = hd.sr.AlgorithmIdentification(
         name="cxrviewer",
         version=__version__,
@@ -184,6 +186,7 @@ def _build(
         is_verified=False,
     )
     _attach_content(sr, report)
+    patient_name_back(sr, patient_name)
     if anonymize:
         sr.PatientIdentityRemoved = "YES"
         sr.DeidentificationMethod = DEIDENTIFICATION_METHOD
