@@ -201,6 +201,26 @@ def test_sr_from_real_dicom(tmp_path, shared_data, scored, demo, name):
         assert n <= found.get(label, 0) <= 2 * n, label
 
 
+def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(shared_data, scored, demo):
+    """highdicom's SR constructor is given the root without children (its deep copy, re-parse and
+    search of the tree were 70% of the build); the tree its templates built is the SR's, as it
+    is. What that skips must still hold: every image the tree references is in the evidence, and
+    the evidence is what highdicom makes from the whole tree."""
+    from highdicom.sr.utils import collect_evidence
+
+    name = "torchxrayvision_siim_cr_chest.dcm"
+    film, pred = scored[name]
+    sr = build_sr(film, pred, demo.info)
+    assert pred.positives  # so the tree has region groups (SCOORDs on the image) too
+    root = sr.content[0]
+    assert len(root.ContentSequence) == len(sr.ContentSequence) > 3
+    assert all(a is b for a, b in zip(root.ContentSequence, sr.ContentSequence))  # not a copy
+    source = source_header(shared_data / "dicom" / name)
+    same_study, other = collect_evidence([source], sr, study_instance_uid=sr.StudyInstanceUID)  # whole tree
+    assert other == [] and "PertinentOtherEvidenceSequence" not in sr
+    assert sr.CurrentRequestedProcedureEvidenceSequence == same_study
+
+
 @pytest.mark.slow
 def test_demo_sr_says_not_for_diagnosis_before_the_measurements(tmp_path, scored, demo):
     film, pred = scored["nccid_nih_cxr14_gcp_dx.dcm"]
