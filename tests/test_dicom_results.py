@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -200,6 +201,26 @@ def test_sr_from_real_dicom(tmp_path, shared_data, scored, demo, name):
         assert n <= found.get(label, 0) <= 2 * n, label
 
 
+def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(shared_data, scored, demo):
+    """highdicom's SR constructor is given the root without children (its deep copy, re-parse and
+    search of the tree were 70% of the build); the tree its templates built is the SR's, as it
+    is. What that skips must still hold: every image the tree references is in the evidence, and
+    the evidence is what highdicom makes from the whole tree."""
+    from highdicom.sr.utils import collect_evidence
+
+    name = "torchxrayvision_siim_cr_chest.dcm"
+    film, pred = scored[name]
+    sr = build_sr(film, pred, demo.info)
+    assert pred.positives  # so the tree has region groups (SCOORDs on the image) too
+    root = sr.content[0]
+    assert len(root.ContentSequence) == len(sr.ContentSequence) > 3
+    assert all(a is b for a, b in zip(root.ContentSequence, sr.ContentSequence))  # not a copy
+    source = source_header(shared_data / "dicom" / name)
+    same_study, other = collect_evidence([source], sr, study_instance_uid=sr.StudyInstanceUID)  # whole tree
+    assert other == [] and "PertinentOtherEvidenceSequence" not in sr
+    assert sr.CurrentRequestedProcedureEvidenceSequence == same_study
+
+
 @pytest.mark.slow
 def test_demo_sr_says_not_for_diagnosis_before_the_measurements(tmp_path, scored, demo):
     film, pred = scored["nccid_nih_cxr14_gcp_dx.dcm"]
@@ -358,6 +379,49 @@ def test_no_patient_data_in_logs_or_warnings(tmp_path, demo, phi_film, caplog, e
     for phi in PHI_STRINGS:
         assert phi not in said, phi
     assert "out.dcm" in caplog.text  # the log says what was written
+
+
+def test_no_patient_data_in_logs_or_warnings_from_two_threads(tmp_path, demo, caplog):
+    """SRs and Presentation States built in two threads at once (the node's and ``score``'s
+    workers): no patient value reaches the log or the warnings, even with every warning shown,
+    and pydicom's validation is left as it was (a switch saved by one thread and restored by
+    the other would leave it off, or turn it back on under the other's build)."""
+    from pydicom import config as dicom_config
+
+    from cxrviewer.io import read_film
+
+    ds = dicom_dataset(
+        (np.arange(96 * 80, dtype=np.uint16) % 4096).reshape(96, 80),
+        bits_stored=12, sop_class=CR_IMAGE, modality="CR",
+        PatientName="Hibbert", PatientID="PID-8675309", AccessionNumber="ACC-55501",  # one-component name
+    )
+    film = read_film(write_dicom(tmp_path / "film.dcm", ds))
+    pred = demo.predict_one(film)
+    modes = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(8):
+                export = export_dicom_sr if j % 2 == 0 else export_dicom_gsps
+                export(tmp_path / f"out-{i}-{j}.dcm", film, pred, demo.info)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    said = caplog.text + "\n".join(str(w.message) for w in caught)
+    for phi in ("Hibbert", "PID-8675309", "ACC-55501"):
+        assert phi not in said, phi
+    assert (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode) == modes
+    assert pydicom.dcmread(tmp_path / "out-0-0.dcm").PatientName == "Hibbert"  # still copied as it was
 
 
 def test_one_component_name_is_not_echoed(tmp_path, shared_data, scored, demo, caplog):

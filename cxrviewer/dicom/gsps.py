@@ -31,7 +31,8 @@ from ..render import class_color
 from ..types import Film, ModelInfo, Prediction
 from .coords import box_points, outline_points
 from .output import (
-    MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, highdicom_errors, quiet_values, write,
+    MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, highdicom_errors, patient_name_aside,
+    patient_name_back, quiet_values, write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
@@ -130,6 +131,7 @@ def _build(
     anonymize: bool,
 ) -> hd.pr.GrayscaleSoftcopyPresentationState:
     ref = src.reference(anonymize=anonymize)
+    patient_name = patient_name_aside(ref)
     w, h = float(src.columns), float(src.rows)
     names = layer_names(prediction.labels)
     ranked = prediction.ranked()  # most probable first
@@ -236,6 +238,7 @@ def _build(
         ),
     )
     _series_laterality(gsps, src)
+    patient_name_back(gsps, patient_name)
     if anonymize:
         gsps.PatientIdentityRemoved = "YES"
         gsps.DeidentificationMethod = DEIDENTIFICATION_METHOD

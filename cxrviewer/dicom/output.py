@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
 from pydicom import config as dicom_config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from ..errors import DicomResultError
@@ -39,16 +40,61 @@ def description(kind: str, info: ModelInfo) -> str:
     return f"{head}cxrviewer AI {kind} {info.model_version}"[:_LO_MAX]
 
 
+# pydicom's validation switch is process-wide (``pydicom.config.settings``): a per-call
+# save-and-restore (``disable_value_validation``) run by two threads at once restores the other's
+# state, leaving validation on under a build (its warnings quote values) or off for good. So the
+# builds share one switch: the first to start turns validation off, the last to finish restores it.
+_validation_lock = threading.Lock()
+_validation_users = 0
+_saved_validation: tuple = (None, None)
+
+
 @contextmanager
 def quiet_values():
-    """Build without value warnings: pydicom's and highdicom's quote the value (a patient's name).
+    """Build without pydicom's value validation: its warnings quote the value (a patient's name).
 
-    pydicom's validation is switched off (process-wide, for the build only) and highdicom's
-    user warnings (e.g. on a one-component Patient's Name) are dropped.
+    Thread-safe: validation stays off while any thread builds and is restored after the last.
+    highdicom's own value warning (a one-component Patient's Name, quoted) is not filtered here
+    (warning filters are process-wide and ``warnings.catch_warnings`` is not thread-safe): it is
+    never raised, as highdicom is not given the name (:func:`patient_name_aside`).
     """
-    with dicom_config.disable_value_validation(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+    global _validation_users, _saved_validation
+    settings = dicom_config.settings
+    with _validation_lock:
+        if _validation_users == 0:
+            _saved_validation = (settings._reading_validation_mode, settings._writing_validation_mode)
+            settings.reading_validation_mode = dicom_config.IGNORE
+            settings.writing_validation_mode = dicom_config.IGNORE
+        _validation_users += 1
+    try:
         yield
+    finally:
+        with _validation_lock:
+            _validation_users -= 1
+            if _validation_users == 0:
+                settings._reading_validation_mode, settings._writing_validation_mode = _saved_validation
+
+
+def patient_name_aside(ref: Dataset) -> DataElement | None:
+    """Take the Patient's Name out of ``ref``, the dataset highdicom copies the patient from.
+
+    highdicom checks the name it is given and warns, quoting it, when it has one component
+    (``highdicom.valuerep.check_person_name``; a valid PN all the same, PS3.5 6.2.1.2). So it
+    is given an empty one (Type 2: present, empty) and :func:`patient_name_back` puts the
+    source's element, as it was, in the result.
+    """
+    element = None
+    if "PatientName" in ref:
+        element = ref["PatientName"]
+        del ref["PatientName"]  # setting it would empty this very element
+    ref.PatientName = ""
+    return element
+
+
+def patient_name_back(result: Dataset, element: DataElement | None) -> None:
+    """Put the element :func:`patient_name_aside` took in ``result``."""
+    if element is not None:
+        result["PatientName"] = element
 
 
 @contextmanager
