@@ -96,9 +96,9 @@ class Node:
 
     def start(self) -> tuple[str, int]:
         # pydicom's value-validation warnings quote the value (a patient's name), and the node
-        # reads headers in many threads (SCP, workers, sender), where the per-call switch that
-        # cxrviewer.dicom uses (process-wide, not thread-safe) cannot keep them quiet: off for the
-        # node's life, restored by stop(). The result builders do the same (_builder_init).
+        # reads headers in many threads (SCP, workers, sender), not only while results are built
+        # (cxrviewer.dicom's shared switch covers those): off for the node's life, restored by
+        # stop(). The result builders do the same (_builder_init).
         self._validation = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
         dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
         dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
