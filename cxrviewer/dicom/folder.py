@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pydicom
 from pydicom import config as dicom_config
-from pydicom.uid import UID
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from ..dicom_export import export_dicom_sc
 from ..errors import DicomResultError

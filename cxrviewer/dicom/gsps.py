@@ -25,14 +25,23 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from .. import __version__, heatmap
+from ..classes import resolve
 from ..dicom_export import UNPAIRED_BODY_PARTS, put_value, source_text
 from ..errors import DicomResultError
 from ..render import class_color
 from ..types import Film, ModelInfo, Prediction
 from .coords import box_points, outline_points
 from .output import (
-    MANUFACTURER, NOT_FOR_DIAGNOSIS, SERIES_NUMBER, check_folder, description, highdicom_errors, patient_name_aside,
-    patient_name_back, quiet_values, write,
+    MANUFACTURER,
+    NOT_FOR_DIAGNOSIS,
+    SERIES_NUMBER,
+    check_folder,
+    description,
+    highdicom_errors,
+    patient_name_aside,
+    patient_name_back,
+    quiet_values,
+    write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
@@ -75,12 +84,8 @@ def build_gsps(
 ) -> hd.pr.GrayscaleSoftcopyPresentationState:
     """The Presentation State dataset that :func:`export_dicom_gsps` writes."""
     src = read_source(film, WHAT)
-    labels = prediction.positives if region_labels is None else tuple(region_labels)
-    unknown = [label for label in labels if label not in prediction.labels]
-    if unknown:
-        raise DicomResultError(
-            f"The model has no finding called {', '.join(unknown)}; choose among {', '.join(prediction.labels)}."
-        )
+    # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
+    labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     samples = src.header.get("SamplesPerPixel", 1)
     if samples != 1:
         raise DicomResultError(

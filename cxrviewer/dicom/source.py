@@ -29,10 +29,10 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from ..dicom_export import (
+    ANONYMIZED_ATTRIBUTES,
     COPIED_TYPE3,
     PATIENT_TYPE2,
     STUDY_TYPE2,
-    ANONYMIZED_ATTRIBUTES,
     put_value,
     read_source_header,
     source_kind,

@@ -33,13 +33,21 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from .. import __version__, heatmap
-from ..errors import DicomResultError
+from ..classes import resolve
 from ..types import Film, ModelInfo, Prediction
 from . import codes
 from .coords import box_points, outline_points
 from .output import (
-    MANUFACTURER, SERIES_NUMBER, check_folder, demo_notice, description, highdicom_errors, patient_name_aside,
-    patient_name_back, quiet_values, write,
+    MANUFACTURER,
+    SERIES_NUMBER,
+    check_folder,
+    demo_notice,
+    description,
+    highdicom_errors,
+    patient_name_aside,
+    patient_name_back,
+    quiet_values,
+    write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
 
@@ -77,12 +85,8 @@ def build_sr(
 ) -> hd.sr.Comprehensive3DSR:
     """The SR dataset that :func:`export_dicom_sr` writes."""
     src = read_source(film, WHAT)
-    labels = prediction.positives if region_labels is None else tuple(region_labels)
-    unknown = [label for label in labels if label not in prediction.labels]
-    if unknown:
-        raise DicomResultError(
-            f"The model has no finding called {', '.join(unknown)}; choose among {', '.join(prediction.labels)}."
-        )
+    # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
+    labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     with quiet_values(), highdicom_errors(film, WHAT):
         return _build(src, film, prediction, info, labels, anonymize)
 
