@@ -22,6 +22,22 @@ from pathlib import Path
 import pydicom
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+
+
+def dcmtk(tool: str) -> str:
+    """dcmtk's ``tool`` (``storescu``, ``echoscu``): pynetdicom installs apps of the same names
+    with other options into the virtual environment's bin, which comes first on PATH when the
+    environment is activated (as in CI)."""
+    import os
+
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        exe = Path(folder) / tool
+        if not (exe.is_file() and os.access(exe, os.X_OK)):
+            continue
+        version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+        if "dcmtk" in (version.stdout + version.stderr):
+            return str(exe)
+    raise FileNotFoundError(f"dcmtk's {tool} is not installed (apt-get install dcmtk)")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 LOOPBACK = "127.0.0.1"
 

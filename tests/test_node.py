@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from orthancserver import LOOPBACK, Orthanc, available, free_port, referenced_uids
+from orthancserver import LOOPBACK, Orthanc, available, dcmtk, free_port, referenced_uids
 from pydicom.uid import generate_uid
 
 pynetdicom = pytest.importorskip("pynetdicom")
@@ -196,14 +196,14 @@ def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, 
     Secondary Capture in the film's study, each referencing the film."""
     films = film_copies(shared_data, tmp_path / "films", 3)
     node = node_factory([pacs.destination], outputs=("sr", "gsps", "sc"))
-    echo = subprocess.run(["echoscu", "-aec", NODE_AET, LOOPBACK, str(node_port)], capture_output=True, text=True, timeout=30)
+    echo = subprocess.run([dcmtk("echoscu"), "-aec", NODE_AET, LOOPBACK, str(node_port)], capture_output=True, text=True, timeout=30)
     assert echo.returncode == 0, echo.stderr
     # storescu proposes uncompressed syntaxes alone by default and cannot send a compressed
     # file then: name the file's own syntax (-xy JPEG baseline, -xv JPEG 2000 lossless)
     flags = {"1.2.840.10008.1.2.4.50": ["-xy"], "1.2.840.10008.1.2.4.90": ["-xv"]}
     for film in films:
         syntax = str(pydicom.dcmread(film, stop_before_pixels=True).file_meta.TransferSyntaxUID)
-        sent = subprocess.run(["storescu", *flags.get(syntax, []), "-aet", "MODALITY", "-aec", NODE_AET, LOOPBACK,
+        sent = subprocess.run([dcmtk("storescu"), *flags.get(syntax, []), "-aet", "MODALITY", "-aec", NODE_AET, LOOPBACK,
                                str(node_port), str(film)], capture_output=True, text=True, timeout=60)
         assert sent.returncode == 0, sent.stderr
     check_results(pacs, films, ("sr", "gsps", "sc"))
