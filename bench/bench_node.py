@@ -87,7 +87,8 @@ def main() -> None:
 
     from cxrviewer.batch import default_workers, score_to_csv, session_threads
     from cxrviewer.model import Classifier
-    from cxrviewer.node import Node, NodeConfig, parse_outputs
+    from cxrviewer.node import NodeConfig, parse_outputs
+    from cxrviewer.node.service import Node
     from cxrviewer.node.config import DicomDestination
 
     print(machine())

@@ -84,7 +84,8 @@ def film_copies(shared_data: Path, folder: Path, n: int, names=CHEST) -> list[Pa
 
 def start_node(spool: Path, model: Path, port: int, destinations, outputs=("sr", "gsps", "sc"), **kw):
     from cxrviewer.model import Classifier
-    from cxrviewer.node import Node, NodeConfig, parse_destination
+    from cxrviewer.node import NodeConfig, parse_destination
+    from cxrviewer.node.service import Node
 
     config = NodeConfig(ae_title=NODE_AET, host=LOOPBACK, port=port, spool=spool, outputs=tuple(outputs),
                         destinations=tuple(parse_destination(d) for d in destinations), **kw)

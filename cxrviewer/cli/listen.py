@@ -65,7 +65,7 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..node import Spool
+    from ..node.spool import Spool
 
     if args.status or args.retry_parked:
         spool = Spool(args.spool, readonly=not args.retry_parked)
@@ -107,7 +107,8 @@ def _listen(args) -> int:
                        "`pip install 'cxrviewer[node]'`.") from None
 
     from ..batch import default_workers, session_threads
-    from ..node import Node, NodeConfig, Tls, parse_destination, parse_outputs
+    from ..node import NodeConfig, Tls, parse_destination, parse_outputs
+    from ..node.service import Node
     from ..node.config import check_ae_title
 
     for entry in args.allow_host:

@@ -3,6 +3,9 @@
 :mod:`.scp` takes films (C-STORE, C-ECHO) into :mod:`.spool` (files and a job table),
 :mod:`.service` scores them on a worker pool and writes the results (:mod:`.outputs`),
 :mod:`.sender` delivers them (C-STORE or STOW-RS) with retries. See docs/dicom-node.md.
+
+The package itself imports only the configuration: the app's "Send to PACS" uses it (and
+:mod:`.sender`) without loading the node's service, spool or the result builders.
 """
 
 from .config import (
@@ -13,7 +16,4 @@ from .config import (
     parse_destination,
     parse_outputs,
 )
-from .service import Node
-from .spool import Spool
-
-__all__ = ["DicomDestination", "Node", "NodeConfig", "Spool", "Tls", "WebDestination", "parse_destination", "parse_outputs"]
+__all__ = ["DicomDestination", "NodeConfig", "Tls", "WebDestination", "parse_destination", "parse_outputs"]
