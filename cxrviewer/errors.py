@@ -100,3 +100,7 @@ class PacsSendError(CxrError):
 class ClusterError(CxrError):
     """The cluster engine cannot run: Ray is missing, its cluster cannot be reached, or a worker
     could not load the model."""
+
+
+class NoDisplayError(CxrError):
+    """The desktop app has no display to show its window on."""

@@ -24,6 +24,7 @@ from ..errors import (
     ModelError,
     NodeConfigError,
     NoDicomSourceError,
+    NoDisplayError,
     OutputError,
     OutputFormatError,
     OutputInUseError,
@@ -114,4 +115,8 @@ def gui_main(argv: Sequence[str] | None = None) -> int:
         print(f"cxrviewer: the desktop app needs PySide6 ({exc}). Install it with `pip install PySide6-Essentials`, "
               "or use the `score`, `export` and `info` subcommands.", file=sys.stderr)
         return EXIT_USAGE
-    return run_app(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return run_app(list(sys.argv[1:] if argv is None else argv))
+    except NoDisplayError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE

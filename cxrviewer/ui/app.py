@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..errors import NoDisplayError
 from ..options import add_display_options, add_model_options
 
 logger = logging.getLogger(__name__)
@@ -273,9 +274,9 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         problem = display_problem(qt_args)
         if problem is not None:
             # Qt would abort the process (SIGABRT) with "Reinstalling the application may fix
-            # this problem"; say what is wrong and what works instead
-            print(no_display_message(problem), file=sys.stderr)
-            return EXIT_NO_DISPLAY
+            # this problem"; say what is wrong and what works instead (the entry point prints it
+            # and exits EXIT_NO_DISPLAY)
+            raise NoDisplayError(no_display_message(problem))
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
