@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -45,3 +46,28 @@ def synthetic_film():
     from cxrviewer.types import Film
 
     return Film(synthetic_pixels(), source=Path("synthetic.png"), metadata={"format": "synthetic"})
+
+
+# In CI (CI=true) a test skipped because a tool or the shared data is missing is a broken CI
+# setup, not a pass: the run fails and names them. On a developer's machine they stay skips.
+_MISSING = re.compile(r"not installed|is not here|is missing|needs \d+ NIH")
+_skipped_for_missing: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped and os.environ.get("CI"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if _MISSING.search(str(reason)):
+            _skipped_for_missing.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _skipped_for_missing:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _skipped_for_missing:
+        terminalreporter.section("skipped for a missing tool or data set (a failure in CI)")
+        for line in _skipped_for_missing:
+            terminalreporter.write_line(line)
