@@ -186,7 +186,9 @@ class TestTwoNodes:
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert "will be retried" in log  # Ray saw the killed node's actor die with films in hand
+        # The kill lands mid-run (asserted above). Whether the node's actor had a batch in flight at
+        # that instant is Ray's scheduling (usually it had: Ray then logs "will be retried"); the
+        # guarantees below must hold either way, and asserting the log line made the test flaky.
         assert proc.returncode == 1, log[-3000:]  # 1: the broken film's error row
         rows = read_results(out)
         assert len(rows) == FILMS + 1 and len({r["path"] for r in rows}) == FILMS + 1
