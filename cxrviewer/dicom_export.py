@@ -31,11 +31,11 @@ import numpy as np
 import pydicom
 from pydicom import config as dicom_config
 from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.sequence import Sequence
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 

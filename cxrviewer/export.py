@@ -115,6 +115,18 @@ def new_file_mode(path: Path) -> int:
     return 0o666 & ~current_umask()
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make the renames into ``folder`` durable (POSIX: fsync the directory; Windows has no
+    such call and commits a rename with the file)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename, with the permissions
     a plain write would give (:func:`new_file_mode`). The folder must exist."""

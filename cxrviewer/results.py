@@ -41,6 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import OutputError, OutputInUseError, SameFileError, UnknownResultsFileError
+from .export import fsync_dir
 from .io import is_url, url_key
 from .types import Film, ModelInfo, Prediction
 
@@ -987,7 +988,7 @@ class ResultsDir:
             self._pq.write_table(table, tmp)
             _fsync_file(tmp)
             os.replace(tmp, self.path / name)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -1032,16 +1033,6 @@ class ResultsDir:
 
 
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

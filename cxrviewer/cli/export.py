@@ -65,9 +65,9 @@ def run(args) -> int:
     from ..export import check_output_folder, export_png, output_format
     from ..io import read_film
     from ..io.grayscale import named_window
-    from ..types import Orientation
     from ..render import RenderOptions, select_classes
     from ..results import refuse_inputs_as_output, write_regions_json
+    from ..types import Orientation
 
     check_inputs([args.file])
     fmt = output_format(args.out, args.format)

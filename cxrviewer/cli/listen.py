@@ -108,8 +108,8 @@ def _listen(args) -> int:
 
     from ..batch import default_workers, session_threads
     from ..node import NodeConfig, Tls, parse_destination, parse_outputs
-    from ..node.service import Node
     from ..node.config import check_ae_title
+    from ..node.service import Node
 
     for entry in args.allow_host:
         try:

@@ -137,14 +137,22 @@ class DicomResultsFolder:
         """
         targets = self.paths(uids)
         return [
-            _write_one(f, targets[f], film, prediction, info, options)
+            write_result(f, targets[f], film, prediction, info, options)
             for f in self.formats
             if only is None or f in only
         ]
 
 
-def _write_one(fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions) -> Path:
+def write_result(
+    fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions,
+    *, anonymize: bool = False,
+) -> Path:
+    """One DICOM result (``sr``, ``gsps`` or ``sc``) of ``film`` at ``path``: the findings of
+    ``options.classes`` are drawn (SC) or get their regions (SR, Presentation State). The one
+    dispatch behind ``score --dicom-out`` and the DICOM node."""
     if fmt == "sc":
-        return export_dicom_sc(path, film, prediction, info, options)
+        return export_dicom_sc(path, film, prediction, info, options, anonymize=anonymize)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown DICOM result {fmt!r}; choose among {', '.join(FORMATS)}")
     export = export_dicom_sr if fmt == "sr" else export_dicom_gsps
-    return export(path, film, prediction, info, region_labels=options.classes)
+    return export(path, film, prediction, info, region_labels=options.classes, anonymize=anonymize)

@@ -16,4 +16,5 @@ from .config import (
     parse_destination,
     parse_outputs,
 )
+
 __all__ = ["DicomDestination", "NodeConfig", "Tls", "WebDestination", "parse_destination", "parse_outputs"]

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..dicom import export_dicom_gsps, export_dicom_sr
-from ..dicom_export import export_dicom_sc
+from ..dicom import write_result
 from ..errors import CxrError
+from ..export import fsync_dir
 from ..render import RenderOptions
 from ..types import Film, ModelInfo, Prediction
-from .spool import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +29,12 @@ def write_results(
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
+    options = RenderOptions(classes=prediction.positives)
     for kind in outputs:
         path = folder / f"{kind}.dcm"
         try:
-            if kind == "sr":
-                export_dicom_sr(path, film, prediction, info, anonymize=anonymize)
-            elif kind == "gsps":
-                export_dicom_gsps(path, film, prediction, info, anonymize=anonymize)
-            elif kind == "sc":
-                export_dicom_sc(path, film, prediction, info, RenderOptions(), anonymize=anonymize)
-            else:  # pragma: no cover - the config refuses other names
-                raise ValueError(kind)
+            # the positive findings, as `cxrviewer score --dicom-out` draws them by default
+            write_result(kind, path, film, prediction, info, options, anonymize=anonymize)
         except CxrError as exc:
             errors[kind] = str(exc)
             continue

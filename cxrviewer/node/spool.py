@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpoolError
+from ..export import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,6 @@ class Parked:
     destination: str
     attempts: int
     error: str
-
-
-def fsync_dir(folder: Path) -> None:
-    """A rename is durable only once its folder is (POSIX: fsync the directory)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def durable_write(path: Path, data: bytes) -> None:

@@ -283,7 +283,6 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow, icon_path
-
     from .refcounts import protect_singletons
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "cxrviewer", *qt_args])

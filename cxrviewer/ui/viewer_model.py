@@ -22,8 +22,8 @@ import numpy as np
 
 from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
-from ..render import MODES, RenderOptions
 from ..io import grayscale
+from ..render import MODES, RenderOptions
 from ..types import Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
