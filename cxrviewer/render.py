@@ -24,7 +24,7 @@ from . import heatmap
 from .classes import ClassChoice
 from .errors import ExportError
 from .io import grayscale
-from .types import Film, Measurement, ModelInfo, Orientation, Prediction, Voi
+from .types import Calibration, Film, Measurement, ModelInfo, Orientation, Prediction, Voi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
@@ -59,6 +59,8 @@ class RenderOptions:
     markers: bool = True
     #: distances and angles drawn on the film, labelled in the film's calibration
     measurements: tuple[Measurement, ...] = ()
+    #: what the measurements are labelled in when not the film's own (a manual calibration)
+    calibration: Calibration | None = None
 
 
 def select_classes(prediction: Prediction, spec: str | Sequence[str] | ClassChoice) -> tuple[str, ...]:
@@ -500,7 +502,7 @@ def picture(film: Film, prediction: Prediction | None, options: RenderOptions) -
     if o.markers:
         draw_markers(rgb, film, o.orientation)
     if o.measurements:
-        draw_measurements(rgb, film, o.measurements, o.orientation)
+        draw_measurements(rgb, film, o.measurements, o.orientation, o.calibration or film.calibration)
     return rgb
 
 
@@ -550,10 +552,12 @@ def draw_markers(rgb: np.ndarray, film: Film, orientation: Orientation) -> None:
 MEASURE_COLOR = (255, 215, 0)
 
 
-def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measurement], orientation: Orientation) -> None:
+def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measurement], orientation: Orientation,
+                      calibration: Calibration | None = None) -> None:
     """Draw each measurement on ``rgb`` (the turned picture, which may be smaller than the film:
-    points are scaled to it), in place: its lines, its points and its label (the value in the
-    film's calibration), upright whatever the turn."""
+    points are scaled to it), in place: its lines (a ratio's two widths apart), its points and
+    its label (the value in ``calibration``, else the film's own), upright whatever the turn."""
+    calibration = calibration or film.calibration
     h, w = rgb.shape[:2]
     fh, fw = orientation.shape(film.height, film.width)
     sx, sy = w / fw, h / fh
@@ -565,11 +569,13 @@ def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measur
         for x, y in m.points:
             px, py = orientation.to_screen(x, y, film.height, film.width)
             pts.append((int(round(px * sx)), int(round(py * sy))))
-        cv2.polylines(rgb, [np.array(pts, np.int32).reshape(-1, 1, 2)], False, MEASURE_COLOR, thick, cv2.LINE_AA)
+        lines = [pts[:2], pts[2:]] if m.kind == "ctr" else [pts]
+        for line in lines:
+            cv2.polylines(rgb, [np.array(line, np.int32).reshape(-1, 1, 2)], False, MEASURE_COLOR, thick, cv2.LINE_AA)
         for p in pts:
             cv2.circle(rgb, p, thick + 2, MEASURE_COLOR, -1, cv2.LINE_AA)
         # OpenCV's fonts have no degree sign
-        text = f"{m.value(film.calibration):.1f} deg" if m.kind == "angle" else m.label(film.calibration)
+        text = f"{m.value(calibration):.1f} deg" if m.kind == "angle" else m.label(calibration)
         (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
         anchor = pts[1] if m.kind == "angle" else pts[-1]
         x0 = min(max(0, anchor[0] + 8), max(0, w - tw - 2))

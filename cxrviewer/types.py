@@ -114,49 +114,119 @@ def unit_grayscale(pixels: np.ndarray) -> Grayscale:
     return Grayscale(pixels, default=Voi("film", 0.5, 1.0, "LINEAR_EXACT"), voi_function="LINEAR_EXACT", from_pixels=True)
 
 
+#: where a :class:`Calibration` comes from, and the words the panel, the labels and the SR use
+CALIBRATION_SOURCES = {
+    "pixel spacing": "Pixel Spacing",
+    "magnification corrected": "Imager Pixel Spacing ÷ Estimated Radiographic Magnification Factor",
+    "detector": "Imager Pixel Spacing (at the detector)",
+    "manual": "manual calibration",
+}
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """The size of a pixel for measuring, and what it is (PS3.3 10.7.1.3, C.8.11.4).
+    """The size of a pixel for measuring, and where it comes from (PS3.3 10.7.1.3, C.8.11.4).
 
-    ``kind`` is ``"pixel spacing"`` (Pixel Spacing: in the patient, as is), ``"magnification
-    corrected"`` (Imager Pixel Spacing ÷ Estimated Radiographic Magnification Factor) or
-    ``"detector"`` (Imager Pixel Spacing alone: lengths at the detector plane, larger than in the
-    patient by the unknown magnification). ``row_mm``/``col_mm`` are the distances between the
-    centres of adjacent rows / columns.
+    ``kind`` is the source: ``"pixel spacing"`` (Pixel Spacing: in the patient, as is),
+    ``"magnification corrected"`` (Imager Pixel Spacing ÷ Estimated Radiographic Magnification
+    Factor), ``"detector"`` (Imager Pixel Spacing alone: lengths at the detector plane, larger than
+    in the patient by the unknown magnification) or ``"manual"`` (the user drew a line of known
+    length: :meth:`manual`). ``row_mm``/``col_mm`` are the distances between the centres of
+    adjacent rows / columns.
     """
 
     row_mm: float
     col_mm: float
     kind: str = "pixel spacing"
 
+    def __post_init__(self) -> None:
+        if self.kind not in CALIBRATION_SOURCES:
+            raise ValueError(f"unknown calibration {self.kind!r}; choose one of {tuple(CALIBRATION_SOURCES)}")
+        if not (np.isfinite(self.row_mm) and np.isfinite(self.col_mm) and self.row_mm > 0 and self.col_mm > 0):
+            raise ValueError(f"a pixel must have a positive size, not {self.row_mm} × {self.col_mm} mm")
+
     @property
     def unit(self) -> str:
-        return "mm at detector" if self.kind == "detector" else "mm"
+        """What lengths are labelled with: ``"mm"``, ``"mm at detector"`` or ``"mm, manual calibration"``."""
+        return {"detector": "mm at detector", "manual": "mm, manual calibration"}.get(self.kind, "mm")
+
+    @property
+    def source(self) -> str:
+        """Where the pixel size comes from, in words (for the panel, exports and the SR)."""
+        return CALIBRATION_SOURCES[self.kind]
+
+    @classmethod
+    def manual(cls, a: tuple[float, float], b: tuple[float, float], length_mm: float,
+               base: Calibration | None = None) -> Calibration:
+        """The calibration that makes the line from ``a`` to ``b`` (film coordinates) ``length_mm``
+        long. The pixels keep the aspect of ``base`` (the file's own calibration, when it has
+        one: non-square pixels stay non-square), else they are square."""
+        if not (np.isfinite(length_mm) and length_mm > 0):
+            raise ValueError(f"a known length must be positive, not {length_mm} mm")
+        row, col = (base.row_mm, base.col_mm) if base is not None else (1.0, 1.0)
+        drawn = float(np.hypot((b[0] - a[0]) * col, (b[1] - a[1]) * row))
+        if drawn <= 0:
+            raise ValueError("the calibration line has no length: draw it over something of known size")
+        k = float(length_mm) / drawn
+        return cls(row * k, col * k, "manual")
+
+
+#: the points each kind of measurement takes
+MEASUREMENT_POINTS = {"distance": 2, "angle": 3, "ctr": 4}
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """A distance (two points) or an angle (three points, the vertex in the middle) on a film.
+    """A distance (two points), an angle (three points, the vertex in the middle) or a
+    cardiothoracic ratio (four points: the heart's widest width, then the thorax's widest inner
+    width, each a horizontal segment on the film) on a film.
 
     Points are the film's own continuous coordinates (x right, y down, pixel centres at +0.5),
-    so a measurement stays put when the display turns, mirrors or zooms.
+    so a measurement stays put when the display turns, mirrors or zooms. A ratio's segments are
+    kept horizontal in film coordinates (each segment's second point takes the first's row).
     """
 
-    kind: str  # "distance" | "angle"
+    kind: str  # "distance" | "angle" | "ctr"
     points: tuple[tuple[float, float], ...]
 
     def __post_init__(self) -> None:
-        need = {"distance": 2, "angle": 3}.get(self.kind)
+        need = MEASUREMENT_POINTS.get(self.kind)
         if need is None:
-            raise ValueError(f"unknown measurement {self.kind!r}; choose distance or angle")
-        pts = tuple((float(x), float(y)) for x, y in self.points)
+            raise ValueError(f"unknown measurement {self.kind!r}; choose one of {tuple(MEASUREMENT_POINTS)}")
+        pts = [(float(x), float(y)) for x, y in self.points]
         if len(pts) != need:
             raise ValueError(f"a {self.kind} takes {need} points, not {len(pts)}")
-        object.__setattr__(self, "points", pts)
+        if self.kind == "ctr":
+            pts[1] = (pts[1][0], pts[0][1])
+            pts[3] = (pts[3][0], pts[2][1])
+        object.__setattr__(self, "points", tuple(pts))
+
+    def moved(self, index: int, point: tuple[float, float]) -> Measurement:
+        """This measurement with point ``index`` at ``point`` (a ratio's segment moves up or down
+        as a whole, staying horizontal)."""
+        pts = list(self.points)
+        pts[index] = (float(point[0]), float(point[1]))
+        if self.kind == "ctr":
+            partner = index ^ 1  # 0↔1, 2↔3: the other end of the same segment
+            pts[partner] = (pts[partner][0], pts[index][1])
+        return Measurement(self.kind, tuple(pts))
+
+    def widths(self, calibration: Calibration | None) -> tuple[float, float]:
+        """A ratio's (cardiac, thoracic) widths: mm, or pixels without calibration."""
+        if self.kind != "ctr":
+            raise ValueError(f"a {self.kind} has no widths")
+        sx = calibration.col_mm if calibration is not None else 1.0
+        p = self.points
+        return abs(p[1][0] - p[0][0]) * sx, abs(p[3][0] - p[2][0]) * sx
 
     def value(self, calibration: Calibration | None) -> float:
-        """The length (mm, or pixels without calibration) or the angle in degrees (measured in
-        millimetres when calibrated, so non-square pixels do not skew it)."""
+        """The length (mm, or pixels without calibration), the angle in degrees (measured in
+        millimetres when calibrated, so non-square pixels do not skew it) or the cardiothoracic
+        ratio (cardiac ÷ thoracic width: no unit, the same with or without calibration; 0 when
+        the thorax has no width)."""
+        if self.kind == "ctr":
+            cardiac, thoracic = self.widths(calibration)
+            return cardiac / thoracic if thoracic > 0 else 0.0
         sx, sy = (calibration.col_mm, calibration.row_mm) if calibration is not None else (1.0, 1.0)
         p = [(x * sx, y * sy) for x, y in self.points]
         if self.kind == "distance":
@@ -169,10 +239,16 @@ class Measurement:
         return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / norm, -1.0, 1.0))))
 
     def label(self, calibration: Calibration | None) -> str:
-        """``"52.3 mm"``, ``"52.3 mm at detector"``, ``"210 px"`` or ``"34.5°"``."""
+        """``"52.3 mm"``, ``"52.3 mm at detector"``, ``"52.3 mm, manual calibration"``, ``"210 px"``,
+        ``"34.5°"`` or ``"CTR 0.52 (heart 130.0 / thorax 250.0 mm)"``."""
         v = self.value(calibration)
         if self.kind == "angle":
             return f"{v:.1f}°"
+        if self.kind == "ctr":
+            cardiac, thoracic = self.widths(calibration)
+            if calibration is None:
+                return f"CTR {v:.2f} (heart {cardiac:.0f} / thorax {thoracic:.0f} px)"
+            return f"CTR {v:.2f} (heart {cardiac:.1f} / thorax {thoracic:.1f} {calibration.unit})"
         return f"{v:.1f} {calibration.unit}" if calibration is not None else f"{v:.0f} px"
 
 

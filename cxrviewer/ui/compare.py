@@ -124,6 +124,7 @@ class Compare(QObject):
             classes=self.model.shown_classes(pred) if pred is not None else (),
             window=options.window if self.linked else None,
             measurements=self.model.measurements.get(self._path, ()) if self._path is not None else (),
+            calibration=self.model.manual_calibration(self._path) if self._path is not None else None,
         )
         if self.renderer.request(RenderRequest(self.film, pred, options)):
             self.shown.emit()

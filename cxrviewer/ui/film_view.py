@@ -6,12 +6,15 @@ here, so what the user sees is exactly what ``cxrviewer export`` draws.
 Mouse: wheel zooms around the cursor; left-drag pans; right-drag (or Ctrl + left-drag) changes
 window/level (:attr:`FilmView.levelDragStarted` / :attr:`FilmView.levelDragged` report the drag
 in screen pixels; the window turns them into a window); double-click fits. The view tells where
-the cursor is in film pixels (:attr:`FilmView.hovered`).
+the cursor is in film pixels (:attr:`FilmView.hovered`). A left press on a measurement's point
+(asked of :attr:`FilmView.grab`) drags that point instead of panning
+(:attr:`FilmView.handleDragged`, :attr:`FilmView.handleReleased`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
@@ -35,6 +38,7 @@ from PySide6.QtWidgets import (
 logger = logging.getLogger(__name__)
 
 MIN_SCALE, MAX_SCALE = 0.02, 40.0
+GRAB_PX = 8.0  # how near (screen pixels) a press must be to a measurement's point to drag it
 WHEEL_STEP = 1.25  # zoom factor per wheel notch
 
 
@@ -62,6 +66,8 @@ class FilmView(QGraphicsView):
     levelDragFinished = Signal()
     zoomChanged = Signal(float)
     pointPicked = Signal(float, float)  # a left click while a measuring tool is on (scene = picture pixels)
+    handleDragged = Signal(float, float)  # the grabbed measurement point is now here (picture pixels)
+    handleReleased = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,6 +95,10 @@ class FilmView(QGraphicsView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.setToolTip("")
         self.measuring = False
+        #: asked on a left press with the press's picture pixel and the grab radius in picture
+        #: pixels: True when it took the press (a measurement's point is grabbed and dragged)
+        self.grab: Callable[[float, float, float], bool] | None = None
+        self._dragging_handle = False
 
     def set_measuring(self, on: bool) -> None:
         """Left clicks pick points (:attr:`pointPicked`) instead of panning."""
@@ -237,6 +247,9 @@ class FilmView(QGraphicsView):
         )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._grab_handle(event):
+            event.accept()
+            return
         if self.measuring and self.has_image() and event.button() == Qt.MouseButton.LeftButton \
                 and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             p = self.mapToScene(event.position().toPoint())
@@ -253,7 +266,11 @@ class FilmView(QGraphicsView):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         pos = event.position().toPoint()
-        if self._level_origin is not None:
+        if self._dragging_handle:
+            p = self.mapToScene(pos)
+            self.handleDragged.emit(float(p.x()), float(p.y()))
+            event.accept()
+        elif self._level_origin is not None:
             d = pos - self._level_origin
             self.levelDragged.emit(d.x(), d.y())
             event.accept()
@@ -262,6 +279,15 @@ class FilmView(QGraphicsView):
         self._report_hover(pos)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._dragging_handle and event.button() == Qt.MouseButton.LeftButton:
+            self._dragging_handle = False
+            if self.measuring:
+                self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+            else:
+                self.viewport().unsetCursor()
+            self.handleReleased.emit()
+            event.accept()
+            return
         if self._level_origin is not None and event.button() in (
             Qt.MouseButton.RightButton, Qt.MouseButton.LeftButton,
         ):
@@ -271,6 +297,18 @@ class FilmView(QGraphicsView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def _grab_handle(self, event: QMouseEvent) -> bool:
+        if (self.grab is None or not self.has_image() or event.button() != Qt.MouseButton.LeftButton
+                or event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            return False
+        p = self.mapToScene(event.position().toPoint())
+        radius = GRAB_PX / max(self.zoom, 1e-6)  # the same few screen pixels at any zoom
+        if not self.grab(float(p.x()), float(p.y()), radius):
+            return False
+        self._dragging_handle = True
+        self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+        return True
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.hovered.emit(-1, -1)

@@ -24,7 +24,7 @@ from ..classes import CUSTOM, RULES, name_key
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..io import grayscale
 from ..render import MODES, RenderOptions
-from ..types import Film, Measurement, Orientation, Prediction, Voi
+from ..types import Calibration, Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ class ViewerModel:
     _index: dict[Path, int] = field(default_factory=dict, repr=False)
     #: each film's distances and angles, kept while the app runs (by the film's path)
     measurements: dict[Path, tuple[Measurement, ...]] = field(default_factory=dict, repr=False)
+    #: manual calibrations (a line of known length), kept while the app runs (by the film's path);
+    #: they override the file's own
+    calibrations: dict[Path, Calibration] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._reindex()
@@ -294,7 +297,7 @@ class ViewerModel:
         return RenderOptions(
             classes=self.shown_classes(), alpha=d.alpha, colormap=d.colormap, mode=d.mode,
             window=d.window, invert=d.invert, orientation=d.orientation, markers=d.markers,
-            measurements=self.current_measurements(),
+            measurements=self.current_measurements(), calibration=self.manual_calibration(),
         )
 
     # ---------------------------------------------------------- measurements
@@ -313,6 +316,40 @@ class ViewerModel:
         if 0 <= index < len(current) and self.entry is not None:
             self.measurements[self.entry.path] = current[:index] + current[index + 1 :]
             self.events.measurements.emit()
+
+    def replace_measurement(self, index: int, measurement: Measurement) -> None:
+        """Put ``measurement`` in place of the current film's ``index`` th (a point dragged)."""
+        current = self.current_measurements()
+        if 0 <= index < len(current) and self.entry is not None:
+            self.measurements[self.entry.path] = (*current[:index], measurement, *current[index + 1 :])
+            self.events.measurements.emit()
+
+    # ----------------------------------------------------------- calibration
+    def manual_calibration(self, path: Path | None = None) -> Calibration | None:
+        """The manual calibration of the film at ``path`` (default: the current film), if any."""
+        if path is None:
+            entry = self.entry
+            path = entry.path if entry is not None else None
+        return self.calibrations.get(path) if path is not None else None
+
+    def calibration(self) -> Calibration | None:
+        """What the current film's lengths are measured in: its manual calibration, else the file's."""
+        manual = self.manual_calibration()
+        if manual is not None:
+            return manual
+        return self.film.calibration if self.film is not None else None
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """Calibrate the current film by hand (``None``: back to the file's own); every
+        measurement on it is relabelled."""
+        entry = self.entry
+        if entry is None:
+            return
+        if calibration is None:
+            self.calibrations.pop(entry.path, None)
+        else:
+            self.calibrations[entry.path] = calibration
+        self.events.measurements.emit()
 
     # ---------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
