@@ -95,3 +95,22 @@ OUTLINE = Code("111041", "DCM", "Outline")  # CID 219 "Geometry Graphical Repres
 #: films" (PS3.16 has none), so local codes.
 OOD_FINDING = _local("OOD", "Out-of-distribution input")
 OOD_SCORE = _local("OOD_SCORE", "Out-of-distribution score")
+
+# --- measurements drawn by the reader (Measure menu): TID 300 rows in a TID 1501 group each
+LENGTH = _sct("410668003", "Length")  # CID 7470 "Linear Measurements"
+ANGLE = Code("110859", "DCM", "Angle")  # CID 7182
+MILLIMETER = Code("mm", "UCUM", "mm")  # CID 7181
+DEGREE = Code("deg", "UCUM", "Degree")  # CID 7183
+RATIO = Code("{ratio}", "UCUM", "ratio")  # CID 7181
+#: PS3.16 has no concept for the cardiothoracic ratio of a chest film (LN 59076-0 and 59074-5 are
+#: the fetal area and circumference ratios): local, as the transverse cardiac diameter over the
+#: widest inner thoracic diameter.
+CARDIOTHORACIC_RATIO = _local("CTR", "Cardiothoracic ratio")
+#: TID 300 row 5 "Measurement Method": where the pixel size a length was measured with comes from
+#: (PS3.3 10.7.1.3, C.8.11.4). No PS3.16 concept names these, so local.
+CALIBRATION_METHODS = {
+    "pixel spacing": _local("CAL_PS", "Pixel Spacing"),
+    "magnification corrected": _local("CAL_IPS_ERMF", "Imager Pixel Spacing corrected by ERMF"),
+    "detector": _local("CAL_IPS", "Imager Pixel Spacing at the detector"),
+    "manual": _local("CAL_MANUAL", "Manual calibration on a known length"),
+}

@@ -17,6 +17,10 @@ One SR per film, in the source's study (a new series), referencing the source im
   per region outline and one per region box, each a closed SCOORD POLYLINE on the source image.
 - The out-of-distribution guard, when the model has one: a TID 1501 group with the score,
   its threshold and the flag (Yes / No).
+- The reader's measurements (Measure menu), a TID 1501 group each: a distance's Length (mm;
+  left out when the film has no calibration: there is no unit for pixels), an angle (degrees)
+  or the cardiothoracic ratio (UCUM ``{ratio}``), each inferred from its SCOORD POLYLINE(s) on
+  the source image, with the calibration used as the Measurement Method (TID 300 row 5).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
@@ -34,7 +39,7 @@ from pydicom.uid import generate_uid
 
 from .. import __version__, heatmap
 from ..classes import resolve
-from ..types import Film, ModelInfo, Prediction
+from ..types import Calibration, Film, Measurement, ModelInfo, Prediction
 from . import codes
 from .coords import box_points, outline_points
 from .output import (
@@ -64,14 +69,19 @@ def export_dicom_sr(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    measurements: Sequence[Measurement] = (),
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write the SR of ``prediction`` for the DICOM film ``film`` to ``path`` (atomically).
 
     ``region_labels``: the findings whose regions (outline and box) go in (default: the
     positives). ``anonymize``: no patient identity, UIDs kept (docs/dicom-results.md).
+    ``measurements``: the reader's distances, angles and ratios, measured with ``calibration``
+    (default: the film's own).
     """
     check_folder(path)
-    ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize)
+    ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize,
+                  measurements=measurements, calibration=calibration)
     return write(path, ds, WHAT)
 
 
@@ -82,13 +92,16 @@ def build_sr(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    measurements: Sequence[Measurement] = (),
+    calibration: Calibration | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """The SR dataset that :func:`export_dicom_sr` writes."""
     src = read_source(film, WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     with quiet_values(), highdicom_errors(film, WHAT):
-        return _build(src, film, prediction, info, labels, anonymize)
+        return _build(src, film, prediction, info, labels, anonymize,
+                      tuple(measurements), calibration or film.calibration)
 
 
 def _build(
@@ -98,6 +111,8 @@ def _build(
     info: ModelInfo,
     region_labels: Sequence[str],
     anonymize: bool,
+    reader: tuple[Measurement, ...] = (),
+    calibration: Calibration | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     ref = src.reference(anonymize=anonymize)
     patient_name = patient_name_aside(ref)
@@ -150,6 +165,7 @@ def _build(
                 ],
             )
         )
+    groups.extend(_reader_groups(src, reader, calibration))
 
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
@@ -272,6 +288,48 @@ def _region_groups(
                     geometric_purpose=codes.OUTLINE,
                 )
             )
+    return out
+
+
+def _reader_groups(
+    src: SourceImage, measurements: Sequence[Measurement], calibration: Calibration | None
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """A TID 1501 group for each of the reader's measurements (see the module's docstring)."""
+    out = []
+    method = codes.CALIBRATION_METHODS[calibration.kind] if calibration is not None else None
+    for i, m in enumerate(measurements, start=1):
+        # film coordinates are SCOORD's: (0, 0) the top left corner of the top left pixel
+        # (PS3.3 C.18.6.1.1), x right, y down
+        segments = [m.points[:2], m.points[2:]] if m.kind == "ctr" else [m.points]
+        coordinates = [
+            hd.sr.CoordinatesForMeasurement(
+                graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                graphic_data=np.array(points, dtype=float),
+                source_image=hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid),
+            )
+            for points in segments
+        ]
+        if m.kind == "distance":
+            if calibration is None:
+                logger.debug("distance %d left out of the SR: the film has no calibration", i)
+                continue
+            name, unit, value, used = codes.LENGTH, codes.MILLIMETER, m.value(calibration), method
+        elif m.kind == "angle":
+            name, unit, value, used = codes.ANGLE, codes.DEGREE, m.value(calibration), method
+        else:  # the ratio has no unit: the calibration cancels out
+            name, unit, value, used = codes.CARDIOTHORACIC_RATIO, codes.RATIO, m.value(None), None
+        out.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{m.kind} {i}"),
+                source_images=[hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)],
+                measurements=[
+                    hd.sr.Measurement(
+                        name=name, value=round(float(value), 3), unit=unit, method=used,
+                        referenced_coordinates=coordinates,
+                    )
+                ],
+            )
+        )
     return out
 
 

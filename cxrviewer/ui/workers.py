@@ -312,6 +312,10 @@ def export_annotated(path: Path, film: Film, prediction: Prediction, info, optio
         from ..dicom import export_dicom_gsps, export_dicom_sr
 
         export = export_dicom_sr if fmt == "dicom-sr" else export_dicom_gsps
+        if fmt == "dicom-sr":  # the reader's measurements too, in the calibration on screen
+            return export_dicom_sr(Path(path), film, prediction, info, region_labels=options.classes,
+                                   anonymize=anonymize, measurements=options.measurements,
+                                   calibration=options.calibration)
         return export(Path(path), film, prediction, info, region_labels=options.classes, anonymize=anonymize)
     if fmt == "dicom-sc":
         from ..dicom_export import export_dicom_sc

@@ -296,3 +296,42 @@ def test_cardiothoracic_ratio_measured_painted_and_edited(qtbot, window, png):
     calibrate(qtbot, window, (100.0, 900.0), (600.0, 900.0), 100.0)
     assert window.measure.labels()[0].startswith("Cardiothoracic ratio 1: CTR 0.50 (heart ")
     assert window.measure.labels()[0].endswith(" mm, manual calibration)")
+
+
+# ---------------------------------------------------------------- exports
+def test_exports_carry_the_manual_calibration(qtbot, window, spaced, tmp_path):
+    """The SR written from the app holds the distance measured with the manual calibration, and
+    says so; the PNG export draws what the view shows."""
+    import highdicom as hd
+
+    from cxrviewer.dicom import codes
+
+    window.model.set_display(policy="none", markers=False)
+    open_and_wait(qtbot, window, [spaced])
+    window.act_measure_distance.trigger()
+    click(window, 50.0, 100.0)
+    click(window, 350.0, 100.0)
+    calibrate(qtbot, window, (50.0, 200.0), (250.0, 200.0), 50.0)
+    (m,) = window.model.current_measurements()
+    want = m.value(window.model.calibration())
+    with qtbot.waitSignal(window.session.exported, timeout=20_000) as blocker:
+        assert window.session.export(tmp_path / "sr.dcm", "dicom-sr")
+    groups = hd.sr.srread(blocker.args[0]).content.get_image_measurement_groups()
+    (length,) = next(g for g in groups if str(g.tracking_identifier) == "distance 1").get_measurements()
+    assert length.value == pytest.approx(want, abs=1e-3)
+    assert length.method == codes.CALIBRATION_METHODS["manual"]
+
+    import cv2
+
+    with qtbot.waitSignal(window.session.exported, timeout=20_000) as blocker:
+        assert window.session.export(tmp_path / "out.png", "png")
+    exported = cv2.cvtColor(cv2.imread(blocker.args[0]), cv2.COLOR_BGR2RGB)
+    import dataclasses
+
+    from cxrviewer.render import annotate
+
+    film, pred, info = window.model.film, window.model.prediction, window.model.classifier.info
+    options = window.model.render_options()
+    np.testing.assert_array_equal(exported, annotate(film, pred, info, options))
+    # ... which is not what the file's own Pixel Spacing gives: the label is the manual one
+    assert (exported != annotate(film, pred, info, dataclasses.replace(options, calibration=None))).any()
