@@ -577,8 +577,12 @@ def draw_measurements(rgb: np.ndarray, film: Film, measurements: Sequence[Measur
         # OpenCV's fonts have no degree sign
         text = f"{m.value(calibration):.1f} deg" if m.kind == "angle" else m.label(calibration)
         (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-        anchor = pts[1] if m.kind == "angle" else pts[-1]
-        x0 = min(max(0, anchor[0] + 8), max(0, w - tw - 2))
-        y0 = min(max(th + 2, anchor[1] - 8), h - 2)
+        if m.kind == "ctr":  # a long label: under the thorax's width, from its left end
+            x0 = min(max(0, min(pts[2][0], pts[3][0])), max(0, w - tw - 2))
+            y0 = min(max(th + 2, max(pts[2][1], pts[3][1]) + th + 12), h - 2)
+        else:
+            anchor = pts[1] if m.kind == "angle" else pts[-1]
+            x0 = min(max(0, anchor[0] + 8), max(0, w - tw - 2))
+            y0 = min(max(th + 2, anchor[1] - 8), h - 2)
         cv2.putText(rgb, text, (x0, y0), font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(rgb, text, (x0, y0), font, scale, MEASURE_COLOR, thick, cv2.LINE_AA)

@@ -88,6 +88,8 @@ class MeasureTool(QObject):
         self.note.setWordWrap(True)
         self.list = QListWidget(body)
         self.list.setObjectName("measurementsList")
+        self.list.setWordWrap(True)  # long labels ("… mm, manual calibration)") wrap, not cut
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.delete_button = QPushButton("Delete", body)
         self.delete_button.clicked.connect(self.delete_selected)
         self.reset_button = QPushButton("Reset calibration", body)
