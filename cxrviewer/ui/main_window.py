@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
             self._sync_actions()
             return
         request = RenderRequest(self.levels.drawn_film(film), self.model.prediction, self.model.render_options())
-        self.film_label.setText(describe_film(film))
+        self.film_label.setText(describe_film(film, self.model.calibration()))
         wl = describe_window(film, self.model.display.window)
         self.wl_label.setText(wl + ("  · inverted" if self.model.display.invert else ""))
         self._update_time_status()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..io.grayscale import value_at, value_range
-from ..types import Film, Voi
+from ..types import CALIBRATION_SOURCES, Calibration, Film, Voi
 
 
 def _number(v: float, span: float) -> str:
@@ -38,11 +38,18 @@ def describe_value(film: Film | None, x: int, y: int) -> str:
     return f"x {x}  y {y}  value {text}"
 
 
-def describe_film(film: Film | None) -> str:
+def describe_film(film: Film | None, calibration: Calibration | None = None) -> str:
+    """The film's size and the pixel size lengths are measured with: ``calibration`` (the reader's
+    manual one) when given, else the file's; its source is named unless it is Pixel Spacing."""
     if film is None:
         return ""
     text = f"{film.width} × {film.height} px"
-    if film.pixel_spacing:
+    cal = calibration if calibration is not None else film.calibration
+    if cal is not None:
+        text += f" · pixel {cal.col_mm:.3f} × {cal.row_mm:.3f} mm"
+        if cal.kind != "pixel spacing":
+            text += f" ({CALIBRATION_SOURCES.get(cal.kind, cal.kind)})"
+    elif film.pixel_spacing:
         r, c = film.pixel_spacing
         text += f" · pixel {c:.3f} × {r:.3f} mm"
     else:

@@ -215,6 +215,9 @@ def test_manual_calibration_of_a_png(qtbot, window, png, png2):
     # ... in the label, right of and above the line's end (500, 500), and nowhere else
     assert changed[:, 1].min() >= 495 and 440 <= changed[:, 0].min() and changed[:, 0].max() <= 500
     assert window.model.render_options().calibration == line  # exports draw the same
+    # the status bar names the pixel size measured with, and that it is the manual one
+    qtbot.waitUntil(lambda: "manual calibration" in window.film_label.text())
+    assert f"pixel {cal.col_mm:.3f} × {cal.row_mm:.3f} mm" in window.film_label.text()
 
     # kept per film while the app runs
     window.model.step(+1)
@@ -229,6 +232,7 @@ def test_manual_calibration_of_a_png(qtbot, window, png, png2):
     window.measure.reset_button.click()
     assert window.model.calibration() is None
     assert window.measure.labels() == [f"Distance 1: {px:.0f} px"]
+    qtbot.waitUntil(lambda: "pixel size unknown" in window.film_label.text())
     np.testing.assert_array_equal(shown(qtbot, window), before)
 
 
