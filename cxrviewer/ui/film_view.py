@@ -7,7 +7,7 @@ Mouse: wheel zooms around the cursor; left-drag pans; right-drag (or Ctrl + left
 window/level (:attr:`FilmView.levelDragStarted` / :attr:`FilmView.levelDragged` report the drag
 in screen pixels; the window turns them into a window); double-click fits. The view tells where
 the cursor is in film pixels (:attr:`FilmView.hovered`). A left press on a measurement's point
-(asked of :attr:`FilmView.grab`) drags that point instead of panning
+(asked of :attr:`FilmView.grab_point`) drags that point instead of panning
 (:attr:`FilmView.handleDragged`, :attr:`FilmView.handleReleased`).
 """
 
@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QImage,
     QMouseEvent,
     QPainter,
+    QPen,
     QPixmap,
     QWheelEvent,
 )
@@ -97,8 +98,11 @@ class FilmView(QGraphicsView):
         self.measuring = False
         #: asked on a left press with the press's picture pixel and the grab radius in picture
         #: pixels: True when it took the press (a measurement's point is grabbed and dragged)
-        self.grab: Callable[[float, float, float], bool] | None = None
+        self.grab_point: Callable[[float, float, float], bool] | None = None
         self._dragging_handle = False
+        #: the points of a measurement still being clicked (picture pixels): drawn by the view
+        #: itself until the measurement is complete and the renderer draws it
+        self.pending: tuple[tuple[float, float], ...] = ()
 
     def set_measuring(self, on: bool) -> None:
         """Left clicks pick points (:attr:`pointPicked`) instead of panning."""
@@ -146,8 +150,32 @@ class FilmView(QGraphicsView):
     def has_image(self) -> bool:
         return not self._item.pixmap().isNull()
 
+    def set_pending(self, points) -> None:
+        """Show the points clicked so far of a measurement not yet complete (picture pixels)."""
+        points = tuple((float(x), float(y)) for x, y in points)
+        if points != self.pending:
+            self.pending = points
+            self.viewport().update()
+
+    def _draw_pending(self, painter: QPainter) -> None:
+        # in scene coordinates (= picture pixels); sizes divided by the zoom stay constant on screen
+        scale = max(self.zoom, 1e-6)
+        pen = QPen(QColor(255, 220, 0), 1.5 / scale)
+        painter.save()
+        painter.setPen(pen)
+        points = [QPointF(x, y) for x, y in self.pending]
+        for a, b in zip(points, points[1:]):
+            painter.drawLine(a, b)
+        arm = 6.0 / scale
+        for p in points:
+            painter.drawLine(QPointF(p.x() - arm, p.y()), QPointF(p.x() + arm, p.y()))
+            painter.drawLine(QPointF(p.x(), p.y() - arm), QPointF(p.x(), p.y() + arm))
+        painter.restore()
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt API
         super().drawForeground(painter, rect)
+        if self.pending and self.has_image():
+            self._draw_pending(painter)
         if self.has_image() or not self.placeholder:
             return
         painter.save()
@@ -299,12 +327,12 @@ class FilmView(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def _grab_handle(self, event: QMouseEvent) -> bool:
-        if (self.grab is None or not self.has_image() or event.button() != Qt.MouseButton.LeftButton
+        if (self.grab_point is None or not self.has_image() or event.button() != Qt.MouseButton.LeftButton
                 or event.modifiers() & Qt.KeyboardModifier.ControlModifier):
             return False
         p = self.mapToScene(event.position().toPoint())
         radius = GRAB_PX / max(self.zoom, 1e-6)  # the same few screen pixels at any zoom
-        if not self.grab(float(p.x()), float(p.y()), radius):
+        if not self.grab_point(float(p.x()), float(p.y()), radius):
             return False
         self._dragging_handle = True
         self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)

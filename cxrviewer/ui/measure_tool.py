@@ -68,16 +68,19 @@ class MeasureTool(QObject):
         self.model = window.model
         self.kind: str | None = None
         self.points: list[tuple[float, float]] = []
+        self._points_film = None  # the film the points being clicked are on
         #: (measurement, point) being dragged
         self.grabbed: tuple[int, int] | None = None
         self.dialog: QInputDialog | None = None
         view = window.view
         view.pointPicked.connect(self.pick)
-        view.grab = self.grab
+        view.grab_point = self.grab  # not `grab`: that is QWidget.grab(), the screenshot
         view.handleDragged.connect(self.drag)
         view.handleReleased.connect(self.release)
         self.model.events.measurements.connect(self._changed)
         self.model.events.film.connect(self._changed)
+        self.model.events.film.connect(self._show_pending)
+        self.model.events.display.connect(self._show_pending)  # a turn or mirror moves them
 
         self.dock = QDockWidget("Measurements", window)
         self.dock.setObjectName("measurementsDock")
@@ -109,6 +112,7 @@ class MeasureTool(QObject):
         calibration ("calibrate") with the next clicks; ``None`` stops."""
         self.kind = kind if kind in POINTS else None
         self.points = []
+        self._show_pending()
         self.window.view.set_measuring(self.kind is not None)
         if self.kind is not None:
             self.dock.setVisible(True)
@@ -118,10 +122,14 @@ class MeasureTool(QObject):
         """A click at picture pixel (x, y): a point in film coordinates."""
         if self.kind is None or self.model.film is None:
             return
+        if not self.points:
+            self._points_film = self.model.film
         self.points.append(self._to_film(x, y))
         if len(self.points) < POINTS[self.kind]:
+            self._show_pending()
             return
         points, self.points = tuple(self.points), []
+        self._show_pending()
         if self.kind == "calibrate":
             self.start(None)
             self.ask_length(points[0], points[1])
@@ -132,6 +140,17 @@ class MeasureTool(QObject):
         film = self.model.film
         fx, fy = self.model.display.orientation.to_film(x, y, film.height, film.width)
         return min(max(fx, 0.0), film.width), min(max(fy, 0.0), film.height)
+
+    def _show_pending(self, *_args) -> None:
+        """The view marks the points clicked so far (the renderer draws only complete ones)."""
+        film = self.model.film
+        if film is not self._points_film:
+            self.points = []  # another film: the half-clicked measurement was on the last one
+        if film is None or not self.points:
+            self.window.view.set_pending(())
+            return
+        orientation = self.model.display.orientation
+        self.window.view.set_pending(orientation.to_screen(fx, fy, film.height, film.width) for fx, fy in self.points)
 
     # ---------------------------------------------------------------- editing
     def grab(self, x: float, y: float, radius: float) -> bool:

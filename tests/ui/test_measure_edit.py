@@ -339,3 +339,31 @@ def test_exports_carry_the_manual_calibration(qtbot, window, spaced, tmp_path):
     np.testing.assert_array_equal(exported, annotate(film, pred, info, options))
     # ... which is not what the file's own Pixel Spacing gives: the label is the manual one
     assert (exported != annotate(film, pred, info, dataclasses.replace(options, calibration=None))).any()
+
+
+# ------------------------------------------------------ points being clicked
+def test_the_points_of_a_measurement_being_clicked_are_shown(qtbot, window, png, png2):
+    """Until a measurement is complete the renderer does not draw it; the view marks the points
+    clicked so far (on screen), and forgets them when the film changes."""
+    window.model.set_display(policy="none", markers=False)
+    open_and_wait(qtbot, window, [png, png2])
+    window.resize(900, 900)
+    window.act_measure_angle.trigger()
+    before = window.view.grab().toImage()
+    click(window, 300.0, 400.0)
+    (mark,) = window.view.pending
+    assert np.allclose(mark, picture_xy(window, 300.0, 400.0), atol=6)  # a viewport pixel is ~1.1 film px
+    click(window, 500.0, 400.0)
+    assert len(window.view.pending) == 2
+    after = window.view.grab().toImage()
+    # the marks are painted on the viewport where the clicks were
+    spot = at(window, 400.0, 400.0)  # on the line between the two points
+    assert before.pixelColor(spot) != after.pixelColor(spot)
+    click(window, 500.0, 200.0)  # the third point completes the angle
+    assert window.view.pending == () and len(window.model.current_measurements()) == 1
+
+    click(window, 100.0, 100.0)
+    assert len(window.view.pending) == 1
+    window.model.step(+1)
+    qtbot.waitUntil(lambda: window.model.film is not None and window.model.film.source == png2)
+    assert window.view.pending == ()
