@@ -77,6 +77,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("flip_v", "Flip &vertical", lambda w: w.model.turn(flip=True, vertical=True), ("V",), "Mirror the film top-bottom (display only)"),
         ActionSpec("markers", "Orientation &markers", lambda w, on: w.model.set_display(markers=on), ("M",),
                    "Patient orientation, view and laterality on the film", checkable=True),
+        ActionSpec("overlay", "&Technique and demographics overlay", lambda w, on: w.overlay.set_on(on), ("O",),
+                   "Patient, study and exposure text in the corners (on screen only: never exported)", checkable=True),
         SEPARATOR,
         ActionSpec("compare", "&Compare side by side", lambda w, on: w.compare.toggle(on), ("Ctrl+Shift+C",),
                    "A second film (the next one) beside the current one, with its own findings", checkable=True),

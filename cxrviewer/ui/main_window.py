@@ -29,6 +29,7 @@ from .compare import Compare
 from .export_choice import export_filters, export_target
 from .film_strip import FilmStrip
 from .film_view import FilmView
+from .film_overlay import Overlays
 from .findings_panel import FindingsPanel
 from .levels import Levels
 from .measure_tool import MeasureTool
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.measure = MeasureTool(self)
         self.status_extras = StatusExtras(self)
         self.compare = Compare(self)
+        self.overlay = Overlays(self)
         self.pacs = PacsActions(self)
         self.act_compare_link.setChecked(True)
         self._connect()
@@ -478,4 +480,5 @@ class MainWindow(QMainWindow):
         self.session.shutdown(0)  # cancel, do not wait: run_app ends the process (a film in inference is not waited for)
         self.renderer.shutdown(5000)
         self.compare.shutdown()
+        self.overlay.shutdown()
         super().closeEvent(event)
