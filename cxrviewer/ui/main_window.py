@@ -27,9 +27,9 @@ from ..types import Orientation
 from .actions import build_menus
 from .compare import Compare
 from .export_choice import export_filters, export_target
+from .film_overlay import Overlays
 from .film_strip import FilmStrip
 from .film_view import FilmView
-from .film_overlay import Overlays
 from .findings_panel import FindingsPanel
 from .levels import Levels
 from .measure_tool import MeasureTool
