@@ -89,8 +89,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
                    "Every element of the film's DICOM file, read only"),
         ActionSpec("sort_worklist", "&Sort films by suspicion", lambda w: w.model.sort_by_suspicion(), ("S",),
                    "Films with findings above threshold first (highest probability, then most findings); unreadable last"),
-        ActionSpec("next", "&Next film", lambda w: w.model.step(+1), ("PgDown", "N")),
-        ActionSpec("prev", "&Previous film", lambda w: w.model.step(-1), ("PgUp", "P")),
+        ActionSpec("next", "&Next film", lambda w: w.strip.step(+1), ("PgDown", "N")),
+        ActionSpec("prev", "&Previous film", lambda w: w.strip.step(-1), ("PgUp", "P")),
     )),
     ("&Levels", (
         ActionSpec("reset_wl", "&Film's own window", lambda w: w.model.set_window(None), ("R",),
