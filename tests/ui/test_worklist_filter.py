@@ -132,6 +132,8 @@ def test_a_folder_run_fills_the_filtered_worklist(qtbot, window, tmp_path):
     assert gaps  # films hidden between two listed ones (the tiny model's findings on the samples)
     a, b = gaps[0]
     window.model.set_current(a)
+    window.activateWindow()  # window shortcuts need the active window (the run's progress dialog had it)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     QTest.keyClick(window, "n")  # the next film listed, skipping the hidden ones
     assert window.model.current == b
     QTest.keyClick(window, "p")
