@@ -98,6 +98,8 @@ class Compare(QObject):
         both = sizes[1] + sizes[2]
         sizes[1], sizes[2] = both - both // 2, both // 2
         self.window.splitter.setSizes(sizes)
+        tall = sum(self.pane.sizes()) or self.window.splitter.height()
+        self.pane.setSizes([tall * 3 // 5, tall - tall * 3 // 5])  # the film above, its findings below
         cur = self.model.current
         self.show_entry(cur + 1 if cur + 1 < n else cur - 1)
 

@@ -194,17 +194,25 @@ class OverlayLayer(QWidget):
         metrics = QFontMetricsF(font)
         step = metrics.lineSpacing()
         m, w, h = self.MARGIN, self.width(), self.height()
-        path = QPainterPath()
         c = self.corners
         for lines, right, bottom in ((c.top_left, False, False), (c.top_right, True, False),
                                      (c.bottom_left, False, True), (c.bottom_right, True, True)):
+            if not lines:
+                continue
             top = h - m - step * len(lines) if bottom else m
+            width = max(metrics.horizontalAdvance(line) for line in lines)
+            left = w - m - width if right else m
+            # a dark backdrop: the text reads over a bright film and over the film's own markers
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(0, 0, 0, 150))
+            p.drawRoundedRect(QRectF(left - 4, top - 2, width + 8, step * len(lines) + 4), 3, 3)
+            path = QPainterPath()
             for i, line in enumerate(lines):
                 x = w - m - metrics.horizontalAdvance(line) if right else m
                 path.addText(QPointF(x, top + i * step + metrics.ascent()), font, line)
-        p.strokePath(path, QPen(QColor(0, 0, 0, 220), 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                                Qt.PenJoinStyle.RoundJoin))
-        p.fillPath(path, QColor(240, 240, 240))
+            p.strokePath(path, QPen(QColor(0, 0, 0, 200), 2.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                                    Qt.PenJoinStyle.RoundJoin))
+            p.fillPath(path, QColor(235, 235, 235))
         p.end()
 
     def text_rect(self) -> QRectF:

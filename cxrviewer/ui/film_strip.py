@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
 from .viewer_model import ERROR, QUEUED, READING, SCORED, FilmEntry, ViewerModel
 from .worklist_filter import ALL, FilmFilter, count_text, filter_choices
@@ -214,15 +214,16 @@ class FilmStrip(QListView):
         self._hidden: set[int] = set()  # the rows hidden, as told to Qt (a reset shows every row again)
         self.bar = QWidget(self)
         self.bar.setObjectName("worklistBar")
-        bar = QHBoxLayout(self.bar)
+        bar = QVBoxLayout(self.bar)  # the combo over its count: both readable in a narrow strip
         bar.setContentsMargins(4, 2, 4, 2)
-        bar.setSpacing(6)
+        bar.setSpacing(1)
         self.filter_combo = QComboBox(self.bar)
         self.filter_combo.setObjectName("worklistFilter")
         self.filter_combo.setToolTip("Which films the strip lists")
         self.count_label = QLabel("", self.bar)
         self.count_label.setObjectName("worklistCount")
-        bar.addWidget(self.filter_combo, 1)
+        self.count_label.setProperty("muted", True)
+        bar.addWidget(self.filter_combo)
         bar.addWidget(self.count_label)
         self.setViewportMargins(0, self.bar.sizeHint().height(), 0, 0)
         self._fill_choices()

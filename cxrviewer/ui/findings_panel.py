@@ -330,6 +330,7 @@ class FindingsPanel(QWidget):
         for row in self._rows.values():
             for w in (row.check, row.bar, row.value, row.note):
                 self._grid.removeWidget(w)
+                w.hide()  # gone from the screen now, not when the event loop deletes it
                 w.deleteLater()
         self._rows = {}
         self._order = list(labels)
