@@ -157,3 +157,33 @@ def test_the_choice_is_remembered(qtbot, make_window, tmp_path):
     w2.act_overlay.trigger()
     w2.close()
     assert not make_window().overlay.on
+
+
+def test_the_compared_film_gets_its_own_overlay(qtbot, window, tmp_path):
+    png = samples_dir() / "00000103_000.png"
+    dcm = chest_dicom(tmp_path / "prior.dcm", PatientName="Roe^Richard", AccessionNumber="ACC-1")
+    open_and_wait(qtbot, window, [png, dcm])
+    window.model.set_current(0)
+    qtbot.waitUntil(lambda: window.model.film is not None and window.model.film.source == png, timeout=WAIT_MS)
+    window.act_overlay.trigger()
+    window.act_compare.trigger()
+    second = window.overlay.compare.layer
+    qtbot.waitUntil(lambda: "Roe, Richard" in second.corners.top_left, timeout=WAIT_MS)
+    assert second.isVisible() and "Acc ACC-1" in second.corners.top_right
+    assert window.overlay.main.layer.corners.top_left == (png.name,)  # each pane its own film's text
+
+
+def test_a_folder_run_with_the_overlay_on_keeps_patients_out_of_the_csv(qtbot, window, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    window.act_overlay.trigger()
+    folder = tmp_path / "films"
+    folder.mkdir()
+    for i in range(2):
+        chest_dicom(folder / f"{i}.dcm")
+    with qtbot.waitSignal(window.session.scoringFinished, timeout=WAIT_MS):
+        assert window.open_paths([folder])
+    qtbot.waitUntil(lambda: "Doe, Jane" in window.overlay.main.layer.corners.top_left, timeout=WAIT_MS)
+    csv = Path(window.session.last_results).read_text()
+    assert "0.dcm" in csv and "1.dcm" in csv
+    for secret in ("Doe", PID, "ACC-77", "General Hospital"):
+        assert secret not in csv and secret not in caplog.text
