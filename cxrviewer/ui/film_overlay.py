@@ -158,26 +158,34 @@ def corner_lines(
 class OverlayLayer(QWidget):
     """Paints :class:`Corners` in the corners of ``view`` 's viewport, over the picture.
 
-    A child of the viewport that covers it and lets every mouse event through; it follows the
-    viewport's size. White text outlined in black reads on any part of a film."""
+    A child of the view (not of its viewport: a view scrolls its viewport's children with the
+    picture when panning) laid over the viewport, letting every mouse event through; it follows
+    the viewport's geometry. Light text on a translucent dark backdrop reads on any part of a film."""
 
     MARGIN = 8
 
     def __init__(self, view: QGraphicsView) -> None:
-        super().__init__(view.viewport())
+        super().__init__(view)
         self.setObjectName("filmOverlay")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.corners = Corners()
-        view.viewport().installEventFilter(self)
-        self.setGeometry(view.viewport().rect())
+        self._viewport = view.viewport()
+        self._viewport.installEventFilter(self)
+        self.setGeometry(self._viewport.geometry())
         self.setVisible(False)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize and watched is self.parent():
-            self.setGeometry(watched.rect())
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self._viewport and event.type() in (QEvent.Type.Resize, QEvent.Type.Move):
+            self.setGeometry(self._viewport.geometry())
         return False
+
+    def setVisible(self, visible: bool) -> None:  # noqa: N802 - Qt API
+        super().setVisible(visible)
+        if visible:
+            self.setGeometry(self._viewport.geometry())
+            self.raise_()
 
     def set_corners(self, corners: Corners) -> None:
         if corners != self.corners:
@@ -214,10 +222,6 @@ class OverlayLayer(QWidget):
                                     Qt.PenJoinStyle.RoundJoin))
             p.fillPath(path, QColor(235, 235, 235))
         p.end()
-
-    def text_rect(self) -> QRectF:
-        """The viewport's area (for tests: where the text may be)."""
-        return QRectF(self.rect())
 
 
 class FilmOverlay(QObject):

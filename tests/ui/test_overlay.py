@@ -44,7 +44,8 @@ def chest_dicom(path: Path, **tags) -> Path:
 def overlay_painted(qtbot, window, view=None):
     """What the view's viewport shows (the picture and anything over it), once drawn."""
     shown(qtbot, window)
-    return qimage_to_rgb((view or window.view).viewport().grab().toImage())
+    view = view or window.view
+    return qimage_to_rgb(view.grab(view.viewport().geometry()).toImage())
 
 
 def test_corner_text_from_the_header_absent_values_left_out(tmp_path):
@@ -92,8 +93,20 @@ def test_overlay_key_paints_the_corners_of_the_view_and_follows_zoom_window_rota
     assert np.array_equal(shown(qtbot, window), window.rendered_rgb())  # the rendered picture has no text
 
     zoom_line = layer.corners.bottom_right[1]
-    window.view.zoom_by(2.0)
+    window.view.zoom_by(4.0)
     assert layer.corners.bottom_right[1] != zoom_line and layer.corners.bottom_right[1].startswith("Zoom ")
+    # panning moves the film, not the text
+    for bar in (window.view.horizontalScrollBar(), window.view.verticalScrollBar()):
+        assert bar.maximum() > 0
+        bar.setValue(bar.maximum() // 2)
+    assert layer.geometry() == window.view.viewport().geometry()
+    panned = overlay_painted(qtbot, window)
+    layer.hide()
+    panned_off = overlay_painted(qtbot, window)
+    layer.show()
+    changed = np.any(panned != panned_off, axis=2)
+    assert changed[: h // 5, : w // 3].any() and changed[-h // 5 :, -w // 3 :].any()
+    assert not changed[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].any()
     QTest.keyClick(window, "0")  # full range: the window line follows, in modality units
     qtbot.waitUntil(lambda: layer.corners.bottom_right[0].endswith("· full range"), timeout=WAIT_MS)
 
