@@ -116,6 +116,8 @@ def entry_tooltip(entry: FilmEntry) -> str:
     tip = str(entry.path)
     if entry.status == ERROR and entry.error:
         tip += f"\n\n{entry.error}"
+    elif entry.prediction is not None and entry.prediction.ood_flag:
+        tip += "\n\nUnusual film: it does not look like the films the model was trained on (out of distribution)."
     return tip
 
 

@@ -79,6 +79,7 @@ def test_filter_lists_the_matching_films_with_the_count(qtbot, classifier):
     m.set_current(2)
     assert strip.count_label.text() == "6 films"
     assert "unusual film" in strip.text_of(3)  # the OOD flag in the strip
+    assert "out of distribution" in strip.tooltip_of(3) and "out of distribution" not in strip.tooltip_of(2)
 
     choose(qtbot, strip.filter_combo, "Positive for Cardiomegaly")
     assert stems(strip) == ["cardio", "both"]
