@@ -383,3 +383,36 @@ def header_rows(path: Path, max_value: int = 200) -> list[tuple[int, str, str, s
         walk(meta, 0)
     walk(ds, 0)
     return rows
+
+
+#: What the on-screen overlay shows from a header (IHE Basic Image Review: demographics and
+#: technique). Patient fields among them are for the screen only: never logged, never exported.
+OVERLAY_KEYWORDS = (
+    "PatientName", "PatientID", "PatientSex", "PatientAge", "PatientBirthDate",
+    "StudyDate", "StudyTime", "AccessionNumber", "InstitutionName",
+    "Modality", "ViewPosition", "ImageLaterality", "Laterality", "BodyPartExamined",
+    "KVP", "Exposure", "ExposureInuAs", "XRayTubeCurrent", "ExposureTime",
+    "DistanceSourceToDetector", "DetectorType", "DetectorID",
+    "EstimatedRadiographicMagnificationFactor",
+)
+
+
+def overlay_attributes(path: Path, keywords: Sequence[str] = OVERLAY_KEYWORDS) -> dict[str, str]:
+    """The text of each of ``keywords`` the DICOM file at ``path`` holds, as :func:`get_str`
+    reads it (a multi-valued element gives its first value, at most 64 characters); absent,
+    empty or unreadable elements are left out. Only the header is read (no pixel data).
+    Raises :class:`~cxrviewer.errors.UnreadableImageError` when the file cannot be parsed."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=list(keywords))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
+        raise UnreadableImageError(
+            f"{path.name}: its DICOM header could not be read ({type(exc).__name__})."
+        ) from None
+    out: dict[str, str] = {}
+    for keyword in keywords:
+        text = get_str(path, ds, keyword)
+        if text:
+            out[keyword] = text
+    return out

@@ -2,11 +2,15 @@
 
 The second pane is another :class:`~cxrviewer.ui.film_view.FilmView` in the splitter, drawn by
 its own :class:`~cxrviewer.ui.render_scheduler.RenderScheduler` with the one renderer
-(:func:`cxrviewer.render.picture`): its own film, its own findings and heatmaps (under the same
-class policy, opacity and colormap). With View ▸ Link compared views on, zoom and pan follow the
-main view, and the window/level too (the same VOI in modality units: meaningful for films of the
-same kind); off, each pane keeps its own and the second film shows its own stored window.
-The second film is read (and scored, when the strip has not scored it yet) off the UI thread.
+(:func:`cxrviewer.render.picture`), with its own findings panel under it: the second film's
+findings and heatmap switches live in a :class:`~cxrviewer.ui.viewer_model.ViewerModel` of its
+own (:attr:`Compare.pane_model`, one film), so ticking a finding in one pane leaves the other
+alone. The pane starts with the main view's choice of heatmaps; opacity, colormap, contour
+mode, invert and rotation follow the main view. With View ▸ Link compared views on, zoom and pan
+follow the main view, and the window/level too (the same VOI in modality units: meaningful for
+films of the same kind); off, each pane keeps its own and the second film shows its own stored
+window. The second film is read (and scored, when the strip has not scored it yet) off the UI
+thread.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import QSplitter
 
 from ..types import Film, Prediction
 from .film_view import FilmView
+from .findings_panel import FindingsPanel
 from .render_scheduler import RenderScheduler
+from .viewer_model import ERROR, READING, SCORED, ViewerModel
 from .workers import FilmJob, Rendered, RenderRequest, Worker, WorkerError, WorkerHandle, read_and_score
 
 logger = logging.getLogger(__name__)
@@ -32,11 +39,23 @@ class Compare(QObject):
         super().__init__(window)
         self.window = window
         self.model = window.model
-        self.view = FilmView(window.splitter)
+        #: the second film alone, with its own choice of heatmaps (its findings panel's model)
+        self.pane_model = ViewerModel(display=self.model.display)
+        self.pane = QSplitter(Qt.Orientation.Vertical, window.splitter)
+        self.pane.setObjectName("comparePane")
+        self.view = FilmView(self.pane)
         self.view.setObjectName("compareView")
-        window.splitter.insertWidget(2, self.view)
+        self.panel = FindingsPanel(self.pane_model, self.pane, compact=True)
+        self.panel.setObjectName("compareFindings")
+        self.panel.set_named(True)
+        self.pane.addWidget(self.view)
+        self.pane.addWidget(self.panel)
+        self.pane.setStretchFactor(0, 3)
+        self.pane.setStretchFactor(1, 2)
+        self.pane.setCollapsible(0, False)
+        window.splitter.insertWidget(2, self.pane)
         window.splitter.setStretchFactor(2, 1)
-        self.view.setVisible(False)
+        self.pane.setVisible(False)
         self.renderer = RenderScheduler(self)
         self.renderer.rendered.connect(self._rendered)
         self.pool = QThreadPool(self)
@@ -50,8 +69,10 @@ class Compare(QObject):
         main.zoomChanged.connect(lambda _z: self._follow())
         main.horizontalScrollBar().valueChanged.connect(lambda _v: self._follow())
         main.verticalScrollBar().valueChanged.connect(lambda _v: self._follow())
-        self.model.events.display.connect(self.render)
+        self.model.events.display.connect(self._main_display_changed)
         self.model.events.entries.connect(self._entries_changed)
+        self.model.events.classifier.connect(self._classifier_changed)
+        self.pane_model.events.display.connect(self.render)
 
     @property
     def active(self) -> bool:
@@ -60,18 +81,25 @@ class Compare(QObject):
     def toggle(self, on: bool) -> None:
         """Show the second pane with the film after the current one (before it, for the last)."""
         if not on:
-            self.view.setVisible(False)
+            self.pane.setVisible(False)
+            self.window.panel.set_named(False)
             return
         n = len(self.model.entries)
         if n < 2 or self.model.current < 0:
             self.window.statusBar().showMessage("Open two films or more to compare them.", 6000)
             self.window.act_compare.setChecked(False)
             return
-        self.view.setVisible(True)
+        # the pane starts with the main view's heatmaps, then has its own
+        d = self.model.display
+        self.pane_model.set_display(policy=d.policy, custom=d.custom)
+        self.pane.setVisible(True)
+        self.window.panel.set_named(True)
         sizes = self.window.splitter.sizes()  # the two films share the space the main view had
         both = sizes[1] + sizes[2]
         sizes[1], sizes[2] = both - both // 2, both // 2
         self.window.splitter.setSizes(sizes)
+        tall = sum(self.pane.sizes()) or self.window.splitter.height()
+        self.pane.setSizes([tall * 3 // 5, tall - tall * 3 // 5])  # the film above, its findings below
         cur = self.model.current
         self.show_entry(cur + 1 if cur + 1 < n else cur - 1)
 
@@ -96,6 +124,11 @@ class Compare(QObject):
         entry = self.model.entries[index]
         self.index = index
         self.film, self.prediction, self._path = None, entry.prediction, entry.path
+        pm = self.pane_model
+        pm.classifier = self.model.classifier
+        pm.set_paths([entry.path])
+        pm.set_current(0)
+        pm.update_entry(0, status=SCORED if entry.prediction is not None else READING, prediction=entry.prediction)
         self.view.set_image(None)
         self.view.set_placeholder(f"Reading {entry.name}…")
         clf = self.model.classifier if entry.prediction is None else None
@@ -109,10 +142,29 @@ class Compare(QObject):
         self.film = job.film
         if self.prediction is None:
             self.prediction = job.prediction
+            self.pane_model.update_entry(0, status=SCORED if job.prediction is not None else READING,
+                                         prediction=job.prediction)
+        self.pane_model.set_film(job.film)
         self.render()
 
     def _failed(self, err: WorkerError) -> None:
         self.view.set_placeholder(err.message)
+        if self.pane_model.entries:
+            self.pane_model.update_entry(0, status=ERROR, error=err.message)
+
+    def _main_display_changed(self) -> None:
+        """Opacity, colormap, mode, invert and rotation follow the main view; the window is
+        taken when rendering (linked or not)."""
+        d = self.model.display
+        self.pane_model.set_display(alpha=d.alpha, colormap=d.colormap, mode=d.mode, invert=d.invert,
+                                    orientation=d.orientation, markers=d.markers)
+        self.render()
+
+    def _classifier_changed(self) -> None:
+        """Another model: the second film is scored again with it (its findings panel follows)."""
+        self.pane_model.set_classifier(self.model.classifier)
+        if self.active and 0 <= self.index < len(self.model.entries):
+            self.show_entry(self.index)
 
     def render(self) -> None:
         if not self.active or self.film is None:
@@ -121,7 +173,7 @@ class Compare(QObject):
         pred = self.prediction
         options = dataclasses.replace(
             options,
-            classes=self.model.shown_classes(pred) if pred is not None else (),
+            classes=self.pane_model.shown_classes(pred) if pred is not None else (),
             window=options.window if self.linked else None,
             measurements=self.model.measurements.get(self._path, ()) if self._path is not None else (),
             calibration=self.model.manual_calibration(self._path) if self._path is not None else None,
@@ -148,7 +200,8 @@ class Compare(QObject):
             i = self.model.index_of(self._path)
             self.index = i
             if i < 0:
-                self.view.setVisible(False)
+                self.pane.setVisible(False)
+                self.window.panel.set_named(False)
 
     def shutdown(self) -> None:
         self.renderer.shutdown()

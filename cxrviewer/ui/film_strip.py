@@ -8,6 +8,11 @@ The strip is a view over the :class:`~cxrviewer.ui.viewer_model.ViewerModel`
 (:class:`FilmList`): Qt asks only for the rows on screen, and their icons are drawn then and
 kept for the last :data:`ICON_CACHE` rows shown, so a folder of 10,000 films costs no more
 pixmaps than one of 500.
+
+Above the rows, a filter (:mod:`cxrviewer.ui.worklist_filter`: all films, any positive,
+positive for a finding, out of distribution, unreadable) and how many films it lists
+("12 of 200 films"). It hides rows (Qt's ``setRowHidden``), so row numbers stay the model's
+and the filter combines with the worklist sort; films scored later obey it as they arrive.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
 from .viewer_model import ERROR, QUEUED, READING, SCORED, FilmEntry, ViewerModel
+from .worklist_filter import ALL, FilmFilter, count_text, filter_choices
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,8 @@ def entry_tooltip(entry: FilmEntry) -> str:
     tip = str(entry.path)
     if entry.status == ERROR and entry.error:
         tip += f"\n\n{entry.error}"
+    elif entry.prediction is not None and entry.prediction.ood_flag:
+        tip += "\n\nUnusual film: it does not look like the films the model was trained on (out of distribution)."
     return tip
 
 
@@ -203,6 +211,29 @@ class FilmStrip(QListView):
         model.events.entries.connect(self._entries_changed)
         model.events.current.connect(self._current_changed)
 
+        # the filter bar sits in a margin above the rows (as a table's header does)
+        self.film_filter = FilmFilter()
+        self._hidden: set[int] = set()  # the rows hidden, as told to Qt (a reset shows every row again)
+        self.bar = QWidget(self)
+        self.bar.setObjectName("worklistBar")
+        bar = QVBoxLayout(self.bar)  # the combo over its count: both readable in a narrow strip
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.setSpacing(1)
+        self.filter_combo = QComboBox(self.bar)
+        self.filter_combo.setObjectName("worklistFilter")
+        self.filter_combo.setToolTip("Which films the strip lists")
+        self.count_label = QLabel("", self.bar)
+        self.count_label.setObjectName("worklistCount")
+        self.count_label.setProperty("muted", True)
+        bar.addWidget(self.filter_combo)
+        bar.addWidget(self.count_label)
+        self.setViewportMargins(0, self.bar.sizeHint().height(), 0, 0)
+        self._fill_choices()
+        self.filter_combo.activated.connect(self._filter_chosen)
+        self.films.modelReset.connect(self._reset)
+        self.films.dataChanged.connect(lambda top, bottom, _roles=(): self._filter_rows(top.row(), bottom.row()))
+        model.events.classifier.connect(self._fill_choices)
+
     # the few questions callers and tests ask, by row
     def count(self) -> int:
         return self.films.rowCount()
@@ -221,6 +252,81 @@ class FilmStrip(QListView):
 
     def setCurrentRow(self, row: int) -> None:  # noqa: N802 - as QListWidget
         self.setCurrentIndex(self.films.index(row))
+
+    def visible_count(self) -> int:
+        """How many films the filter lists."""
+        return self.count() - len(self._hidden)
+
+    def visible_rows(self) -> list[int]:
+        return [row for row in range(self.count()) if row not in self._hidden]
+
+    def step(self, delta: int) -> None:
+        """Show the next (``+1``) or previous (``-1``) film the filter lists, stopping at the ends."""
+        if not self._hidden:
+            self.model.step(delta)
+            return
+        cur = self.model.current
+        rows = [r for r in self.visible_rows() if (r > cur if delta > 0 else r < cur)]
+        if rows:
+            self.model.set_current(min(rows) if delta > 0 else max(rows))
+
+    # ---------------------------------------------------------------- filter
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        r = self.contentsRect()
+        self.bar.setGeometry(r.left(), r.top(), r.width(), self.bar.sizeHint().height())
+
+    def _fill_choices(self) -> None:
+        clf = self.model.classifier
+        choices = filter_choices(clf.info.labels if clf is not None else ())
+        self.filter_combo.blockSignals(True)
+        self.filter_combo.clear()
+        for choice in choices:
+            self.filter_combo.addItem(choice.text, choice)
+        self.filter_combo.blockSignals(False)
+        self.set_filter(self.film_filter if self.film_filter in choices else FilmFilter())
+
+    def _filter_chosen(self, index: int) -> None:
+        choice = self.filter_combo.itemData(index)
+        if isinstance(choice, FilmFilter):
+            self.set_filter(choice)
+
+    def set_filter(self, choice: FilmFilter) -> None:
+        """List only the films ``choice`` matches; if the film shown is not among them, show the
+        first that is."""
+        self.film_filter = choice
+        i = self.filter_combo.findText(choice.text)
+        if i >= 0 and self.filter_combo.currentIndex() != i:
+            self.filter_combo.setCurrentIndex(i)
+        self.apply_filter()
+        current = self.model.current
+        if 0 <= current < self.count() and self.isRowHidden(current):
+            rows = self.visible_rows()
+            if rows:
+                self.model.set_current(rows[0])
+
+    def apply_filter(self) -> None:
+        self._filter_rows(0, self.count() - 1)
+
+    def _reset(self) -> None:
+        self._hidden.clear()  # Qt has shown every row again
+        self.apply_filter()
+
+    def _filter_rows(self, first: int, last: int) -> None:
+        """Hide or show rows ``first``..``last`` by the filter (nothing to do for "All films"
+        with no row hidden: a folder run's updates cost nothing then)."""
+        choice = self.film_filter
+        if choice.kind != ALL or self._hidden:
+            entries = self.model.entries
+            for row in range(max(0, first), min(last, len(entries) - 1) + 1):
+                hide = choice.kind != ALL and not choice.matches(entries[row])
+                if hide != (row in self._hidden):
+                    self.setRowHidden(row, hide)
+                    if hide:
+                        self._hidden.add(row)
+                    else:
+                        self._hidden.discard(row)
+        self.count_label.setText(count_text(self.visible_count(), self.count()))
 
     def _entries_changed(self) -> None:
         self._current_changed(self.model.current)

@@ -9,6 +9,9 @@ the model flags the film as unusual (out of distribution).
 
 The panel wraps the :class:`~cxrviewer.ui.viewer_model.ViewerModel`: it calls its setters and
 redraws on its events. Nothing here runs the model: a prediction is computed once per film.
+View ▸ Compare gives its second film a panel of its own (``compact``: the findings and the
+Positives / All / None buttons; opacity, colormap and contour mode stay the main panel's), over
+its own model, so each pane has its own findings and heatmap switches.
 """
 
 from __future__ import annotations
@@ -144,21 +147,23 @@ def colormap_ramp(name: str, width: int = 256, height: int = 10, alpha: float | 
 
 
 class FindingsPanel(QWidget):
-    def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewerModel, parent: QWidget | None = None, *, compact: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("findingsPanel")
         self.model = model
         self._rows: dict[str, _Row] = {}
         self._order: list[str] = []
         self._syncing = False
+        #: the title names the film (two panels on screen: which film is which)
+        self.named = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.setSpacing(6)
 
-        title = QLabel("Findings", self)
-        title.setObjectName("panelTitle")
-        layout.addWidget(title)
+        self.title = QLabel("Findings", self)
+        self.title.setObjectName("panelTitle")
+        layout.addWidget(self.title)
 
         self.ood_label = QLabel("", self)
         self.ood_label.setObjectName("oodWarning")
@@ -260,7 +265,11 @@ class FindingsPanel(QWidget):
         self.ramp_caption.setObjectName("legend")
         form.addWidget(self.ramp, 3, 0, 1, 3)
         form.addWidget(self.ramp_caption, 4, 0, 1, 3)
-        layout.addLayout(form)
+        self.look = QWidget(self)  # opacity, colormap, contour: the main panel's alone when compact
+        self.look.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.look)
+        self.look.setVisible(not compact)
 
         model.events.film.connect(self.refresh)
         model.events.classifier.connect(self.refresh)
@@ -292,7 +301,17 @@ class FindingsPanel(QWidget):
         if index == self.model.current:
             self._update_status()
 
+    def set_named(self, on: bool) -> None:
+        self.named = on
+        self._update_title()
+
+    def _update_title(self) -> None:
+        entry = self.model.entry
+        self.title.setText(f"Findings — {entry.name}" if self.named and entry is not None else "Findings")
+        self.title.setToolTip(str(entry.path) if self.named and entry is not None else "")
+
     def refresh(self) -> None:
+        self._update_title()
         pred = self.model.prediction
         clf = self.model.classifier
         labels: tuple[str, ...]
@@ -311,6 +330,7 @@ class FindingsPanel(QWidget):
         for row in self._rows.values():
             for w in (row.check, row.bar, row.value, row.note):
                 self._grid.removeWidget(w)
+                w.hide()  # gone from the screen now, not when the event loop deletes it
                 w.deleteLater()
         self._rows = {}
         self._order = list(labels)

@@ -27,6 +27,7 @@ from ..types import Orientation
 from .actions import build_menus
 from .compare import Compare
 from .export_choice import export_filters, export_target
+from .film_overlay import Overlays
 from .film_strip import FilmStrip
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.measure = MeasureTool(self)
         self.status_extras = StatusExtras(self)
         self.compare = Compare(self)
+        self.overlay = Overlays(self)
         self.pacs = PacsActions(self)
         self.act_compare_link.setChecked(True)
         self._connect()
@@ -478,4 +480,5 @@ class MainWindow(QMainWindow):
         self.session.shutdown(0)  # cancel, do not wait: run_app ends the process (a film in inference is not waited for)
         self.renderer.shutdown(5000)
         self.compare.shutdown()
+        self.overlay.shutdown()
         super().closeEvent(event)

@@ -69,6 +69,7 @@ class AppSettings:
     policy: str = "positives"
     custom: list[str] = field(default_factory=list)
     invert: bool = False
+    overlay: bool = False  # View ▸ Technique and demographics overlay
     last_folder: str = ""
     recent: list[str] = field(default_factory=list)
     model_path: str = ""  # a model chosen with File ▸ Load model; "" = the default
@@ -88,6 +89,7 @@ class AppSettings:
         s.policy = policy if policy in POLICIES else "positives"
         s.custom = _str_list(store.value("display/custom"))
         s.invert = _bool(store.value("display/invert"), False)
+        s.overlay = _bool(store.value("display/overlay"), False)
         s.last_folder = str(store.value("paths/last_folder", "") or "")
         s.recent = _str_list(store.value("paths/recent"))[:MAX_RECENT]
         s.model_path = str(store.value("model/path", "") or "")
@@ -104,6 +106,7 @@ class AppSettings:
         store.setValue("display/policy", self.policy)
         store.setValue("display/custom", list(self.custom))
         store.setValue("display/invert", bool(self.invert))
+        store.setValue("display/overlay", bool(self.overlay))
         store.setValue("paths/last_folder", self.last_folder)
         store.setValue("paths/recent", list(self.recent))
         store.setValue("model/path", self.model_path)
