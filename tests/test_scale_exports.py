@@ -66,7 +66,7 @@ def test_a_rerun_to_a_url_redoes_the_missing_dicom_results(films, classifier, tm
     plan = ExportPlan(None, f"file://{tmp_path}/dcm")
     score_to_csv(films, classifier, tmp_path / "r.csv", exports=plan, workers=2)
     results = files_under(tmp_path / "dcm")
-    gone = sorted(results)[0]
+    gone = min(results)
     results[gone].unlink()
     tally = ExportTally()
     s = score_to_csv(films, classifier, tmp_path / "r.csv", exports=plan, tally=tally, workers=2)
