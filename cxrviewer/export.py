@@ -283,3 +283,36 @@ def write_url(url: str, data: bytes) -> str:
 def upload_file(local: Path, url: str) -> str:
     """The local file ``local`` written as the object at ``url`` (:func:`write_url`)."""
     return write_url(url, Path(local).read_bytes())
+
+
+def url_names(url: str) -> list[str]:
+    """The names of the objects directly under the folder or prefix ``url`` (none when it is
+    missing)."""
+    import pyarrow.fs as pafs
+
+    fs, path = _url_filesystem(url)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(path.rstrip("/"), allow_not_found=True))
+    except OSError as exc:
+        raise OutputError(f"Cannot list {url}: {exc}. Check the URL and the credentials.") from None
+    return sorted(posixpath.basename(f.path) for f in found if f.type == pafs.FileType.File)
+
+
+def read_url_bytes(url: str) -> bytes:
+    """The whole object at ``url`` (an output read back: a results shard, a manifest)."""
+    fs, path = _url_filesystem(url)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except OSError as exc:
+        raise OutputError(f"Cannot read {url}: {exc}. Check the URL and the credentials.") from None
+
+
+def delete_url(url: str) -> None:
+    fs, path = _url_filesystem(url)
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OutputError(f"Cannot remove {url}: {exc}. Check the credentials.") from None

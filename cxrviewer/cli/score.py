@@ -144,8 +144,9 @@ def run(args) -> int:
 
 
 def _results_target(out: str) -> str:
-    """``--out`` as the results code takes it: a path; a ``file://`` URL is the local path it
-    names (a shared file system mounted here). Results on an object store are not written yet."""
+    """``--out`` as the results code takes it: a ``file://`` URL is the local path it names (a
+    shared file system mounted here: its OS lock and renames apply); another URL is a results
+    folder on an object store (:class:`~cxrviewer.results.ResultsDir`)."""
     import urllib.parse
 
     from ..io import is_url
@@ -155,9 +156,7 @@ def _results_target(out: str) -> str:
     parts = urllib.parse.urlsplit(out)
     if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
         return urllib.parse.unquote(parts.path)
-    raise OutputError(f"{out}: results are written to a local or mounted folder (or a file:// URL), not yet to "
-                      f"an object store ({parts.scheme}://); write them to a shared folder and copy the "
-                      "Parquet shards to the store afterwards. Pictures and DICOM results can go to the store.")
+    return out
 
 
 def _dicom_line(tally, plan) -> str:
