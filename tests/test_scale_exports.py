@@ -162,3 +162,10 @@ def test_a_resumed_run_names_each_picture_as_a_fresh_run(films, tiny_model, tmp_
     assert score([one, two], tiny_model, out, "--export-dir", str(pics)) == 0
     assert sorted(files_under(pics)) == ["same-2.png", "same.png"]
     assert (pics / "same.png").read_bytes() == first
+
+
+def test_a_file_url_over_the_film_folder_is_refused(films, tiny_model, tmp_path, capsys):
+    folder = films[2].parent
+    assert score(films, tiny_model, tmp_path / "r.csv", "--export-dir", f"file://{folder}") == 2
+    assert "holds films being scored" in capsys.readouterr().err
+    assert not any(p.name.endswith(".png") and p.stem.startswith("d") for p in folder.iterdir())

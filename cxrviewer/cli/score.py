@@ -183,7 +183,9 @@ def _refuse_film_folder(folder: Path | str, films: Sequence[Path | str], what: s
     from ..io import is_url
 
     if is_url(folder):
-        return  # a store's prefix: not a folder of local films
+        folder = _results_target(str(folder))  # file:// names a local folder
+        if is_url(folder):
+            return  # a store's prefix: not a folder of local films
     films = [f for f in films if not is_url(f)]
 
     try:
