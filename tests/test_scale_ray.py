@@ -224,11 +224,12 @@ def cluster():
         c.stop()
 
 
-def driver(films: Path, model: Path, out: Path, address: str, *extra: str, workers: int = 2) -> subprocess.Popen:
+def driver(films: Path, model: Path, out: Path, address: str, *extra: str, workers: int = 2,
+           cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "cxrviewer", "score", str(films), "--out", str(out), "--model", str(model),
          "--engine", "ray", "--ray-address", address, "--workers", str(workers), "--no-progress", *extra],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
     )
 
 
@@ -310,3 +311,19 @@ class TestTwoNodes:
         assert {r["path"] for r in rows if r["status"] == "ok"} == {
             r["path"] for r in read_results(local_exports / "r.csv") if r["status"] == "ok"}
         same_exports(pics, dcm, local_exports)
+
+    def test_relative_films_and_exports_are_the_drivers_not_the_workers(self, cluster, films, tiny_model, tmp_path):
+        """The cluster's workers run in the folder `ray start` ran in; films and a destination given
+        relative to the driver's folder must still be read and get their pictures."""
+        one = tmp_path / "one"
+        one.mkdir()
+        for f in sorted(films.glob("f00*.png"))[:4]:
+            (one / f.name).write_bytes(f.read_bytes())
+        proc = driver(Path("one"), tiny_model, tmp_path / "r.csv", cluster.address, "--export-dir", "pics",
+                      workers=1, cwd=tmp_path)
+        log, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, log[-3000:]
+        assert sorted(files_under(tmp_path / "pics")) == sorted(f.name for f in one.iterdir())
+        # the rows name the films as they were given, as the local engine's do
+        assert sorted(r["path"] for r in read_results(tmp_path / "r.csv")) == sorted(
+            f"one/{f.name}" for f in one.iterdir())

@@ -12,6 +12,7 @@ used (a commercial add-on).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -56,6 +57,9 @@ _ERROR_TYPE = "_error_type"
 #: actors pick the same one), and what the film's exports wrote (:class:`ExportTally` counts).
 _NAME = "_name"
 _TALLY = "_tally"
+#: A film's path as given when it is relative (the row keeps it), beside the absolute one the
+#: actor reads: a worker's folder is where its node was started, not the driver's.
+_GIVEN = "_given"
 #: Films a block of the input holds: small blocks spread the films over the actors evenly and
 #: bound what a dead worker's retry repeats.
 BLOCK_FILMS = 16
@@ -128,6 +132,9 @@ class FilmScorer:
                 results[i] = handed_on(results[i], functools.partial(
                     export_film, plan=self.exports, info=self.classifier.info, name=str(name) or None, tally=tally))
                 counts.append(list(tally.counts()))
+        for i, given in enumerate(batch[_GIVEN]):
+            if given:
+                results[i] = dataclasses.replace(results[i], path=_decode(bytes(given), False))
         rows = [result_row(r, self.labels, self.classifier.info.model_version) for r in results]
         out = {c: np.array([row[c] for row in rows], dtype=object) for c in self.columns}
         out[_INDEX] = np.asarray(batch[_INDEX], dtype=np.int64)
@@ -158,6 +165,9 @@ def score_on_ray(
     ray = _ray()
     t0 = time.perf_counter()
     summary = Summary(total=len(paths))
+    if exports is not None:
+        # an actor's working folder is not the driver's: a relative destination would land elsewhere
+        exports = dataclasses.replace(exports, pictures=_absolute(exports.pictures), dicom=_absolute(exports.dicom))
     probe = Classifier.load(model, device="cpu", threads=1)  # checks the file, and gives its labels
     labels, version = probe.info.labels, probe.info.model_version
     del probe
@@ -180,6 +190,10 @@ def score_on_ray(
     summary.cancelled = _cancelled(cancel) and summary.skipped + summary.scored + summary.failed < summary.total
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _absolute(folder: Path | str | None) -> Path | str | None:
+    return folder if folder is None or is_url(folder) else Path(folder).absolute()
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -207,7 +221,8 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
     else:
         res = ray.cluster_resources()
         workers = max(1, int(res.get("GPU", 0) / gpus) if gpus else int(res.get("CPU", 1)))
-    items = [{"film": _encode(p), "url": is_url(p), _INDEX: i, _NAME: names.get(p, "")} for i, p in enumerate(todo)]
+    items = [{"film": _encode(_absolute(p)), "url": is_url(p), _GIVEN: b"" if is_url(p) or Path(p).is_absolute() else _encode(p),
+              _INDEX: i, _NAME: names.get(p, "")} for i, p in enumerate(todo)]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     blocks = max(1, min(len(items), -(-len(items) // BLOCK_FILMS)))
