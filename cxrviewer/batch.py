@@ -32,7 +32,7 @@ import numpy as np
 
 from .classes import ClassChoice
 from .errors import CxrError, FileChangedError
-from .export import export_png, join, upload_file, url_exists
+from .export import check_writable_dir, export_png, join, upload_file, url_exists
 from .heatmap import DEFAULT_COLORMAP
 from .io import is_url, read_film, read_url
 from .model import CPU, Classifier, choose_providers
@@ -311,6 +311,8 @@ def score_to_csv(
     summary = Summary(total=len(paths))
     if not is_results_dir(out):
         refuse_inputs_as_output(Path(out), [p for p in paths if not is_url(p)])
+    if exports is not None:
+        exports.check()
     if exports is not None and exports.dicom is not None and not exports.overwrite and rescore is None:
         rescore = functools.partial(exports_missing, plan=exports)
     names = picture_names(paths) if exports is not None and exports.pictures is not None else {}
@@ -384,6 +386,13 @@ class ExportPlan:
     mode: str = "heatmap"
     #: write every DICOM result again (else only those missing)
     overwrite: bool = False
+
+    def check(self) -> None:
+        """Make the destinations (a missing folder is created) and check that they take a file,
+        before any film is scored: an :class:`~cxrviewer.errors.OutputError` says why not."""
+        for folder in (self.pictures, self.dicom):
+            if folder is not None:
+                check_writable_dir(folder)
 
     def render_options(self, prediction: Prediction) -> RenderOptions:
         return RenderOptions(select_classes(prediction, self.classes), self.alpha, self.colormap, self.mode)

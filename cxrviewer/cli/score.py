@@ -21,7 +21,7 @@ logger = logging.getLogger("cxrviewer")
 def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
     s.add_argument("inputs", nargs="+", type=_input, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them; also URLs (s3://, gs://, file://)")
-    s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards, also as a file:// URL; one of ours that exists is resumed (required)")
+    s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards; a folder may be a URL (s3://bucket/results/, gs://, file://); one of ours that exists is resumed (required)")
     s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
     s.add_argument("--export-dir", type=_input, metavar="DIR", help="also write an annotated PNG per scored film into DIR, a folder or a URL (s3://, gs://, file://) (default: none)")
     s.add_argument("--dicom-out", type=_input, metavar="DIR", help="also write DICOM results of each DICOM film into DIR/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm; resumed with --out (default: none)")

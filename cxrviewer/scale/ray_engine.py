@@ -168,6 +168,7 @@ def score_on_ray(
     if exports is not None:
         # an actor's working folder is not the driver's: a relative destination would land elsewhere
         exports = dataclasses.replace(exports, pictures=_absolute(exports.pictures), dicom=_absolute(exports.dicom))
+        exports.check()
     probe = Classifier.load(model, device="cpu", threads=1)  # checks the file, and gives its labels
     labels, version = probe.info.labels, probe.info.model_version
     del probe
