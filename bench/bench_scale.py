@@ -11,7 +11,10 @@
     new films into it (resuming it) and the same run into a new output. Peak RSS of both and
     the time until the resumed set is indexed. Target: resume RSS ≤ 1.3 × fresh, seconds.
 
-    python bench/bench_scale.py [--films 222] [--repeats 2] [--rows 1000000] [--model M.onnx]
+    With ``--exports`` both engines also write each film's annotated PNG (``--export-dir``: the
+    local engine in its driver loop, the Ray engine in its actors).
+
+    python bench/bench_scale.py [--films 222] [--repeats 2] [--rows 1000000] [--model M.onnx] [--exports]
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ def make_films(src: list[Path], n: int, dest: Path) -> list[Path]:
     return out
 
 
-def engines(films: list[Path], model: Path, repeats: int, tmp: Path) -> dict:
+def engines(films: list[Path], model: Path, repeats: int, tmp: Path, exports: bool = False) -> dict:
     import ray
 
-    from cxrviewer.batch import default_workers, score_to_csv
+    from cxrviewer.batch import ExportPlan, default_workers, score_to_csv
+    from cxrviewer.export import check_writable_dir
     from cxrviewer.model import Classifier
     from cxrviewer.scale import RayOptions, score_on_ray
 
@@ -72,12 +76,13 @@ def engines(films: list[Path], model: Path, repeats: int, tmp: Path) -> dict:
     try:
         for r in range(repeats):
             clf = Classifier.load(model, device="cpu", threads=1 if workers > 1 else 0)
+            plans = [ExportPlan(check_writable_dir(tmp / f"pics-{e}{r}")) if exports else None for e in ("local", "ray")]
             t = time.perf_counter()
-            s = score_to_csv(films, clf, tmp / f"local{r}.csv")
+            s = score_to_csv(films, clf, tmp / f"local{r}.csv", exports=plans[0])
             local.append(s.scored / (time.perf_counter() - t))
             first: list[float] = []
             t = time.perf_counter()
-            s = score_on_ray(films, model, tmp / f"ray{r}.csv", options=RayOptions(workers=workers),
+            s = score_on_ray(films, model, tmp / f"ray{r}.csv", options=RayOptions(workers=workers), exports=plans[1],
                              progress=lambda row, done, total, first=first: first or first.append(time.perf_counter()))
             end = time.perf_counter()
             on_ray.append(s.scored / (end - t))
@@ -153,6 +158,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled demo model")
     ap.add_argument("--skip-engines", action="store_true")
     ap.add_argument("--skip-resume", action="store_true")
+    ap.add_argument("--exports", action="store_true", help="(1) with an annotated PNG written per film")
     args = ap.parse_args()
     model = args.model or demo_model()
     print(machine() if callable(machine) else machine)
@@ -161,8 +167,9 @@ def main() -> None:
         tmp = Path(d)
         films = make_films(nih_pngs(), args.films, tmp / "films")
         if not args.skip_engines:
-            print(f"(1) {len(films)} films, local engine vs Ray engine (local runtime), {args.repeats} repeats")
-            e = engines(films, model, args.repeats, tmp)
+            what = ", a PNG exported per film" if args.exports else ""
+            print(f"(1) {len(films)} films{what}, local engine vs Ray engine (local runtime), {args.repeats} repeats")
+            e = engines(films, model, args.repeats, tmp, args.exports)
             print(f"    ray.init {e['ray_init_s']:.1f} s (not counted); {e['workers']} workers each")
             print(f"    local {e['local']:.2f} films/s | ray {e['ray']:.2f} films/s end to end, "
                   f"{e['ray_steady']:.2f} steady | ratio {e['ratio']:.2f} (target >= 0.85), steady {e['ratio_steady']:.2f}")

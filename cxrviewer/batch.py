@@ -13,24 +13,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from .classes import ClassChoice
 from .errors import CxrError, FileChangedError
+from .export import check_writable_dir, export_png, join, upload_file, url_exists
+from .heatmap import DEFAULT_COLORMAP
 from .io import is_url, read_film, read_url
 from .model import CPU, Classifier, choose_providers
 from .preprocess import preprocess
+from .render import DEFAULT_ALPHA, RenderOptions, select_classes
 from .results import (  # noqa: F401 - the CSV names, importable from here as before
     CSV_ROWS_PER_WRITE,
     FIXED_HEAD,
@@ -46,8 +53,12 @@ from .results import (  # noqa: F401 - the CSV names, importable from here as be
     refuse_inputs_as_output,
     regions_cell,
     result_row,
+    safe_file_stem,
 )
-from .types import Film, Prediction
+from .types import Film, ModelInfo, Prediction
+
+if TYPE_CHECKING:  # the DICOM writers (pydicom, highdicom) load only when a run writes DICOM results
+    from .dicom.folder import DicomResultsFolder, DicomUids
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +287,8 @@ def score_to_csv(
     overwrite: bool = False,
     keep_films: bool = False,
     rescore: Callable[[Path], bool] | None = None,
+    exports: ExportPlan | None = None,
+    tally: ExportTally | None = None,
 ) -> Summary:
     """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
     ``out`` may also name a results folder (:func:`~cxrviewer.results.is_results_dir`): Parquet
@@ -287,6 +300,9 @@ def score_to_csv(
     ``rescore(path)``, asked of each film the CSV already holds, says that its exports are
     missing (a run killed between writing them and writing its row, a file removed since): such a
     film is scored again, and its row appended, as if it had never been done.
+    ``exports``: the pictures and DICOM results to write for each film (:func:`export_film`, the
+    step the Ray engine's actors run too), counted in ``tally``; a film whose results are missing
+    is scored again (:func:`exports_missing`) unless the plan overwrites.
     Returns a :class:`Summary`. Raises :class:`~cxrviewer.errors.SameFileError` when ``out`` is
     one of ``paths``, and :class:`~cxrviewer.errors.OutputError` when the CSV cannot be
     written (the rows written before stay, and the file stays resumable).
@@ -295,16 +311,26 @@ def score_to_csv(
     summary = Summary(total=len(paths))
     if not is_results_dir(out):
         refuse_inputs_as_output(Path(out), [p for p in paths if not is_url(p)])
+    if exports is not None:
+        exports.check()
+    if exports is not None and exports.dicom is not None and not exports.overwrite and rescore is None:
+        rescore = functools.partial(exports_missing, plan=exports)
+    names = picture_names(paths) if exports is not None and exports.pictures is not None else {}
+    tally = ExportTally() if tally is None and exports is not None else tally
     with open_results(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
         todo = [p for p in paths if not sink.already_done(p) or (rescore is not None and rescore(p))]
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []
         rows_per_write = max(batch_size or 1, CSV_ROWS_PER_WRITE)
+        keep_films = keep_films or exports is not None
         try:
             for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
+                if exports is not None:
+                    result = handed_on(result, functools.partial(
+                        export_film, plan=exports, info=classifier.info, name=names.get(result.path), tally=tally))
                 if on_result is not None:
-                    result = _handed_on(result, on_result)
+                    result = handed_on(result, on_result)
                 chunk.append(result)
                 done += 1
                 if result.ok:
@@ -330,7 +356,7 @@ def score_to_csv(
     return summary
 
 
-def _handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) -> ScoreResult:
+def handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) -> ScoreResult:
     """Call ``on_result``; an export that fails turns the film's row into an error row."""
     try:
         on_result(result)
@@ -341,3 +367,147 @@ def _handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) ->
         return dataclasses.replace(result, prediction=None, film=None, error=f"Export failed: {exc}",
                                    error_type="ExportFailed")
     return result
+
+
+# ------------------------------------------------------------------- exports per film
+@dataclass(frozen=True)
+class ExportPlan:
+    """What each scored film gets besides its row: an annotated PNG in ``pictures`` and its DICOM
+    results in ``dicom`` (a folder path, or a URL: :mod:`cxrviewer.export`). Plain values, so it
+    travels to the Ray engine's actors as it is."""
+
+    pictures: Path | str | None = None
+    dicom: Path | str | None = None
+    #: which DICOM results (:data:`cxrviewer.dicom.folder.FORMATS`; None: all of them)
+    dicom_formats: tuple[str, ...] | None = None
+    classes: ClassChoice = field(default_factory=ClassChoice)
+    alpha: float = DEFAULT_ALPHA
+    colormap: str = DEFAULT_COLORMAP
+    mode: str = "heatmap"
+    #: write every DICOM result again (else only those missing)
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """Make the destinations (a missing folder is created) and check that they take a file,
+        before any film is scored: an :class:`~cxrviewer.errors.OutputError` says why not."""
+        for folder in (self.pictures, self.dicom):
+            if folder is not None:
+                check_writable_dir(folder)
+
+    def render_options(self, prediction: Prediction) -> RenderOptions:
+        return RenderOptions(select_classes(prediction, self.classes), self.alpha, self.colormap, self.mode)
+
+
+@dataclass
+class ExportTally:
+    """What the exports of a run (or of one Ray actor) wrote, and the DICOM films they met."""
+
+    pictures: int = 0
+    dicom: int = 0
+    not_dicom: int = 0
+    same_uids: int = 0
+    #: source UIDs → the film whose results they name (one image by PS3.5 9.1, one set of results)
+    seen: dict[DicomUids, Path | str] = field(default_factory=dict, repr=False)
+
+    def counts(self) -> tuple[int, int, int, int]:
+        return (self.pictures, self.dicom, self.not_dicom, self.same_uids)
+
+    def add(self, counts: Sequence[int]) -> None:
+        self.pictures += int(counts[0])
+        self.dicom += int(counts[1])
+        self.not_dicom += int(counts[2])
+        self.same_uids += int(counts[3])
+
+
+def picture_names(paths: Iterable[Path | str]) -> dict[Path | str, str]:
+    """Each film's picture name, ``<stem>.png``, then ``<stem>-2.png``... for films of the same
+    stem, in input order. Named over the whole input list (not only the films still to score),
+    so that a resumed run and each Ray actor give a film the name a fresh local run gives it."""
+    used: set[str] = set()
+    names: dict[Path | str, str] = {}
+    for p in paths:
+        stem = safe_file_stem(Path(p).stem)
+        name, n = f"{stem}.png", 1
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}.png"
+        used.add(name)
+        names[p] = name
+    return names
+
+
+def _dicom_folder(plan: ExportPlan, root: Path | None = None) -> DicomResultsFolder:
+    """The folder's own naming; relative to the destination when that is a URL (or in ``root``)."""
+    from .dicom.folder import FORMATS, DicomResultsFolder
+
+    if root is None:
+        root = Path(".") if is_url(plan.dicom) else Path(plan.dicom)
+    return DicomResultsFolder(root, plan.dicom_formats or FORMATS)
+
+
+def _missing_dicom(plan: ExportPlan, uids: DicomUids) -> tuple[str, ...]:
+    folder = _dicom_folder(plan)
+    if not is_url(plan.dicom):
+        return folder.missing_of(uids)
+    return tuple(f for f, rel in folder.paths(uids).items() if not url_exists(join(plan.dicom, *rel.parts)))
+
+
+def exports_missing(path: Path | str, plan: ExportPlan) -> bool:
+    """Whether the film at ``path`` (already in the results) lacks DICOM results it should have
+    (a run killed between writing them and its row, a file removed since): it is scored again."""
+    if plan.dicom is None or is_url(path):
+        return False
+    if not is_url(plan.dicom):
+        return bool(_dicom_folder(plan).missing(Path(path)))
+    from .dicom.folder import dicom_uids
+
+    try:
+        uids = dicom_uids(Path(path))
+    except CxrError:
+        return True
+    return uids is not None and bool(_missing_dicom(plan, uids))
+
+
+def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: str | None,
+                tally: ExportTally) -> None:
+    """Write what ``plan`` asks for one scored film: its DICOM results (a DICOM film only; those
+    missing, unless the plan overwrites), then its picture ``name``. The one export step of the
+    local engine and of the Ray engine's actors; a :class:`CxrError` means the film's export
+    failed (its row becomes an error row: :func:`handed_on`)."""
+    if not result.ok:
+        return
+    options = plan.render_options(result.prediction)
+    if plan.dicom is not None:
+        _export_dicom(result, plan, info, options, tally)
+    if plan.pictures is not None and name is not None:
+        export_png(join(plan.pictures, name), result.film, result.prediction, info, options)
+        tally.pictures += 1
+
+
+def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,
+                  tally: ExportTally) -> None:
+    from .dicom.folder import dicom_uids
+
+    uids = None if is_url(result.path) else dicom_uids(Path(result.path))
+    if uids is None:
+        tally.not_dicom += 1
+        return
+    first = tally.seen.setdefault(uids, result.path)
+    if first != result.path:
+        tally.same_uids += 1
+        logger.warning("%s has the SOP Instance UID of %s: its DICOM results are that film's", result.path, first)
+        return
+    only = None if plan.overwrite else _missing_dicom(plan, uids)
+    if only == ():
+        return
+    folder = _dicom_folder(plan)
+    if not is_url(plan.dicom):
+        tally.dicom += len(folder.write(uids, result.film, result.prediction, info, options, only=only))
+        return
+    # an object store: the same writer into a private local folder, then one upload per object
+    with tempfile.TemporaryDirectory(prefix="cxrviewer-dicom-") as stage:
+        staged = _dicom_folder(plan, Path(stage))
+        for written in staged.write(uids, result.film, result.prediction, info, options, only=only):
+            rel = Path(written).relative_to(stage)
+            upload_file(written, str(join(plan.dicom, *rel.parts)))
+            tally.dicom += 1

@@ -877,11 +877,17 @@ class ResultsDir:
     shards and their rows) is rewritten the same way after each shard, for readers. Resuming reads
     only the key columns of each shard into a :class:`KeyIndex`; the shards on disk, not the
     manifest, are the truth (a run killed between a shard and its manifest loses nothing).
+
+    ``path`` may be a URL (``s3://bucket/results/``: :mod:`cxrviewer.export`): each shard and the
+    manifest are then one object each, put whole (an object store publishes an object when its
+    upload completes, so no temporary name is needed). An object store has no lock: one run at a
+    time per results there is up to whoever starts them.
     """
 
     def __init__(self, path: str | os.PathLike[str], labels: Sequence[str], model_version: str,
                  overwrite: bool = False, rows_per_shard: int = SHARD_ROWS) -> None:
-        self.path = Path(path)
+        self.url = str(path).rstrip("/") if is_url(path) else None
+        self.path: Path | str = self.url or Path(path)
         self.labels = tuple(labels)
         self.model_version = model_version
         self.columns = csv_columns(self.labels)
@@ -892,16 +898,18 @@ class ResultsDir:
         self._lock: RunLock | None = None
         self._done = KeyIndex().freeze()
         self._pa, self._pq = _pyarrow()
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise OutputError(f"{self.path} is a file, not a folder; give a folder for sharded results, or a .csv name.")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _output_error(self.path, exc) from None
         from .export import check_writable_dir
 
+        if self.url is None:
+            if os.path.exists(self.path) and not os.path.isdir(self.path):
+                raise OutputError(f"{self.path} is a file, not a folder; give a folder for sharded results, or a .csv name.")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _output_error(self.path, exc) from None
         check_writable_dir(self.path)
-        self._lock = RunLock(self.path / MANIFEST)
+        if self.url is None:
+            self._lock = RunLock(self.path / MANIFEST)
         try:
             self._open(overwrite)
         except BaseException:
@@ -913,16 +921,36 @@ class ResultsDir:
             f"{self.path} {why}; it is left as it is. Choose another results folder, or start this one afresh."
         )
 
+    def _at(self, name: str) -> Path | str:
+        return f"{self.url}/{name}" if self.url is not None else self.path / name
+
+    def _names(self) -> list[str]:
+        from .export import url_names
+
+        return url_names(self.url) if self.url is not None else sorted(os.listdir(self.path))
+
+    def _read(self, name: str) -> bytes:
+        from .export import read_url_bytes
+
+        return read_url_bytes(self._at(name)) if self.url is not None else (self.path / name).read_bytes()
+
+    def _remove(self, name: str) -> None:
+        from .export import delete_url
+
+        if self.url is not None:
+            delete_url(self._at(name))
+        else:
+            os.unlink(self.path / name)
+
     def _open(self, overwrite: bool) -> None:
-        names = sorted(os.listdir(self.path))
+        names = self._names()
         shards = [n for n in names if _SHARD.match(n)]
         for n in names:  # shards a killed run did not finish renaming
             if n.startswith(".part-") and n.endswith(".tmp"):
-                os.unlink(self.path / n)
-        manifest = self.path / MANIFEST
-        if manifest.exists():
+                self._remove(n)
+        if MANIFEST in names:
             try:
-                doc = json.loads(manifest.read_text("utf-8"))
+                doc = json.loads(self._read(MANIFEST).decode("utf-8"))
             except (OSError, UnicodeDecodeError, ValueError):
                 raise self._refuse(f"holds a {MANIFEST} that is not one of cxrviewer") from None
             if not isinstance(doc, dict) or doc.get("format") != _MANIFEST_FORMAT:
@@ -933,11 +961,12 @@ class ResultsDir:
             raise self._refuse("is not a results folder of cxrviewer (it holds other files and no manifest)")
         if overwrite:
             for n in shards:
-                os.unlink(self.path / n)
+                self._remove(n)
             shards = []
         index = KeyIndex()
         for n in shards:
-            f = self.path / n
+            # an object is read whole (a shard is small: a thousand rows); a file in place
+            f = self.path / n if self.url is None else self._pa.BufferReader(self._read(n))
             try:
                 if self._pq.read_schema(f).names != self.columns:
                     raise self._refuse(f"holds a shard {n} with other columns (another model)")
@@ -982,8 +1011,22 @@ class ResultsDir:
     def _write_shard(self, rows: list[dict[str, str]]) -> None:
         pa = self._pa
         name = f"part-{self._next:06d}.parquet"
-        tmp = self.path / f".{name}.tmp"
         table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in self.columns})
+        if self.url is not None:
+            from .export import write_url
+
+            buf = pa.BufferOutputStream()
+            self._pq.write_table(table, buf)
+            try:
+                write_url(self._at(name), buf.getvalue().to_pybytes())
+            except OutputError:
+                self._rows = rows + self._rows  # still to write: the next flush tries again
+                raise
+            self._next += 1
+            self._shards.append({"file": name, "rows": len(rows)})
+            self._write_manifest()
+            return
+        tmp = self.path / f".{name}.tmp"
         try:
             self._pq.write_table(table, tmp)
             _fsync_file(tmp)
@@ -1008,6 +1051,11 @@ class ResultsDir:
             "rows": sum(s["rows"] for s in self._shards),
             "shards": self._shards,
         }
+        if self.url is not None:
+            from .export import write_url
+
+            write_url(self._at(MANIFEST), (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+            return
         tmp = self.path / f".{MANIFEST}.tmp"
         try:
             tmp.write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
@@ -1046,14 +1094,24 @@ def open_results(out: str | os.PathLike[str], labels: Sequence[str], model_versi
     name ending in a separator), else a :class:`ResultsCsv`. Both resume the same way."""
     if is_results_dir(out):
         return ResultsDir(out, labels, model_version, overwrite=overwrite)
+    if is_url(out):
+        raise OutputError(f"{out}: results on an object store are a folder of Parquet shards, not a CSV (an "
+                          "object cannot be appended to); end the URL with / for a folder.")
     return ResultsCsv(Path(out), labels, model_version, overwrite=overwrite)
 
 
 def read_results(out: str | os.PathLike[str]) -> list[dict[str, str]]:
     """Every row of a results CSV or folder, in the order written (for checks and small sets)."""
     if is_results_dir(out):
-        _, pq = _pyarrow()
+        pa, pq = _pyarrow()
         rows: list[dict[str, str]] = []
+        if is_url(out):
+            from .export import read_url_bytes, url_names
+
+            base = str(out).rstrip("/")
+            for n in (n for n in url_names(base) if _SHARD.match(n)):
+                rows.extend(pq.read_table(pa.BufferReader(read_url_bytes(f"{base}/{n}"))).to_pylist())
+            return rows
         for n in sorted(n for n in os.listdir(out) if _SHARD.match(n)):
             rows.extend(pq.read_table(Path(out) / n).to_pylist())
         return rows

@@ -213,7 +213,7 @@ def test_results_csv_and_folder_take_rows_made_elsewhere(tmp_path):
 
 
 def test_ray_options_go_with_the_ray_engine(films, tiny_model, tmp_path, capsys):
-    for extra in (("--ray-address", "auto"), ("--gpus-per-worker", "0.5"), ("--engine", "ray", "--export-dir", str(tmp_path))):
+    for extra in (("--ray-address", "auto"), ("--gpus-per-worker", "0.5")):
         with pytest.raises(SystemExit) as exc:
             score([films], tmp_path / "r.csv", tiny_model, *extra)
         assert exc.value.code == 2

@@ -17,9 +17,10 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
+from exportfilms import files_under, make_films, png_pixels, same_dicom
 from helpers import REPO, synthetic_pixels, write_png
 
-from cxrviewer.batch import score_to_csv
+from cxrviewer.batch import ExportPlan, ExportTally, score_to_csv
 from cxrviewer.io import list_films
 from cxrviewer.results import read_results
 from cxrviewer.scale import RayOptions, score_on_ray
@@ -56,6 +57,42 @@ def local_rows(films, tiny_model, tmp_path_factory) -> list[dict]:
     summary = score_to_csv(list_films([films]), clf, out, workers=2)
     assert (summary.scored, summary.failed) == (FILMS, 1)
     return cells(read_results(out))
+
+
+@pytest.fixture(scope="module")
+def export_films(tmp_path_factory) -> Path:
+    """30 films (the sample films as PNGs and as DICOMs, two of one stem) and a broken one."""
+    d = tmp_path_factory.mktemp("export-films")
+    make_films(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_exports(export_films, tiny_model, tmp_path_factory) -> Path:
+    """The local engine's pictures (``pics``) and DICOM results (``dcm``) of the export films."""
+    from cxrviewer.model import Classifier
+
+    d = tmp_path_factory.mktemp("local-exports")
+    (d / "pics").mkdir()
+    (d / "dcm").mkdir()
+    clf = Classifier.load(tiny_model, device="cpu", threads=1)
+    s = score_to_csv(list_films([export_films], recursive=True), clf, d / "r.csv", workers=2,
+                     exports=ExportPlan(d / "pics", d / "dcm"))
+    assert (s.scored, s.failed) == (30, 1)
+    return d
+
+
+def same_exports(pics: Path, dcm: Path, local: Path) -> None:
+    """The same file names as the local engine's, the same picture pixels, the same DICOM pixels
+    and coded content (UIDs and times a writer generates aside)."""
+    got, want = files_under(pics), files_under(local / "pics")
+    assert sorted(got) == sorted(want) and len(want) == 30
+    for name, p in want.items():
+        assert (png_pixels(got[name]) == png_pixels(p)).all(), name
+    got, want = files_under(dcm), files_under(local / "dcm")
+    assert sorted(got) == sorted(want) and len(want) == 12 * 3
+    for name, p in want.items():
+        same_dicom(got[name], p)
 
 
 def cells(rows: list[dict]) -> list[dict]:
@@ -97,6 +134,36 @@ class TestLocalRuntime:
         again = score_on_ray(paths, tiny_model, out, options=RayOptions(workers=2))
         assert (again.skipped, again.scored, again.failed) == (50, FILMS - 50, 1)
         assert cells(read_results(out)) == local_rows
+
+
+    def test_ray_actors_write_the_local_engines_exports_to_file_urls(self, export_films, tiny_model, local_exports,
+                                                                    tmp_path):
+        """Each actor runs the local engine's export step; destinations as file:// URLs (pyarrow's
+        LocalFileSystem, reached from the actors' processes)."""
+        tally = ExportTally()
+        plan = ExportPlan(f"file://{tmp_path}/pics", f"file://{tmp_path}/dcm")
+        paths = list_films([export_films], recursive=True)
+        s = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2), exports=plan, tally=tally)
+        assert (s.scored, s.failed) == (30, 1)
+        assert tally.counts() == (30, 36, 18, 0)
+        same_exports(tmp_path / "pics", tmp_path / "dcm", local_exports)
+        assert cells(read_results(tmp_path / "r.csv")) == cells(read_results(local_exports / "r.csv"))
+        again = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2), exports=plan)
+        assert (again.skipped, again.scored, again.failed) == (30, 0, 1)  # the broken film is tried again
+
+    def test_a_failed_export_on_ray_is_an_error_row_that_a_rerun_redoes(self, films, tiny_model, tmp_path):
+        pics = tmp_path / "pics"
+        (pics / "f002.png").mkdir(parents=True)  # the picture of f002 cannot be written there
+        paths = list_films([films])[:6]
+        s = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2),
+                         exports=ExportPlan(pics))
+        assert (s.scored, s.failed, s.errors["ExportFailed"]) == (5, 1, 1)
+        row = next(r for r in read_results(tmp_path / "r.csv") if r["path"].endswith("f002.png"))
+        assert row["status"] == "error" and row["error"].startswith("Export failed")
+        (pics / "f002.png").rmdir()
+        s = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2),
+                         exports=ExportPlan(pics))
+        assert (s.skipped, s.scored) == (5, 1) and (pics / "f002.png").is_file()
 
 
 # ------------------------------------------------------- two Ray nodes on this machine
@@ -157,11 +224,12 @@ def cluster():
         c.stop()
 
 
-def driver(films: Path, model: Path, out: Path, address: str) -> subprocess.Popen:
+def driver(films: Path, model: Path, out: Path, address: str, *extra: str, workers: int = 2,
+           cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "cxrviewer", "score", str(films), "--out", str(out), "--model", str(model),
-         "--engine", "ray", "--ray-address", address, "--workers", "2", "--no-progress"],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--engine", "ray", "--ray-address", address, "--workers", str(workers), "--no-progress", *extra],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
     )
 
 
@@ -213,3 +281,49 @@ class TestTwoNodes:
         rows = read_results(out)
         assert len({r["path"] for r in rows}) == FILMS + 1
         assert cells(r for r in rows if r["status"] == "ok") == [r for r in local_rows if r["status"] == "ok"]
+
+    def test_a_driver_killed_mid_run_with_exports_leaves_none_missing_after_a_rerun(
+            self, cluster, export_films, tiny_model, local_exports, tmp_path):
+        out, pics, dcm = tmp_path / "r.csv", tmp_path / "pics", tmp_path / "dcm"
+        extra = ("-r", "--export-dir", str(pics), "--dicom-out", str(dcm))
+        proc = driver(export_films, tiny_model, out, cluster.address, *extra, workers=1)
+        try:
+            # the actor writes a block's exports before the driver gets its rows: killed with 20
+            # pictures written, the run has rows for some films (a block of 16), exports without
+            # rows for others, and films not started
+            deadline = time.monotonic() + 120
+            while not pics.is_dir() or len(files_under(pics)) < 20:
+                assert proc.poll() is None, proc.stdout.read()[-3000:]
+                assert time.monotonic() < deadline, "no pictures came"
+                time.sleep(0.02)
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        kept = csv_rows(out)
+        assert kept < 31, "the run ended before the driver was killed"
+        rerun = driver(export_films, tiny_model, out, cluster.address, *extra, workers=1)
+        log, _ = rerun.communicate(timeout=240)
+        assert rerun.returncode == 1, log[-3000:]  # 1: the broken film
+        assert "DICOM result(s)" in log and (kept == 0 or "already done" in log)
+        rows = read_results(out)
+        assert {r["path"] for r in rows if r["status"] == "ok"} == {
+            r["path"] for r in read_results(local_exports / "r.csv") if r["status"] == "ok"}
+        same_exports(pics, dcm, local_exports)
+
+    def test_relative_films_and_exports_are_the_drivers_not_the_workers(self, cluster, films, tiny_model, tmp_path):
+        """The cluster's workers run in the folder `ray start` ran in; films and a destination given
+        relative to the driver's folder must still be read and get their pictures."""
+        one = tmp_path / "one"
+        one.mkdir()
+        for f in sorted(films.glob("f00*.png"))[:4]:
+            (one / f.name).write_bytes(f.read_bytes())
+        proc = driver(Path("one"), tiny_model, tmp_path / "r.csv", cluster.address, "--export-dir", "pics",
+                      workers=1, cwd=tmp_path)
+        log, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, log[-3000:]
+        assert sorted(files_under(tmp_path / "pics")) == sorted(f.name for f in one.iterdir())
+        # the rows name the films as they were given, as the local engine's do
+        assert sorted(r["path"] for r in read_results(tmp_path / "r.csv")) == sorted(
+            f"one/{f.name}" for f in one.iterdir())

@@ -21,10 +21,10 @@ logger = logging.getLogger("cxrviewer")
 def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
     s.add_argument("inputs", nargs="+", type=_input, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them; also URLs (s3://, gs://, file://)")
-    s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards; one of ours that exists is resumed (required)")
+    s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards; a folder may be a URL (s3://bucket/results/, gs://, file://); one of ours that exists is resumed (required)")
     s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
-    s.add_argument("--export-dir", type=Path, metavar="DIR", help="also write an annotated PNG per scored film into DIR (default: none)")
-    s.add_argument("--dicom-out", type=Path, metavar="DIR", help="also write DICOM results of each DICOM film into DIR/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm; resumed with --out (default: none)")
+    s.add_argument("--export-dir", type=_input, metavar="DIR", help="also write an annotated PNG per scored film into DIR, a folder or a URL (s3://, gs://, file://) (default: none)")
+    s.add_argument("--dicom-out", type=_input, metavar="DIR", help="also write DICOM results of each DICOM film into DIR/<StudyInstanceUID>/<SOPInstanceUID>.<sr|pr|sc>.dcm; resumed with --out (default: none)")
     s.add_argument("--dicom-formats", type=_dicom_formats, default=None, metavar="LIST", help="with --dicom-out: which, comma-separated: sr (Structured Report), gsps (Presentation State), sc (Secondary Capture) (default: sr,gsps,sc)")
     s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, the fastest there; 8 on a GPU)")
     s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core; at most 4 feeding a GPU)")
@@ -49,8 +49,6 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
         parser.error("--ray-address and --gpus-per-worker go with --engine ray")
     if args.gpus_per_worker < 0:
         parser.error("--gpus-per-worker must be 0 or more")
-    if args.engine == "ray" and (args.export_dir is not None or args.dicom_out is not None):
-        parser.error("--export-dir and --dicom-out are not available with --engine ray yet; score on Ray, then export what you need")
 
 
 def _input(text: str):
@@ -69,38 +67,31 @@ def _dicom_formats(text: str) -> tuple[str, ...]:
 
 
 def run(args) -> int:
-    from ..batch import score_to_csv, session_threads
-    from ..export import check_writable_dir, export_png
+    from ..batch import ExportPlan, ExportTally, score_to_csv, session_threads
+    from ..export import check_writable_dir
     from ..io import is_url, list_films
-    from ..render import RenderOptions, select_classes
-    from ..results import safe_file_stem
 
     check_inputs([p for p in args.inputs if not is_url(p)])
+    out = _results_target(args.out)
     paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
     clf = load_classifier(args, threads=session_threads(args.workers, args.device))
     args.classes.check(clf.info.labels)  # an unknown name fails now, not at the first picture
     if args.export_dir is not None:
-        check_writable_dir(args.export_dir)
         _refuse_film_folder(args.export_dir, paths)
-    dicom = _DicomOut(args, clf.info, paths) if args.dicom_out is not None else None
-    used_names: set[str] = set()
-
-    def on_result(result) -> None:
-        if dicom is not None and result.ok:
-            dicom.write(result)
-        if args.export_dir is None or not result.ok:
-            return
-        stem = safe_file_stem(Path(result.path).stem)
-        name = f"{stem}.png"
-        n = 1
-        while name in used_names:
-            n += 1
-            name = f"{stem}-{n}.png"
-        used_names.add(name)
-        opts = RenderOptions(select_classes(result.prediction, args.classes), args.alpha, args.colormap, args.mode)
-        export_png(args.export_dir / name, result.film, result.prediction, clf.info, opts)
+        check_writable_dir(args.export_dir)
+    if args.dicom_out is not None:
+        try:
+            _refuse_film_folder(args.dicom_out, paths, "the DICOM results")
+        except SameFileError as exc:
+            raise OutputError(str(exc)) from None  # an output folder, not the results file (--out)
+        check_writable_dir(args.dicom_out)
+    plan = None
+    if args.export_dir is not None or args.dicom_out is not None:
+        plan = ExportPlan(args.export_dir, args.dicom_out, args.dicom_formats, args.classes,
+                          args.alpha, args.colormap, args.mode, overwrite=args.overwrite)
+    tally = ExportTally()
 
     if clf.info.demo:  # before the bar is drawn: a line of its own
         logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
@@ -124,13 +115,11 @@ def run(args) -> int:
             from ..scale import RayOptions, score_on_ray
 
             options = RayOptions(args.ray_address, args.workers, args.gpus_per_worker, args.batch_size or 1)
-            return score_on_ray(paths, clf.path, args.out, device=args.device, options=options, cancel=stop,
-                                progress=progress, overwrite=args.overwrite)
+            return score_on_ray(paths, clf.path, out, device=args.device, options=options, cancel=stop,
+                                progress=progress, overwrite=args.overwrite, exports=plan, tally=tally)
         return score_to_csv(
-            paths, clf, args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
-            progress=progress, on_result=on_result, overwrite=args.overwrite,
-            keep_films=args.export_dir is not None or dicom is not None,
-            rescore=dicom.missing if dicom is not None and not args.overwrite else None,
+            paths, clf, out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
+            progress=progress, overwrite=args.overwrite, exports=plan, tally=tally,
         )
 
     resume = f"rows scored so far are in {args.out}; run the same command again to resume."
@@ -146,74 +135,58 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     print(f"{summary.line()} -> {args.out}", file=sys.stderr)
-    if dicom is not None:
-        print(dicom.line(), file=sys.stderr)
+    if args.dicom_out is not None:
+        print(_dicom_line(tally, plan), file=sys.stderr)
     if stop.is_set():
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
         return _stop_code(stopped_by)
     return summary.exit_code
 
 
-class _DicomOut:
-    """``--dicom-out``: the DICOM results of each DICOM film, those missing only unless
-    ``--overwrite`` (cxrviewer.dicom.folder), and the count of films that get none."""
+def _results_target(out: str) -> str:
+    """``--out`` as the results code takes it: a ``file://`` URL is the local path it names (a
+    shared file system mounted here: its OS lock and renames apply); another URL is a results
+    folder on an object store (:class:`~cxrviewer.results.ResultsDir`)."""
+    import urllib.parse
 
-    def __init__(self, args, info, paths: Sequence[Path]) -> None:
-        from ..dicom.folder import FORMATS, DicomResultsFolder
-        from ..export import check_writable_dir
+    from ..io import is_url
 
-        try:
-            _refuse_film_folder(args.dicom_out, paths, "the DICOM results")
-        except SameFileError as exc:
-            raise OutputError(str(exc)) from None  # an output folder, not the results file (--out)
-        check_writable_dir(args.dicom_out)
-        self.args, self.info = args, info
-        self.folder = DicomResultsFolder(args.dicom_out, args.dicom_formats or FORMATS)
-        self.written = 0
-        self.not_dicom = 0
-        self.seen: dict[object, Path] = {}  # source UIDs -> the film whose results they name
-        self.same_uids = 0
+    if not is_url(out):
+        return out
+    parts = urllib.parse.urlsplit(out)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return urllib.parse.unquote(parts.path)
+    return out
 
-    def missing(self, path: Path) -> bool:
-        return bool(self.folder.missing(path))
 
-    def write(self, result) -> None:
-        from ..dicom.folder import dicom_uids
-        from ..render import RenderOptions, select_classes
+def _dicom_line(tally, plan) -> str:
+    from ..dicom.folder import FORMATS
 
-        uids = dicom_uids(result.path)
-        if uids is None:
-            self.not_dicom += 1
-            return
-        first = self.seen.setdefault(uids, result.path)
-        if first != result.path:
-            # two files, one SOP Instance UID: one image by PS3.5 9.1, so one set of results
-            self.same_uids += 1
-            logger.warning("%s has the SOP Instance UID of %s: its DICOM results are that film's", result.path, first)
-            return
-        a = self.args
-        opts = RenderOptions(select_classes(result.prediction, a.classes), a.alpha, a.colormap, a.mode)
-        only = None if a.overwrite else self.folder.missing_of(uids)
-        self.written += len(self.folder.write(uids, result.film, result.prediction, self.info, opts, only=only))
-
-    def line(self) -> str:
-        text = f"wrote {self.written} DICOM result(s) ({', '.join(self.folder.formats)}) -> {self.folder.folder}"
-        if self.same_uids:
-            text += f"; {self.same_uids} film(s) share the SOP Instance UID of another and get no results of their own"
-        if self.not_dicom:
-            text += (f"; {self.not_dicom} film(s) are not DICOM and get none: a DICOM result must point at "
-                     "a DICOM image (export one as a DICOM Secondary Capture with `cxrviewer export`)")
-        return text
+    text = f"wrote {tally.dicom} DICOM result(s) ({', '.join(plan.dicom_formats or FORMATS)}) -> {plan.dicom}"
+    if tally.same_uids:
+        text += f"; {tally.same_uids} film(s) share the SOP Instance UID of another and get no results of their own"
+    if tally.not_dicom:
+        text += (f"; {tally.not_dicom} film(s) are not DICOM and get none: a DICOM result must point at "
+                 "a DICOM image (export one as a DICOM Secondary Capture with `cxrviewer export`)")
+    return text
 
 
 def _stop_code(stopped_by: list[int]) -> int:
     return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
 
 
-def _refuse_film_folder(folder: Path, films: Sequence[Path], what: str = "the pictures") -> None:
+def _refuse_film_folder(folder: Path | str, films: Sequence[Path | str], what: str = "the pictures") -> None:
     """Pictures (or DICOM results) written into a folder of films would overwrite films of the
     same name and be scored as films by the next run."""
     import os
+
+    from ..io import is_url
+
+    if is_url(folder):
+        folder = _results_target(str(folder))  # file:// names a local folder
+        if is_url(folder):
+            return  # a store's prefix: not a folder of local films
+    films = [f for f in films if not is_url(f)]
 
     try:
         target = os.stat(folder)

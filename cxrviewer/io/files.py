@@ -245,6 +245,12 @@ def _split(url: str):
     return fs, path
 
 
+def split_url(url: str):
+    """(pyarrow file system, path inside it) of ``url``; raises :class:`UnreadableImageError`
+    when no file system serves its scheme."""
+    return _split(url)
+
+
 def url_key(url: str) -> tuple[str, int, int] | None:
     """(URL, size, mtime in ns) of the object at ``url``, or None when it cannot be found."""
     try:

@@ -12,6 +12,8 @@ used (a commercial add-on).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import time
@@ -21,7 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch import Cancel, _cancelled, film_path, score_films
+from ..batch import (
+    Cancel,
+    ExportPlan,
+    ExportTally,
+    _cancelled,
+    export_film,
+    exports_missing,
+    film_path,
+    handed_on,
+    picture_names,
+    score_films,
+)
 from ..errors import ClusterError
 from ..io import is_url
 from ..model import Classifier
@@ -40,6 +53,13 @@ logger = logging.getLogger(__name__)
 #: The column that carries a film's place in the run through Ray (rows come back in any order).
 _INDEX = "_index"
 _ERROR_TYPE = "_error_type"
+#: The picture name the driver gave a film (names are made over the whole input list, so no two
+#: actors pick the same one), and what the film's exports wrote (:class:`ExportTally` counts).
+_NAME = "_name"
+_TALLY = "_tally"
+#: A film's path as given when it is relative (the row keeps it), beside the absolute one the
+#: actor reads: a worker's folder is where its node was started, not the driver's.
+_GIVEN = "_given"
 #: Films a block of the input holds: small blocks spread the films over the actors evenly and
 #: bound what a dead worker's retry repeats.
 BLOCK_FILMS = 16
@@ -82,7 +102,8 @@ def _decode(raw: bytes, url: bool) -> Path | str:
 class FilmScorer:
     """A Ray Data actor: one model session, the local engine's per-film function."""
 
-    def __init__(self, model: str, device: str, threads: int, labels: Sequence[str], model_version: str) -> None:
+    def __init__(self, model: str, device: str, threads: int, labels: Sequence[str], model_version: str,
+                 exports: ExportPlan | None = None) -> None:
         import cv2
 
         # on a CPU one core per actor: its own film on one thread and OpenCV serial, as a worker
@@ -95,14 +116,30 @@ class FilmScorer:
                                f"(version {self.classifier.info.model_version}); give every node the same file.")
         self.labels = tuple(labels)
         self.columns = csv_columns(self.labels)
+        self.exports = exports
+        # one actor's memory of the DICOM source UIDs it has written results for
+        self.seen = ExportTally().seen
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [_decode(bytes(raw), bool(url)) for raw, url in zip(batch["film"], batch["url"])]
-        results = score_films(paths, self.classifier)
+        results = score_films(paths, self.classifier, keep_films=self.exports is not None)
+        counts = []
+        if self.exports is not None:
+            # the local engine's export step, here in the actor: the files are written before the
+            # driver gets the row, so a row in the results means its exports are there
+            for i, name in enumerate(batch[_NAME]):
+                tally = ExportTally(seen=self.seen)
+                results[i] = handed_on(results[i], functools.partial(
+                    export_film, plan=self.exports, info=self.classifier.info, name=str(name) or None, tally=tally))
+                counts.append(list(tally.counts()))
+        for i, given in enumerate(batch[_GIVEN]):
+            if given:
+                results[i] = dataclasses.replace(results[i], path=_decode(bytes(given), False))
         rows = [result_row(r, self.labels, self.classifier.info.model_version) for r in results]
         out = {c: np.array([row[c] for row in rows], dtype=object) for c in self.columns}
         out[_INDEX] = np.asarray(batch[_INDEX], dtype=np.int64)
         out[_ERROR_TYPE] = np.array([r.error_type or "" for r in results], dtype=object)
+        out[_TALLY] = np.array(counts or [[0, 0, 0, 0]] * len(results), dtype=np.int64)
         return out
 
 
@@ -116,13 +153,22 @@ def score_on_ray(
     overwrite: bool = False,
     cancel: Cancel = None,
     progress: Callable[[dict[str, str], int, int], None] | None = None,
+    exports: ExportPlan | None = None,
+    tally: ExportTally | None = None,
 ) -> Summary:
     """Score ``paths`` on Ray into the results ``out`` (a CSV or a folder; resumed like the local
     engine's). ``model`` must be readable at the same path on every node (a shared file system).
-    ``progress(row, done, total)`` is called for each film's row as it is written."""
+    ``progress(row, done, total)`` is called for each film's row as it is written.
+    ``exports``: the pictures and DICOM results each actor writes for its films (the local
+    engine's :func:`~cxrviewer.batch.export_film`; destinations every node can reach: a shared
+    folder or an object store), counted in ``tally``."""
     ray = _ray()
     t0 = time.perf_counter()
     summary = Summary(total=len(paths))
+    if exports is not None:
+        # an actor's working folder is not the driver's: a relative destination would land elsewhere
+        exports = dataclasses.replace(exports, pictures=_absolute(exports.pictures), dicom=_absolute(exports.dicom))
+        exports.check()
     probe = Classifier.load(model, device="cpu", threads=1)  # checks the file, and gives its labels
     labels, version = probe.info.labels, probe.info.model_version
     del probe
@@ -131,17 +177,24 @@ def score_on_ray(
     started = _connect(ray, options.address)
     try:
         with open_results(out, labels, version, overwrite=overwrite) as sink:
-            todo = [film_path(p) for p in paths if not sink.already_done(p)]
+            rescore = exports is not None and exports.dicom is not None and not exports.overwrite
+            todo = [film_path(p) for p in paths
+                    if not sink.already_done(p) or (rescore and exports_missing(p, exports))]
             summary.skipped = len(paths) - len(todo)
             if todo:
+                names = picture_names(film_path(p) for p in paths) if exports is not None else {}
                 _run(ray, todo, str(Path(model).resolve()), device, labels, version, options, sink,
-                     summary, cancel, progress)
+                     summary, cancel, progress, exports, names, tally if tally is not None else ExportTally())
     finally:
         if started:
             ray.shutdown()
     summary.cancelled = _cancelled(cancel) and summary.skipped + summary.scored + summary.failed < summary.total
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _absolute(folder: Path | str | None) -> Path | str | None:
+    return folder if folder is None or is_url(folder) else Path(folder).absolute()
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -161,21 +214,23 @@ def _connect(ray, address: str | None) -> bool:
     return True
 
 
-def _run(ray, todo, model, device, labels, version, options, sink, summary, cancel, progress) -> None:
+def _run(ray, todo, model, device, labels, version, options, sink, summary, cancel, progress, exports, names,
+         tally) -> None:
     gpus = float(options.gpus_per_worker or 0.0)
     if options.workers:
         workers = int(options.workers)
     else:
         res = ray.cluster_resources()
         workers = max(1, int(res.get("GPU", 0) / gpus) if gpus else int(res.get("CPU", 1)))
-    items = [{"film": _encode(p), "url": is_url(p), _INDEX: i} for i, p in enumerate(todo)]
+    items = [{"film": _encode(_absolute(p)), "url": is_url(p), _GIVEN: b"" if is_url(p) or Path(p).is_absolute() else _encode(p),
+              _INDEX: i, _NAME: names.get(p, "")} for i, p in enumerate(todo)]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     blocks = max(1, min(len(items), -(-len(items) // BLOCK_FILMS)))
     ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         FilmScorer,
         fn_constructor_kwargs={"model": model, "device": device if gpus else "cpu", "threads": 0 if gpus else 1,
-                               "labels": list(labels), "model_version": version},
+                               "labels": list(labels), "model_version": version, "exports": exports},
         batch_size=max(1, int(options.batch_size)),
         # workers asked for are all started at once; without a number the pool grows to one per
         # CPU (or GPU share). When a node is lost its batches are retried on the actors left.
@@ -197,6 +252,7 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
                 seen[i] = True
                 rows.append({c: str(batch[c][j]) for c in columns})
                 kinds.append(str(batch[_ERROR_TYPE][j]))
+                tally.add(batch[_TALLY][j])
             sink.write_rows(rows)
             for row, kind in zip(rows, kinds):
                 done += 1
