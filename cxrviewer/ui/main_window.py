@@ -345,8 +345,10 @@ class MainWindow(QMainWindow):
         else:
             demo = " (demo)" if clf.info.demo else ""
             precision = f" · {clf.info.precision}" if clf.info.precision != "fp32" else ""
-            self.model_label.setText(f"model {clf.info.model_version}{demo}{precision} · {clf.provider}")
-            self.model_label.setToolTip(str(clf.path))
+            # "CPU", "CUDA": the status bar is narrow; the tooltip has the provider's full name
+            device = clf.provider.removesuffix("ExecutionProvider")
+            self.model_label.setText(f"model {clf.info.model_version}{demo}{precision} · {device}")
+            self.model_label.setToolTip(f"{clf.path}\n{clf.provider}")
             self.demo_banner.setVisible(bool(clf.info.demo))
         self._sync_actions()
 

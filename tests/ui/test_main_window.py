@@ -60,7 +60,8 @@ def test_open_nih_film_shows_every_label_sorted(qtbot, window, nih_film, classif
     # default: the positives' heatmaps are on, and the view shows exactly the core renderer's picture
     assert m.shown_classes() == m.prediction.positives
     assert np.array_equal(shown(qtbot, window), expected(window))
-    assert "tiny-test-1" in window.model_label.text() and "CPUExecutionProvider" in window.model_label.text()
+    assert "tiny-test-1" in window.model_label.text() and window.model_label.text().endswith(" · CPU")
+    assert "CPUExecutionProvider" in window.model_label.toolTip()
     assert window.time_label.text().startswith("inference ")
     assert "1024 × 1024 px" in window.film_label.text()
     assert window.demo_banner.isVisible() and "not for diagnosis" in window.demo_banner.text()
