@@ -1,0 +1,78 @@
+"""Encoding a built result (cxrviewer.dicom.output.encode): pydicom's bytes, in less time.
+
+The encoder resolves the ambiguous VRs of a result's tree once instead of once per nesting
+level (the node's CPU per film, bench/bench_node.py); what it writes must not change.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import filewriter
+
+from dicomfactory import CR_IMAGE, dicom_dataset, lut_item, write_dicom
+from cxrviewer.dicom import build_gsps, build_sr
+from cxrviewer.dicom.output import encode
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from cxrviewer.model import Classifier
+    from cxrviewer.paths import default_model_path
+
+    return Classifier.load(default_model_path(), device="cpu")
+
+
+def _film(folder, preamble: bool):
+    """A CR film with a VOI LUT item (a sequence read from the file into the results'
+    references), written with a file meta (Explicit VR) or as a bare Implicit VR data set."""
+    from cxrviewer.io import read_film
+
+    ds = dicom_dataset(
+        (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12,
+        sop_class=CR_IMAGE, modality="CR", voi_lut=lut_item(list(range(0, 4096, 16)), 0, 12),
+    )
+    return read_film(write_dicom(folder / f"film-{preamble}.dcm", ds, preamble=preamble))
+
+
+def _pydicom_bytes(ds) -> bytes:
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("preamble", [True, False], ids=["explicit-vr-source", "implicit-vr-source"])
+@pytest.mark.parametrize("build", [build_sr, build_gsps], ids=["sr", "gsps"])
+def test_encode_writes_pydicoms_bytes(tmp_path, demo, build, preamble):
+    film = _film(tmp_path, preamble)
+    pred = demo.predict_one(film)
+    # every label's regions: the largest tree a film can give
+    ds = build(film, pred, demo.info, region_labels=pred.labels)
+    expected = _pydicom_bytes(copy.deepcopy(ds))
+    assert encode(ds, "test") == expected
+    again = pydicom.dcmread(io.BytesIO(expected))
+    assert again.SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_encode_walks_the_tree_from_the_top_once_or_twice(tmp_path, demo, monkeypatch):
+    """pydicom walked a built SR's whole subtree again for each of its ~1000 items."""
+    film = _film(tmp_path, True)
+    pred = demo.predict_one(film)
+    ds = build_sr(film, pred, demo.info, region_labels=pred.labels)
+    walks = []
+    real = filewriter.correct_ambiguous_vr
+
+    def counting(ds, is_little_endian, ancestors=None):
+        # a walk from the top of a tree (its recursion passes ancestors); not the file meta's
+        if ancestors is None and not isinstance(ds, pydicom.dataset.FileMetaDataset):
+            walks.append(ds)
+        return real(ds, is_little_endian, ancestors)
+
+    monkeypatch.setattr(filewriter, "correct_ambiguous_vr", counting)
+    monkeypatch.setattr("cxrviewer.dicom.output.correct_ambiguous_vr", counting)
+    encode(ds, "test")
+    assert len(walks) <= 2, f"{len(walks)} walks of the tree"
