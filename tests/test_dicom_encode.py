@@ -76,3 +76,24 @@ def test_encode_walks_the_tree_from_the_top_once_or_twice(tmp_path, demo, monkey
     monkeypatch.setattr("cxrviewer.dicom.output.correct_ambiguous_vr", counting)
     encode(ds, "test")
     assert len(walks) <= 2, f"{len(walks)} walks of the tree"
+
+
+def test_highdicoms_iod_lookups_are_remembered_with_the_same_answers():
+    """highdicom scans the standard's module tables each time it references an image (~2 ms,
+    15 times for one Presentation State): cxrviewer.dicom has it look each up once."""
+    import highdicom._standard_utils as standard
+    import highdicom.base
+    import highdicom.sr.content
+
+    import cxrviewer.dicom  # noqa: F401 - what puts the remembered lookup in place
+
+    lookup = standard.is_attribute_in_iod
+    assert getattr(lookup, "_cxr_remembered", False)
+    assert highdicom.base.is_attribute_in_iod is lookup and highdicom.sr.content.is_attribute_in_iod is lookup
+    original = lookup.__wrapped__
+    for sop_class in (CR_IMAGE, "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.88.34"):
+        for attribute, exclude in (("PixelData", ["IconImageSequence"]), ("NumberOfFrames", None), ("ContentDate", None)):
+            for _ in range(2):
+                assert lookup(attribute, sop_class, exclude) == original(attribute, sop_class, exclude)
+    with pytest.raises(KeyError):  # an unknown SOP class is still refused, every time
+        lookup("PixelData", "1.2.3.4")
