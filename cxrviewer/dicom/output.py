@@ -13,7 +13,6 @@ import pydicom
 from pydicom import config as dicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.filewriter import correct_ambiguous_vr
 from pydicom.valuerep import VR
 
 from ..errors import DicomResultError
@@ -159,31 +158,34 @@ def highdicom_errors(film: Film, what: str):
 
 
 def _resolve_encoding_once(ds: Dataset) -> None:
-    """Resolve the ambiguous VRs of ``ds`` once, for the whole tree, before it is written.
+    """Have pydicom resolve the ambiguous VRs of ``ds`` once, for the whole tree.
 
     pydicom's writer resolves them (``correct_ambiguous_vr``, which walks every nested item) for
     each dataset whose "original encoding" differs from the one written, which is every item of
     a dataset built in memory: a report's tree of ~1000 items was walked once per nesting level,
-    a third of its encoding time. After one pass from the root (the same pass dcmwrite makes, with
-    every ancestor at hand) the items are marked as already in the encoding written, so the writer
-    goes straight to their elements. The bytes are the same (tests/test_dicom_results.py).
+    a third of its encoding time. The root's pass (made by dcmwrite, with every ancestor at hand)
+    covers the whole tree, so the items built here are marked as already in the encoding written
+    and the writer goes straight to their elements. Items read from a file (parts of the
+    source's header) are left to pydicom as they are. The bytes do not change
+    (tests/test_dicom_encode.py).
     """
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or not syntax.is_transfer_syntax:
         return  # dcmwrite says what is missing
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
-    correct_ambiguous_vr(ds, little)
     stack = [ds]
     while stack:
         parent = stack.pop()
         for element in parent.elements():
+            if element.is_raw:
+                # a raw element in a built item would be written as read, in the encoding of
+                # the file it came from: decoded now, as the writer would have done
+                element = parent[element.tag]
             if element.VR == VR.SQ:
-                for item in parent[element.tag].value:
-                    # only items built here: one read from a file (part of the source's header)
-                    # may hold raw elements, which pydicom converts only for a new encoding
-                    if item.original_encoding == (None, None):
+                for item in element.value:
+                    if item.original_encoding == (None, None):  # built here
                         item.set_original_encoding(implicit, little, item._character_set)
-                    stack.append(item)
+                        stack.append(item)
 
 
 def encode(ds: Dataset, what: str) -> bytes:
