@@ -137,20 +137,19 @@ class Sender:
             except Exception as exc:  # noqa: BLE001 - a bug or a library surprise: retry later, keep the node up
                 logger.exception("sending to %s failed", dest)
                 outcome.update({f: f"{dest}: unexpected {type(exc).__name__}" for f in present})
-        done = 0
         cfg = self.config
+        stored = [d for d in deliveries if not any(outcome.get(f) for f in d.files)]
+        self.spool.delivered_many([d.uid for d in stored], text)  # the round's successes: one commit
+        for d in stored:
+            logger.info("results of %s stored at %s", d.uid, dest)
         for d in deliveries:
             errors = [outcome[f] for f in d.files if outcome.get(f)]
-            if not errors:
-                self.spool.delivered(d.uid, text)
-                done += 1
-                logger.info("results of %s stored at %s", d.uid, dest)
-            else:
+            if errors:
                 parked = self.spool.delivery_failed(d.uid, text, errors[0], cfg.max_attempts, cfg.retry_delay, cfg.max_retry_delay)
                 log = logger.error if parked else logger.warning
                 log("results of %s not stored at %s (attempt %d%s): %s", d.uid, dest, d.attempts + 1,
                     "; parked" if parked else "; will retry", errors[0])
-        return done
+        return len(stored)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
