@@ -1,12 +1,13 @@
-"""Encoding a built result (cxrviewer.dicom.output.encode): pydicom's bytes, in less time.
-
-The encoder resolves the ambiguous VRs of a result's tree once instead of once per nesting
-level (the node's CPU per film, bench/bench_node.py); what it writes must not change.
+"""The DICOM results built and encoded in less CPU (the node's CPU per film, bench/bench_node.py),
+with the same content: the encoder resolves the ambiguous VRs of a result's tree once instead of
+once per nesting level; highdicom's IOD table lookups are remembered; an SR's model constants
+are built once per model.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 
 import numpy as np
@@ -96,3 +97,45 @@ def test_highdicoms_iod_lookups_are_remembered_with_the_same_answers():
                 assert lookup(attribute, sop_class, exclude) == original(attribute, sop_class, exclude)
     with pytest.raises(KeyError):  # an unknown SOP class is still refused, every time
         lookup("PixelData", "1.2.3.4")
+
+
+def _groups(sr_bytes: bytes) -> dict[str, dict[str, object]]:
+    """label -> its measurement group's probability, threshold and evaluation, as written."""
+    import highdicom as hd
+
+    report = hd.sr.srread(io.BytesIO(sr_bytes)).content
+    out = {}
+    for group in report.get_image_measurement_groups():
+        label = group.tracking_identifier
+        if label == "out-of-distribution check":
+            continue
+        values = {str(m.name.value): m.value for m in group.get_measurements()}
+        (evaluation,) = group.get_qualitative_evaluations()
+        out[label] = {"probability": values["122157"], "threshold": values["122411"],
+                      "evaluation": evaluation.value.value, "finding": group.finding_type.value}
+    return out
+
+
+def test_srs_of_one_model_share_its_constants_and_keep_their_own_findings(tmp_path, demo):
+    """Two films, two SRs: the model's parts (algorithm, thresholds, evaluations) are built once
+    and shared, and each SR still says its own film's probabilities, present or absent."""
+    from cxrviewer.dicom import sr as sr_module
+    from cxrviewer.dicom.codes import ABSENT, PRESENT, finding_code
+
+    films = [_film(tmp_path, True), _film(tmp_path, False)]
+    preds = [demo.predict_one(f) for f in films]
+    # a second prediction with other probabilities, so that present / absent differ
+    flipped = dataclasses.replace(preds[1], probabilities=1.0 - np.asarray(preds[1].probabilities))
+    datasets = [build_sr(films[0], preds[0], demo.info), build_sr(films[1], flipped, demo.info)]
+    parts = sr_module._model_parts(demo.info, preds[0])
+    assert sr_module._model_parts(demo.info, flipped) is parts  # built once for the model
+    assert sr_module._parts_of.cache_info().hits >= 2
+    for ds, pred in zip(datasets, (preds[0], flipped)):
+        groups = _groups(encode(ds, "test"))
+        assert set(groups) == set(pred.labels)
+        for label, p, t in zip(pred.labels, pred.probabilities, pred.thresholds):
+            g = groups[label]
+            assert g["probability"] == pytest.approx(float(f"{float(p):.6f}"))
+            assert g["threshold"] == pytest.approx(float(f"{float(t):.6f}"))
+            assert g["evaluation"] == (PRESENT if float(p) >= float(t) else ABSENT).value
+            assert g["finding"] == finding_code(label).value
