@@ -13,9 +13,9 @@ import io
 import numpy as np
 import pydicom
 import pytest
+from dicomfactory import CR_IMAGE, dicom_dataset, lut_item, write_dicom
 from pydicom import filewriter
 
-from dicomfactory import CR_IMAGE, dicom_dataset, lut_item, write_dicom
 from cxrviewer.dicom import build_gsps, build_sr
 from cxrviewer.dicom.output import encode
 

@@ -34,8 +34,8 @@ def _remember_iod_lookups() -> None:
     """
     try:
         import highdicom._standard_utils as standard
-        import highdicom.base as base
         import highdicom.sr.content as sr_content
+        from highdicom import base
     except ImportError:
         return
     lookup = getattr(standard, "is_attribute_in_iod", None)

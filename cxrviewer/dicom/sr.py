@@ -224,8 +224,8 @@ def _parts_of(model_version: str, demo: bool, thresholds: tuple[tuple[str, float
             parameters=[
                 f"model version: {model_version}",
                 "demo model: yes, not for diagnosis" if demo else "demo model: no",
-                f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
-                f"at least {heatmap.REGION_MIN_AREA:g} of the film's area",
+                (f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
+                 f"at least {heatmap.REGION_MIN_AREA:g} of the film's area"),
             ],
             manufacturer=MANUFACTURER,
         )
