@@ -11,7 +11,9 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
   command, same model file, same workers), films/s; the ratio node / score (target ≥ 0.8);
 - CPU seconds per film of each: the node's process and its result-building processes, against
   score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
-  other machines), so the CPU ratio tells what the node would sustain on cores of its own.
+  other machines), so the CPU ratio tells what the node would sustain on cores of its own;
+- that CPU by stage (:mod:`cxrviewer.node.timing`: read, infer, receive, send, job table in the
+  node's process; SR, Presentation State, SC in the result builders), per film.
 
     python bench/bench_node.py [--films 200] [--associations 4] [--outputs sr,gsps]
 """
