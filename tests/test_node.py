@@ -490,3 +490,22 @@ def test_a_sending_round_is_entered_in_one_commit(tmp_path):
     assert sorted(j.uid for j in spool.jobs(SENT)) == sorted(uids)
     assert spool.due() == []
     spool.close()
+
+
+def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path):
+    """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
+    result builders' figures brought back from their processes."""
+    import numpy as np
+    from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+
+    film = write_dicom(tmp_path / "cr.dcm", dicom_dataset(
+        (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12, sop_class=CR_IMAGE, modality="CR"))
+    node = node_factory([pacs.destination], outputs=("sr", "gsps"))
+    assert store([film], node_port) == [0]
+    assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
+    stages = node.cpu.seconds()
+    expected = {"receive (C-STORE handler, spool)", "read", "infer", "parcel", "job table", "send",
+                "builder: unparcel", "builder: build sr", "builder: build gsps"}
+    assert set(stages) == expected
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert stages["builder: build sr"] > 0 and stages["infer"] > 0

@@ -85,6 +85,7 @@ def write_parcels(folder: Path, film, prediction, info, outputs: tuple[str, ...]
     errors, and the CPU seconds of each stage in this process (:mod:`cxrviewer.node.timing`)."""
     start = time.process_time()
     film, prediction, info = from_parcel(film), from_parcel(prediction), from_parcel(info)
-    cpu = {"builder: unparcel": time.process_time() - start}
+    unparcel = time.process_time() - start
+    cpu: dict[str, float] = {}
     written, errors = write_results(folder, film, prediction, info, outputs, anonymize=anonymize, cpu=cpu)
-    return written, errors, {(k if k.startswith("builder") else f"builder: {k}"): v for k, v in cpu.items()}
+    return written, errors, {"builder: unparcel": unparcel, **{f"builder: {k}": v for k, v in cpu.items()}}
