@@ -11,7 +11,9 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
   command, same model file, same workers), films/s; the ratio node / score (target ≥ 0.8);
 - CPU seconds per film of each: the node's process and its result-building processes, against
   score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
-  other machines), so the CPU ratio tells what the node would sustain on cores of its own.
+  other machines), so the CPU ratio tells what the node would sustain on cores of its own;
+- that CPU by stage (:mod:`cxrviewer.node.timing`: read, infer, receive, send, job table in the
+  node's process; SR, Presentation State, SC in the result builders), per film.
 
     python bench/bench_node.py [--films 200] [--associations 4] [--outputs sr,gsps]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sqlite3
 import statistics
@@ -124,7 +127,10 @@ def main() -> None:
                 assert node.wait_idle(1800), "the node did not finish"
             finally:
                 node.stop()  # waits for the result-building processes
-            node_cpu = (time.process_time() - c0 + _children_cpu() - senders_done) / len(films)
+            process_cpu = time.process_time() - c0
+            builders_cpu = _children_cpu() - senders_done  # the builders, waited for by node.stop()
+            node_cpu = (process_cpu + builders_cpu) / len(films)
+            stages = node.cpu.seconds()
             db = sqlite3.connect(tmp / "spool" / "jobs.sqlite")
             rows = db.execute(
                 "SELECT j.received, MAX(d.delivered) FROM jobs j JOIN deliveries d ON d.uid = j.uid "
@@ -145,6 +151,23 @@ def main() -> None:
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")
     print(f"CPU per film: node {node_cpu:.3f} s (process + result builders), score {score_cpu:.3f} s; "
           f"score/node = {score_cpu / node_cpu:.2f} (the rate the node would keep on cores of its own)")
+    print_stages(stages, process_cpu, builders_cpu, len(films))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def print_stages(stages: dict[str, float], process_cpu: float, builders_cpu: float, n: int) -> None:
+    """The node's CPU per film by stage (cxrviewer.node.timing): each stage on its own thread's
+    clock; what no stage covers is pynetdicom's PDU handling, the threads' switching and, in
+    the builders, their start-up and the films shipped to them."""
+    in_process = {k: v for k, v in stages.items() if not k.startswith("builder")}
+    in_builders = {k: v for k, v in stages.items() if k.startswith("builder")}
+    print("CPU per film by stage (ms):")
+    for name, group, total, rest in (("node process", in_process, process_cpu, "network, threads, other"),
+                                     ("result builders", in_builders, builders_cpu, "start-up, unpickling, other")):
+        print(f"  {name}: {1000 * total / n:.0f}")
+        for stage, seconds in sorted(group.items(), key=lambda kv: -kv[1]):
+            print(f"    {stage:40s} {1000 * seconds / n:7.1f}")
+        print(f"    {rest:40s} {1000 * (total - sum(group.values())) / n:7.1f}")
 
 
 if __name__ == "__main__":

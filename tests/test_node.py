@@ -466,3 +466,46 @@ def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, shared
     assert states["sent"] >= 1
     time.sleep(0.5)
     assert len(pacs.instance_ids()) == 2 * states["sent"]  # an SR and a GSPS for each
+
+
+def test_a_sending_round_is_entered_in_one_commit(tmp_path):
+    """The sender marks a round's deliveries done in one transaction (one fsync of the job
+    table, not one per film), and each job is then sent."""
+    from cxrviewer.node.spool import SENT, Spool
+
+    spool = Spool(tmp_path / "spool")
+    uids = [generate_uid() for _ in range(5)]
+    dest = "PACS@127.0.0.1:4242"
+    for uid in uids:
+        assert spool.receive(uid, "1.2.840.10008.5.1.4.1.1.1", b"not read here", "MODALITY")
+        folder = spool.result_dir(uid)
+        folder.mkdir(parents=True)
+        (folder / "sr.dcm").write_bytes(b"")
+        spool.mark_scored(uid, {"sr": folder / "sr.dcm"}, [dest])
+    commits = []
+    spool._db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    spool.delivered_many(uids, dest)
+    spool._db.set_trace_callback(None)
+    assert len(commits) == 1
+    assert sorted(j.uid for j in spool.jobs(SENT)) == sorted(uids)
+    assert spool.due() == []
+    spool.close()
+
+
+def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path):
+    """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
+    result builders' figures brought back from their processes."""
+    import numpy as np
+    from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+
+    film = write_dicom(tmp_path / "cr.dcm", dicom_dataset(
+        (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12, sop_class=CR_IMAGE, modality="CR"))
+    node = node_factory([pacs.destination], outputs=("sr", "gsps"))
+    assert store([film], node_port) == [0]
+    assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
+    stages = node.cpu.seconds()
+    expected = {"receive (C-STORE handler, spool)", "read", "infer", "parcel", "job table", "send",
+                "builder: unparcel", "builder: build sr", "builder: build gsps"}
+    assert set(stages) == expected
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert stages["builder: build sr"] > 0 and stages["infer"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -12,12 +13,53 @@ import pydicom
 from pydicom import config as dicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import VR
 
 from ..errors import DicomResultError
 from ..export import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo
 
 logger = logging.getLogger(__name__)
+
+
+def _remember_iod_lookups() -> None:
+    """Let highdicom look each attribute of an IOD up once per process, not once per call.
+
+    Before it references an image, highdicom checks that the image's IOD has pixel data, or
+    frames (``highdicom._standard_utils.is_attribute_in_iod``): a linear scan of the standard's
+    module tables, ~2 ms, 15 times for one Presentation State and 18 for one SR, with the same
+    answer every time (the tables ship with highdicom). The check still runs, its answer is
+    remembered per (attribute, SOP class, excluded path elements). Where highdicom has no such
+    function (another version), nothing changes.
+    """
+    try:
+        import highdicom._standard_utils as standard
+        import highdicom.sr.content as sr_content
+        from highdicom import base
+    except ImportError:
+        return
+    lookup = getattr(standard, "is_attribute_in_iod", None)
+    if lookup is None or getattr(lookup, "_cxr_remembered", False):
+        return
+
+    @functools.lru_cache(maxsize=4096)
+    def remembered(attribute: str, sop_class_uid: str, exclude: tuple[str, ...] | None) -> bool:
+        return lookup(attribute, sop_class_uid, None if exclude is None else list(exclude))
+
+    @functools.wraps(lookup)
+    def is_attribute_in_iod(attribute, sop_class_uid, exclude_path_elements=None):
+        exclude = None if exclude_path_elements is None else tuple(exclude_path_elements)
+        return remembered(str(attribute), str(sop_class_uid), exclude)
+
+    is_attribute_in_iod._cxr_remembered = True
+    # the module's own callers (does_iod_have_pixel_data, is_multiframe_image) and the modules
+    # that imported the name
+    for module in (standard, base, sr_content):
+        if getattr(module, "is_attribute_in_iod", None) is lookup:
+            module.is_attribute_in_iod = is_attribute_in_iod
+
+
+_remember_iod_lookups()
 
 #: Series Number of every cxrviewer result (the SC export uses the same), after acquired series.
 SERIES_NUMBER = 999
@@ -115,11 +157,43 @@ def highdicom_errors(film: Film, what: str):
         ) from None
 
 
+def _resolve_encoding_once(ds: Dataset) -> None:
+    """Have pydicom resolve the ambiguous VRs of ``ds`` once, for the whole tree.
+
+    pydicom's writer resolves them (``correct_ambiguous_vr``, which walks every nested item) for
+    each dataset whose "original encoding" differs from the one written, which is every item of
+    a dataset built in memory: a report's tree of ~1000 items was walked once per nesting level,
+    a third of its encoding time. The root's pass (made by dcmwrite, with every ancestor at hand)
+    covers the whole tree, so the items built here are marked as already in the encoding written
+    and the writer goes straight to their elements. Items read from a file (parts of the
+    source's header) are left to pydicom as they are. The bytes do not change
+    (tests/test_dicom_encode.py).
+    """
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_transfer_syntax:
+        return  # dcmwrite says what is missing
+    implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+    stack = [ds]
+    while stack:
+        parent = stack.pop()
+        for element in parent.elements():
+            if element.is_raw:
+                # a raw element in a built item would be written as read, in the encoding of
+                # the file it came from: decoded now, as the writer would have done
+                element = parent[element.tag]
+            if element.VR == VR.SQ:
+                for item in element.value:
+                    if item.original_encoding == (None, None):  # built here
+                        item.set_original_encoding(implicit, little, item._character_set)
+                        stack.append(item)
+
+
 def encode(ds: Dataset, what: str) -> bytes:
     """The Part 10 file (preamble, ``DICM``, file meta, dataset) as bytes."""
     buf = io.BytesIO()
     try:
         with quiet_values():
+            _resolve_encoding_once(ds)
             pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     except (ValueError, TypeError, OverflowError, AttributeError) as exc:
         # The message names only the error type: pydicom's may quote a value (a patient's name).

@@ -26,9 +26,12 @@ One SR per film, in the source's study (a new series), referencing the source im
 from __future__ import annotations
 
 import copy
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import highdicom as hd
 import numpy as np
@@ -116,43 +119,29 @@ def _build(
 ) -> hd.sr.Comprehensive3DSR:
     ref = src.reference(anonymize=anonymize)
     patient_name = patient_name_aside(ref)
-    algorithm = hd.sr.AlgorithmIdentification(
-        name="cxrviewer",
-        version=__version__,
-        parameters=[
-            f"model version: {info.model_version}",
-            "demo model: yes, not for diagnosis" if info.demo else "demo model: no",
-            f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
-            f"at least {heatmap.REGION_MIN_AREA:g} of the film's area",
-        ],
-        manufacturer=MANUFACTURER,
-    )
+    parts = _model_parts(info, prediction)
+    algorithm = parts.algorithm
     group_source = [hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)]
     groups: list = []
     for label, probability, threshold in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
-        code = codes.finding_code(label)
+        part = parts.findings[label]
         present = float(probability) >= float(threshold)
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
-                finding_type=code,
+                finding_type=part.code,
                 algorithm_id=algorithm,
                 source_images=group_source,
-                measurements=[
-                    _number(codes.PROBABILITY, probability),
-                    _number(codes.THRESHOLD, threshold),
-                ],
-                qualitative_evaluations=[
-                    hd.sr.QualitativeEvaluation(code, codes.PRESENT if present else codes.ABSENT),
-                ],
+                measurements=[_number(codes.PROBABILITY, probability), part.threshold],
+                qualitative_evaluations=[part.present if present else part.absent],
             )
         )
     for label in region_labels:
         groups.extend(_region_groups(src, film, prediction, label, algorithm))
     if prediction.ood_score is not None:
         measurements = [_number(codes.OOD_SCORE, prediction.ood_score)]
-        if info.ood is not None:
-            measurements.append(_number(codes.THRESHOLD, info.ood.threshold))
+        if parts.ood_threshold is not None:
+            measurements.append(parts.ood_threshold)
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="out-of-distribution check"),
@@ -160,9 +149,7 @@ def _build(
                 algorithm_id=algorithm,
                 source_images=group_source,
                 measurements=measurements,
-                qualitative_evaluations=[
-                    hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.YES if prediction.ood_flag else codes.NO),
-                ],
+                qualitative_evaluations=[parts.ood_yes if prediction.ood_flag else parts.ood_no],
             )
         )
     groups.extend(_reader_groups(src, reader, calibration))
@@ -212,6 +199,68 @@ def _build(
         sr.DeidentificationMethod = DEIDENTIFICATION_METHOD
     logger.debug("SR for %s: %d groups", film.source, len(groups))
     return sr
+
+
+@dataclass(frozen=True)
+class _FindingParts:
+    code: hd.sr.CodedConcept
+    threshold: hd.sr.Measurement
+    present: hd.sr.QualitativeEvaluation
+    absent: hd.sr.QualitativeEvaluation
+
+
+@dataclass(frozen=True)
+class _ModelParts:
+    """The content items every SR of one model shares, built once per process: the algorithm
+    identification (TID 4019), and for each label its code, its threshold (a model constant)
+    and both of its present / absent evaluations. highdicom puts the same objects in every
+    group that uses them (the algorithm identification was already one object per SR), and
+    nothing changes them after they are built, so SRs share them too: the node's builders and
+    ``score --dicom-out`` spend their time on what the film changes."""
+
+    algorithm: hd.sr.AlgorithmIdentification
+    findings: Mapping[str, _FindingParts]
+    ood_threshold: hd.sr.Measurement | None
+    ood_yes: hd.sr.QualitativeEvaluation
+    ood_no: hd.sr.QualitativeEvaluation
+
+
+def _model_parts(info: ModelInfo, prediction: Prediction) -> _ModelParts:
+    thresholds = tuple((label, float(t)) for label, t in zip(prediction.labels, prediction.thresholds))
+    ood = None if info.ood is None else float(info.ood.threshold)
+    return _parts_of(str(info.model_version), bool(info.demo), thresholds, ood)
+
+
+@functools.lru_cache(maxsize=16)
+def _parts_of(model_version: str, demo: bool, thresholds: tuple[tuple[str, float], ...], ood: float | None) -> _ModelParts:
+    with quiet_values():
+        algorithm = hd.sr.AlgorithmIdentification(
+            name="cxrviewer",
+            version=__version__,
+            parameters=[
+                f"model version: {model_version}",
+                "demo model: yes, not for diagnosis" if demo else "demo model: no",
+                (f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
+                 f"at least {heatmap.REGION_MIN_AREA:g} of the film's area"),
+            ],
+            manufacturer=MANUFACTURER,
+        )
+        findings = {}
+        for label, threshold in thresholds:
+            code = hd.sr.CodedConcept.from_code(codes.finding_code(label))
+            findings[label] = _FindingParts(
+                code=code,
+                threshold=_number(codes.THRESHOLD, threshold),
+                present=hd.sr.QualitativeEvaluation(code, codes.PRESENT),
+                absent=hd.sr.QualitativeEvaluation(code, codes.ABSENT),
+            )
+        return _ModelParts(
+            algorithm=algorithm,
+            findings=MappingProxyType(findings),
+            ood_threshold=None if ood is None else _number(codes.THRESHOLD, ood),
+            ood_yes=hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.YES),
+            ood_no=hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.NO),
+        )
 
 
 def _root_without_children(root: hd.sr.ContainerContentItem) -> Dataset:

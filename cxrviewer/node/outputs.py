@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,22 +23,28 @@ logger = logging.getLogger(__name__)
 
 
 def write_results(
-    folder: Path, film: Film, prediction: Prediction, info: ModelInfo, outputs: tuple[str, ...], *, anonymize: bool = False
+    folder: Path, film: Film, prediction: Prediction, info: ModelInfo, outputs: tuple[str, ...], *,
+    anonymize: bool = False, cpu: dict[str, float] | None = None,
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """Write each asked-for result to ``folder/<kind>.dcm``; returns the files written and, for
-    each result that could not be made, why (the others are still written)."""
+    each result that could not be made, why (the others are still written). ``cpu``, when
+    given, gets the CPU seconds each result took (build, encode, durable write)."""
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
     options = RenderOptions(classes=prediction.positives)
     for kind in outputs:
         path = folder / f"{kind}.dcm"
+        start = time.process_time()
         try:
             # the positive findings, as `cxrviewer score --dicom-out` draws them by default
             write_result(kind, path, film, prediction, info, options, anonymize=anonymize)
         except CxrError as exc:
             errors[kind] = str(exc)
             continue
+        finally:
+            if cpu is not None:
+                cpu[f"build {kind}"] = time.process_time() - start
         written[kind] = path
     fsync_dir(folder)  # the renames of the results are durable before the job says "scored"
     return written, errors
@@ -74,5 +81,11 @@ def from_parcel(obj: Any) -> Any:
 
 
 def write_parcels(folder: Path, film, prediction, info, outputs: tuple[str, ...], anonymize: bool = False):
-    """:func:`write_results` on parcels (in a worker process)."""
-    return write_results(folder, from_parcel(film), from_parcel(prediction), from_parcel(info), outputs, anonymize=anonymize)
+    """:func:`write_results` on parcels (in a worker process); returns the files written, the
+    errors, and the CPU seconds of each stage in this process (:mod:`cxrviewer.node.timing`)."""
+    start = time.process_time()
+    film, prediction, info = from_parcel(film), from_parcel(prediction), from_parcel(info)
+    unparcel = time.process_time() - start
+    cpu: dict[str, float] = {}
+    written, errors = write_results(folder, film, prediction, info, outputs, anonymize=anonymize, cpu=cpu)
+    return written, errors, {"builder: unparcel": unparcel, **{f"builder: {k}": v for k, v in cpu.items()}}

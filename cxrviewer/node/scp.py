@@ -27,6 +27,7 @@ from pydicom.uid import (
 from ..errors import NodeConfigError
 from .config import NodeConfig
 from .spool import Spool
+from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def valid_uid(uid: str) -> bool:
 class StorageScp:
     """The AE that takes films into the spool and hands each new one to ``on_film(uid)``."""
 
-    def __init__(self, config: NodeConfig, spool: Spool, on_film: Callable[[str], None]) -> None:
+    def __init__(self, config: NodeConfig, spool: Spool, on_film: Callable[[str], None], cpu: CpuTally | None = None) -> None:
         from pynetdicom import AE, evt
         from pynetdicom.presentation import AllStoragePresentationContexts
         from pynetdicom.sop_class import Verification
@@ -97,6 +98,7 @@ class StorageScp:
         self.config = config
         self.spool = spool
         self.on_film = on_film
+        self.cpu = cpu or CpuTally()
         self.received = 0
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
@@ -169,6 +171,10 @@ class StorageScp:
             event.assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, _CALLING_AE_NOT_RECOGNIZED)
 
     def _on_store(self, event) -> int:
+        with self.cpu.thread_cpu("receive (C-STORE handler, spool)"):
+            return self._store(event)
+
+    def _store(self, event) -> int:
         request = event.request
         sop_class = str(request.AffectedSOPClassUID)
         uid = str(request.AffectedSOPInstanceUID).strip().rstrip("\x00")

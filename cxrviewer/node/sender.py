@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import DicomDestination, NodeConfig, WebDestination, parse_destination
 from .spool import Delivery, Spool
+from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,11 @@ def send_web(dest: WebDestination, files: Sequence[Path], timeout: float = 60) -
 class Sender:
     """Delivers due results; :meth:`run` loops until ``stop`` is set, woken by ``wake``."""
 
-    def __init__(self, spool: Spool, config: NodeConfig, wake: threading.Event) -> None:
+    def __init__(self, spool: Spool, config: NodeConfig, wake: threading.Event, cpu: CpuTally | None = None) -> None:
         self.spool = spool
         self.config = config
         self.wake = wake
+        self.cpu = cpu or CpuTally()
 
     def send_due(self) -> int:
         """One round over the due deliveries; returns how many were delivered."""
@@ -130,27 +132,28 @@ class Sender:
         present = [f for f in files if f not in outcome]
         if present:
             try:
-                if isinstance(dest, DicomDestination):
-                    outcome.update(send_dicom(self.config.ae_title, dest, present))
-                else:
-                    outcome.update(send_web(dest, present))
+                with self.cpu.thread_cpu("send"):
+                    if isinstance(dest, DicomDestination):
+                        outcome.update(send_dicom(self.config.ae_title, dest, present))
+                    else:
+                        outcome.update(send_web(dest, present))
             except Exception as exc:  # noqa: BLE001 - a bug or a library surprise: retry later, keep the node up
                 logger.exception("sending to %s failed", dest)
                 outcome.update({f: f"{dest}: unexpected {type(exc).__name__}" for f in present})
-        done = 0
         cfg = self.config
+        stored = [d for d in deliveries if not any(outcome.get(f) for f in d.files)]
+        with self.cpu.thread_cpu("job table"):
+            self.spool.delivered_many([d.uid for d in stored], text)  # the round's successes: one commit
+        for d in stored:
+            logger.info("results of %s stored at %s", d.uid, dest)
         for d in deliveries:
             errors = [outcome[f] for f in d.files if outcome.get(f)]
-            if not errors:
-                self.spool.delivered(d.uid, text)
-                done += 1
-                logger.info("results of %s stored at %s", d.uid, dest)
-            else:
+            if errors:
                 parked = self.spool.delivery_failed(d.uid, text, errors[0], cfg.max_attempts, cfg.retry_delay, cfg.max_retry_delay)
                 log = logger.error if parked else logger.warning
                 log("results of %s not stored at %s (attempt %d%s): %s", d.uid, dest, d.attempts + 1,
                     "; parked" if parked else "; will retry", errors[0])
-        return done
+        return len(stored)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

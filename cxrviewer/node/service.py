@@ -37,6 +37,7 @@ from .outputs import to_parcel, write_parcels
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
+from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ class Node:
         self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_builder_init, initargs=(os.getpid(),))
         self._info = to_parcel(classifier.info)
-        self.scp = StorageScp(config, self.spool, self._todo.put)
-        self.sender = Sender(self.spool, config, self._wake_sender)
+        #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
+        self.cpu = CpuTally()
+        self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
+        self.sender = Sender(self.spool, config, self._wake_sender, cpu=self.cpu)
         self.address: tuple[str, int] | None = None
         self.scored = self.failed = 0
 
@@ -199,25 +202,31 @@ class Node:
         path = self.spool.film_path(uid)
         clf = self.classifier
         try:
-            film = read_film(path)
-            prediction = clf.predict_one(film)
+            with self.cpu.thread_cpu("read"):
+                film = read_film(path)
+            with self.cpu.thread_cpu("infer"):
+                prediction = clf.predict_one(film)
         except CxrError as exc:
             self.failed += 1
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
             self.spool.mark_failed(uid, str(exc))
             return
-        written, errors = self._builders.submit(
-            write_parcels, self.spool.result_dir(uid), to_parcel(film), to_parcel(prediction), self._info,
+        with self.cpu.thread_cpu("parcel"):
+            parcels = to_parcel(film), to_parcel(prediction)
+        written, errors, cpu = self._builders.submit(
+            write_parcels, self.spool.result_dir(uid), *parcels, self._info,
             self.config.outputs, anonymize=self.config.anonymize,
         ).result()
+        self.cpu.add_all(cpu)
         for kind, why in errors.items():
             logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
         if not written:
             self.failed += 1
             self.spool.mark_failed(uid, "; ".join(errors.values()))
             return
-        self.spool.mark_scored(uid, written, [str(d) for d in self.config.destinations],
-                               error="; ".join(errors.values()) or None)
+        with self.cpu.thread_cpu("job table"):
+            self.spool.mark_scored(uid, written, [str(d) for d in self.config.destinations],
+                                   error="; ".join(errors.values()) or None)
         self.scored += 1
         self._wake_sender.set()
         logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,

@@ -277,12 +277,21 @@ class Spool:
         return row[0]
 
     def delivered(self, uid: str, destination: str) -> None:
+        self.delivered_many([uid], destination)
+
+    def delivered_many(self, uids: Sequence[str], destination: str) -> None:
+        """Mark the deliveries of ``uids`` to ``destination`` done, in one transaction (one
+        commit, one fsync, for a sending round rather than one per film)."""
+        if not uids:
+            return
+        now = time.time()
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE deliveries SET state = ?, delivered = ?, error = NULL, attempts = attempts + 1 WHERE uid = ? AND destination = ?",
-                (DELIVERED, time.time(), uid, destination),
+                [(DELIVERED, now, uid, destination) for uid in uids],
             )
-            self._settle(db, uid)
+            for uid in uids:
+                self._settle(db, uid)
 
     def delivery_failed(self, uid: str, destination: str, error: str, max_attempts: int, delay: float, max_delay: float) -> bool:
         """Count a failed attempt; park the delivery after ``max_attempts``. True when parked."""
