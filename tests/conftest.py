@@ -47,10 +47,17 @@ def generated_dicoms(tmp_path_factory) -> DicomCorpus:
     return DicomCorpus("generated", make_generated_corpus(tmp_path_factory.mktemp("generated-dicoms")))
 
 
+@pytest.fixture(scope="session")
+def dicom_corpora(generated_dicoms) -> dict[str, DicomCorpus]:
+    """kind → corpus: the generated one always, the real one where ``../shared/data`` is present
+    (tests take ``(kind, role)`` from :func:`dicomfactory.corpus_cases`)."""
+    return {kind: generated_dicoms if kind == "generated" else shared_corpus() for kind in CORPORA}
+
+
 @pytest.fixture(scope="session", params=CORPORA)
-def dicom_corpus(request, generated_dicoms) -> DicomCorpus:
-    """The generated DICOMs, and the real ones of ``../shared/data`` as an extra case."""
-    return generated_dicoms if request.param == "generated" else shared_corpus()
+def dicom_corpus(request, dicom_corpora) -> DicomCorpus:
+    """Each corpus in turn: the generated DICOMs, then the real ones as an extra case."""
+    return dicom_corpora[request.param]
 
 
 @pytest.fixture(scope="session")

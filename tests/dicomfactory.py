@@ -337,3 +337,12 @@ def shared_corpus() -> DicomCorpus:
 
 #: The corpora a test parametrized over them runs on: always the generated one.
 CORPORA = ("generated", "shared") if (SHARED_DATA / "dicom").is_dir() else ("generated",)
+
+
+def corpus_cases(*roles: str) -> list:
+    """``(kind, role)`` parameters: every role on the generated corpus, and the roles that have a
+    real file on the shared corpus where ``../shared/data`` is present."""
+    import pytest
+
+    return [pytest.param(kind, role, id=f"{kind}-{role}") for kind in CORPORA for role in roles
+            if kind == "generated" or role in ROLES]
