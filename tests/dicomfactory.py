@@ -285,7 +285,7 @@ def make_generated_corpus(folder: Path) -> dict[str, Path]:
     for role, photometric in (("jpeg_baseline_chest", "MONOCHROME2"), ("fake_mono1", "MONOCHROME1")):
         ds = _chest_ds(chest, photometric=photometric, transfer_syntax=JPEGBaseline8Bit,
                        pixel_data=encapsulate([jpeg]), PixelSpacing=[0.168, 0.168], ViewPosition="PA",
-                       LossyImageCompression="01")
+                       LossyImageCompression="01", PatientName="JANEDOE")  # one component, as SIIM's
         out[role] = write_dicom(folder / f"{role}.dcm", ds)
 
     out["nih_dx"] = build_dicom(folder / "nih_dx.dcm", sample_gray(DX_SAMPLE), sop_class=DX_IMAGE,
