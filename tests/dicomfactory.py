@@ -260,7 +260,8 @@ def make_generated_corpus(folder: Path) -> dict[str, Path]:
 
     # MONOCHROME1 stores dense as dark: the inverted chest, 10 of 16 bits, windowed, J2K lossless.
     ds = _chest_ds(_scaled(255 - chest, 1023), photometric="MONOCHROME1", bits_stored=10,
-                   window=(550, 1024), ViewPosition="AP")
+                   window=(550, 1024), ViewPosition="AP", PatientOrientation=["R", "F"],
+                   ImageLaterality="R", CassetteOrientation="PORTRAIT")  # as RG3's header says
     ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
     out["j2k_mono1"] = write_dicom(folder / "j2k_mono1.dcm", ds)
 
