@@ -18,7 +18,7 @@ from cxrviewer.model import Classifier  # noqa: E402
 from cxrviewer.preprocess import model_input  # noqa: E402
 from training.data import NIH_LABELS  # noqa: E402
 
-FILMS = ["00000003_001.png", "00000022_000.png", "00000103_000.png", "00001153_004.png", "00001170_045.png", "00001831_000.png"]
+FILMS = ["00000022_000.png", "00000103_000.png", "00000468_014.png", "00001153_004.png", "00001232_002.png", "00001831_000.png"]
 
 
 @pytest.fixture(scope="module")

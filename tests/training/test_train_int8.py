@@ -22,7 +22,7 @@ from training import cli  # noqa: E402
 from training.report import INT8_HEADING, render_report  # noqa: E402
 from training.run import INT8_JSON  # noqa: E402
 
-FILMS = ["00000003_001.png", "00000022_000.png", "00000103_000.png", "00001153_004.png"]
+FILMS = ["00000022_000.png", "00000103_000.png", "00000468_014.png", "00001153_004.png"]
 
 
 def _copy_run(trained_run, dest):
