@@ -282,9 +282,10 @@ def make_generated_corpus(folder: Path) -> dict[str, Path]:
         plain.unlink()
         out["jpeg_lossless_mlut"] = target
 
-    jpeg = _jpeg_baseline(chest)
+    full = sample_gray(CHEST_SAMPLE)  # 1024 px, as SIIM's film: measuring tests click far into it
+    jpeg = _jpeg_baseline(full)
     for role, photometric in (("jpeg_baseline_chest", "MONOCHROME2"), ("fake_mono1", "MONOCHROME1")):
-        ds = _chest_ds(chest, photometric=photometric, transfer_syntax=JPEGBaseline8Bit,
+        ds = _chest_ds(full, photometric=photometric, transfer_syntax=JPEGBaseline8Bit,
                        pixel_data=encapsulate([jpeg]), PixelSpacing=[0.168, 0.168], ViewPosition="PA",
                        LossyImageCompression="01", PatientName="JANEDOE")  # one component, as SIIM's
         out[role] = write_dicom(folder / f"{role}.dcm", ds)
