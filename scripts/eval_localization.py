@@ -7,6 +7,9 @@ the box (the pointing game). With the demo model the numbers mean little; the pi
 one a real model is measured with.
 
     python scripts/eval_localization.py [--images DIR] [--boxes BBox_List_2017.csv.gz] [--model M.onnx]
+
+Without --images/--boxes it uses ../shared/data/nih where that folder is present, and otherwise
+the NIH samples the repository carries (resources/samples/: one box, on 00001153_004.png).
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data" / "nih"
+SAMPLES = REPO / "resources" / "samples"
+
+
+def default_data() -> tuple[Path, Path]:
+    """(images, boxes): the full NIH box list where ../shared/data is, else the repo's samples."""
+    if (SHARED / "BBox_List_2017.csv.gz").is_file() and (SHARED / "images").is_dir():
+        return SHARED / "images", SHARED / "BBox_List_2017.csv.gz"
+    return SAMPLES, SAMPLES / "bbox.csv"
 #: BBox_List_2017 spells one label differently from Data_Entry_2017 and the model.
 LABEL_FIX = {"Infiltrate": "Infiltration"}
 
@@ -39,8 +50,9 @@ def iou(a, b) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=Path, default=SHARED / "images")
-    ap.add_argument("--boxes", type=Path, default=SHARED / "BBox_List_2017.csv.gz")
+    images, boxes = default_data()
+    ap.add_argument("--images", type=Path, default=images)
+    ap.add_argument("--boxes", type=Path, default=boxes)
     ap.add_argument("--model", type=Path)
     ap.add_argument("--json", type=Path, help="also write the per-box results here")
     args = ap.parse_args(argv)

@@ -1,6 +1,7 @@
 """A folder of bad (and awkward but good) inputs, generated rather than committed.
 
-``make_corpus(folder, shared_data)`` writes the files and returns ``(bad, good)``: for each bad
+``make_corpus(folder, png, dcm)`` writes the files (truncated copies of a real ``png`` and
+``dcm`` among them) and returns ``(bad, good)``: for each bad
 file the words its error message must contain, and the list of good files. Used by the
 corpus test and handy for trying the app by hand.
 """
@@ -40,7 +41,7 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def make_corpus(folder: Path, shared_data: Path) -> tuple[dict[Path, tuple[str, ...]], list[Path]]:
+def make_corpus(folder: Path, png: Path, dcm: Path) -> tuple[dict[Path, tuple[str, ...]], list[Path]]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     bad: dict[Path, tuple[str, ...]] = {}
@@ -49,11 +50,11 @@ def make_corpus(folder: Path, shared_data: Path) -> tuple[dict[Path, tuple[str, 
     p = folder / "zero-bytes.png"
     p.write_bytes(b"")
     bad[p] = ("empty",)
-    real_png = sorted((shared_data / "nih" / "images").glob("*.png"))[0].read_bytes()
+    real_png = png.read_bytes()
     p = folder / "truncated.png"
     p.write_bytes(real_png[: len(real_png) // 2])
     bad[p] = ("truncated.png",)
-    real_dcm = (shared_data / "dicom" / "nccid_nih_cxr14_gcp_dx.dcm").read_bytes()
+    real_dcm = dcm.read_bytes()
     p = folder / "truncated.dcm"
     p.write_bytes(real_dcm[: len(real_dcm) // 2])
     bad[p] = ("truncated.dcm",)

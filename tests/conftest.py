@@ -11,21 +11,53 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 # tests/ is on sys.path through `pythonpath` in pyproject.toml's pytest settings.
-from helpers import SHARED_DATA, synthetic_pixels  # noqa: E402
+from dicomfactory import CORPORA, DicomCorpus, make_generated_corpus, shared_corpus  # noqa: E402
+from helpers import SAMPLES, SHARED_DATA, synthetic_pixels  # noqa: E402
 from tinymodel import build_tiny_model, tiny_info  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` from the repository root; the tests that need it skip when it is absent."""
+    """``../shared/data`` from the repository root, for tests that only add cases from it; no
+    test may depend on it to run (issue #13): those that take it skip when it is absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not here")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
-def nih_images(shared_data) -> list[Path]:
-    return sorted((shared_data / "nih" / "images").glob("*.png"))
+def nih_samples() -> list[Path]:
+    """The six real NIH films of ``resources/samples/`` (always in the repository)."""
+    films = sorted(SAMPLES.glob("*.png"))
+    assert len(films) == 6, f"resources/samples/ should hold 6 NIH films, found {len(films)}"
+    return films
+
+
+@pytest.fixture(scope="session")
+def nih_images(nih_samples) -> list[Path]:
+    """The NIH samples first, then the other NIH films of ``../shared/data`` where present."""
+    names = {p.name for p in nih_samples}
+    shared = sorted((SHARED_DATA / "nih" / "images").glob("*.png")) if SHARED_DATA.is_dir() else []
+    return nih_samples + [p for p in shared if p.name not in names]
+
+
+@pytest.fixture(scope="session")
+def generated_dicoms(tmp_path_factory) -> DicomCorpus:
+    """One DICOM per property of the real files, made from the NIH samples (see dicomfactory)."""
+    return DicomCorpus("generated", make_generated_corpus(tmp_path_factory.mktemp("generated-dicoms")))
+
+
+@pytest.fixture(scope="session")
+def dicom_corpora(generated_dicoms) -> dict[str, DicomCorpus]:
+    """kind → corpus: the generated one always, the real one where ``../shared/data`` is present
+    (tests take ``(kind, role)`` from :func:`dicomfactory.corpus_cases`)."""
+    return {kind: generated_dicoms if kind == "generated" else shared_corpus() for kind in CORPORA}
+
+
+@pytest.fixture(scope="session", params=CORPORA)
+def dicom_corpus(request, dicom_corpora) -> DicomCorpus:
+    """Each corpus in turn: the generated DICOMs, then the real ones as an extra case."""
+    return dicom_corpora[request.param]
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,26 @@ Every test that needs a DICOM it cannot take from ``../shared/data`` builds it h
 Synthetic DICOMs carry a fake patient (:data:`PHI_VALUES`) so tests can check that no identifying
 value ever reaches a film's metadata, a log line or an error message. The real files are listed
 in :data:`REAL_DICOMS` and found at :data:`helpers.SHARED_DATA`.
+
+:func:`make_generated_corpus` writes, from the real NIH sample films in ``resources/samples/``, one
+DICOM per *property* of the real files (:data:`ROLES`): the tests run on it everywhere, and on the
+real files too where ``../shared/data`` is present (:class:`DicomCorpus`).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+from helpers import SAMPLES, SHARED_DATA
 
 
 #: Patient name, ID and birth date of every synthetic DICOM unless a test sets its own.
@@ -179,3 +188,163 @@ def stored_array(path: Path) -> np.ndarray:
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     return pixel_array(ds, index=0)
+
+
+# --- The generated corpus: the real files' properties, made from real NIH sample films ---------
+
+#: role: the real file of ``../shared/data/dicom`` whose property the generated file mirrors.
+ROLES = {
+    "j2k_mono1": "pydicom-data_RG3_J2KR.dcm",  # JPEG 2000 lossless, MONOCHROME1, 10 of 16 bits, window
+    "no_preamble_chest": "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm",  # no preamble, no file meta
+    "jpeg_lossless_mlut": "dcmfx_fo-dicom_CR-ModalitySequenceLUT.dcm",  # JPEG Lossless SV1, Modality LUT Sequence
+    "jpeg_baseline_chest": "torchxrayvision_siim_cr_chest.dcm",  # 8-bit JPEG baseline
+    "fake_mono1": "torchxrayvision_Fake_MONOHR1.dcm",  # the same bytes tagged MONOCHROME1
+    "nih_dx": "nccid_nih_cxr14_gcp_dx.dcm",  # an NIH film as an 8-bit DX
+    "vlut": "pydicom-data_vlut_04.dcm",  # VOI LUT Sequence
+    "mlut_signed": "pydicom-data_mlut_18.dcm",  # signed 12-bit, Modality LUT Sequence
+}
+#: Generated only (no real file has the property): signed 12-bit with a rescale; a 15-bit CR whose
+#: stored window clips most of its range (#14).
+EXTRA_ROLES = ("signed_rescale", "cr15_window")
+
+#: The NIH sample each chest-like generated file is made from (``resources/samples/``).
+CHEST_SAMPLE = "00000022_000.png"  # No Finding, PA
+DX_SAMPLE = "00000103_000.png"  # its values span 0..255, so a min-max VOI is the PNG's own scale
+CR15_WINDOW = (16384.0, 4096.0)  # an eighth of the 15-bit range
+
+DCMCJPEG_MISSING = "dcmcjpeg is not installed (Debian package dcmtk); it makes the JPEG Lossless film"
+
+
+def sample_gray(name: str, size: int | None = None) -> np.ndarray:
+    """An NIH sample film as uint8, area-resized to ``size``×``size`` when given."""
+    import cv2
+
+    px = cv2.imread(str(SAMPLES / name), cv2.IMREAD_GRAYSCALE)
+    if px is None:
+        raise FileNotFoundError(SAMPLES / name)
+    if size is not None and px.shape != (size, size):
+        px = cv2.resize(px, (size, size), interpolation=cv2.INTER_AREA)
+    return px
+
+
+def _scaled(px8: np.ndarray, top: int) -> np.ndarray:
+    return np.rint(px8.astype(np.float64) * (top / 255.0)).astype(np.uint16)
+
+
+def _jpeg_baseline(px8: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", px8, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+def _chest_ds(px: np.ndarray, **kwargs: Any) -> Dataset:
+    kwargs.setdefault("sop_class", CR_IMAGE)
+    kwargs.setdefault("modality", "CR")
+    return dicom_dataset(px, **kwargs)
+
+
+def make_generated_corpus(folder: Path) -> dict[str, Path]:
+    """Write one DICOM per role of :data:`ROLES` and :data:`EXTRA_ROLES` into ``folder``.
+
+    ``jpeg_lossless_mlut`` is left out when dcmtk's ``dcmcjpeg`` is missing (pydicom cannot
+    encode JPEG Lossless); a test that needs it then skips with :data:`DCMCJPEG_MISSING`.
+    """
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    chest = sample_gray(CHEST_SAMPLE, 512)
+
+    # MONOCHROME1 stores dense as dark: the inverted chest, 10 of 16 bits, windowed, J2K lossless.
+    ds = _chest_ds(_scaled(255 - chest, 1023), photometric="MONOCHROME1", bits_stored=10,
+                   window=(550, 1024), ViewPosition="AP", PatientOrientation=["R", "F"],
+                   ImageLaterality="R", CassetteOrientation="PORTRAIT")  # as RG3's header says
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    out["j2k_mono1"] = write_dicom(folder / "j2k_mono1.dcm", ds)
+
+    small = sample_gray(CHEST_SAMPLE, 440)
+    out["no_preamble_chest"] = build_dicom(
+        folder / "no_preamble_chest.dcm", _scaled(255 - small, 1023), preamble=False, sop_class=CR_IMAGE,
+        modality="CR", photometric="MONOCHROME1", bits_stored=10, window=(512, 1024), ViewPosition="PA")
+
+    # A Modality LUT Sequence (PS3.3 C.11.1): 12-bit stored values through a gamma curve to 16 bits.
+    table = np.rint(65535 * (np.arange(4096) / 4095.0) ** 0.7).astype(int)
+    dcmcjpeg = shutil.which("dcmcjpeg")
+    if dcmcjpeg:
+        plain = build_dicom(folder / "jpeg_lossless_mlut.raw.dcm", _scaled(255 - chest, 4095),
+                            sop_class=CR_IMAGE, modality="CR", photometric="MONOCHROME1", bits_stored=12,
+                            modality_lut=lut_item(table.tolist(), 0, 16), PixelSpacing=[0.15, 0.15])
+        target = folder / "jpeg_lossless_mlut.dcm"
+        subprocess.run([dcmcjpeg, "+e1", str(plain), str(target)], check=True, capture_output=True)
+        plain.unlink()
+        out["jpeg_lossless_mlut"] = target
+
+    full = sample_gray(CHEST_SAMPLE)  # 1024 px, as SIIM's film: measuring tests click far into it
+    jpeg = _jpeg_baseline(full)
+    for role, photometric in (("jpeg_baseline_chest", "MONOCHROME2"), ("fake_mono1", "MONOCHROME1")):
+        ds = _chest_ds(full, photometric=photometric, transfer_syntax=JPEGBaseline8Bit,
+                       pixel_data=encapsulate([jpeg]), PixelSpacing=[0.168, 0.168], ViewPosition="PA",
+                       LossyImageCompression="01", PatientName="JANEDOE")  # one component, as SIIM's
+        out[role] = write_dicom(folder / f"{role}.dcm", ds)
+
+    out["nih_dx"] = build_dicom(folder / "nih_dx.dcm", sample_gray(DX_SAMPLE), sop_class=DX_IMAGE,
+                                modality="DX", ViewPosition="PA")
+
+    # A VOI LUT Sequence (PS3.3 C.11.2.1.1): 12-bit values through a sigmoid to 16 bits.
+    x = np.arange(4096) / 4095.0
+    sigmoid = 1.0 / (1.0 + np.exp(-8.0 * (x - 0.5)))
+    voi = np.rint(65535 * (sigmoid - sigmoid[0]) / (sigmoid[-1] - sigmoid[0])).astype(int)
+    out["vlut"] = build_dicom(folder / "vlut.dcm", _scaled(chest, 4095), bits_stored=12,
+                              voi_lut=lut_item(voi.tolist(), 0, 16))
+
+    signed = (_scaled(chest, 4095).astype(np.int16) - 2048).astype(np.int16)
+    out["mlut_signed"] = build_dicom(folder / "mlut_signed.dcm", signed, bits_stored=12,
+                                     modality_lut=lut_item(table.tolist(), -2048, 16))
+    out["signed_rescale"] = build_dicom(folder / "signed_rescale.dcm", signed, bits_stored=12,
+                                        rescale=(2.0, -1024.0), RescaleType="US")
+
+    out["cr15_window"] = build_dicom(folder / "cr15_window.dcm", _scaled(chest, 32767), sop_class=CR_IMAGE,
+                                     modality="CR", bits_stored=15, window=CR15_WINDOW, ViewPosition="PA")
+    return out
+
+
+@dataclass(frozen=True)
+class DicomCorpus:
+    """The DICOMs one test run uses, by role: the generated ones, or the real ones of
+    ``../shared/data/dicom`` (:data:`ROLES`), which add cases where present."""
+
+    kind: str  # "generated" or "shared"
+    files: dict[str, Path]
+
+    def __getitem__(self, role: str) -> Path:
+        import pytest
+
+        if role not in self.files:
+            if role == "jpeg_lossless_mlut" and self.kind == "generated":
+                pytest.skip(DCMCJPEG_MISSING)
+            pytest.skip(f"{self.kind} corpus has no {role} film")
+        return self.files[role]
+
+    @property
+    def real(self) -> bool:
+        return self.kind == "shared"
+
+
+def shared_corpus() -> DicomCorpus:
+    return DicomCorpus("shared", {role: SHARED_DATA / "dicom" / name for role, name in ROLES.items()})
+
+
+#: The corpora a test parametrized over them runs on: always the generated one.
+CORPORA = ("generated", "shared") if (SHARED_DATA / "dicom").is_dir() else ("generated",)
+
+
+def corpus_cases(*roles: str) -> list:
+    """``(kind, role)`` parameters: every role on the generated corpus, and the roles that have a
+    real file on the shared corpus where ``../shared/data`` is present."""
+    import pytest
+
+    return [pytest.param(kind, role, id=f"{kind}-{role}") for kind in CORPORA for role in roles
+            if kind == "generated" or role in ROLES]

@@ -9,6 +9,8 @@ import numpy as np
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: The six real NIH films the repository carries, with their labels (labels.csv, bbox.csv).
+SAMPLES = REPO / "resources" / "samples"
 
 
 def synthetic_pixels(h: int = 256, w: int = 200, disc=(0.3, 0.7, 0.12)) -> np.ndarray:

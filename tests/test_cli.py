@@ -15,12 +15,12 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def test_score_real_films_one_row_each_exit_0(tmp_path, tiny_model, shared_data):
+def test_score_real_films_one_row_each_exit_0(tmp_path, tiny_model, nih_images, dicom_corpus):
     out = tmp_path / "r.csv"
-    code = main(["score", str(shared_data / "nih" / "images"), str(shared_data / "dicom"),
-                 "--out", str(out), "--model", str(tiny_model), "--no-progress"])
+    folders = sorted({p.parent for p in nih_images}) + [dicom_corpus["nih_dx"].parent]
+    code = main(["score", *map(str, folders), "--out", str(out), "--model", str(tiny_model), "--no-progress"])
     got = rows(out)
-    n_files = len(list((shared_data / "nih" / "images").glob("*.png"))) + len(list((shared_data / "dicom").glob("*.dcm")))
+    n_files = sum(len([p for p in f.iterdir() if p.suffix in (".png", ".dcm")]) for f in folders)
     assert code == 0, [r["error"] for r in got if r["status"] != "ok"]
     assert len(got) == n_files
     assert all(r["status"] == "ok" for r in got)

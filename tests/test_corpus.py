@@ -16,9 +16,9 @@ from cxrviewer.io import read_film
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, shared_data):
+def corpus(tmp_path_factory, nih_samples, generated_dicoms):
     folder = tmp_path_factory.mktemp("corpus") / "hospital folder"
-    bad, good = make_corpus(folder, shared_data)
+    bad, good = make_corpus(folder, nih_samples[0], generated_dicoms["nih_dx"])
     return folder, bad, good
 
 

@@ -30,7 +30,7 @@ from cxrviewer.errors import OutputError, UnreadableImageError
 from cxrviewer.render import RenderOptions, annotate
 from cxrviewer.types import Film
 
-REAL_DICOM = "dicom/nccid_nih_cxr14_gcp_dx.dcm"  # DX chest, uncompressed, 1024x1024
+REAL_DICOM = "nih_dx"  # DX chest, uncompressed, 1024x1024 (generated, and the real one where present)
 
 # A patient whose data must never leak: a non-ASCII name in two scripts, an ID, a birth date.
 PHI_NAME = "Müller^Jürgen=山田^太郎"
@@ -98,8 +98,8 @@ def read_strict(path: Path) -> Dataset:
 
 
 # --------------------------------------------------------------------------- round trip
-def test_sc_from_real_dicom_round_trips(tmp_path, shared_data, classifier):
-    src_path = shared_data / REAL_DICOM
+def test_sc_from_real_dicom_round_trips(tmp_path, dicom_corpus, classifier):
+    src_path = dicom_corpus[REAL_DICOM]
     src = pydicom.dcmread(src_path, stop_before_pixels=True)
     film = read_dicom_film(src_path)
     pred = classifier.predict_one(film)
@@ -175,9 +175,9 @@ def missing_required(ds: Dataset) -> list[str]:
 
 
 @pytest.fixture
-def sc_files(tmp_path, shared_data, classifier, phi_film, synthetic_film) -> dict[str, Path]:
-    """One export of each kind: real DICOM source, non-ASCII source, anonymized, PNG source."""
-    real = read_dicom_film(shared_data / REAL_DICOM)
+def sc_files(tmp_path, dicom_corpus, classifier, phi_film, synthetic_film) -> dict[str, Path]:
+    """One export of each kind: DICOM source, non-ASCII source, anonymized, PNG source."""
+    real = read_dicom_film(dicom_corpus[REAL_DICOM])
     out = {}
     for name, film, kw in (
         ("real", real, {}),
@@ -241,9 +241,9 @@ def test_a_picture_named_dcm_is_a_picture_source_as_the_reader_says(tmp_path, cl
     assert "ReferencedImageSequence" not in ds and "LossyImageCompression" not in ds
 
 
-def test_lossy_source_keeps_the_lossy_flag(tmp_path, shared_data, classifier, synthetic_film):
+def test_lossy_source_keeps_the_lossy_flag(tmp_path, dicom_corpus, classifier, synthetic_film):
     """A JPEG-baseline DICOM was lossy once, so its derived image says so (PS3.3 C.7.6.1.1.5)."""
-    film = Film(synthetic_film.pixels, source=shared_data / "dicom/torchxrayvision_siim_cr_chest.dcm")
+    film = Film(synthetic_film.pixels, source=dicom_corpus["jpeg_baseline_chest"])
     pred = classifier.predict_one(film)
     ds = read_strict(export_dicom_sc(tmp_path / "sc.dcm", film, pred, classifier.info))
     assert (ds.LossyImageCompression, ds.LossyImageCompressionMethod) == ("01", "ISO_10918_1")

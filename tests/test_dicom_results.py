@@ -23,7 +23,7 @@ import pydicom
 import pytest
 from pydicom.sr._concepts_dict import concepts as PS3_16_CONCEPTS
 
-from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+from dicomfactory import CR_IMAGE, corpus_cases, dicom_dataset, write_dicom
 from cxrviewer import heatmap
 from cxrviewer.dicom import build_gsps, build_sr, export_dicom_gsps, export_dicom_sr
 from cxrviewer.dicom import codes
@@ -33,11 +33,12 @@ from cxrviewer.errors import DicomResultError, NoDicomSourceError
 from cxrviewer.types import Film
 
 REPO = Path(__file__).resolve().parent.parent
+# Roles of the generated corpus, and of the real files where ../shared/data is present (dicomfactory).
 CHEST_DICOMS = (
-    "torchxrayvision_siim_cr_chest.dcm",  # CR, JPEG baseline, MONOCHROME2
-    "nccid_nih_cxr14_gcp_dx.dcm",  # DX, uncompressed
-    "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm",  # CR, MONOCHROME1, no preamble, window 550/1024
-    "pydicom-data_RG3_J2KR.dcm",  # CR, MONOCHROME1, JPEG 2000 (a tibia: the OOD guard flags it)
+    "jpeg_baseline_chest",  # CR, JPEG baseline, MONOCHROME2
+    "nih_dx",  # DX, uncompressed
+    "no_preamble_chest",  # CR, MONOCHROME1, no preamble, window
+    "j2k_mono1",  # CR, MONOCHROME1, JPEG 2000 (the real one is a tibia: the OOD guard flags it)
 )
 PHI_NAME = "Müller^Jürgen=山田^太郎"
 PHI_STRINGS = ("Müller", "Jürgen", "Muller", "山田", "PID-8675309", "19450317", "ACC-55501", "Hibbert")
@@ -53,16 +54,27 @@ def demo():
     return Classifier.load(default_model_path(), device="cpu")
 
 
-@pytest.fixture(scope="module")
-def scored(demo, shared_data):
-    """name -> (film, prediction) for each chest DICOM, scored once."""
-    from cxrviewer.io import read_film
+class Scored:
+    """``scored[kind, role]`` → (film, prediction), scored once; ``scored.path(kind, role)``."""
 
-    out = {}
-    for name in CHEST_DICOMS:
-        film = read_film(shared_data / "dicom" / name)
-        out[name] = (film, demo.predict_one(film))
-    return out
+    def __init__(self, demo, corpora):
+        self.demo, self.corpora, self.cache = demo, corpora, {}
+
+    def path(self, kind: str, role: str) -> Path:
+        return self.corpora[kind][role]
+
+    def __getitem__(self, key: tuple[str, str]):
+        from cxrviewer.io import read_film
+
+        if key not in self.cache:
+            film = read_film(self.path(*key))
+            self.cache[key] = (film, self.demo.predict_one(film))
+        return self.cache[key]
+
+
+@pytest.fixture(scope="module")
+def scored(demo, dicom_corpora) -> Scored:
+    return Scored(demo, dicom_corpora)
 
 
 def tool(name: str) -> str:
@@ -146,11 +158,11 @@ def sr_groups(path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", CHEST_DICOMS)
-def test_sr_from_real_dicom(tmp_path, shared_data, scored, demo, name):
-    film, pred = scored[name]
+@pytest.mark.parametrize("kind, role", corpus_cases(*CHEST_DICOMS))
+def test_sr_from_dicom(tmp_path, scored, demo, kind, role):
+    film, pred = scored[kind, role]
     out = export_dicom_sr(tmp_path / "sr.dcm", film, pred, demo.info)
-    src = source_header(shared_data / "dicom" / name)
+    src = source_header(scored.path(kind, role))
 
     assert dciodvfy_errors(out) == []
     dump = subprocess.run([tool("dsrdump"), str(out)], capture_output=True, text=True, timeout=60)
@@ -201,21 +213,20 @@ def test_sr_from_real_dicom(tmp_path, shared_data, scored, demo, name):
         assert n <= found.get(label, 0) <= 2 * n, label
 
 
-def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(shared_data, scored, demo):
+def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(dicom_corpus, scored, demo):
     """highdicom's SR constructor is given the root without children (its deep copy, re-parse and
     search of the tree were 70% of the build); the tree its templates built is the SR's, as it
     is. What that skips must still hold: every image the tree references is in the evidence, and
     the evidence is what highdicom makes from the whole tree."""
     from highdicom.sr.utils import collect_evidence
 
-    name = "torchxrayvision_siim_cr_chest.dcm"
-    film, pred = scored[name]
+    film, pred = scored[dicom_corpus.kind, "jpeg_baseline_chest"]
     sr = build_sr(film, pred, demo.info)
     assert pred.positives  # so the tree has region groups (SCOORDs on the image) too
     root = sr.content[0]
     assert len(root.ContentSequence) == len(sr.ContentSequence) > 3
     assert all(a is b for a, b in zip(root.ContentSequence, sr.ContentSequence))  # not a copy
-    source = source_header(shared_data / "dicom" / name)
+    source = source_header(dicom_corpus["jpeg_baseline_chest"])
     same_study, other = collect_evidence([source], sr, study_instance_uid=sr.StudyInstanceUID)  # whole tree
     assert other == [] and "PertinentOtherEvidenceSequence" not in sr
     assert sr.CurrentRequestedProcedureEvidenceSequence == same_study
@@ -223,7 +234,7 @@ def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(shared_d
 
 @pytest.mark.slow
 def test_demo_sr_says_not_for_diagnosis_before_the_measurements(tmp_path, scored, demo):
-    film, pred = scored["nccid_nih_cxr14_gcp_dx.dcm"]
+    film, pred = scored["generated", "nih_dx"]
     sr = build_sr(film, pred, demo.info)
     assert sr.SeriesDescription.startswith("NOT FOR DIAGNOSIS")
     names = [item.ConceptNameCodeSequence[0].CodeMeaning for item in sr.ContentSequence]
@@ -241,11 +252,11 @@ def test_demo_sr_says_not_for_diagnosis_before_the_measurements(tmp_path, scored
 
 # --------------------------------------------------------------------------- Presentation State
 @pytest.mark.slow
-@pytest.mark.parametrize("name", CHEST_DICOMS)
-def test_gsps_from_real_dicom(tmp_path, shared_data, scored, demo, name):
-    film, pred = scored[name]
+@pytest.mark.parametrize("kind, role", corpus_cases(*CHEST_DICOMS))
+def test_gsps_from_dicom(tmp_path, scored, demo, kind, role):
+    film, pred = scored[kind, role]
     out = export_dicom_gsps(tmp_path / "pr.dcm", film, pred, demo.info)
-    src = source_header(shared_data / "dicom" / name)
+    src = source_header(scored.path(kind, role))
 
     assert dciodvfy_errors(out) == []
     pr = pydicom.dcmread(out)
@@ -282,15 +293,14 @@ def test_gsps_from_real_dicom(tmp_path, shared_data, scored, demo, name):
 
 
 @pytest.mark.slow
-def test_gsps_renders_the_film_as_the_app_shows_it(tmp_path, shared_data, scored, demo):
+def test_gsps_renders_the_film_as_the_app_shows_it(tmp_path, dicom_corpus, scored, demo):
     """dcmtk applies the presentation state (modality LUT, window, presentation LUT) to the
     MONOCHROME1 film: the picture must look like cxrviewer's film, not like its negative."""
     exe = tool("dcmp2pgm")
-    name = "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"
-    film, pred = scored[name]
+    film, pred = scored[dicom_corpus.kind, "no_preamble_chest"]
     pr = export_dicom_gsps(tmp_path / "pr.dcm", film, pred, demo.info)
     pgm = tmp_path / "shown.pgm"
-    run = subprocess.run([exe, "-p", str(pr), str(shared_data / "dicom" / name), str(pgm)],
+    run = subprocess.run([exe, "-p", str(pr), str(dicom_corpus["no_preamble_chest"]), str(pgm)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     import cv2
@@ -316,8 +326,8 @@ def test_png_is_refused(tmp_path, demo, nih_images, build):
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
 
 
-def test_film_not_matching_its_header_is_refused(shared_data, scored, demo):
-    film, pred = scored["dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"]
+def test_film_not_matching_its_header_is_refused(dicom_corpus, scored, demo):
+    film, pred = scored[dicom_corpus.kind, "no_preamble_chest"]
     other = Film(np.zeros((100, 80), np.float32), source=film.source, metadata=film.metadata)
     with pytest.raises(DicomResultError, match="80x100.*440x440"):
         build_sr(other, pred, demo.info)
@@ -424,10 +434,12 @@ def test_no_patient_data_in_logs_or_warnings_from_two_threads(tmp_path, demo, ca
     assert pydicom.dcmread(tmp_path / "out-0-0.dcm").PatientName == "Hibbert"  # still copied as it was
 
 
-def test_one_component_name_is_not_echoed(tmp_path, shared_data, scored, demo, caplog):
-    """The real SIIM file's Patient's Name is one component: highdicom would warn with it."""
-    film, pred = scored["torchxrayvision_siim_cr_chest.dcm"]
-    name = str(source_header(shared_data / "dicom" / "torchxrayvision_siim_cr_chest.dcm").PatientName)
+def test_one_component_name_is_not_echoed(tmp_path, dicom_corpus, scored, demo, caplog):
+    """The SIIM file's Patient's Name (and its generated twin's) is one component: highdicom
+    would warn with it."""
+    film, pred = scored[dicom_corpus.kind, "jpeg_baseline_chest"]
+    name = str(source_header(dicom_corpus["jpeg_baseline_chest"]).PatientName)
+    assert "^" not in name
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -443,8 +455,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_cli_export_sr_and_gsps(tmp_path, shared_data, nih_images):
-    source = shared_data / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"
+def test_cli_export_sr_and_gsps(tmp_path, generated_dicoms, nih_images):
+    source = generated_dicoms["no_preamble_chest"]
     src = source_header(source)
     for fmt, sop_class in (("dicom-sr", "1.2.840.10008.5.1.4.1.1.88.34"), ("dicom-gsps", "1.2.840.10008.5.1.4.1.1.11.1")):
         out = tmp_path / f"{fmt}.dcm"
@@ -489,12 +501,12 @@ def test_anonymize_list_is_documented():
         assert keyword in section, keyword
 
 
-def test_gsps_of_a_colour_image_is_refused(tmp_path, shared_data, demo):
+def test_gsps_of_a_colour_image_is_refused(tmp_path, generated_dicoms, demo):
     """cxrviewer's own SC export is an RGB DICOM: its SR can be made, a grayscale GSPS cannot."""
     from cxrviewer.dicom_export import export_dicom_sc
     from cxrviewer.io import read_film
 
-    film = read_film(shared_data / "dicom" / "nccid_nih_cxr14_gcp_dx.dcm")
+    film = read_film(generated_dicoms["nih_dx"])
     sc = read_film(export_dicom_sc(tmp_path / "sc.dcm", film, demo.predict_one(film), demo.info))
     pred = demo.predict_one(sc)
     with pytest.raises(DicomResultError, match="colour image"):
@@ -502,12 +514,13 @@ def test_gsps_of_a_colour_image_is_refused(tmp_path, shared_data, demo):
     assert build_sr(sc, pred, demo.info).SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
 
 
-def test_gsps_keeps_a_voi_lut_whose_data_is_us(tmp_path, shared_data, classifier):
-    """pydicom-data's vlut_04.dcm has its VOI LUT Data as US (a list in pydicom), which highdicom
-    could not read (TypeError): the Presentation State must carry the same LUT."""
+def test_gsps_keeps_a_voi_lut_whose_data_is_us(tmp_path, dicom_corpus, classifier):
+    """pydicom-data's vlut_04.dcm (and its generated twin) has its VOI LUT Data as US (a list in
+    pydicom), which highdicom could not read (TypeError): the Presentation State must carry the
+    same LUT."""
     from cxrviewer.io import read_film
 
-    source = shared_data / "dicom" / "pydicom-data_vlut_04.dcm"
+    source = dicom_corpus["vlut"]
     film = read_film(source)
     out = export_dicom_gsps(tmp_path / "pr.dcm", film, classifier.predict_one(film), classifier.info)
     src_lut = source_header(source).VOILUTSequence[0]

@@ -23,12 +23,9 @@ import pytest
 from cxrviewer.dicom.folder import DicomResultsFolder, dicom_uids, parse_formats
 
 REPO = Path(__file__).resolve().parent.parent
-CHEST_DICOMS = (
-    "torchxrayvision_siim_cr_chest.dcm",
-    "nccid_nih_cxr14_gcp_dx.dcm",
-    "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm",
-    "pydicom-data_RG3_J2KR.dcm",
-)
+# Roles of the DICOM corpus (generated, and real where ../shared/data is present; dicomfactory).
+CHEST_ROLES = ("jpeg_baseline_chest", "nih_dx", "no_preamble_chest", "j2k_mono1")
+CHEST_DICOMS = tuple(f"{role}.dcm" for role in CHEST_ROLES)
 SOP_CLASSES = {"sr": "1.2.840.10008.5.1.4.1.1.88.34", "pr": "1.2.840.10008.5.1.4.1.1.11.1", "sc": "1.2.840.10008.5.1.4.1.1.7"}
 
 
@@ -51,12 +48,12 @@ def dciodvfy_errors(path: Path) -> list[str]:
 
 
 @pytest.fixture
-def films(tmp_path, shared_data, nih_images) -> Path:
-    """Four real chest DICOMs and one NIH PNG in a folder of their own."""
+def films(tmp_path, dicom_corpus, nih_images) -> Path:
+    """Four chest DICOMs and one NIH PNG in a folder of their own."""
     folder = tmp_path / "films"
     folder.mkdir()
-    for name in CHEST_DICOMS:
-        shutil.copy2(shared_data / "dicom" / name, folder / name)
+    for role, name in zip(CHEST_ROLES, CHEST_DICOMS):
+        shutil.copy2(dicom_corpus[role], folder / name)
     shutil.copy2(nih_images[0], folder / nih_images[0].name)
     return folder
 
@@ -90,11 +87,11 @@ def test_parse_formats():
         parse_formats(",")
 
 
-def test_a_png_has_no_dicom_results(nih_images, shared_data):
+def test_a_png_has_no_dicom_results(nih_images, dicom_corpus):
     assert dicom_uids(nih_images[0]) is None
     assert DicomResultsFolder(Path("unused")).missing(nih_images[0]) == ()
-    uids = dicom_uids(shared_data / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm")  # no preamble
-    src = pydicom.dcmread(shared_data / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm", force=True, stop_before_pixels=True)
+    uids = dicom_uids(dicom_corpus["no_preamble_chest"])  # no preamble
+    src = pydicom.dcmread(dicom_corpus["no_preamble_chest"], force=True, stop_before_pixels=True)
     assert (uids.study, uids.instance) == (src.StudyInstanceUID, src.SOPInstanceUID)
 
 

@@ -57,3 +57,18 @@ def test_boxes_on_and_off_the_bright_square(tmp_path, capsys):
     assert on["pointing_hit"] and on["best_iou"] > 0.4, on
     assert not off["pointing_hit"] and off["best_iou"] == 0.0, off
     assert "2 boxes on images present" in capsys.readouterr().out
+
+
+def test_runs_as_the_readme_shows_without_shared_data(tmp_path, capsys):
+    """#13: `python scripts/eval_localization.py` with no arguments on a fresh clone (no
+    ../shared/data) measures the one radiologist box of the repository's NIH samples."""
+    script = _script()
+    script.SHARED = tmp_path / "no-shared-data"
+    images, boxes = script.default_data()
+    assert images == REPO / "resources" / "samples" and boxes.is_file()
+    out = tmp_path / "results.json"
+    assert script.main(["--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert (result["image"], result["label"]) == ("00001153_004.png", "Atelectasis")
+    assert 0.0 <= result["best_iou"] <= 1.0 and result["regions"] >= 0
+    assert "1 boxes on images present" in capsys.readouterr().out

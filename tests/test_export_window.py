@@ -8,20 +8,17 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from helpers import SHARED_DATA
 
 from cxrviewer.cli import main
 from cxrviewer.io import read_film
 from cxrviewer.io.grayscale import full_range, value_range
 from cxrviewer.render import RenderOptions, annotate, picture_size, select_classes
 
-CHEST_CR = SHARED_DATA / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"
-
-
 @pytest.fixture
-def clipping_cr(tmp_path) -> Path:
-    """The real chest CR with a stored window that clips most of its range (a copy)."""
-    ds = pydicom.dcmread(CHEST_CR, force=True)
+def clipping_cr(tmp_path, dicom_corpus) -> Path:
+    """The chest CR (generated from an NIH film, and the real one where present) with a stored
+    window that clips most of its range (a copy)."""
+    ds = pydicom.dcmread(dicom_corpus["no_preamble_chest"], force=True)
     ds.WindowCenter, ds.WindowWidth = 560, 80
     out = tmp_path / "narrow-window-chest.dcm"
     ds.save_as(out)

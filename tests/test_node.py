@@ -26,7 +26,7 @@ pynetdicom = pytest.importorskip("pynetdicom")
 pytestmark = pytest.mark.skipif(not available(), reason="Orthanc is not installed (apt-get install orthanc)")
 
 REPO = Path(__file__).resolve().parents[1]
-CHEST = ("torchxrayvision_siim_cr_chest.dcm", "nccid_nih_cxr14_gcp_dx.dcm", "pydicom-data_RG3_J2KR.dcm")
+CHEST = ("jpeg_baseline_chest", "nih_dx", "j2k_mono1")  # generated from NIH films (tests/dicomfactory.py)
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
 GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
@@ -67,12 +67,12 @@ def pacs(orthanc):
     return orthanc
 
 
-def film_copies(shared_data: Path, folder: Path, n: int, names=CHEST) -> list[Path]:
+def film_copies(corpus, folder: Path, n: int, names=CHEST) -> list[Path]:
     """``n`` distinct films: the chest DICOMs in turn, each with a new study, series and instance UID."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
-        ds = pydicom.dcmread(shared_data / "dicom" / names[i % len(names)])
+        ds = pydicom.dcmread(corpus[names[i % len(names)]])
         ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -191,11 +191,11 @@ def test_destinations_and_outputs_are_parsed_or_refused():
 
 
 @pytest.mark.slow
-def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, node_port, shared_data, tmp_path):
+def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     """dcmtk's storescu as the modality: each film, in its own transfer syntax (JPEG baseline,
     explicit little endian, JPEG 2000), ends up in Orthanc as an SR, a Presentation State and a
     Secondary Capture in the film's study, each referencing the film."""
-    films = film_copies(shared_data, tmp_path / "films", 3)
+    films = film_copies(generated_dicoms, tmp_path / "films", 3)
     node = node_factory([pacs.destination], outputs=("sr", "gsps", "sc"))
     echo = subprocess.run([dcmtk("echoscu"), "-aec", NODE_AET, LOOPBACK, str(node_port)], capture_output=True, text=True, timeout=30)
     assert echo.returncode == 0, echo.stderr
@@ -220,13 +220,13 @@ def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, 
 
 
 @pytest.mark.slow
-def test_pacs_push_refusals_bad_films_and_duplicates(pacs, node_factory, node_port, shared_data, tmp_path, caplog):
+def test_pacs_push_refusals_bad_films_and_duplicates(pacs, node_factory, node_port, generated_dicoms, tmp_path, caplog):
     """Orthanc pushes a film to the node (the PACS as sender); pynetdicom sends another, a
     non-image object, a damaged film and a duplicate. The non-image object is refused with
     0x0122; the damaged film is taken (it is on disk) but gives no result and one clear log
     line, and the node goes on; the duplicate is not scored again."""
     caplog.set_level(logging.INFO, logger="cxrviewer")
-    films = film_copies(shared_data, tmp_path / "films", 3)
+    films = film_copies(generated_dicoms, tmp_path / "films", 3)
     node = node_factory([pacs.destination], outputs=("sr",))
 
     # 1. from the PACS: Orthanc's own C-STORE to the node, asked over its REST API
@@ -261,11 +261,11 @@ def test_pacs_push_refusals_bad_films_and_duplicates(pacs, node_factory, node_po
     assert len(pacs.instance_ids()) == 1 + 3
 
 
-def test_allow_lists_size_limit_and_echo(pacs, node_factory, node_port, shared_data, tmp_path):
+def test_allow_lists_size_limit_and_echo(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
-    films = film_copies(shared_data, tmp_path / "films", 1, names=("nccid_nih_cxr14_gcp_dx.dcm",))
+    films = film_copies(generated_dicoms, tmp_path / "films", 1, names=("nih_dx",))
     node = node_factory([pacs.destination], allowed_aes=("MODALITY",), max_object_bytes=100_000)
     ae = AE(ae_title="STRANGER")
     ae.add_requested_context(Verification)
@@ -283,12 +283,12 @@ def test_allow_lists_size_limit_and_echo(pacs, node_factory, node_port, shared_d
     assert not a.is_established
 
 
-def test_parked_deliveries_are_listed_by_status(node_factory, node_port, shared_data, tmp_path, capsys):
+def test_parked_deliveries_are_listed_by_status(node_factory, node_port, generated_dicoms, tmp_path, capsys):
     """A destination that never answers: after the attempts allowed, the delivery is parked and
     ``cxrviewer listen --status`` shows it with the reason."""
     from cxrviewer.cli import main
 
-    films = film_copies(shared_data, tmp_path / "films", 1, names=("nccid_nih_cxr14_gcp_dx.dcm",))
+    films = film_copies(generated_dicoms, tmp_path / "films", 1, names=("nih_dx",))
     dead = f"NOWHERE@{LOOPBACK}:{free_port()}"
     node = node_factory([dead], outputs=("sr",), max_attempts=2, retry_delay=0.1, max_retry_delay=0.2)
     assert store(films, node_port) == [0]
@@ -303,10 +303,10 @@ def test_parked_deliveries_are_listed_by_status(node_factory, node_port, shared_
 
 
 @pytest.mark.slow
-def test_stow_rs_destination(pacs, node_factory, node_port, shared_data, tmp_path):
+def test_stow_rs_destination(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     if pacs.dicomweb is None:
         pytest.skip("Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
-    films = film_copies(shared_data, tmp_path / "films", 2)
+    films = film_copies(generated_dicoms, tmp_path / "films", 2)
     node_factory([pacs.dicomweb], outputs=("sr", "gsps"))
     assert store(films, node_port) == [0, 0]
     check_results(pacs, films, ("sr", "gsps"))
@@ -386,13 +386,13 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
 
 
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, shared_data, tmp_path):
+def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
     """A real ``python -m cxrviewer listen``: 20 films, kill -9 once some are acknowledged and
     while some are unscored; the modality sends again what got no answer; after a restart every
     film's results are in Orthanc exactly once. Then SIGTERM stops the node cleanly (exit 0)."""
     from pynetdicom import AE
 
-    films = film_copies(shared_data, tmp_path / "films", 20)
+    films = film_copies(generated_dicoms, tmp_path / "films", 20)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
     proc = _listen(spool, quiet_model, node_port, pacs, log)
     try:
@@ -442,10 +442,10 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, shared_data, tmp_path):
+def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
     """SIGTERM while films are being scored: the process exits 0, every film it had scored has
     its results in Orthanc (none left 'scored' but unsent), and the rest wait in the spool."""
-    films = film_copies(shared_data, tmp_path / "films", 8)
+    films = film_copies(generated_dicoms, tmp_path / "films", 8)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
     proc = _listen(spool, quiet_model, node_port, pacs, log)
     try:

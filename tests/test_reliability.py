@@ -79,12 +79,12 @@ def _hashes(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_inputs_are_never_modified(tmp_path, tiny_model, shared_data):
+def test_inputs_are_never_modified(tmp_path, tiny_model, dicom_corpus, nih_images):
     import shutil
 
     src = tmp_path / "inputs"
     src.mkdir()
-    for p in sorted((shared_data / "dicom").glob("*.dcm")) + sorted((shared_data / "nih" / "images").glob("*.png"))[:3]:
+    for p in sorted(dicom_corpus.files.values()) + nih_images[:3]:
         shutil.copy2(p, src / p.name)
     before = _hashes(src)
     mtimes = {p.name: p.stat().st_mtime_ns for p in src.iterdir()}
@@ -97,7 +97,7 @@ def test_inputs_are_never_modified(tmp_path, tiny_model, shared_data):
     assert len(list((tmp_path / "png").glob("*.png"))) == len(before)
 
 
-def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_data, capsys):
+def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, nih_images, capsys):
     if os.geteuid() == 0:
         target = Path("/proc/cxrviewer-cannot-write/r.csv")
     else:
@@ -106,7 +106,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, tiny_model, shared_da
         locked.chmod(0o500)
         target = locked / "r.csv"
     t0 = time.perf_counter()
-    code = main(["score", str(shared_data / "nih" / "images"), "--out", str(target), "--model", str(tiny_model), "--no-progress"])
+    code = main(["score", str(nih_images[0].parent), "--out", str(target), "--model", str(tiny_model), "--no-progress"])
     assert code == 3  # the exit code of output faults
     assert "Cannot write" in capsys.readouterr().err
     assert time.perf_counter() - t0 < 5

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from helpers import REPO, SHARED_DATA, synthetic_pixels, write_png
+from helpers import REPO, synthetic_pixels, write_png
 from tinymodel import LABELS
 
 from cxrviewer.batch import ScoreResult, score_to_csv
@@ -163,10 +163,8 @@ def test_resuming_a_big_csv_holds_no_rows_in_memory(films, tiny_model, tmp_path)
 
 
 # --------------------------------------------------------------- URLs and bytes
-def test_a_film_read_from_bytes_is_the_film_read_from_its_path():
-    for path in (SHARED_DATA / "nih" / "images" / "00000003_001.png", SHARED_DATA / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"):
-        if not path.exists():
-            pytest.skip("shared data not present")
+def test_a_film_read_from_bytes_is_the_film_read_from_its_path(nih_images, dicom_corpus):
+    for path in (nih_images[0], dicom_corpus["no_preamble_chest"], dicom_corpus["j2k_mono1"]):
         a, b = read_film(path), read_film(f"s3://bucket/{path.name}", path.read_bytes())
         assert np.array_equal(a.pixels, b.pixels) and b.name == path.name
 

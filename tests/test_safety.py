@@ -107,8 +107,8 @@ def test_score_export_dir_with_a_latin1_file_name(tmp_path, tiny_model, nih_imag
     assert cv2.imdecode(np.fromfile(os.fsencode(exports) + b"/" + written[0], np.uint8), cv2.IMREAD_COLOR) is not None
 
 
-def test_dicom_sc_export_of_a_latin1_file_name_with_the_name_burned_in(tmp_path, tiny_model, shared_data):
-    src = latin1_copy(tmp_path, shared_data / "dicom" / "nccid_nih_cxr14_gcp_dx.dcm", b"M\xfcller.dcm")
+def test_dicom_sc_export_of_a_latin1_file_name_with_the_name_burned_in(tmp_path, tiny_model, dicom_corpus):
+    src = latin1_copy(tmp_path, dicom_corpus["nih_dx"], b"M\xfcller.dcm")
     out = tmp_path / "sc.dcm"
     proc = run_cli(["export", src, "--out", str(out), "--format", "dicom-sc", "--burn-in-patient-name",
                     "--model", str(tiny_model)])

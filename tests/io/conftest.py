@@ -1,4 +1,5 @@
-"""Fixtures for the film readers: the real files in ../shared/data and synthetic DICOMs/PNGs.
+"""Fixtures for the film readers: synthetic DICOMs and PNGs (the generated corpus and the real
+files of ../shared/data are the session fixtures of tests/conftest.py).
 
 Synthetic DICOMs come from the suite's one DICOM factory (``tests/dicomfactory.py``); they carry
 a fake patient name and ID (``PHI_VALUES``) so tests can check that no identifying value ever
@@ -14,16 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 from dicomfactory import build_dicom
-
-
-@pytest.fixture(scope="session")
-def dicom_dir(shared_data: Path) -> Path:
-    return shared_data / "dicom"
-
-
-@pytest.fixture(scope="session")
-def nih_pngs(shared_data: Path) -> list[Path]:
-    return sorted((shared_data / "nih" / "images").glob("*.png"))
 
 
 @pytest.fixture

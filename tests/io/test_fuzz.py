@@ -1,6 +1,7 @@
 """Fuzzing read_film with damaged copies of the real files: a Film or a CxrError, nothing else.
 
-Each example takes a real file from ../shared/data and truncates it, flips bytes in it, or
+Each example takes a film (the generated DICOM corpus, two NIH samples, and the real files of
+../shared/data where present) and truncates it, flips bytes in it, or
 splices the head of one file onto the body of another, writes the result under a suffix, and
 reads it. The contract checked: ``read_film`` returns a valid Film (float32, 2-D, finite, in
 [0, 1]) or raises a CxrError that is not the "internal error" safety net (which would mean a bug
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dicomfactory import REAL_DICOMS, build_dicom, lut_item
-from helpers import SHARED_DATA
+from helpers import SAMPLES, SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,22 +28,21 @@ from cxrviewer.io import read_film
 from cxrviewer.types import Film
 
 pytestmark = [
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not here"),
     pytest.mark.filterwarnings("ignore::UserWarning"),  # pydicom warns about the damage it sees
 ]
 
 EXAMPLES = int(os.environ.get("CXR_FUZZ_EXAMPLES", "60"))
 
 
-def _sources() -> list[Path]:
-    if not SHARED_DATA.is_dir():
-        return []
-    nih = sorted((SHARED_DATA / "nih" / "images").glob("*.png"))[:2]
-    small = sorted((SHARED_DATA / "nih" / "small512").glob("*"))[:1]
-    return [SHARED_DATA / "dicom" / name for name in REAL_DICOMS] + nih + small
+@pytest.fixture(scope="module")
+def sources(generated_dicoms) -> list[Path]:
+    films = sorted(generated_dicoms.files.values()) + sorted(SAMPLES.glob("*.png"))[:2]
+    if SHARED_DATA.is_dir():
+        small = sorted((SHARED_DATA / "nih" / "small512").glob("*"))[:1]
+        films += [SHARED_DATA / "dicom" / name for name in REAL_DICOMS] + small
+    return films
 
 
-SOURCES = _sources()
 _CACHE: dict[Path, bytes] = {}
 _COUNTER = itertools.count()
 
@@ -54,9 +54,9 @@ def _bytes(path: Path) -> bytes:
 
 
 @st.composite
-def damaged_files(draw) -> tuple[bytes, str, str]:
-    """(content, suffix, description) of a damaged copy of a real file."""
-    source = draw(st.sampled_from(SOURCES))
+def damaged_files(draw, sources: list[Path]) -> tuple[bytes, str, str]:
+    """(content, suffix, description) of a damaged copy of one of ``sources``."""
+    source = draw(st.sampled_from(sources))
     data = _bytes(source)
     kind = draw(st.sampled_from(["truncate", "flip", "flip-header", "splice"]))
     if kind == "truncate":
@@ -70,7 +70,7 @@ def damaged_files(draw) -> tuple[bytes, str, str]:
             buf[pos] ^= mask
         out, what = bytes(buf), f"{source.name} with {len(flips)} flipped bytes"
     else:
-        other = _bytes(draw(st.sampled_from(SOURCES)))
+        other = _bytes(draw(st.sampled_from(sources)))
         head = draw(st.integers(1, min(len(data), 4096)))
         start = draw(st.integers(0, len(other) - 1))
         out, what = data[:head] + other[start:], f"{source.name}[:{head}] + other[{start}:]"
@@ -84,9 +84,9 @@ def fuzz_dir(tmp_path_factory) -> Path:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(case=damaged_files())
-def test_damaged_files_give_a_film_or_a_cxr_error(fuzz_dir, case):
-    content, suffix, what = case
+@given(data=st.data())
+def test_damaged_files_give_a_film_or_a_cxr_error(fuzz_dir, sources, data):
+    content, suffix, what = data.draw(damaged_files(sources))
     path = fuzz_dir / f"case{next(_COUNTER)}{suffix}"
     path.write_bytes(content)
     try:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from dicomfactory import BASIC_TEXT_SR, PHI_VALUES, dicom_dataset, lut_item
+from dicomfactory import BASIC_TEXT_SR, PHI_VALUES, corpus_cases, dicom_dataset, lut_item
 
 from cxrviewer.errors import CxrError, MissingCodecError, UnreadableImageError, UnsupportedDicomError
 from cxrviewer.io import read_film
@@ -337,7 +337,7 @@ def test_the_pixel_limit_can_be_changed_by_environment(make_dicom, monkeypatch):
     assert read_film(path).pixels.shape == (40, 50)
 
 
-def test_a_missing_decoder_names_the_package_to_install(dicom_dir, monkeypatch):
+def test_a_missing_decoder_names_the_package_to_install(dicom_corpus, monkeypatch):
     import pydicom.pixels
 
     real_get_decoder = pydicom.pixels.get_decoder
@@ -351,12 +351,12 @@ def test_a_missing_decoder_names_the_package_to_install(dicom_dir, monkeypatch):
 
     monkeypatch.setattr(pydicom.pixels, "get_decoder", NoPlugins)
     with pytest.raises(MissingCodecError, match="pip install pylibjpeg-openjpeg"):
-        read_film(dicom_dir / "pydicom-data_RG3_J2KR.dcm")
+        read_film(dicom_corpus["j2k_mono1"])
     with pytest.raises(MissingCodecError, match="pip install pylibjpeg-libjpeg"):
-        read_film(dicom_dir / "torchxrayvision_siim_cr_chest.dcm")
+        read_film(dicom_corpus["jpeg_baseline_chest"])
 
 
-def test_a_plugin_dependency_error_while_decoding_becomes_missing_codec(dicom_dir, monkeypatch):
+def test_a_plugin_dependency_error_while_decoding_becomes_missing_codec(dicom_corpus, monkeypatch):
     import pydicom.pixels
 
     def fail(*args, **kwargs):
@@ -364,15 +364,14 @@ def test_a_plugin_dependency_error_while_decoding_becomes_missing_codec(dicom_di
 
     monkeypatch.setattr(pydicom.pixels, "pixel_array", fail)
     with pytest.raises(MissingCodecError, match="pip install"):
-        read_film(dicom_dir / "pydicom-data_RG3_J2KR.dcm")
+        read_film(dicom_corpus["j2k_mono1"])
 
 
 @pytest.mark.filterwarnings("ignore:End of file reached:UserWarning")  # pydicom sees the cut, says so
-@pytest.mark.parametrize("name", ["torchxrayvision_siim_cr_chest.dcm", "nccid_nih_cxr14_gcp_dx.dcm",
-                                  "pydicom-data_RG3_J2KR.dcm", "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm"])
-def test_a_truncated_real_dicom_is_damaged_not_image_less(dicom_dir, tmp_path, name):
-    data = (dicom_dir / name).read_bytes()
-    cut = tmp_path / name
+@pytest.mark.parametrize("kind, role", corpus_cases("jpeg_baseline_chest", "nih_dx", "j2k_mono1", "no_preamble_chest"))
+def test_a_truncated_dicom_is_damaged_not_image_less(dicom_corpora, tmp_path, kind, role):
+    data = dicom_corpora[kind][role].read_bytes()
+    cut = tmp_path / f"{role}.dcm"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableImageError, match="damaged|truncated"):
         read_film(cut)
@@ -390,19 +389,20 @@ def test_absurd_rescale_values_never_give_non_finite_pixels(make_dicom, caplog):
         np.testing.assert_allclose(film.pixels[0], stored[0] / 4e9, atol=1e-6)
 
 
-def test_the_codestream_parsers_read_the_real_headers(dicom_dir):
+def test_the_codestream_parsers_read_the_headers(dicom_corpus):
     import pydicom
     from pydicom.encaps import generate_frames
 
     from cxrviewer.io.sniff import j2k_info, jpeg_info
 
-    for name, parse, size in [("pydicom-data_RG3_J2KR.dcm", j2k_info, (1760, 1760)),
-                              ("torchxrayvision_siim_cr_chest.dcm", jpeg_info, (1024, 1024)),
-                              ("dcmfx_fo-dicom_CR-ModalitySequenceLUT.dcm", jpeg_info, (1976, 1576))]:
-        ds = pydicom.dcmread(dicom_dir / name)
+    real = dicom_corpus.real
+    for role, parse, size in [("j2k_mono1", j2k_info, (1760, 1760) if real else (512, 512)),
+                              ("jpeg_baseline_chest", jpeg_info, (1024, 1024)),
+                              ("jpeg_lossless_mlut", jpeg_info, (1976, 1576) if real else (512, 512))]:
+        ds = pydicom.dcmread(dicom_corpus[role])
         frame = next(generate_frames(ds.PixelData, number_of_frames=1))
         info = parse(frame)
-        assert (info.width, info.height) == size, name
+        assert (info.width, info.height) == size, role
 
 
 def test_a_malformed_window_value_costs_the_window_not_the_film(make_dicom, caplog):

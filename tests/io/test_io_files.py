@@ -110,11 +110,11 @@ def test_a_non_path_argument_is_a_type_error():
 
 
 # ------------------------------------------------------------------------- sniffing
-def test_is_dicom_by_content(dicom_dir, nih_pngs, tmp_path, make_dicom):
-    assert is_dicom(dicom_dir / "pydicom-data_RG3_J2KR.dcm")
-    assert is_dicom(dicom_dir / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm")  # no preamble
+def test_is_dicom_by_content(dicom_corpus, nih_images, tmp_path, make_dicom):
+    assert is_dicom(dicom_corpus["j2k_mono1"])
+    assert is_dicom(dicom_corpus["no_preamble_chest"])  # no preamble
     assert is_dicom(make_dicom(np.zeros((2, 2), np.uint8), name="bare", preamble=False))
-    assert not is_dicom(nih_pngs[0])
+    assert not is_dicom(nih_images[0])
     assert not is_dicom(tmp_path / "missing.dcm")
     assert not is_dicom(tmp_path)
     text = tmp_path / "t.dcm"

@@ -191,8 +191,8 @@ def test_a_real_png_over_a_lowered_limit_is_refused(write_image, monkeypatch):
 
 
 # ---------------------------------------------------------------------- damaged files
-def test_truncated_nih_png_is_damaged(nih_pngs, tmp_path):
-    data = nih_pngs[0].read_bytes()
+def test_truncated_nih_png_is_damaged(nih_images, tmp_path):
+    data = nih_images[0].read_bytes()
     cut = tmp_path / "half.png"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableImageError, match="damaged or truncated"):

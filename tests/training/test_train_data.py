@@ -1,4 +1,5 @@
-"""Each training data source, on real NIH films (no TensorFlow needed)."""
+"""Each training data source, on real NIH films (no TensorFlow needed): the samples' set always
+(tests/training/conftest.py), the real 74 films of ../shared/data as extra cases."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from training.data import (
 )
 from training.errors import DataError
 
+from conftest import MISSING
+
 
 def _copy(nih: Path, dest: Path, names) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
@@ -29,36 +32,50 @@ def _copy(nih: Path, dest: Path, names) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- (a) NIH Data_Entry_2017
-def test_nih_data_entry_csv_with_its_split_header(nih):
+def test_nih_data_entry_csv_with_its_split_header(nih_set):
+    kind, nih = nih_set
     header = (nih / "labels.csv").read_text().splitlines()[0].split(",")
     assert "OriginalImage[Width" in header and "Height]" in header  # the real file's split header
     table = load_labels_csv(nih / "labels.csv", nih / "images")
     assert table.kind == "nih-csv"
     assert table.labels == NIH_LABELS
+    by_name = {r.path.name: r for r in table.records}
+    assert by_name["00000022_000.png"].values == (0.0,) * 14  # "No Finding"
+    counts = dict(zip(NIH_LABELS, table.values().sum(axis=0).astype(int)))
+    if kind == "samples":  # six films (and their mirror images), official labels
+        assert len(table) == 12 and table.skipped_missing == 0
+        assert len({r.patient for r in table.records}) == 6
+        four = by_name["00001232_002.png"]
+        assert [c for c, v in zip(NIH_LABELS, four.values) if v] == ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration"]
+        assert four.patient == "1232" and by_name["00001232_902.png"].values == four.values
+        assert counts == {c: 2 * n for c, n in {
+            "Atelectasis": 2, "Cardiomegaly": 2, "Consolidation": 0, "Edema": 0, "Effusion": 1, "Emphysema": 0,
+            "Fibrosis": 0, "Hernia": 0, "Infiltration": 1, "Mass": 1, "Nodule": 0, "Pleural_Thickening": 0,
+            "Pneumonia": 0, "Pneumothorax": 1}.items()}
+        return
     assert len(table) == 74 and table.skipped_missing == 0
     assert len({r.patient for r in table.records}) == 73  # patient 1170 has two films
-    by_name = {r.path.name: r for r in table.records}
     hernia = by_name["00000003_001.png"]
     assert hernia.values == tuple(1.0 if c == "Hernia" else 0.0 for c in NIH_LABELS)
     assert hernia.patient == "3"
-    assert by_name["00000022_000.png"].values == (0.0,) * 14  # "No Finding"
     two = by_name["00001170_045.png"].values  # Pleural_Thickening|Pneumothorax
     assert [c for c, v in zip(NIH_LABELS, two) if v] == ["Pleural_Thickening", "Pneumothorax"]
     # label frequencies of the 74 films (golden, from the official labels)
-    counts = dict(zip(NIH_LABELS, table.values().sum(axis=0).astype(int)))
     assert counts["Infiltration"] == 13 and counts["Atelectasis"] == 13 and counts["Consolidation"] == 0
 
 
-def test_nih_full_official_file_skips_missing_films_with_a_count(nih, caplog):
+def test_nih_full_official_file_skips_missing_films_with_a_count(nih_set, caplog):
+    kind, nih = nih_set
     table = load_nih_csv(nih / "Data_Entry_2017_v2020.csv.gz", nih / "images")
-    assert table.rows == 112120
-    assert len(table) == 74
-    assert table.skipped_missing == 112120 - 74
-    assert "112046 of 112120 listed films are not in the image folder" in caplog.text
+    rows, present = (112120, 74) if kind == "shared" else (12 + len(MISSING), 12)
+    assert table.rows == rows
+    assert len(table) == present
+    assert table.skipped_missing == rows - present
+    assert f"{rows - present} of {rows} listed films are not in the image folder" in caplog.text
 
 
 def test_nih_release_tree_is_searched_recursively(nih, tmp_path):
-    names = ["00000003_001.png", "00000022_000.png"]
+    names = ["00000022_000.png", "00000103_000.png"]
     _copy(nih, tmp_path / "images_001" / "images", names[:1])
     _copy(nih, tmp_path / "images_002" / "images", names[1:])
     rows = [r for r in csv.reader(open(nih / "labels.csv"))]
@@ -72,7 +89,7 @@ def test_nih_release_tree_is_searched_recursively(nih, tmp_path):
 
 def test_nih_unknown_finding_asks_for_labels(nih, tmp_path):
     csv_path = tmp_path / "x.csv"
-    csv_path.write_text("Image Index,Finding Labels,Patient ID\n00000003_001.png,Hernia|Covid,3\n")
+    csv_path.write_text("Image Index,Finding Labels,Patient ID\n00000022_000.png,Hernia|Covid,22\n")
     with pytest.raises(DataError, match="Covid.*--labels"):
         load_labels_csv(csv_path, nih / "images")
     table = load_labels_csv(csv_path, nih / "images", labels=["Hernia", "Covid"])
@@ -80,20 +97,24 @@ def test_nih_unknown_finding_asks_for_labels(nih, tmp_path):
 
 
 # ----------------------------------------------------------------------------- (b) one-hot CSVs
-def test_course_onehot_csv_skips_missing_films_with_a_count(nih, caplog):
+def test_course_onehot_csv_skips_missing_films_with_a_count(nih_set, caplog):
+    kind, nih = nih_set
     table = load_labels_csv(nih / "train-small.csv", nih / "images")
     assert table.kind == "onehot-csv"
     assert table.labels == NIH_LABELS  # PatientId (between Nodule and Pleural_Thickening) is not a label
-    assert table.rows == 1000
-    assert len(table) == 51 and table.skipped_missing == 949
-    assert "949 of 1000 listed films are not in the image folder; skipped" in caplog.text
-    first = next(r for r in table.records if r.path.name == "00001297_000.png")
-    assert first.patient == "1297"
-    assert first.values == tuple(1.0 if c == "Pleural_Thickening" else 0.0 for c in NIH_LABELS)
+    rows, present, name, patient, finding = (
+        (1000, 51, "00001297_000.png", "1297", "Pleural_Thickening") if kind == "shared"
+        else (38, 8, "00000468_914.png", "468", "Pneumothorax"))
+    assert table.rows == rows
+    assert len(table) == present and table.skipped_missing == rows - present
+    assert f"{rows - present} of {rows} listed films are not in the image folder; skipped" in caplog.text
+    first = next(r for r in table.records if r.path.name == name)
+    assert first.patient == patient
+    assert first.values == tuple(1.0 if c == finding else 0.0 for c in NIH_LABELS)
 
 
 def test_no_film_found_is_a_clear_error(nih, tmp_path):
-    with pytest.raises(DataError, match="None of the 1000 films.*--images"):
+    with pytest.raises(DataError, match="None of the 38 films.*--images"):
         load_labels_csv(nih / "train-small.csv", tmp_path)
     with pytest.raises(DataError, match="Image folder not found"):
         load_labels_csv(nih / "train-small.csv", tmp_path / "nope")
@@ -103,7 +124,7 @@ def test_no_film_found_is_a_clear_error(nih, tmp_path):
 
 # ----------------------------------------------------------------------------- (d) uncertain labels
 def _chexpert(nih: Path, tmp_path: Path) -> Path:
-    films = ["00000003_001.png", "00000022_000.png", "00000103_000.png"]
+    films = ["00000022_000.png", "00000103_000.png", "00000468_014.png"]
     rel = [f"CheXpert-v1.0-small/train/patient{i:05d}/study1/view1_frontal.png" for i in (1, 1, 2)]
     rel[1] = rel[1].replace("study1", "study2")
     for name, r in zip(films, rel):
@@ -147,6 +168,7 @@ def test_chexpert_style_uncertain_labels(nih, tmp_path):
 def test_class_folders_normal_pneumonia(nih, tmp_path):
     root = tmp_path / "chest_xray"
     names = sorted(p.name for p in (nih / "images").glob("*.png"))[:10]
+    assert len(names) == 10
     _copy(nih, root / "train" / "NORMAL", names[0:3])
     _copy(nih, root / "train" / "PNEUMONIA", names[3:6])
     _copy(nih, root / "val" / "NORMAL", names[6:7])
@@ -165,9 +187,9 @@ def test_class_folders_normal_pneumonia(nih, tmp_path):
 
 
 def test_class_folders_without_splits_and_errors(nih, tmp_path):
-    _copy(nih, tmp_path / "x" / "COVID", ["00000003_001.png"])
-    _copy(nih, tmp_path / "x" / "PNEUMONIA", ["00000022_000.png"])
-    _copy(nih, tmp_path / "x" / "NORMAL", ["00000103_000.png"])
+    _copy(nih, tmp_path / "x" / "COVID", ["00000022_000.png"])
+    _copy(nih, tmp_path / "x" / "PNEUMONIA", ["00000103_000.png"])
+    _copy(nih, tmp_path / "x" / "NORMAL", ["00000468_014.png"])
     table = load_folders(tmp_path / "x")
     assert table.labels == ("Covid", "Pneumonia") and all(r.split is None for r in table.records)
     assert sorted(r.values for r in table.records) == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0)]
@@ -188,8 +210,8 @@ def test_patient_ids_from_file_names():
 def test_reader_is_the_apps(nih):
     from cxrviewer.io import read_film
 
-    path = nih / "images" / "00000003_001.png"
+    path = nih / "images" / "00000022_000.png"
     px = read_pixels(path)
     np.testing.assert_array_equal(px, read_film(path).pixels)
     assert px.dtype == np.float32 and px.shape == (1024, 1024) and 0 <= px.min() and px.max() <= 1
-    assert ImageFinder(nih / "images").find("00000003_001.png") == path
+    assert ImageFinder(nih / "images").find("00000022_000.png") == path

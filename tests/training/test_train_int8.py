@@ -22,7 +22,7 @@ from training import cli  # noqa: E402
 from training.report import INT8_HEADING, render_report  # noqa: E402
 from training.run import INT8_JSON  # noqa: E402
 
-FILMS = ["00000003_001.png", "00000022_000.png", "00000103_000.png", "00001153_004.png"]
+FILMS = ["00000022_000.png", "00000103_000.png", "00000468_014.png", "00001153_004.png"]
 
 
 def _copy_run(trained_run, dest):
@@ -96,7 +96,8 @@ def test_parity_report_is_written(int8_run):
     run, _ = int8_run
     r = json.loads((run / INT8_JSON).read_text())
     assert r["accepted"] is True and r["held_out_split"] == "test"
-    assert r["quantization"]["calibration_films"] == 16 and r["quantization"]["format"] == "QDQ"
+    train_films = len(Run.open(run).splits()["train"])  # 16 asked for; the run may have fewer
+    assert r["quantization"]["calibration_films"] == min(16, train_films) and r["quantization"]["format"] == "QDQ"
     p = r["parity"]
     print("int8 parity:", {k: p[k] for k in ("films", "labels_scored", "mean_auroc_drop", "max_abs_delta_prob")}, r["speed"])
     assert p["films"] >= 1 and p["labels_scored"] and p["mean_auroc_drop"] <= r["max_auroc_drop"] == 0.005

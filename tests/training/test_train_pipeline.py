@@ -38,7 +38,7 @@ def test_batches_equal_the_apps_preprocessing(nih, tmp_path):
 
 
 def test_uncertain_weights_flow_to_the_batches(nih):
-    recs = [Record(nih / "images" / "00000003_001.png", (1.0, -1.0), "3"),
+    recs = [Record(nih / "images" / "00000103_000.png", (1.0, -1.0), "103"),
             Record(nih / "images" / "00000022_000.png", (-1.0, 0.0), "22")]
     films = film_dataset(recs, S, uncertain_value=1.0, uncertain_weight=0.25)
     _, y, w = next(iter(batches(films, 0.5, 0.25, 2, S).as_numpy_iterator()))

@@ -81,28 +81,23 @@ def window(make_window):
 
 @pytest.fixture
 def nih_film(nih_images) -> Path:
-    if not nih_images:
-        pytest.skip("no NIH images in ../shared/data")
-    return nih_images[0]
+    return nih_images[0]  # an NIH sample of resources/samples/
 
 
 @pytest.fixture
-def dicom_film(shared_data) -> Path:
-    path = shared_data / "dicom" / "nccid_nih_cxr14_gcp_dx.dcm"
-    if not path.is_file():
-        pytest.skip("the NIH DICOM is not in ../shared/data")
-    return path
+def dicom_film(dicom_corpus) -> Path:
+    """An NIH film as a DX: generated from a sample, and the real one where ../shared/data is."""
+    return dicom_corpus["nih_dx"]
 
 
 @pytest.fixture
 def film_folder(tmp_path, nih_images):
-    """A folder of ``n`` real NIH films (links, or copies where links are not allowed)."""
+    """A folder of ``n`` real NIH films (links, or copies where links are not allowed); the six
+    samples repeat when ``n`` is larger."""
 
     def make(n: int, bad: int = 0) -> Path:
         folder = tmp_path / f"films{n}-{bad}"
         folder.mkdir()
-        if len(nih_images) < 1:
-            pytest.skip("no NIH images in ../shared/data")
         for i in range(n):
             src = nih_images[i % len(nih_images)]
             dst = folder / f"{i:03d}_{src.name}"

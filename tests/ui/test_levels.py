@@ -21,9 +21,10 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def preset_cr(shared_data, tmp_path) -> Path:
-    """The real chest CR (10-bit, MONOCHROME1) with three stored windows, the first narrow."""
-    ds = pydicom.dcmread(shared_data / "dicom" / "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm", force=True)
+def preset_cr(dicom_corpus, tmp_path) -> Path:
+    """The chest CR (10-bit, MONOCHROME1; generated from an NIH film, and the real one where
+    present) with three stored windows, the first narrow."""
+    ds = pydicom.dcmread(dicom_corpus["no_preamble_chest"], force=True)
     ds.WindowCenter, ds.WindowWidth = [560, 400, 500], [80, 300, 900]
     ds.WindowCenterWidthExplanation = ["NARROW", "LUNG", "WIDE"]
     out = tmp_path / "presets.dcm"

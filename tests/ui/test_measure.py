@@ -18,18 +18,18 @@ from cxrviewer.render import MEASURE_COLOR  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
-SIIM = "torchxrayvision_siim_cr_chest.dcm"  # real chest CR, Pixel Spacing 0.168 mm
+SIIM = "jpeg_baseline_chest"  # SIIM's chest CR and its generated twin: Pixel Spacing 0.168 mm
 
 
 @pytest.fixture
-def spaced(shared_data) -> Path:
-    return shared_data / "dicom" / SIIM
+def spaced(dicom_corpus) -> Path:
+    return dicom_corpus[SIIM]
 
 
 @pytest.fixture
-def imager_only(shared_data, tmp_path) -> Path:
-    """The same real film with only Imager Pixel Spacing (as many DX/CR files have)."""
-    ds = pydicom.dcmread(shared_data / "dicom" / SIIM)
+def imager_only(dicom_corpus, tmp_path) -> Path:
+    """The same film with only Imager Pixel Spacing (as many DX/CR files have)."""
+    ds = pydicom.dcmread(dicom_corpus[SIIM])
     del ds.PixelSpacing
     ds.ImagerPixelSpacing = [0.2, 0.2]
     out = tmp_path / "imager-only.dcm"

@@ -21,7 +21,7 @@ from cxrviewer.types import Orientation  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
-RG3 = "pydicom-data_RG3_J2KR.dcm"  # Patient Orientation R\F, Image Laterality R, View Position AP
+RG3 = "j2k_mono1"  # RG3 and its generated twin: Patient Orientation R\F, Image Laterality R, View Position AP
 
 
 def test_rotate_and_flip_turn_the_film_and_its_heatmaps(qtbot, window, nih_film):
@@ -56,16 +56,16 @@ def test_the_cursor_reads_the_film_pixel_under_it_when_turned(qtbot, window, nih
     assert window.cursor_label.text() == f"x {y}  y {film.height - 1 - x}  value {stored[film.height - 1 - x, y]}"
 
 
-def test_markers_come_from_the_header_and_turn_with_the_film(qtbot, window, shared_data):
-    film = read_film(shared_data / "dicom" / RG3)
+def test_markers_come_from_the_header_and_turn_with_the_film(qtbot, window, dicom_corpus, nih_film):
+    film = read_film(dicom_corpus[RG3])
     assert film.metadata["patient_orientation"] == ("R", "F")
     assert marker_texts(film, Orientation()) == (("L", "R", "H", "F"), "AP R")
     assert marker_texts(film, Orientation(1)) == (("F", "H", "L", "R"), "AP R")
     assert marker_texts(film, Orientation(0, True)) == (("R", "L", "H", "F"), "AP R")
-    png = read_film(sorted((shared_data / "nih" / "images").glob("*.png"))[0])
+    png = read_film(nih_film)
     assert marker_texts(png, Orientation()) == (None, "")  # nothing guessed
 
-    open_and_wait(qtbot, window, [shared_data / "dicom" / RG3])
+    open_and_wait(qtbot, window, [dicom_corpus[RG3]])
     with_markers = shown(qtbot, window)
     window.act_markers.trigger()
     assert window.model.display.markers is False
