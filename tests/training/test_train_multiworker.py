@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 #: `strategy.reduce("MEAN", <the first batch>)` eagerly, which the collective strategy cannot do
 #: with a batch of PerReplica values ("Attempt to convert a value (PerReplica...) to a Tensor"),
 #: so `fit` stops before its first step. Seen with TensorFlow 2.21 / Keras 3.15 (2026-11-23).
+#: Getting past it (building the model from a local batch) only meets the next one: every train
+#: step's logs are reduced with `reduce_per_replica(..., "auto")`, which under the collective
+#: strategy is `strategy.reduce("MEAN", v, axis=0)` on the scalar loss ("Invalid reduction
+#: dimension 0 for input with 0 dimensions"). Keras 3.15's `fit` cannot train under
+#: MultiWorkerMirroredStrategy at all; the test turns green by itself when Keras fixes both.
 KERAS_MWMS_BUG = "with an unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor"
 
 
