@@ -241,6 +241,11 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         # Create the optimizer's slots now: created inside the first train step they make TF
         # trace DenseNet121's train step twice (~1 minute on a CPU).
         model.optimizer.build(model.trainable_variables)
+    if cfg.strategy == "multiworker":
+        from .keras_mwms import build_from_a_local_batch, reduce_scalars_across_workers
+
+        build_from_a_local_batch(model, train_ds)
+        reduce_scalars_across_workers()
     callbacks = [
         keras.callbacks.ModelCheckpoint(str(out / MODEL_FILE), monitor=monitor, save_best_only=True, verbose=0),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.1, patience=1, min_lr=1e-6, verbose=0),
