@@ -102,13 +102,18 @@ def points(m) -> np.ndarray:
     return np.array(m.points)
 
 
+def open_and_measure(qtbot, window, films, a, b) -> None:
+    """Open ``films`` (markers off) and measure a distance from film point ``a`` to ``b``."""
+    window.model.set_display(policy="none", markers=False)
+    open_and_wait(qtbot, window, films)
+    window.act_measure_distance.trigger()
+    click(window, *a)
+    click(window, *b)
+
+
 # ------------------------------------------------------------------ editing
 def test_drag_a_distance_end_under_rotation_mirror_and_zoom(qtbot, window, spaced):
-    window.model.set_display(policy="none", markers=False)
-    open_and_wait(qtbot, window, [spaced])
-    window.act_measure_distance.trigger()
-    click(window, 50.0, 50.0)
-    click(window, 250.0, 50.0)
+    open_and_measure(qtbot, window, [spaced], (50.0, 50.0), (250.0, 50.0))
     (m,) = window.model.current_measurements()
     np.testing.assert_allclose(points(m), [(50, 50), (250, 50)], atol=1.0)
     window.act_measure_stop.trigger()  # editing works without a tool on (the drag does not pan)
@@ -141,11 +146,7 @@ def test_drag_a_distance_end_under_rotation_mirror_and_zoom(qtbot, window, space
 
 
 def test_drag_an_angle_vertex_and_delete_the_one_selected(qtbot, window, spaced):
-    window.model.set_display(policy="none", markers=False)
-    open_and_wait(qtbot, window, [spaced])
-    window.act_measure_distance.trigger()
-    click(window, 300.0, 250.0)
-    click(window, 380.0, 250.0)
+    open_and_measure(qtbot, window, [spaced], (300.0, 250.0), (380.0, 250.0))
     window.act_measure_angle.trigger()
     for p in ((150.0, 50.0), (50.0, 50.0), (50.0, 150.0)):
         click(window, *p)
@@ -189,11 +190,7 @@ def calibrate(qtbot, window, a, b, mm: float) -> None:
 
 
 def test_manual_calibration_of_a_png(qtbot, window, png, png2):
-    window.model.set_display(policy="none", markers=False)
-    open_and_wait(qtbot, window, [png, png2])
-    window.act_measure_distance.trigger()
-    click(window, 100.0, 500.0)
-    click(window, 500.0, 500.0)
+    open_and_measure(qtbot, window, [png, png2], (100.0, 500.0), (500.0, 500.0))
     (m,) = window.model.current_measurements()
     px = m.value(None)
     assert px == pytest.approx(400, abs=2)
@@ -237,11 +234,7 @@ def test_manual_calibration_of_a_png(qtbot, window, png, png2):
 
 
 def test_manual_calibration_overrides_pixel_spacing_and_resets(qtbot, window, spaced):
-    window.model.set_display(policy="none", markers=False)
-    open_and_wait(qtbot, window, [spaced])
-    window.act_measure_distance.trigger()
-    click(window, 50.0, 100.0)
-    click(window, 350.0, 100.0)
+    open_and_measure(qtbot, window, [spaced], (50.0, 100.0), (350.0, 100.0))
     (m,) = window.model.current_measurements()
     assert window.measure.labels() == [f"Distance 1: {m.value(window.model.film.calibration):.1f} mm"]
     calibrate(qtbot, window, (50.0, 200.0), (250.0, 200.0), 50.0)  # 200 px = 50 mm
@@ -310,11 +303,7 @@ def test_exports_carry_the_manual_calibration(qtbot, window, spaced, tmp_path):
 
     from cxrviewer.dicom import codes
 
-    window.model.set_display(policy="none", markers=False)
-    open_and_wait(qtbot, window, [spaced])
-    window.act_measure_distance.trigger()
-    click(window, 50.0, 100.0)
-    click(window, 350.0, 100.0)
+    open_and_measure(qtbot, window, [spaced], (50.0, 100.0), (350.0, 100.0))
     calibrate(qtbot, window, (50.0, 200.0), (250.0, 200.0), 50.0)
     (m,) = window.model.current_measurements()
     want = m.value(window.model.calibration())
