@@ -54,3 +54,17 @@ def test_no_core_error_names_a_command_line_flag():
         if flag.search(text) and "pip " not in text
     ]
     assert not found, "\n".join(found)
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists the packages a plain `pip install .` installs: a new subpackage left out
+    installs a cxrviewer that cannot import it (the README's first command)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("cxrviewer", "training")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"
