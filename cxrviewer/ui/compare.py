@@ -104,16 +104,18 @@ class Compare(QObject):
         self.show_entry(cur + 1 if cur + 1 < n else cur - 1)
 
     def step(self, delta: int = 1) -> None:
-        """Compare with the next (or previous) film, skipping the one in the main view."""
+        """Compare with the next (or previous) film the worklist's filter lists, skipping the
+        one in the main view; nothing changes when there is no other."""
         n = len(self.model.entries)
         if not self.active or n < 2:
             return
+        listed = set(self.window.strip.visible_rows())
         i = self.index
         for _ in range(n):
             i = (i + delta) % n
-            if i != self.model.current:
-                break
-        self.show_entry(i)
+            if i != self.model.current and i in listed:
+                self.show_entry(i)
+                return
 
     def set_linked(self, on: bool) -> None:
         self.linked = on

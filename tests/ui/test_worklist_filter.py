@@ -139,6 +139,12 @@ def test_a_folder_run_fills_the_filtered_worklist(qtbot, window, tmp_path):
     assert window.model.current == b
     QTest.keyClick(window, "p")
     assert window.model.current == a
+    # compare steps through the films the filter lists too
+    window.act_compare.trigger()
+    for _ in range(2 * len(rows)):
+        QTest.keyClick(window, "n", Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        assert window.compare.index in rows and window.compare.index != window.model.current
+    window.act_compare.trigger()
     QTest.keyClick(window, "s")  # the worklist sort keeps the filter
     assert listed(strip) == [e.name for e in window.model.entries if e.name in want]
     choose(qtbot, strip.filter_combo, "Unreadable")
