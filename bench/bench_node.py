@@ -9,6 +9,9 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
 - films/s: films / (last result stored − first film received);
 - `cxrviewer score` on the same films: :func:`cxrviewer.batch.score_to_csv` (the code behind the
   command, same model file, same workers), films/s; the ratio node / score (target ≥ 0.8);
+- `cxrviewer score --dicom-out` making the same result objects on the same films: films/s and
+  CPU per film, and the node's ratio to it (the node's own cost: receiving, spool, job table,
+  sending);
 - CPU seconds per film of each: the node's process and its result-building processes, against
   score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
   other machines), so the CPU ratio tells what the node would sustain on cores of its own;
@@ -88,7 +91,7 @@ def main() -> None:
 
     from orthancserver import Orthanc, free_port
 
-    from cxrviewer.batch import default_workers, score_to_csv, session_threads
+    from cxrviewer.batch import ExportPlan, default_workers, score_to_csv, session_threads
     from cxrviewer.model import Classifier
     from cxrviewer.node import NodeConfig, parse_outputs
     from cxrviewer.node.service import Node
@@ -108,12 +111,21 @@ def main() -> None:
         score_rate = len(films) / (time.perf_counter() - t0)
         score_cpu = (time.process_time() - c0) / len(films)
         assert summary.scored == len(films), summary.line()
+        outputs = parse_outputs(args.outputs)
+        # ... and `cxrviewer score --dicom-out` making the same result objects: what the node
+        # adds to it is its own cost (receiving, spool, job table, sending)
+        t0, c0 = time.perf_counter(), time.process_time()
+        summary = score_to_csv(films, clf, tmp / "score-dicom.csv", workers=workers, overwrite=True,
+                               exports=ExportPlan(dicom=tmp / "dicom-out", dicom_formats=outputs))
+        dicom_rate = len(films) / (time.perf_counter() - t0)
+        dicom_cpu = (time.process_time() - c0) / len(films)
+        assert summary.scored == len(films), summary.line()
 
         node_port = free_port()
         pacs = Orthanc(tmp / "orthanc", free_port(), free_port())
         pacs.start({"cxrviewer": ("CXRVIEWER", node_port)})
         try:
-            config = NodeConfig(host="127.0.0.1", port=node_port, spool=tmp / "spool", outputs=parse_outputs(args.outputs),
+            config = NodeConfig(host="127.0.0.1", port=node_port, spool=tmp / "spool", outputs=outputs,
                                 destinations=(DicomDestination(pacs.aet, "127.0.0.1", pacs.dicom_port),), workers=workers)
             node = Node(config, clf, workers=workers)
             c0 = time.process_time()
@@ -151,6 +163,9 @@ def main() -> None:
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")
     print(f"CPU per film: node {node_cpu:.3f} s (process + result builders), score {score_cpu:.3f} s; "
           f"score/node = {score_cpu / node_cpu:.2f} (the rate the node would keep on cores of its own)")
+    print(f"cxrviewer score --dicom-out ({args.outputs}) on the same films: {dicom_rate:.2f} films/s, CPU per film "
+          f"{dicom_cpu:.3f} s; node / score --dicom-out = {node_rate / dicom_rate:.2f} (films/s), "
+          f"{dicom_cpu / node_cpu:.2f} (CPU): the node's own cost beyond making the same results")
     print_stages(stages, process_cpu, builders_cpu, len(films))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
