@@ -101,7 +101,22 @@ class Compare(QObject):
         tall = sum(self.pane.sizes()) or self.window.splitter.height()
         self.pane.setSizes([tall * 3 // 5, tall - tall * 3 // 5])  # the film above, its findings below
         cur = self.model.current
-        self.show_entry(cur + 1 if cur + 1 < n else cur - 1)
+        # the next film the worklist's filter lists (the previous one for the last); any film
+        # when the filter lists no other
+        nearest = self._listed_from(cur, +1)
+        self.show_entry(nearest if nearest is not None else (cur + 1 if cur + 1 < n else cur - 1))
+
+    def _listed_from(self, start: int, delta: int) -> int | None:
+        """The first film after ``start`` in direction ``delta`` (wrapping) that the worklist's
+        filter lists and the main view does not show; None when there is none."""
+        n = len(self.model.entries)
+        listed = set(self.window.strip.visible_rows())
+        i = start
+        for _ in range(n):
+            i = (i + delta) % n
+            if i != self.model.current and i in listed:
+                return i
+        return None
 
     def step(self, delta: int = 1) -> None:
         """Compare with the next (or previous) film the worklist's filter lists, skipping the
@@ -109,13 +124,9 @@ class Compare(QObject):
         n = len(self.model.entries)
         if not self.active or n < 2:
             return
-        listed = set(self.window.strip.visible_rows())
-        i = self.index
-        for _ in range(n):
-            i = (i + delta) % n
-            if i != self.model.current and i in listed:
-                self.show_entry(i)
-                return
+        i = self._listed_from(self.index, delta)
+        if i is not None:
+            self.show_entry(i)
 
     def set_linked(self, on: bool) -> None:
         self.linked = on

@@ -140,7 +140,9 @@ def test_a_folder_run_fills_the_filtered_worklist(qtbot, window, tmp_path):
     QTest.keyClick(window, "p")
     assert window.model.current == a
     # compare steps through the films the filter lists too
+    window.model.set_current(rows[-1])
     window.act_compare.trigger()
+    assert window.compare.index == rows[0]  # the next film listed, wrapping round
     for _ in range(2 * len(rows)):
         QTest.keyClick(window, "n", Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
         assert window.compare.index in rows and window.compare.index != window.model.current
