@@ -8,6 +8,7 @@ port refuses remote access. DICOMweb (STOW-RS) is there when Debian's orthanc-di
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -176,3 +177,15 @@ def referenced_uids(ds: pydicom.Dataset) -> set[str]:
         if elem.keyword == "ReferencedSOPInstanceUID":
             out.add(str(elem.value))
     return out
+
+
+@contextlib.contextmanager
+def running_orthanc(folder: Path, peers: dict):
+    """A real Orthanc in ``folder`` on free loopback ports, knowing ``peers``
+    ({name: (AE title, port)}), stopped on leaving."""
+    server = Orthanc(folder, free_port(), free_port())
+    server.start(peers)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from orthancserver import LOOPBACK, Orthanc, available, dcmtk, free_port, referenced_uids
+from orthancserver import LOOPBACK, Orthanc, available, dcmtk, free_port, referenced_uids, running_orthanc
 from pydicom.uid import generate_uid
 
 pynetdicom = pytest.importorskip("pynetdicom")
@@ -52,12 +52,8 @@ def node_port() -> int:
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory, node_port):
-    server = Orthanc(tmp_path_factory.mktemp("orthanc"), free_port(), free_port())
-    server.start({"cxrviewer": (NODE_AET, node_port)})
-    try:
+    with running_orthanc(tmp_path_factory.mktemp("orthanc"), {"cxrviewer": (NODE_AET, node_port)}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

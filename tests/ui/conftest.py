@@ -110,3 +110,16 @@ def film_folder(tmp_path, nih_images):
         return folder
 
     return make
+
+
+@pytest.fixture
+def session(qtbot, tiny_model, tmp_path):
+    """A FilmSession (no window) on the tiny model, shut down after the test."""
+    from cxrviewer.ui.session import FilmSession
+    from cxrviewer.ui.viewer_model import ViewerModel
+
+    s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
+    with qtbot.waitSignal(s.modelChanged, timeout=WAIT_MS):
+        s.load_model(tiny_model)
+    yield s
+    s.shutdown(10_000)

@@ -4,37 +4,21 @@ DICOM film on its worker, and refuses them, with the reason, for a PNG (issue #1
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("PySide6")
 
-from uihelpers import WAIT_MS  # noqa: E402
+from uihelpers import WAIT_MS, open_in_session  # noqa: E402
 
 import highdicom as hd  # noqa: E402
 import pydicom  # noqa: E402
 
 from cxrviewer.ui.export_choice import EXPORT_FILTERS, export_filters, export_target  # noqa: E402
-from cxrviewer.ui.session import FilmSession  # noqa: E402
-from cxrviewer.ui.viewer_model import ViewerModel  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def session(qtbot, tiny_model, tmp_path):
-    s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
-    with qtbot.waitSignal(s.modelChanged, timeout=WAIT_MS):
-        s.load_model(tiny_model)
-    yield s
-    s.shutdown(10_000)
-
-
-def open_film(qtbot, session, path: Path) -> None:
-    with qtbot.waitSignal(session.predictionReady, timeout=WAIT_MS):
-        session.open([path])
-    qtbot.waitUntil(lambda: session.model.film is not None and session.model.prediction is not None, timeout=WAIT_MS)
 
 
 def test_session_writes_sr_and_gsps_of_a_dicom_film(qtbot, session, dicom_film, tmp_path, monkeypatch):
@@ -50,7 +34,7 @@ def test_session_writes_sr_and_gsps_of_a_dicom_film(qtbot, session, dicom_film, 
     import cxrviewer.ui.session as session_module
 
     monkeypatch.setattr(session_module, "export_annotated", spy)
-    open_film(qtbot, session, dicom_film)
+    open_in_session(qtbot, session, dicom_film)
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True, force=True)
     pred = session.model.prediction
     assert all("unavailable" not in name for name in export_filters(session.model.film))
@@ -77,7 +61,7 @@ def test_session_writes_sr_and_gsps_of_a_dicom_film(qtbot, session, dicom_film, 
 
 
 def test_sr_and_gsps_of_a_png_are_refused_with_the_reason(qtbot, session, nih_images, tmp_path):
-    open_film(qtbot, session, nih_images[0])
+    open_in_session(qtbot, session, nih_images[0])
     filters = export_filters(session.model.film)
     marked = [name for name, (fmt, _) in filters.items() if "unavailable: needs a DICOM film" in name]
     assert sorted(filters[name][0] for name in marked) == ["dicom-gsps", "dicom-sr"]

@@ -10,14 +10,12 @@ import pytest
 pytest.importorskip("PySide6")
 
 import pydicom  # noqa: E402
-from orthancserver import LOOPBACK, Orthanc, available, free_port, referenced_uids  # noqa: E402
+from orthancserver import LOOPBACK, Orthanc, available, free_port, referenced_uids, running_orthanc  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
-from uihelpers import WAIT_MS, open_and_wait  # noqa: E402
+from uihelpers import WAIT_MS, open_and_wait, open_in_session  # noqa: E402
 
 from cxrviewer.ui import pacs as pacs_module  # noqa: E402
 from cxrviewer.ui.pacs import PacsTarget, load_target  # noqa: E402
-from cxrviewer.ui.session import FilmSession  # noqa: E402
-from cxrviewer.ui.viewer_model import ViewerModel  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.skipif(not available(), reason="Orthanc is not installed (apt-get install orthanc)")]
 
@@ -28,12 +26,8 @@ GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
-    server = Orthanc(tmp_path_factory.mktemp("orthanc"), free_port(), free_port())
-    server.start({"cxrviewer": (CALLING, free_port())})
-    try:
+    with running_orthanc(tmp_path_factory.mktemp("orthanc"), {"cxrviewer": (CALLING, free_port())}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -47,19 +41,6 @@ def target_of(server: Orthanc, **changes) -> PacsTarget:
     return PacsTarget(**{**values, **changes})
 
 
-@pytest.fixture
-def session(qtbot, tiny_model, tmp_path):
-    s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
-    with qtbot.waitSignal(s.modelChanged, timeout=WAIT_MS):
-        s.load_model(tiny_model)
-    yield s
-    s.shutdown(10_000)
-
-
-def open_film(qtbot, session, path) -> None:
-    with qtbot.waitSignal(session.predictionReady, timeout=WAIT_MS):
-        session.open([path])
-    qtbot.waitUntil(lambda: session.model.film is not None and session.model.prediction is not None, timeout=WAIT_MS)
 
 
 def test_session_sends_sr_and_gsps_into_the_films_study(qtbot, session, pacs, dicom_film, monkeypatch):
@@ -71,7 +52,7 @@ def test_session_sends_sr_and_gsps_into_the_films_study(qtbot, session, pacs, di
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(pacs_module, "send_dicom", watch)
-    open_film(qtbot, session, dicom_film)
+    open_in_session(qtbot, session, dicom_film)
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
     with qtbot.waitSignal(session.sentToPacs, timeout=WAIT_MS) as blocker:
         assert session.send_to_pacs(target_of(pacs))
@@ -89,7 +70,7 @@ def test_session_sends_sr_and_gsps_into_the_films_study(qtbot, session, pacs, di
 
 
 def test_send_failure_says_why(qtbot, session, dicom_film):
-    open_film(qtbot, session, dicom_film)
+    open_in_session(qtbot, session, dicom_film)
     closed = free_port()
     with qtbot.waitSignal(session.failed, timeout=WAIT_MS) as blocker:
         assert session.send_to_pacs(PacsTarget("ORTHANC", LOOPBACK, closed, CALLING, ("sr",)))
@@ -117,7 +98,7 @@ def test_echo_succeeds_against_orthanc_and_fails_clearly(qtbot, session, pacs):
 
 
 def test_png_film_is_refused_with_the_reason(qtbot, session, window, nih_film, dicom_film):
-    open_film(qtbot, session, nih_film)
+    open_in_session(qtbot, session, nih_film)
     with qtbot.waitSignal(session.failed, timeout=WAIT_MS) as blocker:
         assert not session.send_to_pacs(PacsTarget("ORTHANC", LOOPBACK, 104, CALLING))
     assert blocker.args[0] == "Nothing to send"

@@ -22,3 +22,10 @@ def shown(qtbot, window, timeout: int = WAIT_MS):
     thread), then return it as an RGB array."""
     qtbot.waitUntil(window.render_idle, timeout=timeout)
     return window.rendered_rgb()
+
+
+def open_in_session(qtbot, session, path, timeout: int = WAIT_MS) -> None:
+    """Open one film in a FilmSession and wait for its film and findings."""
+    with qtbot.waitSignal(session.predictionReady, timeout=timeout):
+        session.open([Path(path)])
+    qtbot.waitUntil(lambda: session.model.film is not None and session.model.prediction is not None, timeout=timeout)
