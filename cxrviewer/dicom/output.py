@@ -13,7 +13,8 @@ import pydicom
 from pydicom import config as dicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.valuerep import VR
+from pydicom.filewriter import correct_ambiguous_vr, correct_ambiguous_vr_element
+from pydicom.valuerep import AMBIGUOUS_VR, VR
 
 from ..errors import DicomResultError
 from ..export import atomic_write_bytes, check_writable_dir
@@ -158,34 +159,47 @@ def highdicom_errors(film: Film, what: str):
 
 
 def _resolve_encoding_once(ds: Dataset) -> None:
-    """Have pydicom resolve the ambiguous VRs of ``ds`` once, for the whole tree.
+    """Resolve the ambiguous VRs of ``ds`` once, for the whole tree, and let the writer copy
+    what is already encoded.
 
-    pydicom's writer resolves them (``correct_ambiguous_vr``, which walks every nested item) for
-    each dataset whose "original encoding" differs from the one written, which is every item of
-    a dataset built in memory: a report's tree of ~1000 items was walked once per nesting level,
-    a third of its encoding time. The root's pass (made by dcmwrite, with every ancestor at hand)
-    covers the whole tree, so the items built here are marked as already in the encoding written
-    and the writer goes straight to their elements. Items read from a file (parts of the
-    source's header) are left to pydicom as they are. The bytes do not change
-    (tests/test_dicom_encode.py).
+    pydicom's writer resolves ambiguous VRs (``correct_ambiguous_vr``, which walks every nested
+    item) for each dataset whose "original encoding" differs from the one written: every item of
+    a dataset built in memory, so a report's tree of ~1000 items was walked once per nesting
+    level. And the walk from the root decodes every raw sequence it meets, which would undo
+    what :mod:`cxrviewer.dicom.stamp` encoded once. So the walk is done here, once: ambiguous
+    elements are resolved with their ancestors at hand, as pydicom does (its
+    ``correct_ambiguous_vr_element``); items built here are marked as already in the encoding
+    written; frozen parts (raw, in that encoding) are left as they are; items read from a file
+    in another encoding (parts of the source's header) get pydicom's own walk, with their
+    ancestors. Then the root is marked too, and the writer goes straight to the elements. The
+    bytes do not change (tests/test_dicom_encode.py, tests/test_sr_stamp.py).
     """
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or not syntax.is_transfer_syntax:
         return  # dcmwrite says what is missing
-    implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
-    stack = [ds]
+    target = (syntax.is_implicit_VR, syntax.is_little_endian)
+    little = syntax.is_little_endian
+    stack: list[tuple[Dataset, list[Dataset]]] = [(ds, [ds])]  # an item, its ancestors nearest first
     while stack:
-        parent = stack.pop()
+        parent, ancestors = stack.pop()
         for element in parent.elements():
             if element.is_raw:
+                if parent is not ds and parent.original_encoding == target:
+                    continue  # written as it is: a frozen part
                 # a raw element in a built item would be written as read, in the encoding of
                 # the file it came from: decoded now, as the writer would have done
                 element = parent[element.tag]
             if element.VR == VR.SQ:
                 for item in element.value:
                     if item.original_encoding == (None, None):  # built here
-                        item.set_original_encoding(implicit, little, item._character_set)
-                        stack.append(item)
+                        item.set_original_encoding(*target, item._character_set)
+                    elif item.original_encoding != target:  # read from a file: pydicom's walk
+                        correct_ambiguous_vr(item, little, [item, *ancestors])
+                        continue
+                    stack.append((item, [item, *ancestors]))
+            elif element.VR in AMBIGUOUS_VR:
+                correct_ambiguous_vr_element(element, parent, little, ancestors)
+    ds.set_original_encoding(*target, ds._character_set)
 
 
 def encode(ds: Dataset, what: str) -> bytes:

@@ -37,8 +37,10 @@ import highdicom as hd
 import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
+from pydicom.valuerep import DS
 
 from .. import __version__, heatmap
 from ..classes import resolve
@@ -58,6 +60,7 @@ from .output import (
     write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
+from .stamp import Stamp, concept, freeze, stamped
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +101,12 @@ def build_sr(
     measurements: Sequence[Measurement] = (),
     calibration: Calibration | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    """The SR dataset that :func:`export_dicom_sr` writes."""
+    """The SR dataset that :func:`export_dicom_sr` writes.
+
+    Its content tree is the dataset's Content Sequence; ``.content`` (highdicom's view of it)
+    is the bare root, as the tree is handed over without highdicom's re-parse: read the written
+    file with ``highdicom.sr.srread`` to walk the report.
+    """
     src = read_source(film, WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
@@ -117,64 +125,43 @@ def _build(
     reader: tuple[Measurement, ...] = (),
     calibration: Calibration | None = None,
 ) -> hd.sr.Comprehensive3DSR:
+    """The SR, stamped from the model's parts (:func:`_parts_of`: highdicom's own groups, built
+    once per model and encoded once, :mod:`cxrviewer.dicom.stamp`) with what this film changes."""
     ref = src.reference(anonymize=anonymize)
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
-    algorithm = parts.algorithm
-    group_source = [hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)]
-    groups: list = []
+    # the film's references, one item each, shared by every group that points at the film
+    source = hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)
+    region_source = hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid)
+    groups: list[Dataset] = []
     for label, probability, threshold in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
         part = parts.findings[label]
-        present = float(probability) >= float(threshold)
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
-                finding_type=part.code,
-                algorithm_id=algorithm,
-                source_images=group_source,
-                measurements=[_number(codes.PROBABILITY, probability), part.threshold],
-                qualitative_evaluations=[part.present if present else part.absent],
-            )
-        )
+        group = part.group
+        groups.append(group(
+            uid=_uid(group), probability=parts.probability(probability),
+            evaluation=part.present if float(probability) >= float(threshold) else part.absent,
+            source=source,
+        ))
     for label in region_labels:
-        groups.extend(_region_groups(src, film, prediction, label, algorithm))
+        groups.extend(_region_groups(parts.findings[label].region, film, prediction, label, region_source))
     if prediction.ood_score is not None:
-        measurements = [_number(codes.OOD_SCORE, prediction.ood_score)]
-        if parts.ood_threshold is not None:
-            measurements.append(parts.ood_threshold)
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="out-of-distribution check"),
-                finding_type=codes.OOD_FINDING,
-                algorithm_id=algorithm,
-                source_images=group_source,
-                measurements=measurements,
-                qualitative_evaluations=[parts.ood_yes if prediction.ood_flag else parts.ood_no],
-            )
-        )
-    groups.extend(_reader_groups(src, reader, calibration))
+        ood = parts.ood
+        groups.append(ood(
+            uid=_uid(ood), score=parts.ood_score(prediction.ood_score),
+            evaluation=parts.ood_yes if prediction.ood_flag else parts.ood_no, source=source,
+        ))
+    for group in _reader_groups(src, reader, calibration):
+        groups.extend(group)  # a highdicom template: the group's container
 
-    observer = hd.sr.ObserverContext(
-        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            # The same device UID for the same cxrviewer and model, so reports can be grouped by it.
-            uid=generate_uid(entropy_srcs=["cxrviewer", __version__, info.model_version]),
-            name="cxrviewer",
-            manufacturer_name=MANUFACTURER,
-            model_name=str(info.model_version)[:64],
-        ),
-    )
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.IMAGING_PROCEDURE,
-        imaging_measurements=groups,
-        referenced_images=[_library_entry(ref)],
-    )
-    _insert_comment(report, _comment(prediction, info))
-
+    root = parts.root
+    content = root(
+        comment=_comment_item(_comment(prediction, info)),
+        library=hd.sr.ImageLibrary([_library_entry(ref)])[0],
+        measurements=stamped(root.item("measurements"), ContentSequence=DicomSequence(groups)),
+    ).ContentSequence
     sr = hd.sr.Comprehensive3DSR(
         evidence=[ref],
-        content=_root_without_children(report[0]),
+        content=stamped(root.head, ContentSequence=DicomSequence()),  # the root, its content aside
         series_instance_uid=generate_uid(),
         series_number=SERIES_NUMBER,
         sop_instance_uid=generate_uid(),
@@ -192,7 +179,13 @@ def _build(
         is_final=False,  # PRELIMINARY: nobody has read it yet (PS3.3 C.17.2.1)
         is_verified=False,
     )
-    _attach_content(sr, report)
+    # The tree goes in as it is: highdicom's constructor would deep-copy it, parse the copy back
+    # into its item classes and search it twice for image references (highdicom 0.28,
+    # ``sr/sop.py`` ``_SR.__init__``), for a tree whose every reference is the source image,
+    # which ``evidence`` names. ``sr.content`` is therefore the bare root: read the written
+    # file with ``highdicom.sr.srread`` to walk the report.
+    del sr.ContentSequence  # a new element: the constructor's may share its value with its input
+    sr.ContentSequence = content
     patient_name_back(sr, patient_name)
     if anonymize:
         sr.PatientIdentityRemoved = "YES"
@@ -201,34 +194,70 @@ def _build(
     return sr
 
 
+def _uid(stamp: Stamp) -> Dataset:
+    """A new Tracking Unique Identifier for a group stamped from ``stamp``."""
+    return stamped(stamp.item("uid"), UID=generate_uid())
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A NUM item highdicom built (frozen), to measure other values with the same concept and
+    units: calling it gives the item for ``value``, written as highdicom writes it
+    (``NumContentItem``: a DS with pydicom's auto format and the same float as FD), six decimals
+    as the results CSV writes them, so the SR and the CSV say the same number."""
+
+    item: Dataset
+    measured: Dataset  # its Measured Value Sequence item: the units, and the values to replace
+
+    @classmethod
+    def of(cls, item: Dataset) -> _Number:
+        (measured,) = item.MeasuredValueSequence
+        return cls(item, measured)
+
+    def __call__(self, value: float) -> Dataset:
+        value = float(f"{float(value):.6f}")
+        measured = stamped(self.measured, NumericValue=DS(value, auto_format=True), FloatingPointValue=value)
+        return stamped(self.item, MeasuredValueSequence=DicomSequence([measured]))
+
+
 @dataclass(frozen=True)
 class _FindingParts:
     code: hd.sr.CodedConcept
-    threshold: hd.sr.Measurement
-    present: hd.sr.QualitativeEvaluation
-    absent: hd.sr.QualitativeEvaluation
+    group: Stamp  # TID 1501: slots uid, probability, evaluation, source
+    present: Dataset
+    absent: Dataset
+    region: Stamp  # TID 1410: slots identifier, uid, region
 
 
 @dataclass(frozen=True)
 class _ModelParts:
-    """The content items every SR of one model shares, built once per process: the algorithm
-    identification (TID 4019), and for each label its code, its threshold (a model constant)
-    and both of its present / absent evaluations. highdicom puts the same objects in every
-    group that uses them (the algorithm identification was already one object per SR), and
-    nothing changes them after they are built, so SRs share them too: the node's builders and
-    ``score --dicom-out`` spend their time on what the film changes."""
+    """What every SR of one model shares, built by highdicom once per process and frozen
+    (:mod:`cxrviewer.dicom.stamp`): the report's root, each label's TID 1501 and TID 1410
+    groups with the algorithm identification (TID 4019), the finding's code and threshold, and
+    both evaluations; the out-of-distribution group. A report stamps them with what its film
+    changes, so the node's builders and ``score --dicom-out`` spend their time on the film."""
 
-    algorithm: hd.sr.AlgorithmIdentification
+    root: Stamp  # TID 1500 root: slots comment, library, measurements
+    probability: _Number
+    ood_score: _Number
     findings: Mapping[str, _FindingParts]
-    ood_threshold: hd.sr.Measurement | None
-    ood_yes: hd.sr.QualitativeEvaluation
-    ood_no: hd.sr.QualitativeEvaluation
+    ood: Stamp  # slots uid, score, evaluation, source (a threshold when the model has one)
+    ood_yes: Dataset
+    ood_no: Dataset
+
+
+#: a stand-in for the film in the model's groups: every use replaces the items that hold it
+_STAND_IN = ("1.2.840.10008.5.1.4.1.1.1.1", "2.25.1")  # DX for presentation, a valid UID
 
 
 def _model_parts(info: ModelInfo, prediction: Prediction) -> _ModelParts:
     thresholds = tuple((label, float(t)) for label, t in zip(prediction.labels, prediction.thresholds))
     ood = None if info.ood is None else float(info.ood.threshold)
     return _parts_of(str(info.model_version), bool(info.demo), thresholds, ood)
+
+
+def _is(value_type: str, code_value: str):
+    return lambda item: item.ValueType == value_type and concept(item) == code_value
 
 
 @functools.lru_cache(maxsize=16)
@@ -245,51 +274,100 @@ def _parts_of(model_version: str, demo: bool, thresholds: tuple[tuple[str, float
             ],
             manufacturer=MANUFACTURER,
         )
+        source = hd.sr.SourceImageForMeasurementGroup(*_STAND_IN)
+        uid_slot, source_slot = _is("UIDREF", "112040"), _is("IMAGE", "121112")
         findings = {}
+        first = None
         for label, threshold in thresholds:
             code = hd.sr.CodedConcept.from_code(codes.finding_code(label))
+            present = hd.sr.QualitativeEvaluation(code, codes.PRESENT)
+            group = hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
+                finding_type=code,
+                algorithm_id=algorithm,
+                source_images=[source],
+                measurements=[_number(codes.PROBABILITY, 0.0), _number(codes.THRESHOLD, threshold)],
+                qualitative_evaluations=[present],
+            )
+            region = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{label} region"),
+                referenced_region=hd.sr.ImageRegion(
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                    graphic_data=np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+                    source_image=hd.sr.SourceImageForRegion(*_STAND_IN),
+                ),
+                finding_type=code,
+                algorithm_id=algorithm,
+                geometric_purpose=codes.OUTLINE,
+            )
+            first = first or group
             findings[label] = _FindingParts(
                 code=code,
-                threshold=_number(codes.THRESHOLD, threshold),
-                present=hd.sr.QualitativeEvaluation(code, codes.PRESENT),
-                absent=hd.sr.QualitativeEvaluation(code, codes.ABSENT),
+                group=Stamp.of(group[0], {
+                    "uid": uid_slot, "probability": _is("NUM", codes.PROBABILITY.value),
+                    "evaluation": _is("CODE", code.value), "source": source_slot,
+                }),
+                present=freeze(present[0]),
+                absent=freeze(hd.sr.QualitativeEvaluation(code, codes.ABSENT)[0]),
+                region=Stamp.of(region[0], {
+                    "identifier": _is("TEXT", "112039"), "uid": uid_slot, "region": _is("SCOORD", "111030"),
+                }),
             )
+        yes = hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.YES)
+        ood_group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="out-of-distribution check"),
+            finding_type=codes.OOD_FINDING,
+            algorithm_id=algorithm,
+            source_images=[source],
+            measurements=[_number(codes.OOD_SCORE, 0.0)] + ([] if ood is None else [_number(codes.THRESHOLD, ood)]),
+            qualitative_evaluations=[yes],
+        )
+        report = _report_of(model_version, first)
+        ood_stamp = Stamp.of(ood_group[0], {
+            "uid": uid_slot, "score": _is("NUM", codes.OOD_SCORE.value),
+            "evaluation": _is("CODE", codes.OOD_FINDING.value), "source": source_slot,
+        })
         return _ModelParts(
-            algorithm=algorithm,
+            root=Stamp.of(report[0], {
+                "comment": _is("CONTAINER", codes.QUALITATIVE_EVALUATIONS.value),
+                "library": _is("CONTAINER", "111028"),
+                "measurements": _is("CONTAINER", "126010"),
+            }),
             findings=MappingProxyType(findings),
-            ood_threshold=None if ood is None else _number(codes.THRESHOLD, ood),
-            ood_yes=hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.YES),
-            ood_no=hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.NO),
+            probability=_Number.of(findings[thresholds[0][0]].group.item("probability")),
+            ood_score=_Number.of(ood_stamp.item("score")),
+            ood=ood_stamp,
+            ood_yes=freeze(yes[0]),
+            ood_no=freeze(hd.sr.QualitativeEvaluation(codes.OOD_FINDING, codes.NO)[0]),
         )
 
 
-def _root_without_children(root: hd.sr.ContainerContentItem) -> Dataset:
-    """The report's root container with an empty Content Sequence, for highdicom's SR constructor.
-
-    The constructor deep-copies the content it is given, parses the copy back into its item
-    classes and searches it twice for image references (highdicom 0.28, ``sr/sop.py``
-    ``_SR.__init__``; no parameter skips any of it): 70% of an SR's build time, for a tree that
-    :func:`_attach_content` then hands over as it is. What the constructor takes from the tree
-    does not depend on the children: the root's elements are copied, and the evidence sequences
-    are made from ``evidence`` alone (the search only checks that every referenced image is in
-    it, which holds by construction: every reference here is the source image).
-    """
-    light = Dataset()
-    for element in root:
-        if element.keyword != "ContentSequence":
-            light.add(element)
-    light.ContentSequence = []
-    return light
-
-
-def _attach_content(sr: hd.sr.Comprehensive3DSR, report: hd.sr.MeasurementReport) -> None:
-    """Give ``sr`` the report's content tree, as :func:`_root_without_children` left it out.
-
-    ``sr.content`` becomes the report itself, as highdicom's ``Comprehensive3DSR.from_dataset``
-    makes it for a TID 1500 document.
-    """
-    sr.ContentSequence = report[0].ContentSequence
-    sr._content = report
+def _report_of(model_version: str, group) -> hd.sr.MeasurementReport:
+    """The model's TID 1500 report around one group, with the comment container (row 12) where
+    :func:`_insert_comment` puts it and an Image Library of the stand-in image: the template
+    of the root's own items (language, the device observer, the procedure)."""
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            # The same device UID for the same cxrviewer and model, so reports can be grouped by it.
+            uid=generate_uid(entropy_srcs=["cxrviewer", __version__, model_version]),
+            name="cxrviewer",
+            manufacturer_name=MANUFACTURER,
+            model_name=model_version[:64],
+        ),
+    )
+    stand_in = Dataset()
+    stand_in.SOPClassUID, stand_in.SOPInstanceUID = _STAND_IN
+    stand_in.Modality = "OT"
+    stand_in.Rows = stand_in.Columns = 1
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.IMAGING_PROCEDURE,
+        imaging_measurements=[group],
+        referenced_images=[stand_in],
+    )
+    _insert_comment(report, "")
+    return report
 
 
 def _library_entry(ref):
@@ -314,29 +392,25 @@ def _number(name: Code, value: float) -> hd.sr.Measurement:
 
 
 def _region_groups(
-    src: SourceImage, film: Film, prediction: Prediction, label: str, algorithm: hd.sr.AlgorithmIdentification
-) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
-    code = codes.finding_code(label)
+    stamp: Stamp, film: Film, prediction: Prediction, label: str, source: Dataset
+) -> list[Dataset]:
+    """A TID 1410 group for each region's outline and each region's box: a closed SCOORD
+    POLYLINE on the source image (``source``), in film pixels (PS3.3 C.18.6.1.1)."""
     out = []
     for i, region in enumerate(heatmap.regions(prediction, label, (film.height, film.width)), start=1):
         for kind, points in (("outline", outline_points(region)), ("box", box_points(region))):
             if points is None:
                 continue
-            out.append(
-                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=generate_uid(), identifier=f"{label} region {i} {kind}"
-                    ),
-                    referenced_region=hd.sr.ImageRegion(
-                        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                        graphic_data=points,
-                        source_image=hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid),
-                    ),
-                    finding_type=code,
-                    algorithm_id=algorithm,
-                    geometric_purpose=codes.OUTLINE,
-                )
-            )
+            points = np.asarray(points, dtype=float)
+            # what highdicom's ImageRegion checks of a polyline, kept here: pairs, more than one
+            if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 2:
+                raise ValueError("a region's polyline must be two or more (column, row) pairs")
+            out.append(stamp(
+                identifier=stamped(stamp.item("identifier"), TextValue=f"{label} region {i} {kind}"),
+                uid=_uid(stamp),
+                region=stamped(stamp.item("region"), ContentSequence=DicomSequence([source]),
+                               GraphicData=points.flatten().tolist()),
+            ))
     return out
 
 
@@ -395,8 +469,8 @@ def _comment(prediction: Prediction, info: ModelInfo) -> str:
     return " ".join(parts)
 
 
-def _insert_comment(report: hd.sr.MeasurementReport, text: str) -> None:
-    """Add TID 1500 row 12 ("Qualitative Evaluations", a Comment) before the Image Library.
+def _comment_item(text: str) -> hd.sr.ContainerContentItem:
+    """TID 1500 row 12, "Qualitative Evaluations": a container with one Comment, ``text``.
 
     highdicom builds rows 1-5 only; this container is what a viewer shows first after the
     header, so a demo model's warning is not buried under fourteen measurement groups.
@@ -414,8 +488,13 @@ def _insert_comment(report: hd.sr.MeasurementReport, text: str) -> None:
             )
         ]
     )
+    return container
+
+
+def _insert_comment(report: hd.sr.MeasurementReport, text: str) -> None:
+    """Add the comment container (:func:`_comment_item`) before the Image Library."""
     items = report[0].ContentSequence
     names = [item.ConceptNameCodeSequence[0].CodeValue for item in items]
     # before the Image Library (DCM 111028), or the Imaging Measurements (DCM 126010) without one
     at = next((i for i, v in enumerate(names) if v in ("111028", "126010")), len(items))
-    items.insert(at, container)
+    items.insert(at, _comment_item(text))

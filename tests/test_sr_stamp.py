@@ -1,0 +1,228 @@
+"""The SR stamped from the model's frozen parts (cxrviewer.dicom.stamp) says exactly what
+highdicom's templates, built for every film, say: the oracle below builds the whole report with
+highdicom as cxrviewer did before, and the two files must decode to the same tree, UIDs and
+times aside. Generated films (tests/dicomfactory.py) and the bundled demo model (14 labels,
+OOD guard, demo flag)."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.uid import generate_uid
+
+from cxrviewer import __version__, heatmap
+from cxrviewer.dicom import build_sr, codes
+from cxrviewer.dicom import sr as sr_module
+from cxrviewer.dicom.coords import box_points, outline_points
+from cxrviewer.dicom.output import (
+    MANUFACTURER,
+    SERIES_NUMBER,
+    description,
+    encode,
+    patient_name_aside,
+    patient_name_back,
+    quiet_values,
+)
+from cxrviewer.dicom.source import DEIDENTIFICATION_METHOD, read_source
+from cxrviewer.dicom.stamp import Stamp, concept, freeze, stamped
+from cxrviewer.io import read_film
+from cxrviewer.types import Calibration, Measurement
+
+MEASUREMENTS = (
+    Measurement("distance", ((10.5, 20.5), (110.5, 20.5))),
+    Measurement("angle", ((60.0, 10.0), (10.0, 10.0), (10.0, 60.0))),
+    Measurement("ctr", ((30.0, 40.0), (70.0, 40.0), (10.0, 70.0), (110.0, 70.0))),
+)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from cxrviewer.model import Classifier
+    from cxrviewer.paths import default_model_path
+
+    return Classifier.load(default_model_path(), device="cpu")
+
+
+def _number(name, value):
+    return hd.sr.Measurement(name=name, value=float(f"{float(value):.6f}"), unit=codes.NO_UNITS)
+
+
+def highdicom_sr(film, prediction, info, region_labels, anonymize=False, reader=(), calibration=None):
+    """The oracle: every content item built by highdicom's templates, for this film."""
+    src = read_source(film, "Structured Report")
+    ref = src.reference(anonymize=anonymize)
+    name = patient_name_aside(ref)
+    algorithm = hd.sr.AlgorithmIdentification(
+        name="cxrviewer", version=__version__, manufacturer=MANUFACTURER,
+        parameters=[
+            f"model version: {info.model_version}",
+            "demo model: yes, not for diagnosis" if info.demo else "demo model: no",
+            (f"regions: map at or above {heatmap.REGION_LEVEL:g} of its peak, "
+             f"at least {heatmap.REGION_MIN_AREA:g} of the film's area"),
+        ],
+    )
+    source = [hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)]
+    groups = []
+    for label, p, t in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
+        code = hd.sr.CodedConcept.from_code(codes.finding_code(label))
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
+            finding_type=code, algorithm_id=algorithm, source_images=source,
+            measurements=[_number(codes.PROBABILITY, p), _number(codes.THRESHOLD, t)],
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(
+                code, codes.PRESENT if float(p) >= float(t) else codes.ABSENT)],
+        ))
+    for label in region_labels:
+        code = hd.sr.CodedConcept.from_code(codes.finding_code(label))
+        for i, region in enumerate(heatmap.regions(prediction, label, (film.height, film.width)), start=1):
+            for kind, points in (("outline", outline_points(region)), ("box", box_points(region))):
+                if points is None:
+                    continue
+                groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{label} region {i} {kind}"),
+                    referenced_region=hd.sr.ImageRegion(
+                        graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=points,
+                        source_image=hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid)),
+                    finding_type=code, algorithm_id=algorithm, geometric_purpose=codes.OUTLINE,
+                ))
+    if prediction.ood_score is not None:
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="out-of-distribution check"),
+            finding_type=codes.OOD_FINDING, algorithm_id=algorithm, source_images=source,
+            measurements=[_number(codes.OOD_SCORE, prediction.ood_score)]
+            + ([] if info.ood is None else [_number(codes.THRESHOLD, info.ood.threshold)]),
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(
+                codes.OOD_FINDING, codes.YES if prediction.ood_flag else codes.NO)],
+        ))
+    groups.extend(sr_module._reader_groups(src, reader, calibration or film.calibration))
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(entropy_srcs=["cxrviewer", __version__, info.model_version]),
+            name="cxrviewer", manufacturer_name=MANUFACTURER, model_name=str(info.model_version)[:64]),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.IMAGING_PROCEDURE, imaging_measurements=groups,
+        referenced_images=[sr_module._library_entry(ref)],
+    )
+    sr_module._insert_comment(report, sr_module._comment(prediction, info))
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[ref], content=report[0], series_instance_uid=generate_uid(), series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
+        series_description=description("SR", info),
+        coding_schemes=[CodingSchemeIdentificationItem(
+            designator=codes.LOCAL_SCHEME, name=codes.LOCAL_SCHEME_NAME,
+            responsible_organization=codes.LOCAL_SCHEME_RESPONSIBLE)],
+        is_complete=True, is_final=False, is_verified=False,
+    )
+    patient_name_back(sr, name)
+    if anonymize:
+        sr.PatientIdentityRemoved = "YES"
+        sr.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    return sr
+
+
+_FIXED_CLASSES = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
+                  "ImplementationClassUID"}
+_TIMES = {"ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime", "ContributionDateTime"}
+
+
+def decoded(ds) -> str:
+    """The written file, decoded, new UIDs numbered in order of appearance and times blanked."""
+    with quiet_values():
+        back = pydicom.dcmread(io.BytesIO(encode(ds, "test")))
+    uids: dict[str, str] = {}
+
+    def renumber(dataset, element):
+        if element.VR == "UI" and element.keyword not in _FIXED_CLASSES and element.value:
+            element.value = uids.setdefault(str(element.value), f"9.{len(uids)}")
+        if element.keyword in _TIMES:
+            element.value = ""
+
+    back.walk(renumber)
+    back.file_meta.MediaStorageSOPInstanceUID = "9"
+    return str(back)
+
+
+@pytest.mark.parametrize("role", ["nih_dx", "jpeg_baseline_chest", "no_preamble_chest", "j2k_mono1"])
+def test_stamped_sr_is_highdicoms(generated_dicoms, demo, role):
+    film = read_film(generated_dicoms[role])
+    pred = demo.predict_one(film)
+    assert pred.ood_score is not None  # the OOD group is in the comparison
+    for kwargs in ({}, {"region_labels": list(pred.labels)}, {"anonymize": True}):
+        labels = kwargs.get("region_labels", pred.positives)
+        oracle = highdicom_sr(film, pred, demo.info, labels, anonymize=kwargs.get("anonymize", False))
+        assert decoded(build_sr(film, pred, demo.info, **kwargs)) == decoded(oracle), (role, kwargs)
+
+
+def test_stamped_sr_with_the_readers_measurements_is_highdicoms(generated_dicoms, demo):
+    film = read_film(generated_dicoms["nih_dx"])
+    pred = demo.predict_one(film)
+    manual = Calibration.manual((10.0, 10.0), (110.0, 10.0), 25.0)
+    stamped_sr = build_sr(film, pred, demo.info, measurements=MEASUREMENTS, calibration=manual)
+    oracle = highdicom_sr(film, pred, demo.info, pred.positives, reader=MEASUREMENTS, calibration=manual)
+    assert decoded(stamped_sr) == decoded(oracle)
+
+
+def test_srs_built_at_once_in_threads_each_say_their_own_film(generated_dicoms, demo):
+    """The frozen parts are shared by every report of the model, across threads: nothing a
+    report changes reaches another one."""
+    roles = ["nih_dx", "jpeg_baseline_chest", "no_preamble_chest", "j2k_mono1"] * 3
+    films = {role: read_film(generated_dicoms[role]) for role in set(roles)}
+    preds = {role: demo.predict_one(film) for role, film in films.items()}
+    expected = {role: decoded(highdicom_sr(films[role], preds[role], demo.info, preds[role].positives)) for role in films}
+    got: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def build(i, role):
+        try:
+            got[i] = decoded(build_sr(films[role], preds[role], demo.info))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(i, role)) for i, role in enumerate(roles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, role in enumerate(roles):
+        assert got[i] == expected[role], role
+
+
+def test_frozen_item_is_written_as_its_bytes_and_non_ascii_text_is_not_frozen():
+    item = hd.sr.TextContentItem(name=codes.COMMENT, value="cxrviewer",
+                                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    frozen = freeze(item)
+    assert all(element.is_raw for element in frozen.elements())
+    assert frozen.original_encoding == (False, True)
+    changed = stamped(frozen, TextValue="other")
+    assert changed.TextValue == "other" and frozen.TextValue == "cxrviewer"  # the frozen one kept
+    # text outside ASCII is encoded by each report's own Specific Character Set: not frozen
+    umlaut = hd.sr.TextContentItem(name=codes.COMMENT, value="Pleuraerguss rechts, Größe 3 cm",
+                                   relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    assert freeze(umlaut) is umlaut
+
+
+def test_stamp_slots_must_pick_one_item_each():
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="x"),
+        measurements=[_number(codes.PROBABILITY, 0.5), _number(codes.THRESHOLD, 0.5)],
+    )
+    with pytest.raises(ValueError, match="matches 2 items"):
+        Stamp.of(group[0], {"number": lambda item: item.ValueType == "NUM"})
+    with pytest.raises(ValueError, match="matches 0 items"):
+        Stamp.of(group[0], {"scoord": lambda item: item.ValueType == "SCOORD"})
+    stamp = Stamp.of(group[0], {"p": lambda item: concept(item) == codes.PROBABILITY.value})
+    with pytest.raises(TypeError):
+        stamp()  # every slot must be filled
+    filled = stamp(p=stamped(stamp.item("p")))
+    assert len(filled.ContentSequence) == len(group[0].ContentSequence)
+    assert np.isclose(float(filled.ContentSequence[stamp.slots["p"]].MeasuredValueSequence[0].NumericValue), 0.5)
