@@ -42,7 +42,7 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 from . import __version__
 from .errors import DicomExportError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
-from .io.files import is_url
+from .io.files import is_url, split_url
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from .types import Film, ModelInfo, Prediction
@@ -359,9 +359,7 @@ def open_source(location: Path | str) -> BinaryIO:
     :class:`UnreadableImageError` for a URL whose scheme no file system serves."""
     if not is_url(location):
         return open(location, "rb")
-    import pyarrow.fs as pafs
-
-    from .io.files import split_url
+    import pyarrow.fs as pafs  # the URL was read through it (cxrviewer.io.files)
 
     fs, path = split_url(str(location))
     handler = getattr(fs, "handler", None)
