@@ -453,16 +453,15 @@ def _missing_dicom(plan: ExportPlan, uids: DicomUids) -> tuple[str, ...]:
 
 
 def exports_missing(path: Path | str, plan: ExportPlan) -> bool:
-    """Whether the film at ``path`` (already in the results) lacks DICOM results it should have
-    (a run killed between writing them and its row, a file removed since): it is scored again."""
-    if plan.dicom is None or is_url(path):
+    """Whether the film at ``path`` (a path or a URL, already in the results) lacks DICOM results
+    it should have (a run killed between writing them and its row, a file removed since): it is
+    scored again."""
+    if plan.dicom is None:
         return False
-    if not is_url(plan.dicom):
-        return bool(_dicom_folder(plan).missing(Path(path)))
     from .dicom.folder import dicom_uids
 
     try:
-        uids = dicom_uids(Path(path))
+        uids = dicom_uids(path)
     except CxrError:
         return True
     return uids is not None and bool(_missing_dicom(plan, uids))
@@ -486,12 +485,18 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
 
 def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,
                   tally: ExportTally) -> None:
-    from .dicom.folder import dicom_uids
+    from .dicom.folder import header_uids
+    from .dicom_export import at_url, read_source_header, source_kind
 
-    uids = None if is_url(result.path) else dicom_uids(Path(result.path))
-    if uids is None:
+    # A film read from a URL keeps its URL, so that each result re-reads the header from there
+    # (its Film.source is a Path, which cannot hold a URL).
+    film = at_url(result.film, result.path) if is_url(result.path) else result.film
+    if source_kind(film) != "dicom":
         tally.not_dicom += 1
         return
+    # The header that names the results (and that each builder copies from): a film whose file
+    # is gone since it was scored gets an error row, not silence.
+    uids = header_uids(read_source_header(film), film.name)
     first = tally.seen.setdefault(uids, result.path)
     if first != result.path:
         tally.same_uids += 1
@@ -502,12 +507,12 @@ def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, option
         return
     folder = _dicom_folder(plan)
     if not is_url(plan.dicom):
-        tally.dicom += len(folder.write(uids, result.film, result.prediction, info, options, only=only))
+        tally.dicom += len(folder.write(uids, film, result.prediction, info, options, only=only))
         return
     # an object store: the same writer into a private local folder, then one upload per object
     with tempfile.TemporaryDirectory(prefix="cxrviewer-dicom-") as stage:
         staged = _dicom_folder(plan, Path(stage))
-        for written in staged.write(uids, result.film, result.prediction, info, options, only=only):
+        for written in staged.write(uids, film, result.prediction, info, options, only=only):
             rel = Path(written).relative_to(stage)
             upload_file(written, str(join(plan.dicom, *rel.parts)))
             tally.dicom += 1

@@ -24,7 +24,7 @@ import io
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -42,6 +42,7 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 from . import __version__
 from .errors import DicomExportError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
+from .io.files import is_url, split_url
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from .types import Film, ModelInfo, Prediction
@@ -315,9 +316,65 @@ def source_kind(film: Film) -> str:
     return "raster"
 
 
+#: The :attr:`Film.metadata <cxrviewer.types.Film.metadata>` entry holding the URL a film was
+#: read from (:func:`at_url`): a film's ``source`` is a ``Path``, which folds a URL's ``//``
+#: (``s3://bucket/a.dcm`` becomes ``s3:/bucket/a.dcm``), so the URL travels beside it.
+SOURCE_URL = "source_url"
+#: Bytes fetched at a time when a header is read from a URL (:func:`open_source`): a DICOM header
+#: is a few KB, so it takes one request, and at most this much of the pixel data behind it is
+#: fetched (the rest of the object never is).
+HEADER_CHUNK = 64 * 1024
+
+
+def at_url(film: Film, url: str) -> Film:
+    """``film``, read from the object at ``url``, knowing that URL (:func:`film_location`)."""
+    return dataclasses.replace(film, metadata={**film.metadata, SOURCE_URL: url})
+
+
+def film_location(film: Film) -> Path | str | None:
+    """Where ``film``'s file is: the URL it was read from (:func:`at_url`), else its path."""
+    return film.metadata.get(SOURCE_URL) or film.source
+
+
+class _NamedReader(io.BufferedReader):
+    """A buffered reader of a URL's object that answers ``name`` with the URL (pydicom names the
+    dataset it reads from an ``io.BufferedReader`` after it; the object's own file has no name)."""
+
+    def __init__(self, raw: Any, name: str) -> None:
+        super().__init__(raw, HEADER_CHUNK)
+        self._url = name
+
+    @property
+    def name(self) -> str:
+        return self._url
+
+
+def open_source(location: Path | str) -> BinaryIO:
+    """A film's file opened for reading, the one way a source's header is read, for paths and
+    URLs alike: a path with ``open``; a URL through the file system that read the film
+    (:func:`cxrviewer.io.files.split_url`), fetching :data:`HEADER_CHUNK` bytes at a time, so
+    that pydicom's small reads of a header cost one request and the pixel data is not fetched:
+    an fsspec file system's own file (its read-ahead cache of that block size), or pyarrow's
+    native file (S3, GCS, ``file://``) behind a buffer. Raises ``OSError``, or
+    :class:`UnreadableImageError` for a URL whose scheme no file system serves."""
+    if not is_url(location):
+        return open(location, "rb")
+    import pyarrow.fs as pafs  # the URL was read through it (cxrviewer.io.files)
+
+    fs, path = split_url(str(location))
+    handler = getattr(fs, "handler", None)
+    if isinstance(handler, pafs.FSSpecHandler):
+        # pyarrow's bridge to Python files reads each range twice; the fsspec file reads it once
+        return handler.fs.open(path, "rb", block_size=HEADER_CHUNK)
+    return _NamedReader(fs.open_input_file(path), str(location))
+
+
 def read_source_header(film: Film) -> Dataset:
+    """The header of ``film``'s DICOM file, read again without its pixel data (from the path or
+    the URL it was read from: :func:`film_location`)."""
     try:
-        return pydicom.dcmread(film.source, stop_before_pixels=True, force=True)
+        with open_source(film_location(film)) as f:
+            return pydicom.dcmread(f, stop_before_pixels=True, force=True)
     except Exception as exc:  # pydicom raises many types on a file that changed under us
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise UnreadableImageError(

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pydicom
 from pydicom import config as dicom_config
+from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from ..dicom_export import export_dicom_sc
-from ..errors import DicomResultError
+from ..dicom_export import export_dicom_sc, open_source
+from ..errors import CxrError, DicomResultError
+from ..io.files import is_url
 from ..io.sniff import HEAD_BYTES, sniff_format
 from ..render import RenderOptions
 from ..types import Film, ModelInfo, Prediction
@@ -59,38 +61,50 @@ class DicomUids:
     instance: str
 
 
-def is_dicom_file(path: Path) -> bool:
-    """Whether the file's content is DICOM (the sniffer :func:`cxrviewer.io.read_film` uses)."""
-    try:
-        with open(path, "rb") as f:
-            return sniff_format(f.read(HEAD_BYTES)) == "dicom"
-    except OSError:
-        return False
+def location_name(location: Path | str) -> str:
+    """The file name of a film's path or URL, for messages."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1] if is_url(location) else Path(location).name
 
 
-def dicom_uids(path: Path) -> DicomUids | None:
-    """The UIDs naming the results of the film at ``path``; ``None`` when it is not DICOM.
+def dicom_uids(location: Path | str) -> DicomUids | None:
+    """The UIDs naming the results of the film at ``location`` (a path or a URL); ``None`` when
+    it is not DICOM, or cannot be read any more.
 
-    Reads two elements of the header (and the file meta, where a SOP Instance UID may be only).
-    Raises :class:`DicomResultError` when they are missing or not UIDs.
+    Reads two elements of the header (and the file meta, where a SOP Instance UID may be only),
+    through :func:`~cxrviewer.dicom_export.open_source` as the results' builders do: from a URL
+    the first :data:`~cxrviewer.dicom_export.HEADER_CHUNK` bytes, not the pixel data.
+    Raises :class:`DicomResultError` when they cannot be read, are missing or are not UIDs.
     """
-    if not is_dicom_file(path):
-        return None
+    name = location_name(location)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=_UID_TAGS)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a damaged header
-        raise DicomResultError(f"Cannot read the DICOM header of {path.name} ({type(exc).__name__}) "
-                               "to name its DICOM results; check the file.") from None
+        f = open_source(location)
+    except (OSError, CxrError):
+        return None
+    with f:
+        try:
+            if sniff_format(f.read(HEAD_BYTES)) != "dicom":
+                return None
+            f.seek(0)
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=_UID_TAGS)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a damaged header
+            raise DicomResultError(f"Cannot read the DICOM header of {name} ({type(exc).__name__}) "
+                                   "to name its DICOM results; check the file.") from None
+    return header_uids(ds, name)
+
+
+def header_uids(ds: Dataset, name: str) -> DicomUids:
+    """The Study and SOP Instance UIDs of the header ``ds`` of the film ``name``; raises
+    :class:`DicomResultError` when they are missing or malformed."""
     meta = getattr(ds, "file_meta", None)
     study = str(ds.get("StudyInstanceUID", "") or "").strip("\0 ")
     instance = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else "") or "")
     instance = instance.strip("\0 ")
-    for name, uid in (("Study Instance UID", study), ("SOP Instance UID", instance)):
+    for what, uid in (("Study Instance UID", study), ("SOP Instance UID", instance)):
         # PS3.5 9.1: digits and dots, no leading zero in a component, at most 64 characters;
         # the same check a result's reference passes (cxrviewer.dicom.source.read_source)
         if not (uid and UID(uid, dicom_config.IGNORE).is_valid):
             raise DicomResultError(
-                f"The DICOM header of {path.name} has {'a malformed' if uid else 'no'} {name}, so its "
+                f"The DICOM header of {name} has {'a malformed' if uid else 'no'} {what}, so its "
                 "DICOM results could neither point at it nor be named after it. Fix the header, or "
                 "export the film on its own."
             )
@@ -108,11 +122,12 @@ class DicomResultsFolder:
         base = self.folder / uids.study
         return {f: base / f"{uids.instance}.{SUFFIXES[f]}.dcm" for f in self.formats}
 
-    def missing(self, path: Path) -> tuple[str, ...]:
-        """The formats not yet written for the film at ``path`` (none for a film that is not
-        DICOM; all of them when its header cannot name them, so that the film is tried again)."""
+    def missing(self, location: Path | str) -> tuple[str, ...]:
+        """The formats not yet written for the film at ``location`` (a path or a URL; none for a
+        film that is not DICOM; all of them when its header cannot name them, so that the film
+        is tried again)."""
         try:
-            uids = dicom_uids(path)
+            uids = dicom_uids(location)
         except DicomResultError:
             return self.formats
         return () if uids is None else self.missing_of(uids)

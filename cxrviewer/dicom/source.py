@@ -33,6 +33,7 @@ from ..dicom_export import (
     COPIED_TYPE3,
     PATIENT_TYPE2,
     STUDY_TYPE2,
+    film_location,
     put_value,
     read_source_header,
     source_kind,
@@ -148,7 +149,7 @@ def read_source(film: Film, result: str) -> SourceImage:
             "Use a DICOM film of the study, or export this film as a DICOM Secondary Capture, "
             "which carries the annotated picture itself."
         )
-    header = read_source_header(film)
+    header = read_source_header(film)  # from the path, or the URL, the film was read from
     uids = {
         "SOP Class UID": source_text(header, "SOPClassUID") or source_text(header, "MediaStorageSOPClassUID"),
         "SOP Instance UID": source_text(header, "SOPInstanceUID") or source_text(header, "MediaStorageSOPInstanceUID"),
@@ -179,7 +180,7 @@ def read_source(film: Film, result: str) -> SourceImage:
             f"says {columns}x{rows}; outlines would land in the wrong place. Export a DICOM Secondary "
             "Capture instead."
         )
-    logger.debug("DICOM source %s: instance %s", film.source, uids["SOP Instance UID"])
+    logger.debug("DICOM source %s: instance %s", film_location(film), uids["SOP Instance UID"])
     return SourceImage(
         header=header,
         sop_class_uid=uids["SOP Class UID"],
