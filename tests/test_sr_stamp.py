@@ -30,7 +30,7 @@ from cxrviewer.dicom.output import (
     quiet_values,
 )
 from cxrviewer.dicom.source import DEIDENTIFICATION_METHOD, read_source
-from cxrviewer.dicom.stamp import Stamp, concept, freeze, stamped
+from cxrviewer.dicom.stamp import Stamp, concept, freeze, is_frozen, stamped
 from cxrviewer.io import read_film
 from cxrviewer.types import Calibration, Measurement
 
@@ -226,3 +226,17 @@ def test_stamp_slots_must_pick_one_item_each():
     filled = stamp(p=stamped(stamp.item("p")))
     assert len(filled.ContentSequence) == len(group[0].ContentSequence)
     assert np.isclose(float(filled.ContentSequence[stamp.slots["p"]].MeasuredValueSequence[0].NumericValue), 0.5)
+
+
+def test_a_model_with_text_outside_ascii_gets_the_same_report(generated_dicoms, demo):
+    """Its parts are not frozen (each report's character set encodes them): the report is
+    still highdicom's, item by item."""
+    import dataclasses
+
+    info = dataclasses.replace(demo.info, model_version="Modèle-Ärzte 2")
+    film = read_film(generated_dicoms["nih_dx"])
+    pred = demo.predict_one(film)
+    parts = sr_module._model_parts(info, pred)
+    assert not all(is_frozen(item) for item in parts.findings[pred.labels[0]].group.items)
+    oracle = highdicom_sr(film, pred, info, list(pred.labels))
+    assert decoded(build_sr(film, pred, info, region_labels=list(pred.labels))) == decoded(oracle)

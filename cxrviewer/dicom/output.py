@@ -19,6 +19,7 @@ from pydicom.valuerep import AMBIGUOUS_VR, VR
 from ..errors import DicomResultError
 from ..export import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo
+from .stamp import is_frozen
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,8 @@ def _resolve_encoding_once(ds: Dataset) -> None:
                 element = parent[element.tag]
             if element.VR == VR.SQ:
                 for item in element.value:
+                    if is_frozen(item):
+                        continue  # encoded once, in this encoding (cxrviewer.dicom.stamp)
                     if item.original_encoding == (None, None):  # built here
                         item.set_original_encoding(*target, item._character_set)
                     elif item.original_encoding != target:  # read from a file: pydicom's walk

@@ -131,8 +131,8 @@ def _build(
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
     # the film's references, one item each, shared by every group that points at the film
-    source = hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid)
-    region_source = hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid)
+    source = freeze(hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid))
+    region_source = freeze(hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid))
     groups: list[Dataset] = []
     for label, probability, threshold in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
         part = parts.findings[label]

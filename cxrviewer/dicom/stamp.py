@@ -19,16 +19,19 @@ encodes it with the result's character set as before.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 
 #: the encoding every result is written in (output.encode: Explicit VR Little Endian)
 _IMPLICIT, _LITTLE = False, True
@@ -45,28 +48,51 @@ def freeze(ds: Dataset) -> Dataset:
     """``ds`` encoded once and read back: a dataset that pydicom writes by copying its bytes.
 
     The result must not be changed (it is shared by every report that uses it); :func:`stamped`
-    makes a changed copy. An item with any non-ASCII byte is returned as it is (see above).
+    makes a changed copy. An item with any non-ASCII text is returned as it is (see above).
     """
     if not _text_is_ascii(ds):
         return ds
-    frozen = read_dataset(io.BytesIO(_encoded(ds)), _IMPLICIT, _LITTLE)
+    data = _encoded(ds)
+    frozen = read_dataset(io.BytesIO(data), _IMPLICIT, _LITTLE)
     frozen.set_original_encoding(_IMPLICIT, _LITTLE, frozen._character_set)
+    # nothing in it to resolve or mark: the encoder need not look inside (output.py); and its
+    # bytes as a sequence item, for the stamps that put it in one (Stamp.__call__)
+    frozen.cxr_frozen = True
+    frozen.cxr_item = _as_item(data)
     return frozen
 
 
+def is_frozen(ds: Dataset) -> bool:
+    """Whether ``ds`` came from :func:`freeze` (a :func:`stamped` copy does not)."""
+    return ds.__dict__.get("cxr_frozen", False)
+
+
+def _as_item(encoded: bytes) -> bytes:
+    """An encoded dataset as a sequence item of defined length (PS3.5 7.5.1)."""
+    return _ITEM_TAG + struct.pack("<I", len(encoded)) + encoded
+
+
+_ITEM_TAG = struct.pack("<HH", 0xFFFE, 0xE000)
+_CONTENT_SEQUENCE = Tag(0x0040A730)
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+
+
 def _text_is_ascii(ds: Dataset) -> bool:
-    """Whether every text value in ``ds``, nested ones too, is ASCII (its other bytes are
-    binary values, a float or a length, which no character set changes)."""
-    for element in ds.iterall():
-        if element.VR in _TEXT_VRS and element.value is not None:
+    """Whether every text value that ``ds`` would encode now, nested ones too, is ASCII (its
+    other bytes are binary values, a float or a length, which no character set changes).
+    Raw elements and frozen items were checked when they were frozen."""
+    for element in ds.elements():
+        if element.is_raw:
+            continue
+        if element.VR == "SQ":
+            if not all(is_frozen(item) or _text_is_ascii(item) for item in element.value):
+                return False
+        elif element.VR in _TEXT_VRS and element.value is not None:
             values = element.value if isinstance(element.value, (list, tuple)) else [element.value]
             # a person name or a number is written as its str()
             if not all((v if isinstance(v, (str, bytes)) else str(v)).isascii() for v in values):
                 return False
     return True
-
-
-_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 
 
 def stamped(item: Dataset, **values) -> Dataset:
@@ -128,14 +154,26 @@ class Stamp:
         return self.items[self.slots[slot]]
 
     def __call__(self, **items: Dataset) -> Dataset:
-        """The container with ``items`` in their slots (every slot must be given)."""
+        """The container with ``items`` in their slots (every slot must be given).
+
+        When every item is frozen or ASCII, the container's Content Sequence is written here
+        as one raw element: the frozen items' bytes as they are, the others encoded now, each
+        as a sequence item (PS3.5 7.5); the writer then copies the whole group. Otherwise it is
+        a sequence of the items, for pydicom to encode with the result's character set.
+        """
         if items.keys() != self.slots.keys():
             raise TypeError(f"a stamp takes exactly the items {sorted(self.slots)}")
         content = list(self.items)
         for name, item in items.items():
             content[self.slots[name]] = item
         out = stamped(self.head)
-        out.ContentSequence = Sequence(content)
+        if not all(is_frozen(item) for item in self.items) or not all(
+                is_frozen(item) or _text_is_ascii(item) for item in items.values()):
+            out.ContentSequence = Sequence(content)
+            return out
+        value = b"".join(item.cxr_item if is_frozen(item) else _as_item(_encoded(item)) for item in content)
+        out[_CONTENT_SEQUENCE] = RawDataElement(_CONTENT_SEQUENCE, "SQ", len(value), value, 0, _IMPLICIT, _LITTLE)
+        out.cxr_frozen = True  # all of it is encoded (it is not shared: nothing needs its item bytes)
         return out
 
 
