@@ -148,6 +148,7 @@ def decoded(ds) -> str:
 
     back.walk(renumber)
     back.file_meta.MediaStorageSOPInstanceUID = "9"
+    del back.file_meta.FileMetaInformationGroupLength  # it counts the new UID's digits
     return str(back)
 
 
