@@ -1,0 +1,126 @@
+"""pynetdicom's association threads wake less often when quiet (cxrviewer.node.pacing).
+
+Real associations on loopback between pynetdicom AEs in this process: what the pacing applies
+with the installed pynetdicom, the CPU that four quiet associations cost with and without it,
+C-ECHO round trips, a release, and what happens with a pynetdicom that lacks what it expects.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+pynetdicom = pytest.importorskip("pynetdicom")
+from pynetdicom import AE, evt  # noqa: E402
+from pynetdicom.sop_class import Verification  # noqa: E402
+
+from cxrviewer.node import pacing  # noqa: E402
+
+
+class _Pair:
+    """An SCP and the associations an SCU opened to it, both sides paced or neither."""
+
+    def __init__(self, paced: bool, n: int) -> None:
+        self.applied: list[set[str]] = []
+        self.applied_lock = threading.Lock()
+        handlers = [(evt.EVT_CONN_OPEN, self._on_open)] if paced else []
+        scp = AE(ae_title="SCP")
+        scp.add_supported_context(Verification)
+        self.scp = scp
+        self.server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        scu = AE(ae_title="SCU")
+        scu.add_requested_context(Verification)
+        scu.dimse_timeout = 5  # a lost wake-up would show as a 5 s C-ECHO
+        port = self.server.server_address[1]
+        self.assocs = [scu.associate("127.0.0.1", port, ae_title="SCP", evt_handlers=handlers) for _ in range(n)]
+        assert all(a.is_established for a in self.assocs)
+
+    def _on_open(self, event) -> None:
+        with self.applied_lock:
+            self.applied.append(pacing.pace(event.assoc))
+
+    def close(self) -> None:
+        for a in self.assocs:
+            if a.is_established:
+                a.release()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+
+
+@pytest.fixture
+def pairs():
+    made: list[_Pair] = []
+    yield lambda paced, n: made.append(_Pair(paced, n)) or made[-1]
+    for p in made:
+        p.close()
+
+
+def _idle_cpu(seconds: float) -> float:
+    """This process's CPU, as a fraction of one core, while it does nothing itself."""
+    time.sleep(0.3)  # the associations settle
+    c0, t0 = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
+def test_both_threads_are_paced_with_the_installed_pynetdicom(pairs):
+    """Fails when a pynetdicom release renames or changes what the pacing relies on: the
+    associations would then poll every millisecond again (same results, more CPU)."""
+    pair = pairs(True, 1)
+    assert pair.applied == [{"dul", "reactor"}, {"dul", "reactor"}]  # the SCU's side and the SCP's
+    assoc = pair.assocs[0]
+    assert assoc.dul._run_loop_delay == pacing.DUL_DELAY
+    assert isinstance(assoc._reactor_checkpoint, pacing._QueueCheckpoint)
+
+
+@pytest.mark.slow
+def test_quiet_associations_cost_less_cpu(pairs):
+    plain = pairs(False, 4)
+    as_made = _idle_cpu(1.5)
+    plain.close()
+    paced = pairs(True, 4)
+    now = _idle_cpu(1.5)
+    paced.close()
+    # measured here: ~25-40 % of a core as pynetdicom makes them (both ends in this process), ~6 % paced
+    assert now < 0.5 * as_made, f"4 quiet associations: {now:.1%} of a core paced, {as_made:.1%} as made"
+
+
+def test_echoes_and_release_stay_prompt(pairs):
+    pair = pairs(True, 1)
+    assoc = pair.assocs[0]
+    times = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        status = assoc.send_c_echo()
+        times.append(time.perf_counter() - t0)
+        assert status.Status == 0x0000
+    # each request and response waits at most DUL_DELAY more on each side to be noticed
+    assert statistics.median(times) < 0.025, f"C-ECHO round trips: median {statistics.median(times) * 1000:.1f} ms"
+    assert max(times) < 1.0  # a response the SCU's reactor took from under send_c_echo would take 5 s
+    t0 = time.perf_counter()
+    assoc.release()
+    deadline = time.monotonic() + 2
+    while pair.scp.active_associations and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not pair.scp.active_associations
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_pynetdicom_without_those_parts_is_left_as_it_is(caplog, monkeypatch):
+    monkeypatch.setattr(pacing, "_warned", set())
+    changed = SimpleNamespace(dul=SimpleNamespace(), _reactor_checkpoint=threading.Event(), dimse=SimpleNamespace())
+    changed._reactor_checkpoint.set()
+    with caplog.at_level(logging.WARNING, logger="cxrviewer.node.pacing"):
+        assert pacing.pace(changed) == set()
+        assert pacing.pace(changed) == set()
+    assert not hasattr(changed.dul, "_run_loop_delay")
+    assert type(changed._reactor_checkpoint) is threading.Event
+    warnings = [r for r in caplog.records if "does not have what" in r.getMessage()]
+    assert len(warnings) == 1  # once a process, not once an association
+    assert "dul,reactor" in warnings[0].getMessage()
