@@ -116,7 +116,9 @@ def _written(folder: Path, film_sent, prediction, info, outputs_asked):
     shipped = pickle.loads(pickle.dumps((film_sent, to_parcel(prediction))))
     written, errors, cpu = write_parcels(folder, *shipped, outputs_asked)
     assert not errors and set(written) == set(outputs_asked)
-    assert set(cpu) == {"builder: unparcel", *(f"builder: build {k}" for k in outputs_asked)}
+    stages = {"builder: unparcel", *(f"builder: build {k}" for k in outputs_asked)}
+    assert set(cpu) == {*stages, "builder: start-up (once a process)"}  # the first film after use_model
+    assert set(write_parcels(folder / "again", *shipped, outputs_asked)[2]) == stages
     return {k: canonical(pydicom.dcmread(p)) for k, p in written.items()}
 
 

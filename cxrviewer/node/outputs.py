@@ -118,23 +118,31 @@ def from_parcel(obj: Any) -> Any:
 #: (its pool's initializer), not shipped with every film. Rebuilding a ModelInfo from its parcel
 #: walks its distribution check's 32 x 1024 components: ~11 ms a film when it came with each.
 _model: ModelInfo | None = None
+#: the CPU seconds the process took to get ready (interpreter, imports, model), reported once
+_startup_cpu: float | None = None
 
 
 def use_model(info) -> None:
     """In a result-building process: the results it writes are of the model ``info`` (a parcel)."""
-    global _model
+    global _model, _startup_cpu
     _model = from_parcel(info)
+    _startup_cpu = time.process_time()
 
 
 def write_parcels(folder: Path, film, prediction, outputs: tuple[str, ...], anonymize: bool = False):
     """:func:`write_results` on parcels, in a result-building process set up by :func:`use_model`;
     returns the files written, the errors, and the CPU seconds of each stage in this process
-    (:mod:`cxrviewer.node.timing`)."""
+    (:mod:`cxrviewer.node.timing`); the process's start-up with its first film."""
+    global _startup_cpu
     if _model is None:
         raise RuntimeError("write_parcels runs in a process set up by use_model()")
+    startup, _startup_cpu = _startup_cpu, None
     start = time.process_time()
     film, prediction = from_parcel(film), from_parcel(prediction)
     unparcel = time.process_time() - start
     cpu: dict[str, float] = {}
     written, errors = write_results(folder, film, prediction, _model, outputs, anonymize=anonymize, cpu=cpu)
-    return written, errors, {"builder: unparcel": unparcel, **{f"builder: {k}": v for k, v in cpu.items()}}
+    stages = {"builder: unparcel": unparcel, **{f"builder: {k}": v for k, v in cpu.items()}}
+    if startup is not None:
+        stages["builder: start-up (once a process)"] = startup
+    return written, errors, stages
