@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import pytest
 
 pynetdicom = pytest.importorskip("pynetdicom")
-from pynetdicom import AE, evt  # noqa: E402
-from pynetdicom.sop_class import Verification  # noqa: E402
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification
 
-from cxrviewer.node import pacing  # noqa: E402
+from cxrviewer.node import pacing
 
 
 class _Pair:

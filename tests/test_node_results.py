@@ -105,7 +105,7 @@ def test_presentation_states_of_one_model_keep_their_own_findings(tmp_path, case
     canonical(build_gsps(other, flipped, info))
     assert canonical(build_gsps(film, prediction, info)) == first
     a, b = build_gsps(film, prediction, info), build_gsps(other, flipped, info)
-    layers = lambda ds: [(item.GraphicLayer, item.GraphicLayerDescription) for item in ds.GraphicLayerSequence]  # noqa: E731
+    layers = lambda ds: [(item.GraphicLayer, item.GraphicLayerDescription) for item in ds.GraphicLayerSequence]
     assert layers(a) != layers(b)
     assert a.PresentationLUTShape == "INVERSE" and b.PresentationLUTShape == "IDENTITY"
 
@@ -140,6 +140,7 @@ def test_a_secondary_capture_gets_the_whole_film(tmp_path, case):
     assert len(pickle.dumps(whole)) > film.pixels.nbytes
     got = _written(tmp_path / "sc", whole, prediction, info, ("sc",))
     written, errors = write_results(tmp_path / "ref", film, prediction, info, ("sc",))
+    assert not errors
     assert got == {"sc": canonical(pydicom.dcmread(written["sc"]))}
 
 
