@@ -100,16 +100,17 @@ def test_echoes_and_release_stay_prompt(pairs):
         status = assoc.send_c_echo()
         times.append(time.perf_counter() - t0)
         assert status.Status == 0x0000
-    # each request and response waits at most DUL_DELAY more on each side to be noticed
-    assert statistics.median(times) < 0.025, f"C-ECHO round trips: median {statistics.median(times) * 1000:.1f} ms"
-    assert max(times) < 1.0  # a response the SCU's reactor took from under send_c_echo would take 5 s
+    # each request and response waits at most DUL_DELAY more on each side to be noticed: ~16 ms
+    # here (~5 ms as pynetdicom makes them); bounds left wide for a busy machine
+    assert statistics.median(times) < 0.04, f"C-ECHO round trips: median {statistics.median(times) * 1000:.1f} ms"
+    assert max(times) < 2.5  # a response the SCU's reactor took from under send_c_echo would take 5 s
     t0 = time.perf_counter()
     assoc.release()
     deadline = time.monotonic() + 2
     while pair.scp.active_associations and time.monotonic() < deadline:
         time.sleep(0.005)
     assert not pair.scp.active_associations
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 1.0
 
 
 def test_a_pynetdicom_without_those_parts_is_left_as_it_is(caplog, monkeypatch):
