@@ -2,26 +2,28 @@
 
 Every pynetdicom association runs two threads that poll: the DUL reactor (socket and queues;
 it sleeps ``DULServiceProvider._run_loop_delay``, 1 ms, between idle turns) and the Association
-reactor (the DIMSE message queue, release and abort; it sleeps a hard-coded 1 ms). With four
-modalities connected that is eight threads waking 1000 times a second each: measured here at
-~5 % of a core per open association on each side, ~20 % of one of the node's two cores for
-four quiet associations (bench/bench_node.py's 200-film burst keeps four open for most of it).
+reactor (the DIMSE message queue, release and abort; it sleeps a hard-coded 1 ms). Measured
+here: ~5 % of a core per quiet association on each side (four: SCP 22 %, SCU 20-22 %), and
+~2-3 ms of CPU for each short sending association the node opens (bench/bench_node.py).
 
 :func:`pace`, called when an association's connection opens (``EVT_CONN_OPEN``, for the SCP's
-associations and the sender's alike), makes both threads wake less often:
+associations and the sender's alike), makes them wake less often:
 
-- the Association reactor waits on its DIMSE message queue instead of sleeping: a request or
-  response wakes it at once, and it still looks at release, abort and its timers every
-  ``REACTOR_TICK`` seconds;
 - the DUL reactor sleeps ``DUL_DELAY`` instead of 1 ms between idle turns (the knob pynetdicom
   leaves for this: "setting `_run_loop_delay` higher will use less CPU when idle, but will also
   increase the latency"). It never sleeps while data keeps coming, so a film streams as fast as
-  before; each request and response waits at most ``DUL_DELAY`` more to be noticed.
+  before; a request or response waits at most ``DUL_DELAY`` more on each side to be noticed
+  (C-ECHO round trip 5 -> 16 ms here);
+- on the SCP's side, the Association reactor waits on its DIMSE message queue instead of
+  sleeping: a request wakes it at once, and it still looks at release, abort and its timers
+  every ``REACTOR_TICK`` seconds. Not on the sending side: there ``send_*`` waits on that same
+  queue for its responses while the reactor is paused, so the reactor is quiet already, and
+  sharing the queue's wake-ups needs care (:class:`_QueueCheckpoint`).
 
 Both touch pynetdicom internals (checked against pynetdicom 3.0.4). Each is applied only when
 the attribute is there and of the type expected; otherwise the association runs as pynetdicom
-made it (today's behaviour, only costlier) and :func:`pace` says which it could not apply
-(tests/test_node_pacing.py fails then).
+made it (today's behaviour, only costlier), :func:`pace` says which it could not apply and
+tests/test_node_pacing.py fails.
 """
 
 from __future__ import annotations
@@ -60,30 +62,38 @@ class _QueueCheckpoint(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
         q = self._messages
         with q.not_empty:  # the condition Queue.put() notifies
-            if not q.queue and q.not_empty.wait(self._tick):
-                # put() wakes one waiter: when this nap took the wake-up, pass it on to a
-                # ``send_*`` waiting for its response in ``get_msg`` (the nap takes no message)
+            if not q.queue:
+                q.not_empty.wait(self._tick)
+            if q.queue:
+                # put() wakes one waiter, and this nap may have taken the wake-up (also when it
+                # says it timed out: put() can notify between the timeout and the nap taking
+                # the lock back). It takes no message, so it passes the wake-up on to a
+                # ``send_*`` waiting for its response in ``get_msg``.
                 q.not_empty.notify()
         return super().wait(timeout)
 
 
 def pace(assoc: Any, dul_delay: float = DUL_DELAY, reactor_tick: float = REACTOR_TICK) -> set[str]:
-    """Make ``assoc``'s threads wake less often when quiet; returns what was applied
-    (``"dul"``, ``"reactor"``). Call it before the association's reactor runs (``EVT_CONN_OPEN``)."""
+    """Make ``assoc``'s threads wake less often when quiet; returns what was applied (``"dul"``;
+    ``"reactor"`` for an acceptor). Call it before the association's reactor runs
+    (``EVT_CONN_OPEN``)."""
     applied: set[str] = set()
+    wanted = {"dul"}
     dul = getattr(assoc, "dul", None)
     if isinstance(getattr(dul, "_run_loop_delay", None), float):
         dul._run_loop_delay = dul_delay
         applied.add("dul")
-    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
-    messages = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
-    if (type(checkpoint) is threading.Event and checkpoint.is_set() and isinstance(messages, queue.Queue)
-            and isinstance(getattr(messages, "not_empty", None), threading.Condition)):
-        assoc._reactor_checkpoint = _QueueCheckpoint(messages, reactor_tick)
-        applied.add("reactor")
-    elif isinstance(checkpoint, _QueueCheckpoint):
-        applied.add("reactor")  # paced already
-    missing = {"dul", "reactor"} - applied
+    if getattr(assoc, "is_acceptor", None) is True:
+        wanted.add("reactor")
+        checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+        messages = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+        if (type(checkpoint) is threading.Event and checkpoint.is_set() and isinstance(messages, queue.Queue)
+                and isinstance(getattr(messages, "not_empty", None), threading.Condition)):
+            assoc._reactor_checkpoint = _QueueCheckpoint(messages, reactor_tick)
+            applied.add("reactor")
+        elif isinstance(checkpoint, _QueueCheckpoint):
+            applied.add("reactor")  # paced already
+    missing = wanted - applied
     if missing:
         key = ",".join(sorted(missing))
         if key not in _warned:  # once a process: every association would say the same
