@@ -173,12 +173,13 @@ def main() -> None:
 def print_stages(stages: dict[str, float], process_cpu: float, builders_cpu: float, n: int) -> None:
     """The node's CPU per film by stage (cxrviewer.node.timing): each stage on its own thread's
     clock; what no stage covers is pynetdicom's PDU handling, the threads' switching and, in
-    the builders, their start-up and the films shipped to them."""
+    the builders, the films shipped to them. A builder's start-up (interpreter, imports, model)
+    is paid once a process: per film it shrinks as a node runs longer."""
     in_process = {k: v for k, v in stages.items() if not k.startswith("builder")}
     in_builders = {k: v for k, v in stages.items() if k.startswith("builder")}
     print("CPU per film by stage (ms):")
     for name, group, total, rest in (("node process", in_process, process_cpu, "network, threads, other"),
-                                     ("result builders", in_builders, builders_cpu, "start-up, unpickling, other")):
+                                     ("result builders", in_builders, builders_cpu, "unpickling, other")):
         print(f"  {name}: {1000 * total / n:.0f}")
         for stage, seconds in sorted(group.items(), key=lambda kv: -kv[1]):
             print(f"    {stage:40s} {1000 * seconds / n:7.1f}")

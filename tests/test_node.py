@@ -501,7 +501,7 @@ def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_pa
     assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
     stages = node.cpu.seconds()
     expected = {"receive (C-STORE handler, spool)", "read", "infer", "parcel", "job table", "send",
-                "builder: unparcel", "builder: build sr", "builder: build gsps"}
+                "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
     assert set(stages) == expected
     assert all(seconds >= 0 for seconds in stages.values())
     assert stages["builder: build sr"] > 0 and stages["infer"] > 0

@@ -33,7 +33,7 @@ from ..errors import CxrError
 from ..io import read_film
 from ..model import Classifier
 from .config import NodeConfig
-from .outputs import to_parcel, write_parcels
+from .outputs import film_parcel, to_parcel, use_model, write_parcels
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
@@ -42,13 +42,15 @@ from .timing import CpuTally
 logger = logging.getLogger(__name__)
 
 
-def _builder_init(parent: int) -> None:
+def _builder_init(parent: int, info) -> None:
     """A result-building process: the node's signals are the parent's to handle (systemd sends
     SIGTERM to the whole group; the parent then lets the films in hand finish), and the values
-    highdicom and pydicom would quote in warnings (a patient's name) are not checked here."""
+    highdicom and pydicom would quote in warnings (a patient's name) are not checked here.
+    ``info``: the model's, as a parcel, shipped once per process rather than with each film."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
+    use_model(info)
     dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
     dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
     # A node killed with SIGKILL cannot stop its pool, and a spawned child holds both ends of
@@ -88,8 +90,7 @@ class Node:
         self._threads: list[threading.Thread] = []
         # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
         self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_builder_init, initargs=(os.getpid(),))
-        self._info = to_parcel(classifier.info)
+                                             initializer=_builder_init, initargs=(os.getpid(), to_parcel(classifier.info)))
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
         self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
@@ -212,9 +213,9 @@ class Node:
             self.spool.mark_failed(uid, str(exc))
             return
         with self.cpu.thread_cpu("parcel"):
-            parcels = to_parcel(film), to_parcel(prediction)
+            parcels = film_parcel(film, self.config.outputs), to_parcel(prediction)
         written, errors, cpu = self._builders.submit(
-            write_parcels, self.spool.result_dir(uid), *parcels, self._info,
+            write_parcels, self.spool.result_dir(uid), *parcels,
             self.config.outputs, anonymize=self.config.anonymize,
         ).result()
         self.cpu.add_all(cpu)

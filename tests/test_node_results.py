@@ -1,0 +1,153 @@
+"""The node's result objects, made in less CPU with the same content.
+
+- The Presentation State is the one the code made before it was made cheaper: a golden copy
+  (tests/data/gsps_golden.json, written by the code of commit bbc8487) of a fixed film and
+  prediction, compared UIDs, dates and software version aside.
+- The result builders get a film without its pixels when only the SR and the Presentation
+  State are asked for; both come out as they do from the whole film.
+- The model goes to each builder process once, not with every film.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicomfactory import CR_IMAGE, build_dicom
+from tinymodel import tiny_info
+
+from cxrviewer.dicom import build_gsps
+from cxrviewer.io import read_film
+from cxrviewer.node import outputs
+from cxrviewer.node.outputs import HEADER_RESULTS, film_parcel, to_parcel, use_model, write_parcels, write_results
+from cxrviewer.types import Prediction
+
+GOLDEN = Path(__file__).parent / "data" / "gsps_golden.json"
+# what differs between two builds of the same result: new UIDs (not the standard's own, such as
+# SOP classes: PS3.6 annex A), the day and time, the software version
+_DATES = {"DA", "TM", "DT"}
+_SOFTWARE_VERSIONS = "00181020"
+_STANDARD_UID = "1.2.840.10008."
+
+
+def _varies(tag: str, elem: dict) -> bool:
+    if elem.get("vr") == "UI":
+        return not all(str(v).startswith(_STANDARD_UID) for v in elem["Value"])
+    return elem.get("vr") in _DATES or tag == _SOFTWARE_VERSIONS
+
+
+def canonical(ds: pydicom.Dataset) -> dict:
+    """``ds`` as DICOM JSON (PS3.18 F.2) with its own UIDs, dates, times and software version blanked."""
+
+    def walk(node: dict) -> dict:
+        out = {}
+        for tag, elem in node.items():
+            elem = dict(elem)
+            if "Value" in elem and _varies(tag, elem):
+                elem["Value"] = ["<varies>"]
+            elif elem.get("vr") == "SQ":
+                elem["Value"] = [walk(item) for item in elem.get("Value", [])]
+            out[tag] = elem
+        return out
+
+    return walk(ds.to_json_dict(bulk_data_threshold=1 << 30))
+
+
+def _film(folder: Path, photometric: str = "MONOCHROME1"):
+    """A 300 x 240 CR film with a window: the same pixels every time (a gradient and a disc)."""
+    y, x = np.mgrid[0:300, 0:240]
+    px = (x * 8 + y * 4 + 2000 * ((x - 150) ** 2 + (y - 120) ** 2 < 40**2)).astype(np.uint16) % 4096
+    path = build_dicom(folder / f"film-{photometric}.dcm", px, bits_stored=12, sop_class=CR_IMAGE,
+                       modality="CR", photometric=photometric, window=(2048, 4000),
+                       BodyPartExamined="CHEST", ViewPosition="PA")
+    return read_film(path)
+
+
+def _prediction(info) -> Prediction:
+    """Fixed probabilities (three findings over their 0.5 threshold) and class maps with one
+    bright blob each, where the positives get their regions."""
+    n = len(info.labels)
+    probabilities = np.linspace(0.05, 0.9, n).astype(np.float32)
+    maps = np.zeros((n, 10, 8), np.float32)
+    for i in range(n):
+        maps[i, 1 + i % 6 : 4 + i % 6, 1 + i % 4 : 4 + i % 4] = 1.0 + i
+    return Prediction(info.labels, probabilities, maps, tuple(info.thresholds[label] for label in info.labels),
+                      info.model_version, features=np.linspace(0, 1, 16, dtype=np.float32))
+
+
+@pytest.fixture
+def case(tmp_path):
+    info = tiny_info()
+    return _film(tmp_path), _prediction(info), info
+
+
+def test_the_presentation_state_is_the_one_made_before(case):
+    film, prediction, info = case
+    assert prediction.positives, "the golden case has findings with regions"
+    got = canonical(build_gsps(film, prediction, info))
+    if os.environ.get("CXR_WRITE_GOLDEN"):  # only to record it again on purpose
+        GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(GOLDEN.read_text())
+
+
+def test_presentation_states_of_one_model_keep_their_own_findings(tmp_path, case):
+    """Parts made once per model are shared: each film's own findings still come out its own."""
+    film, prediction, info = case
+    other = _film(tmp_path, "MONOCHROME2")
+    flipped = Prediction(prediction.labels, prediction.probabilities[::-1].copy(), prediction.class_maps,
+                         prediction.thresholds, prediction.model_version)
+    first = canonical(build_gsps(film, prediction, info))
+    canonical(build_gsps(other, flipped, info))
+    assert canonical(build_gsps(film, prediction, info)) == first
+    a, b = build_gsps(film, prediction, info), build_gsps(other, flipped, info)
+    layers = lambda ds: [(item.GraphicLayer, item.GraphicLayerDescription) for item in ds.GraphicLayerSequence]
+    assert layers(a) != layers(b)
+    assert a.PresentationLUTShape == "INVERSE" and b.PresentationLUTShape == "IDENTITY"
+
+
+def _written(folder: Path, film_sent, prediction, info, outputs_asked):
+    """What a builder process writes for these parcels (the same calls, in this process)."""
+    use_model(to_parcel(info))
+    shipped = pickle.loads(pickle.dumps((film_sent, to_parcel(prediction))))
+    written, errors, cpu = write_parcels(folder, *shipped, outputs_asked)
+    assert not errors and set(written) == set(outputs_asked)
+    stages = {"builder: unparcel", *(f"builder: build {k}" for k in outputs_asked)}
+    assert set(cpu) == {*stages, "builder: start-up (once a process)"}  # the first film after use_model
+    assert set(write_parcels(folder / "again", *shipped, outputs_asked)[2]) == stages
+    return {k: canonical(pydicom.dcmread(p)) for k, p in written.items()}
+
+
+def test_header_results_from_a_film_without_pixels_are_the_same(tmp_path, case):
+    film, prediction, info = case
+    asked = tuple(sorted(HEADER_RESULTS))
+    light = film_parcel(film, asked)
+    assert len(pickle.dumps(light)) < 10_000 < film.pixels.nbytes  # the pixels stay behind
+    got = _written(tmp_path / "light", light, prediction, info, asked)
+    # the reference: the whole film, in this process, as `score --dicom-out` makes them
+    written, errors = write_results(tmp_path / "whole", film, prediction, info, asked)
+    assert not errors
+    assert got == {k: canonical(pydicom.dcmread(p)) for k, p in written.items()}
+
+
+def test_a_secondary_capture_gets_the_whole_film(tmp_path, case):
+    film, prediction, info = case
+    whole = film_parcel(film, ("sr", "sc"))
+    assert len(pickle.dumps(whole)) > film.pixels.nbytes
+    got = _written(tmp_path / "sc", whole, prediction, info, ("sc",))
+    written, errors = write_results(tmp_path / "ref", film, prediction, info, ("sc",))
+    assert not errors
+    assert got == {"sc": canonical(pydicom.dcmread(written["sc"]))}
+
+
+def test_the_model_is_set_up_once_per_builder(case, monkeypatch):
+    film, prediction, info = case
+    monkeypatch.setattr(outputs, "_model", None)
+    with pytest.raises(RuntimeError, match="use_model"):
+        write_parcels(Path("unused"), film_parcel(film, ("sr",)), to_parcel(prediction), ("sr",))
+    use_model(to_parcel(info))
+    assert outputs._model == info
