@@ -241,3 +241,33 @@ def test_a_model_with_text_outside_ascii_gets_the_same_report(generated_dicoms, 
     assert not all(is_frozen(item) for item in parts.findings[pred.labels[0]].group.items)
     oracle = highdicom_sr(film, pred, info, list(pred.labels))
     assert decoded(build_sr(film, pred, info, region_labels=list(pred.labels))) == decoded(oracle)
+
+
+def test_spliced_items_are_the_stamped_items_bytes():
+    """spliced() cuts a frozen item's bytes around the elements it replaces: the same bytes
+    as the stamped dataset encoded by pydicom, for a top-level value, a sequence and two at once."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from cxrviewer.dicom.stamp import Encoded, _as_item, _encoded, spliced
+
+    source = freeze(hd.sr.SourceImageForRegion("1.2.840.10008.5.1.4.1.1.1", "1.2.3.4"))
+    region = freeze(hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+        source_image=hd.sr.SourceImageForRegion("1.2.840.10008.5.1.4.1.1.1.1", "2.25.1"),
+    ))
+    points = [5.5, 6.5, 105.25, 6.5, 105.25, 66.0, 5.5, 6.5]
+    got = spliced(region, ContentSequence=[source], GraphicData=points)
+    want = stamped(region, ContentSequence=DicomSequence([source]), GraphicData=points)
+    assert isinstance(got, Encoded) and bytes(got) == _as_item(_encoded(want))
+    uid = freeze(hd.sr.UIDRefContentItem(name=hd.sr.CodedConcept("112040", "DCM", "Tracking Unique Identifier"),
+                                         value="2.25.5", relationship_type=hd.sr.RelationshipTypeValues.HAS_OBS_CONTEXT))
+    for value in ("2.25.77", "1.2.826.0.1.3680043.8.498.1234567890123456789012345678901234567"):  # odd, even lengths
+        assert bytes(spliced(uid, UID=value)) == _as_item(_encoded(stamped(uid, UID=value)))
+    # the template itself is untouched, and still raw
+    assert all(element.is_raw for element in region.elements())
+    # not frozen (text outside ASCII), or a new text outside ASCII: a dataset for pydicom to encode
+    text = freeze(hd.sr.TextContentItem(name=codes.COMMENT, value="x",
+                                        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    assert isinstance(spliced(text, TextValue="Größe"), pydicom.Dataset)
+    assert isinstance(spliced(text, TextValue="size"), Encoded)

@@ -60,7 +60,7 @@ from .output import (
     write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .stamp import Stamp, concept, freeze, stamped
+from .stamp import Encoded, Stamp, concept, freeze, spliced, stamped
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def _build(
     return sr
 
 
-def _uid(stamp: Stamp) -> Dataset:
+def _uid(stamp: Stamp) -> Encoded | Dataset:
     """A new Tracking Unique Identifier for a group stamped from ``stamp``."""
-    return stamped(stamp.item("uid"), UID=generate_uid())
+    return spliced(stamp.item("uid"), UID=generate_uid())
 
 
 @dataclass(frozen=True)
@@ -211,13 +211,14 @@ class _Number:
 
     @classmethod
     def of(cls, item: Dataset) -> _Number:
-        (measured,) = item.MeasuredValueSequence
-        return cls(item, measured)
+        # read from a copy: reading the sequence would decode it in the frozen item itself
+        (measured,) = copy.deepcopy(item).MeasuredValueSequence
+        return cls(item, freeze(measured))
 
-    def __call__(self, value: float) -> Dataset:
+    def __call__(self, value: float) -> Encoded | Dataset:
         value = float(f"{float(value):.6f}")
-        measured = stamped(self.measured, NumericValue=DS(value, auto_format=True), FloatingPointValue=value)
-        return stamped(self.item, MeasuredValueSequence=DicomSequence([measured]))
+        measured = spliced(self.measured, NumericValue=DS(value, auto_format=True), FloatingPointValue=value)
+        return spliced(self.item, MeasuredValueSequence=[measured])
 
 
 @dataclass(frozen=True)
@@ -406,10 +407,9 @@ def _region_groups(
             if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 2:
                 raise ValueError("a region's polyline must be two or more (column, row) pairs")
             out.append(stamp(
-                identifier=stamped(stamp.item("identifier"), TextValue=f"{label} region {i} {kind}"),
+                identifier=spliced(stamp.item("identifier"), TextValue=f"{label} region {i} {kind}"),
                 uid=_uid(stamp),
-                region=stamped(stamp.item("region"), ContentSequence=DicomSequence([source]),
-                               GraphicData=points.flatten().tolist()),
+                region=spliced(stamp.item("region"), ContentSequence=[source], GraphicData=points.flatten().tolist()),
             ))
     return out
 

@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
@@ -115,6 +115,111 @@ def stamped(item: Dataset, **values) -> Dataset:
     return out
 
 
+class Encoded(bytes):
+    """A content item already encoded as a sequence item (PS3.5 7.5.1: its tag, its length,
+    its elements): what :func:`spliced` gives for a frozen item, and what a :class:`Stamp` puts
+    in its content as it is."""
+
+
+def encoded(item: Dataset | Encoded) -> Dataset | Encoded:
+    """``item`` as :class:`Encoded` when it is frozen (its bytes are at hand), else as it is."""
+    return Encoded(item.cxr_item) if isinstance(item, Dataset) and is_frozen(item) else item
+
+
+def spliced(item: Dataset, **values) -> Encoded | Dataset:
+    """The frozen ``item`` with the top-level elements named by keyword set to ``values``, as
+    an :class:`Encoded` item: its frozen bytes around those elements as they are, each new
+    element encoded by pydicom's writer (``write_data_element``). A sequence's value is a list
+    of items (datasets or :class:`Encoded`).
+
+    What :func:`stamped` gives, without building and walking a dataset for each use. An item
+    that is not frozen, or a new text value outside ASCII, gets :func:`stamped` itself (pydicom
+    then encodes it with the result's character set).
+    """
+    new = {Tag(tag_for_keyword(keyword)): value for keyword, value in values.items()}
+    sequences = {tag for tag in new if dictionary_VR(tag) == "SQ"}
+    if not is_frozen(item) or not all(_value_is_ascii(v, tag in sequences) for tag, v in new.items()):
+        return stamped(item, **{keyword_for_tag(tag): _as_sequence(v) if tag in sequences else v
+                                for tag, v in new.items()})
+    tags = tuple(sorted(new))
+    cuts = item.__dict__.setdefault("cxr_cuts", {})
+    if tags not in cuts:
+        cuts[tags] = _cut(item, tags)
+    pieces = cuts[tags]
+    body = [pieces[0]]
+    for tag, after in zip(tags, pieces[1:]):
+        body += (_element_bytes(tag, new[tag]), after)
+    return Encoded(_as_item(b"".join(body)))
+
+
+#: VRs whose explicit VR header has a 4-byte length after 2 reserved bytes (PS3.5 7.1.2)
+_LONG_HEADER = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+
+
+def _cut(item: Dataset, tags: tuple[Tag, ...]) -> tuple[bytes, ...]:
+    """The frozen ``item``'s encoded elements cut out at ``tags``: the bytes before the first,
+    between each, and after the last (each element's place from where it was read)."""
+    data = item.cxr_item[8:]
+    spans = {}
+    for element in item.elements():
+        if not element.is_raw:
+            raise ValueError("a frozen item has only raw elements")
+        start = element.value_tell - (12 if element.VR in _LONG_HEADER else 8)
+        if data[start:start + 4] != struct.pack("<HH", element.tag.group, element.tag.element):
+            raise ValueError(f"element {element.tag} is not where it was read")
+        spans[element.tag] = (start, element.value_tell + element.length)
+    missing = [t for t in tags if t not in spans]
+    if missing:
+        raise KeyError(f"the item has no element {missing[0]} to replace")
+    pieces, at = [], 0
+    for tag in tags:
+        start, end = spans[tag]
+        pieces.append(data[at:start])
+        at = end
+    pieces.append(data[at:])
+    return tuple(pieces)
+
+
+def _element_bytes(tag: Tag, value) -> bytes:
+    buf = DicomBytesIO()
+    buf.is_implicit_VR, buf.is_little_endian = _IMPLICIT, _LITTLE
+    if dictionary_VR(tag) == "SQ":
+        items = [encoded(item) for item in value]
+        if all(isinstance(item, Encoded) for item in items):
+            joined = b"".join(items)
+            element = RawDataElement(tag, "SQ", len(joined), joined, 0, _IMPLICIT, _LITTLE)
+        else:
+            element = DataElement(tag, "SQ", _as_sequence(value))
+    else:
+        element = DataElement(tag, dictionary_VR(tag), value)
+    write_data_element(buf, element)
+    return buf.getvalue()
+
+
+def _value_is_ascii(value, sequence: bool) -> bool:
+    if sequence:
+        return all(isinstance(v, Encoded) or is_frozen(v) or _text_is_ascii(v) for v in value)
+    if isinstance(value, (bytes, int, float)):
+        return True
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(str(v).isascii() for v in values)
+
+
+def _as_dataset(item: Dataset | Encoded) -> Dataset:
+    """An :class:`Encoded` item read back (frozen), for a sequence pydicom encodes."""
+    if not isinstance(item, Encoded):
+        return item
+    ds = read_dataset(io.BytesIO(item[8:]), _IMPLICIT, _LITTLE)
+    ds.set_original_encoding(_IMPLICIT, _LITTLE, ds._character_set)
+    ds.cxr_frozen = True
+    ds.cxr_item = bytes(item)
+    return ds
+
+
+def _as_sequence(items) -> Sequence:
+    return Sequence([_as_dataset(item) for item in items])
+
+
 @dataclass(frozen=True)
 class Stamp:
     """A container content item as highdicom built it, to be filled again for each film.
@@ -153,7 +258,7 @@ class Stamp:
         """The (frozen) item highdicom built in ``slot``: a template for what goes there."""
         return self.items[self.slots[slot]]
 
-    def __call__(self, **items: Dataset) -> Dataset:
+    def __call__(self, **items: Dataset | Encoded) -> Dataset:
         """The container with ``items`` in their slots (every slot must be given).
 
         When every item is frozen or ASCII, the container's Content Sequence is written here
@@ -168,10 +273,11 @@ class Stamp:
             content[self.slots[name]] = item
         out = stamped(self.head)
         if not all(is_frozen(item) for item in self.items) or not all(
-                is_frozen(item) or _text_is_ascii(item) for item in items.values()):
-            out.ContentSequence = Sequence(content)
+                isinstance(item, Encoded) or is_frozen(item) or _text_is_ascii(item) for item in items.values()):
+            out.ContentSequence = _as_sequence(content)
             return out
-        value = b"".join(item.cxr_item if is_frozen(item) else _as_item(_encoded(item)) for item in content)
+        value = b"".join(item if isinstance(item, Encoded) else item.cxr_item if is_frozen(item)
+                         else _as_item(_encoded(item)) for item in content)
         out[_CONTENT_SEQUENCE] = RawDataElement(_CONTENT_SEQUENCE, "SQ", len(value), value, 0, _IMPLICIT, _LITTLE)
         out.cxr_frozen = True  # all of it is encoded (it is not shared: nothing needs its item bytes)
         return out
