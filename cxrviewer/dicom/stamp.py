@@ -9,7 +9,8 @@ once (Explicit VR Little Endian, the results' transfer syntax) and read back as 
 raw elements with that encoding, which pydicom's writer copies as they are
 (``Dataset.set_original_encoding``: "to enable optimized writing ... without decoding the data
 elements"). A :class:`Stamp` is a container whose frozen items are reused and whose slots take
-the items a film changes (a tracking UID, a probability, the source image).
+the items a film changes (a tracking UID, a probability, the source image); :func:`spliced`
+makes such an item from its frozen template's bytes, cut around the elements that change.
 
 Only items whose encoding is plain ASCII are frozen: those read the same in every Specific
 Character Set a result may carry (PS3.5 6.1.2.3); any other item is kept as built, and pydicom
