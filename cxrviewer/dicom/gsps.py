@@ -48,7 +48,7 @@ from .output import (
     write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .stamp import freeze, stamped
+from .stamp import floats, freeze, stamped
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Datas
         raise ValueError("a polyline must be two or more (column, row) pairs")
     if points.min() < 0.0 or points[:, 0].max() > w or points[:, 1].max() > h:
         raise ValueError("a polyline must lie in the image")
-    return stamped(template, NumberOfGraphicPoints=points.shape[0], GraphicData=points.flatten().tolist())
+    return stamped(template, NumberOfGraphicPoints=points.shape[0], GraphicData=floats("GraphicData", points.ravel()))
 
 
 def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h: float, **values) -> Dataset:

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pydicom.datadict import tag_for_keyword
+import numpy as np
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -111,8 +112,26 @@ def stamped(item: Dataset, **values) -> Dataset:
     if item.original_encoding != (None, None):
         out.set_original_encoding(*item.original_encoding, out._character_set)
     for keyword, value in values.items():
-        setattr(out, keyword, value)
+        if isinstance(value, RawDataElement):  # already encoded (floats())
+            out[value.tag] = value
+        else:
+            setattr(out, keyword, value)
     return out
+
+
+def floats(keyword: str, values: np.ndarray) -> RawDataElement:
+    """The FL element ``keyword`` of ``values``, encoded as the results are (IEEE 754 single
+    precision, little endian: PS3.5 6.2, A.2), for :func:`stamped`.
+
+    A long list of numbers (a polyline's points) costs pydicom a checked Python float each when
+    it is set, more than the rest of its item; numpy encodes them at once, with the rounding
+    pydicom's writer applies (``struct`` format ``f``: to nearest).
+    """
+    tag = Tag(tag_for_keyword(keyword))
+    if dictionary_VR(tag) != "FL":
+        raise ValueError(f"{keyword} is not an FL element")
+    data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    return RawDataElement(tag, "FL", len(data), data, 0, _IMPLICIT, _LITTLE)
 
 
 @dataclass(frozen=True)
