@@ -48,7 +48,7 @@ from .output import (
     write,
 )
 from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .stamp import floats, freeze, stamped
+from .stamp import floats, freeze, frozen_sequence, stamped
 
 logger = logging.getLogger(__name__)
 
@@ -182,12 +182,10 @@ def _build(
             box = (x, top, min(w, x + 0.6 * line * len(text)), min(h, top + line))
         texts = [_text(part.text, box, w, h, UnformattedTextValue=text)]
         if graphics:
-            annotations.append(stamped(part.annotation_with_graphics, ReferencedImageSequence=DicomSequence([seen]),
-                                       GraphicObjectSequence=DicomSequence(graphics),
-                                       TextObjectSequence=DicomSequence(texts)))
+            annotations.append(_annotation(part.annotation_with_graphics, seen, texts,
+                                           GraphicObjectSequence=DicomSequence(graphics)))
         else:
-            annotations.append(stamped(part.annotation, ReferencedImageSequence=DicomSequence([seen]),
-                                       TextObjectSequence=DicomSequence(texts)))
+            annotations.append(_annotation(part.annotation, seen, texts))
     notices = [n for n, shown in enumerate((info.demo, prediction.ood_flag)) if shown]
     if notices:
         layers.append(parts.notice_layer)
@@ -196,8 +194,7 @@ def _build(
             bottom = h - i * line
             width = 0.6 * line * parts.notice_lengths[n]
             texts.append(_text(parts.notices[n], (0.0, max(0.0, bottom - line), min(w, width), bottom), w, h))
-        annotations.append(stamped(parts.notice_annotation, ReferencedImageSequence=DicomSequence([seen]),
-                                   TextObjectSequence=DicomSequence(texts)))
+        annotations.append(_annotation(parts.notice_annotation, seen, texts))
 
     gsps = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[ref],
@@ -233,6 +230,13 @@ def _build(
         gsps.DeidentificationMethod = DEIDENTIFICATION_METHOD
     logger.debug("GSPS for %s: %d layers", film.source, len(layers))
     return gsps
+
+
+def _annotation(template: Dataset, seen: Dataset, texts: list[Dataset], **values) -> Dataset:
+    """``template`` (highdicom's GraphicAnnotation) on the film ``seen`` (its reference item),
+    with ``texts`` and ``values`` (its graphic objects, if any)."""
+    return stamped(template, ReferencedImageSequence=frozen_sequence("ReferencedImageSequence", [seen]),
+                   TextObjectSequence=DicomSequence(texts), **values)
 
 
 def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Dataset:
