@@ -235,3 +235,21 @@ def test_presentation_states_built_at_once_in_threads_each_say_their_own_film(ge
     assert not errors
     for i, role in enumerate(roles):
         assert got[i] == expected[role], role
+
+
+def test_floats_are_encoded_as_pydicom_encodes_them():
+    """stamp.floats: the same bytes as pydicom's writer, rounding to single precision included."""
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    from cxrviewer.dicom.stamp import floats
+
+    values = np.concatenate([np.random.default_rng(0).uniform(0, 4096, 199), [0.1, 182.39999999999998, 1e-7, 3e38]])
+    buf = DicomBytesIO()
+    buf.is_implicit_VR, buf.is_little_endian = False, True
+    write_data_element(buf, DataElement(0x00700022, "FL", values.tolist()))
+    raw = floats("GraphicData", values)
+    assert raw.VR == "FL" and buf.getvalue()[8:] == raw.value  # after the tag, VR and length
+    with pytest.raises(ValueError, match="not an FL"):
+        floats("UnformattedTextValue", values)
