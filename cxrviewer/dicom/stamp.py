@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -32,7 +33,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 #: the encoding every result is written in (output.encode: Explicit VR Little Endian)
 _IMPLICIT, _LITTLE = False, True
@@ -102,17 +103,17 @@ def stamped(item: Dataset, **values) -> Dataset:
     The other elements are shared with ``item`` (raw, written as they are); the ones set are
     encoded by pydicom as any built element.
     """
-    out = Dataset()
     # the elements set get new DataElements: setting a keyword that is there would change the
     # value of the element object ``item`` shares
     changed = {tag_for_keyword(keyword) for keyword in values}
-    for element in item.elements():
-        if element.tag not in changed:
-            out.add(element)
+    out = Dataset({element.tag: element for element in item.elements() if element.tag not in changed})
     if item.original_encoding != (None, None):
         out.set_original_encoding(*item.original_encoding, out._character_set)
     for keyword, value in values.items():
-        setattr(out, keyword, value)
+        if isinstance(value, RawDataElement):  # already encoded (floats())
+            out[value.tag] = value
+        else:
+            setattr(out, keyword, value)
     return out
 
 
@@ -221,6 +222,35 @@ def _as_sequence(items) -> Sequence:
     return Sequence([_as_dataset(item) for item in items])
 
 
+def frozen_sequence(keyword: str, items: Sequence) -> RawDataElement | Sequence:
+    """The sequence element ``keyword`` of ``items``, for :func:`stamped`: when every item is
+    frozen, one raw element of their bytes (each a sequence item, PS3.5 7.5), which the writer
+    copies as it is; else the items as a sequence, for pydicom to encode."""
+    if not all(is_frozen(item) for item in items):
+        return Sequence(items)
+    return _raw_sequence(Tag(tag_for_keyword(keyword)), (item.cxr_item for item in items))
+
+
+def _raw_sequence(tag: BaseTag, items) -> RawDataElement:
+    value = b"".join(items)
+    return RawDataElement(tag, "SQ", len(value), value, 0, _IMPLICIT, _LITTLE)
+
+
+def floats(keyword: str, values: np.ndarray) -> RawDataElement:
+    """The FL element ``keyword`` of ``values``, encoded as the results are (IEEE 754 single
+    precision, little endian: PS3.5 6.2, A.2), for :func:`stamped`.
+
+    A long list of numbers (a polyline's points) costs pydicom a checked Python float each when
+    it is set, more than the rest of its item; numpy encodes them at once, with the rounding
+    pydicom's writer applies (``struct`` format ``f``: to nearest).
+    """
+    tag = Tag(tag_for_keyword(keyword))
+    if dictionary_VR(tag) != "FL":
+        raise ValueError(f"{keyword} is not an FL element")
+    data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    return RawDataElement(tag, "FL", len(data), data, 0, _IMPLICIT, _LITTLE)
+
+
 @dataclass(frozen=True)
 class Stamp:
     """A container content item as highdicom built it, to be filled again for each film.
@@ -277,9 +307,9 @@ class Stamp:
                 isinstance(item, Encoded) or is_frozen(item) or _text_is_ascii(item) for item in items.values()):
             out.ContentSequence = _as_sequence(content)
             return out
-        value = b"".join(item if isinstance(item, Encoded) else item.cxr_item if is_frozen(item)
-                         else _as_item(_encoded(item)) for item in content)
-        out[_CONTENT_SEQUENCE] = RawDataElement(_CONTENT_SEQUENCE, "SQ", len(value), value, 0, _IMPLICIT, _LITTLE)
+        out[_CONTENT_SEQUENCE] = _raw_sequence(_CONTENT_SEQUENCE, (
+            item if isinstance(item, Encoded) else item.cxr_item if is_frozen(item) else _as_item(_encoded(item))
+            for item in content))
         out.cxr_frozen = True  # all of it is encoded (it is not shared: nothing needs its item bytes)
         return out
 
