@@ -136,6 +136,14 @@ def test_layer_names_are_unique_code_strings():
     for name in names.values():
         assert len(name) <= 16 and all(c.isupper() or c.isdigit() or c == "_" for c in name), name
     assert NOTICE_LAYER not in names.values()
+    # a code starts with a letter and ends without an underscore (highdicom refuses the layer)
+    odd = layer_names(["Effusion-é", "3D opacity", "(left) mass", "Pleural_Thickening_", "---"])
+    assert odd == {"Effusion-é": "EFFUSION", "3D opacity": "F_3D_OPACITY", "(left) mass": "LEFT__MASS",
+                   "Pleural_Thickening_": "PLEURAL_THICKENI", "---": "FINDING"}
+    import highdicom as hd
+
+    for name in odd.values():
+        hd.pr.GraphicLayer(layer_name=name, order=1)
 
 
 def test_region_coordinates_are_dicom_image_coordinates():

@@ -102,11 +102,19 @@ def build_gsps(
 
 
 def layer_names(labels: Sequence[str]) -> dict[str, str]:
-    """A Graphic Layer name (CS: A-Z, 0-9, space, underscore; 16 characters) for each label, unique."""
+    """A Graphic Layer name (CS: A-Z, 0-9, space, underscore; 16 characters) for each label, unique.
+
+    As a code, it starts with a letter and does not end with an underscore (highdicom refuses
+    the layer otherwise): a label that starts or ends with another character ("Effusion-é",
+    "3D opacity") is named without it, or after "F_".
+    """
     out: dict[str, str] = {}
     used = {NOTICE_LAYER}
     for label in labels:
-        base = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in label.upper())[:_CS_MAX] or "FINDING"
+        base = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in label.upper()).strip("_")
+        if base and not base[0].isalpha():
+            base = f"F_{base}"
+        base = base[:_CS_MAX].rstrip("_") or "FINDING"
         name, n = base, 1
         while name in used:
             n += 1
