@@ -186,6 +186,19 @@ def test_destinations_and_outputs_are_parsed_or_refused():
         parse_outputs("sr,pdf")
 
 
+def test_result_builders_are_threads_or_processes():
+    from cxrviewer.cli import build_parser
+    from cxrviewer.errors import NodeConfigError
+    from cxrviewer.node import NodeConfig
+
+    assert NodeConfig(builders="threads").builders == "threads"
+    with pytest.raises(NodeConfigError, match="choose threads or processes"):
+        NodeConfig(builders="fibres")
+    args = build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242", "--builders", "threads"])
+    assert args.builders == "threads"
+    assert build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242"]).builders == NodeConfig().builders
+
+
 @pytest.mark.slow
 def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     """dcmtk's storescu as the modality: each film, in its own transfer syntax (JPEG baseline,
@@ -336,12 +349,12 @@ def test_tls_echo(pacs, node_factory, node_port, tmp_path):
 
 
 # ------------------------------------------------------------------ a real process
-def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path) -> subprocess.Popen:
+def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path, builders: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen(
         [sys.executable, "-m", "cxrviewer", "-v", "listen", "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(port),
          "--send-to", pacs.destination, "--outputs", "sr,gsps", "--spool", str(spool), "--model", str(model),
-         "--device", "cpu", "--workers", "1"],
+         "--device", "cpu", "--workers", "1", "--builders", builders],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env, cwd=REPO,
     )
 
@@ -381,8 +394,12 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
     raise AssertionError("the node did not start listening")
 
 
+BUILDERS = pytest.mark.parametrize("builders", ["threads", "processes"])
+
+
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
+@BUILDERS
+def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
     """A real ``python -m cxrviewer listen``: 20 films, kill -9 once some are acknowledged and
     while some are unscored; the modality sends again what got no answer; after a restart every
     film's results are in Orthanc exactly once. Then SIGTERM stops the node cleanly (exit 0)."""
@@ -390,7 +407,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
     films = film_copies(generated_dicoms, tmp_path / "films", 20)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
     try:
         _wait_listening(node_port, proc)
         ae = AE(ae_title="MODALITY")
@@ -422,7 +439,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
         assert sum(states.values()) == len(acknowledged), states  # every acknowledged film is in the table
         assert states.get("sent", 0) < len(acknowledged), states  # and the kill left work undone
         # the restart: the modality sends again every film, also those already acknowledged
-        proc = _listen(spool, quiet_model, node_port, pacs, log)
+        proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 20
         check_results(pacs, films, ("sr", "gsps"), timeout=90)
@@ -438,12 +455,13 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
+@BUILDERS
+def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
     """SIGTERM while films are being scored: the process exits 0, every film it had scored has
     its results in Orthanc (none left 'scored' but unsent), and the rest wait in the spool."""
     films = film_copies(generated_dicoms, tmp_path / "films", 8)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
     try:
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 8
@@ -488,20 +506,29 @@ def test_a_sending_round_is_entered_in_one_commit(tmp_path):
     spool.close()
 
 
-def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path):
+@BUILDERS
+def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path, builders):
     """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
-    result builders' figures brought back from their processes."""
+    result builders' figures brought back from their processes, or the builds' own in threads."""
     import numpy as np
     from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
 
     film = write_dicom(tmp_path / "cr.dcm", dicom_dataset(
         (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12, sop_class=CR_IMAGE, modality="CR"))
-    node = node_factory([pacs.destination], outputs=("sr", "gsps"))
+    before = _children(os.getpid())  # Orthanc
+    node = node_factory([pacs.destination], outputs=("sr", "gsps"), builders=builders)
     assert store([film], node_port) == [0]
     assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
+    assert len(pacs.instance_ids()) == 2
     stages = node.cpu.seconds()
-    expected = {"receive (C-STORE handler, spool)", "read", "infer", "parcel", "job table", "send",
-                "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
-    assert set(stages) == expected
+    common = {"receive (C-STORE handler, spool)", "read", "infer", "job table", "send"}
+    if builders == "processes":
+        built = {"parcel", "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
+    else:  # built in the scoring thread: nothing shipped, no process to start
+        built = {"build sr", "build gsps"}
+    assert set(stages) == common | built
     assert all(seconds >= 0 for seconds in stages.values())
-    assert stages["builder: build sr"] > 0 and stages["infer"] > 0
+    sr = "builder: build sr" if builders == "processes" else "build sr"
+    assert stages[sr] > 0 and stages["infer"] > 0
+    # builder processes are the node's children only when asked for
+    assert bool(_children(os.getpid()) - before) == (builders == "processes")
