@@ -170,6 +170,12 @@ def _summary(values: list[float]) -> str:
     return f"median {1000 * statistics.median(v):.0f} ms, p95 {1000 * p95:.0f} ms, max {1000 * v[-1]:.0f} ms ({len(v)} echoes)"
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -229,6 +235,7 @@ def main() -> None:
                                 **builders)
             profile = storescu_profile(films, tmp / "storescu.cfg")
             node = Node(config, clf, workers=workers)
+            pacs_cpu0 = _process_cpu(pacs.process.pid)
             c0 = time.process_time()
             node.start()
             try:
@@ -248,6 +255,7 @@ def main() -> None:
                 assert node.wait_idle(1800), "the node did not finish"
                 probe.stop()
                 senders_done = _children_cpu()
+                pacs_cpu = (_process_cpu(pacs.process.pid) - pacs_cpu0) / len(films)
             finally:
                 node.stop()  # waits for the result-building processes
             process_cpu = time.process_time() - c0
@@ -272,7 +280,7 @@ def main() -> None:
     print(f"senders: all {sent} films acknowledged in {send_seconds:.1f} s ({senders_cpu:.1f} s CPU, with the echoes meanwhile)")
     print(f"C-ECHO round trip (echoscu): idle {_summary(idle_echo)}; during the burst {_summary(probe.times)}, "
           f"{probe.failures} failed")
-    print(f"results stored in Orthanc: {stored} objects")
+    print(f"results stored in Orthanc: {stored} objects; Orthanc's CPU per film {pacs_cpu:.3f} s (same cores)")
     print(f"receive -> results stored: median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
     print(f"node: {node_rate:.2f} films/s; cxrviewer score (score_to_csv): {score_rate:.2f} films/s; "
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")

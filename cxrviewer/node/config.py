@@ -19,7 +19,7 @@ DEFAULT_OUTPUTS = ("sr", "gsps")
 #: Where the result objects are built: in the scoring threads, or in a pool of worker processes
 #: (docs/dicom-node.md, "Result builders").
 BUILDERS = ("threads", "processes")
-DEFAULT_BUILDERS = "processes"
+DEFAULT_BUILDERS = "threads"
 
 # PS3.5 table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash and no
 # control characters; leading and trailing spaces are not significant; not all spaces.
