@@ -422,7 +422,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
             if status and status.Status == 0:
                 acknowledged.append(p)
             if i == 9:
-                builders = _children(proc.pid)
+                children = _children(proc.pid)
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
                 break
@@ -430,9 +430,9 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
         assert 1 <= len(acknowledged) <= 10
         # the result-building processes of the killed node leave too (they hold their own queue)
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in builders) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in builders)
+        assert not any(_alive(pid) for pid in children)
         db = sqlite3.connect(spool / "jobs.sqlite")
         states = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
         db.close()
