@@ -532,3 +532,57 @@ def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_pa
     assert stages[sr] > 0 and stages["infer"] > 0
     # builder processes are the node's children only when asked for
     assert bool(_children(os.getpid()) - before) == (builders == "processes")
+
+
+def test_a_round_of_results_goes_over_parallel_associations(tmp_path):
+    """A destination storing each object slowly (a real pynetdicom Storage SCP that takes 0.2 s
+    an object) gets a round's results over ``send_associations`` associations at once, each
+    delivery once; the round then takes about half as long as on one association."""
+    import threading
+
+    import numpy as np
+    from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+    from pynetdicom import AE, evt
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    from cxrviewer.node import NodeConfig
+    from cxrviewer.node.sender import Sender
+    from cxrviewer.node.spool import SENT, Spool
+
+    lock = threading.Lock()
+    stores: list[tuple[int, float, float, str]] = []  # association, start, end, instance
+
+    def on_store(event):
+        start = time.monotonic()
+        time.sleep(0.2)
+        with lock:
+            stores.append((id(event.assoc), start, time.monotonic(), str(event.request.AffectedSOPInstanceUID)))
+        return 0x0000
+
+    scp = AE(ae_title="SLOWPACS")
+    scp.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = scp.start_server((LOOPBACK, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        spool = Spool(tmp_path / "spool")
+        dest = f"SLOWPACS@{LOOPBACK}:{port}"
+        uids = [generate_uid() for _ in range(6)]
+        for uid in uids:
+            assert spool.receive(uid, CR_IMAGE, b"not read here", "MODALITY")
+            folder = spool.result_dir(uid)
+            folder.mkdir(parents=True)
+            ds = dicom_dataset(np.zeros((8, 8), np.uint16), sop_class=CR_IMAGE, modality="CR")
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            spool.mark_scored(uid, {"sr": write_dicom(folder / "sr.dcm", ds)}, [dest])
+        config = NodeConfig(ae_title="CXRVIEWER", send_associations=2)
+        assert Sender(spool, config, threading.Event()).send_due() == 6
+        assert sorted(j.uid for j in spool.jobs(SENT)) == sorted(uids)
+        spool.close()
+    finally:
+        server.shutdown()
+    associations = {a for a, *_ in stores}
+    assert len(stores) == 6 and len({uid for *_, uid in stores}) == 6
+    assert len(associations) == 2
+    first, second = ([(s, e) for a, s, e, _ in stores if a == assoc] for assoc in associations)
+    # the two associations stored at the same time
+    assert min(e for _, e in first) > min(s for s, _ in second) and min(e for _, e in second) > min(s for s, _ in first)

@@ -129,6 +129,8 @@ class NodeConfig:
     #: what the results say about the patient: False keeps the source's identity (the results
     #: join the patient's study in the PACS, as a PACS expects)
     anonymize: bool = False
+    #: associations (or STOW-RS requests) a destination gets at once when results are waiting
+    send_associations: int = 2
     #: where the result objects are built (:data:`BUILDERS`)
     builders: str = DEFAULT_BUILDERS
 
