@@ -146,7 +146,7 @@ class EchoProbe:
 
     def once(self) -> float:
         t0 = time.perf_counter()
-        ok = subprocess.run(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        ok = subprocess.run(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
         if not ok:
             self.failures += 1
         return time.perf_counter() - t0
@@ -166,7 +166,7 @@ class EchoProbe:
 
 def _summary(values: list[float]) -> str:
     v = sorted(values)
-    p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
+    p95 = v[min(len(v) - 1, round(0.95 * (len(v) - 1)))]
     return f"median {1000 * statistics.median(v):.0f} ms, p95 {1000 * p95:.0f} ms, max {1000 * v[-1]:.0f} ms ({len(v)} echoes)"
 
 
