@@ -2,7 +2,9 @@
 
 200 distinct films (the real chest DICOMs of ../shared/data/dicom, copied with new UIDs: JPEG
 baseline CR, DX, JPEG 2000 CR in turn) are pushed to an in-process node (the demo model, default
-workers and outputs) over 4 concurrent associations from 4 sender processes; the node sends its
+workers and outputs) over 4 concurrent associations from 4 sending modalities: dcmtk's storescu
+(the project's sending modality, one process and one association each, every film in its own
+transfer syntax) or, with ``--sender pynetdicom``, 4 pynetdicom processes. The node sends its
 results to a real Orthanc on loopback ports. Measured from the node's job table:
 
 - latency: a film's C-STORE reaching the spool → its last result stored in Orthanc (median, p95);
@@ -16,9 +18,14 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
   score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
   other machines), so the CPU ratio tells what the node would sustain on cores of its own;
 - that CPU by stage (:mod:`cxrviewer.node.timing`: read, infer, receive, send, job table in the
-  node's process; SR, Presentation State, SC in the result builders), per film.
+  node's process; SR, Presentation State, SC in the result builders), per film;
+- the SCP's responsiveness while the burst is received and scored: dcmtk's echoscu (a new
+  association, one C-ECHO, release) once a second from another process, its round trip (median,
+  p95, max) against the same on the idle node; and how long the senders took to push the films
+  (their C-STOREs time out after 30 s, as pynetdicom's do).
 
     python bench/bench_node.py [--films 200] [--associations 4] [--outputs sr,gsps]
+                               [--sender storescu|pynetdicom] [--builders threads|processes]
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import os
 import resource
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -76,6 +85,97 @@ def send(files: list[str], port: int) -> int:
     return ok
 
 
+def storescu_profile(files: list[Path], path: Path) -> Path:
+    """A storescu configuration (dcmtk's ``-xf FILE PROFILE``) proposing each (SOP class, transfer
+    syntax) pair of ``files``, so one association sends films in different syntaxes as they are
+    (by default storescu proposes uncompressed syntaxes only and cannot send a JPEG film)."""
+    import pydicom
+
+    pairs = sorted({(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID))
+                    for d in (pydicom.dcmread(f, stop_before_pixels=True) for f in files)})
+    syntaxes = sorted({ts for _, ts in pairs})
+    lines = ["[[TransferSyntaxes]]"]
+    for i, ts in enumerate(syntaxes):
+        lines += [f"[TS{i}]", f"TransferSyntax1 = {ts}"]
+    lines += ["[[PresentationContexts]]", "[Films]"]
+    lines += [f"PresentationContext{j} = {sop}\\TS{syntaxes.index(ts)}" for j, (sop, ts) in enumerate(pairs, 1)]
+    lines += ["[[Profiles]]", "[Films]", "PresentationContexts = Films"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+#: storescu's and echoscu's timeouts (connection, association, DIMSE), as pynetdicom's 30 s
+_DCMTK_TIMEOUTS = ("-to", "30", "-ta", "30", "-td", "30")
+
+
+def send_storescu(shares: list[list[str]], port: int, profile: Path) -> int:
+    """One storescu process per share, side by side; returns the films acknowledged (storescu
+    exits non-zero when a C-STORE fails or times out)."""
+    from orthancserver import dcmtk
+
+    procs = [subprocess.Popen([dcmtk("storescu"), *_DCMTK_TIMEOUTS, "-xf", str(profile), "Films", "-aet", "BENCH",
+                               "-aec", "CXRVIEWER", "127.0.0.1", str(port), *files],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for files in shares]
+    ok = 0
+    for files, proc in zip(shares, procs):
+        _, err = proc.communicate()
+        if proc.returncode == 0:
+            ok += len(files)
+        else:
+            print(f"storescu failed ({proc.returncode}): {err.strip()[-400:]}")
+    return ok
+
+
+def send_pynetdicom(shares: list[list[str]], port: int) -> int:
+    with ProcessPoolExecutor(len(shares)) as pool:
+        return sum(pool.map(send, shares, [port] * len(shares)))
+
+
+class EchoProbe:
+    """dcmtk's echoscu against the node once a second, from another process: the round trip
+    (association, C-ECHO, release) says how soon the SCP's threads get the interpreter."""
+
+    def __init__(self, port: int) -> None:
+        from orthancserver import dcmtk
+
+        self.command = [dcmtk("echoscu"), *_DCMTK_TIMEOUTS, "-aet", "BENCH", "-aec", "CXRVIEWER", "127.0.0.1", str(port)]
+        self.times: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def once(self) -> float:
+        t0 = time.perf_counter()
+        ok = subprocess.run(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+        if not ok:
+            self.failures += 1
+        return time.perf_counter() - t0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.times.append(self.once())
+            self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _summary(values: list[float]) -> str:
+    v = sorted(values)
+    p95 = v[min(len(v) - 1, round(0.95 * (len(v) - 1)))]
+    return f"median {1000 * statistics.median(v):.0f} ms, p95 {1000 * p95:.0f} ms, max {1000 * v[-1]:.0f} ms ({len(v)} echoes)"
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -86,6 +186,10 @@ def main() -> None:
     ap.add_argument("--films", type=int, default=200)
     ap.add_argument("--associations", type=int, default=4)
     ap.add_argument("--outputs", default="sr,gsps")
+    ap.add_argument("--sender", choices=("storescu", "pynetdicom"), default="storescu",
+                    help="the sending modalities: dcmtk's storescu processes (default) or pynetdicom processes")
+    ap.add_argument("--builders", choices=("threads", "processes"), default=None,
+                    help="where the node builds its result objects (default: the node's default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -125,18 +229,33 @@ def main() -> None:
         pacs = Orthanc(tmp / "orthanc", free_port(), free_port())
         pacs.start({"cxrviewer": ("CXRVIEWER", node_port)})
         try:
+            builders = {} if args.builders is None else {"builders": args.builders}
             config = NodeConfig(host="127.0.0.1", port=node_port, spool=tmp / "spool", outputs=outputs,
-                                destinations=(DicomDestination(pacs.aet, "127.0.0.1", pacs.dicom_port),), workers=workers)
+                                destinations=(DicomDestination(pacs.aet, "127.0.0.1", pacs.dicom_port),), workers=workers,
+                                **builders)
+            profile = storescu_profile(films, tmp / "storescu.cfg")
             node = Node(config, clf, workers=workers)
+            pacs_cpu0 = _process_cpu(pacs.process.pid)
             c0 = time.process_time()
             node.start()
             try:
+                probe = EchoProbe(node_port)
+                idle_echo = [probe.once() for _ in range(5)]
                 shares = [[str(f) for f in films[i :: args.associations]] for i in range(args.associations)]
-                with ProcessPoolExecutor(args.associations) as pool:
-                    sent = sum(pool.map(send, shares, [node_port] * len(shares)))
-                senders_done = _children_cpu()  # the sender processes have exited and been waited for
+                probe.start()
+                before_senders = _children_cpu()  # the echoes so far
+                t_send = time.perf_counter()
+                if args.sender == "storescu":
+                    sent = send_storescu(shares, node_port, profile)
+                else:
+                    sent = send_pynetdicom(shares, node_port)
+                send_seconds = time.perf_counter() - t_send
+                senders_cpu = _children_cpu() - before_senders  # the senders (and echoes) have exited and been waited for
                 assert sent == len(films), f"{sent} of {len(films)} films acknowledged"
                 assert node.wait_idle(1800), "the node did not finish"
+                probe.stop()
+                senders_done = _children_cpu()
+                pacs_cpu = (_process_cpu(pacs.process.pid) - pacs_cpu0) / len(films)
             finally:
                 node.stop()  # waits for the result-building processes
             process_cpu = time.process_time() - c0
@@ -156,8 +275,12 @@ def main() -> None:
     span = max(done for _, done in rows) - min(received for received, _ in rows)
     node_rate = len(films) / span
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
-    print(f"{len(films)} films over {args.associations} associations, outputs {args.outputs}, {workers} workers, demo model")
-    print(f"results stored in Orthanc: {stored} objects")
+    print(f"{len(films)} films over {args.associations} associations, outputs {args.outputs}, {workers} workers, demo model; "
+          f"sender {args.sender}, builders {config.builders}")
+    print(f"senders: all {sent} films acknowledged in {send_seconds:.1f} s ({senders_cpu:.1f} s CPU, with the echoes meanwhile)")
+    print(f"C-ECHO round trip (echoscu): idle {_summary(idle_echo)}; during the burst {_summary(probe.times)}, "
+          f"{probe.failures} failed")
+    print(f"results stored in Orthanc: {stored} objects; Orthanc's CPU per film {pacs_cpu:.3f} s (same cores)")
     print(f"receive -> results stored: median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
     print(f"node: {node_rate:.2f} films/s; cxrviewer score (score_to_csv): {score_rate:.2f} films/s; "
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")
@@ -166,20 +289,23 @@ def main() -> None:
     print(f"cxrviewer score --dicom-out ({args.outputs}) on the same films: {dicom_rate:.2f} films/s, CPU per film "
           f"{dicom_cpu:.3f} s; node / score --dicom-out = {node_rate / dicom_rate:.2f} (films/s), "
           f"{dicom_cpu / node_cpu:.2f} (CPU): the node's own cost beyond making the same results")
-    print_stages(stages, process_cpu, builders_cpu, len(films))
+    print_stages(stages, process_cpu, builders_cpu, len(films), config.builders)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def print_stages(stages: dict[str, float], process_cpu: float, builders_cpu: float, n: int) -> None:
+def print_stages(stages: dict[str, float], process_cpu: float, builders_cpu: float, n: int, builders: str) -> None:
     """The node's CPU per film by stage (cxrviewer.node.timing): each stage on its own thread's
     clock; what no stage covers is pynetdicom's PDU handling, the threads' switching and, in
     the builders, the films shipped to them. A builder's start-up (interpreter, imports, model)
-    is paid once a process: per film it shrinks as a node runs longer."""
+    is paid once a process: per film it shrinks as a node runs longer. With builders in
+    threads, the results are built in the node's process ("build sr", ...)."""
     in_process = {k: v for k, v in stages.items() if not k.startswith("builder")}
     in_builders = {k: v for k, v in stages.items() if k.startswith("builder")}
     print("CPU per film by stage (ms):")
-    for name, group, total, rest in (("node process", in_process, process_cpu, "network, threads, other"),
-                                     ("result builders", in_builders, builders_cpu, "unpickling, other")):
+    groups = [("node process", in_process, process_cpu, "network, threads, other")]
+    if builders == "processes":
+        groups.append(("result builders", in_builders, builders_cpu, "unpickling, other"))
+    for name, group, total, rest in groups:
         print(f"  {name}: {1000 * total / n:.0f}")
         for stage, seconds in sorted(group.items(), key=lambda kv: -kv[1]):
             print(f"    {stage:40s} {1000 * seconds / n:7.1f}")

@@ -186,6 +186,19 @@ def test_destinations_and_outputs_are_parsed_or_refused():
         parse_outputs("sr,pdf")
 
 
+def test_result_builders_are_threads_or_processes():
+    from cxrviewer.cli import build_parser
+    from cxrviewer.errors import NodeConfigError
+    from cxrviewer.node import NodeConfig
+
+    assert NodeConfig(builders="threads").builders == "threads"
+    with pytest.raises(NodeConfigError, match="choose threads or processes"):
+        NodeConfig(builders="fibres")
+    args = build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242", "--builders", "threads"])
+    assert args.builders == "threads"
+    assert build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242"]).builders == NodeConfig().builders
+
+
 @pytest.mark.slow
 def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     """dcmtk's storescu as the modality: each film, in its own transfer syntax (JPEG baseline,
@@ -336,12 +349,12 @@ def test_tls_echo(pacs, node_factory, node_port, tmp_path):
 
 
 # ------------------------------------------------------------------ a real process
-def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path) -> subprocess.Popen:
+def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path, builders: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen(
         [sys.executable, "-m", "cxrviewer", "-v", "listen", "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(port),
          "--send-to", pacs.destination, "--outputs", "sr,gsps", "--spool", str(spool), "--model", str(model),
-         "--device", "cpu", "--workers", "1"],
+         "--device", "cpu", "--workers", "1", "--builders", builders],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env, cwd=REPO,
     )
 
@@ -381,8 +394,12 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
     raise AssertionError("the node did not start listening")
 
 
+BUILDERS = pytest.mark.parametrize("builders", ["threads", "processes"])
+
+
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
+@BUILDERS
+def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
     """A real ``python -m cxrviewer listen``: 20 films, kill -9 once some are acknowledged and
     while some are unscored; the modality sends again what got no answer; after a restart every
     film's results are in Orthanc exactly once. Then SIGTERM stops the node cleanly (exit 0)."""
@@ -390,7 +407,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
     films = film_copies(generated_dicoms, tmp_path / "films", 20)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
     try:
         _wait_listening(node_port, proc)
         ae = AE(ae_title="MODALITY")
@@ -405,7 +422,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
             if status and status.Status == 0:
                 acknowledged.append(p)
             if i == 9:
-                builders = _children(proc.pid)
+                children = _children(proc.pid)
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
                 break
@@ -413,16 +430,16 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
         assert 1 <= len(acknowledged) <= 10
         # the result-building processes of the killed node leave too (they hold their own queue)
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in builders) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in builders)
+        assert not any(_alive(pid) for pid in children)
         db = sqlite3.connect(spool / "jobs.sqlite")
         states = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
         db.close()
         assert sum(states.values()) == len(acknowledged), states  # every acknowledged film is in the table
         assert states.get("sent", 0) < len(acknowledged), states  # and the kill left work undone
         # the restart: the modality sends again every film, also those already acknowledged
-        proc = _listen(spool, quiet_model, node_port, pacs, log)
+        proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 20
         check_results(pacs, films, ("sr", "gsps"), timeout=90)
@@ -438,12 +455,13 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path):
+@BUILDERS
+def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
     """SIGTERM while films are being scored: the process exits 0, every film it had scored has
     its results in Orthanc (none left 'scored' but unsent), and the rest wait in the spool."""
     films = film_copies(generated_dicoms, tmp_path / "films", 8)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
     try:
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 8
@@ -488,20 +506,83 @@ def test_a_sending_round_is_entered_in_one_commit(tmp_path):
     spool.close()
 
 
-def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path):
+@BUILDERS
+def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path, builders):
     """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
-    result builders' figures brought back from their processes."""
+    result builders' figures brought back from their processes, or the builds' own in threads."""
     import numpy as np
     from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
 
     film = write_dicom(tmp_path / "cr.dcm", dicom_dataset(
         (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12, sop_class=CR_IMAGE, modality="CR"))
-    node = node_factory([pacs.destination], outputs=("sr", "gsps"))
+    before = _children(os.getpid())  # Orthanc
+    node = node_factory([pacs.destination], outputs=("sr", "gsps"), builders=builders)
     assert store([film], node_port) == [0]
     assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
+    assert len(pacs.instance_ids()) == 2
     stages = node.cpu.seconds()
-    expected = {"receive (C-STORE handler, spool)", "read", "infer", "parcel", "job table", "send",
-                "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
-    assert set(stages) == expected
+    common = {"receive (C-STORE handler, spool)", "read", "infer", "job table", "send"}
+    if builders == "processes":
+        built = {"parcel", "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
+    else:  # built in the scoring thread: nothing shipped, no process to start
+        built = {"build sr", "build gsps"}
+    assert set(stages) == common | built
     assert all(seconds >= 0 for seconds in stages.values())
-    assert stages["builder: build sr"] > 0 and stages["infer"] > 0
+    sr = "builder: build sr" if builders == "processes" else "build sr"
+    assert stages[sr] > 0 and stages["infer"] > 0
+    # builder processes are the node's children only when asked for
+    assert bool(_children(os.getpid()) - before) == (builders == "processes")
+
+
+def test_a_round_of_results_goes_over_parallel_associations(tmp_path):
+    """A destination storing each object slowly (a real pynetdicom Storage SCP that takes 0.2 s
+    an object) gets a round's results over ``send_associations`` associations at once, each
+    delivery once; the round then takes about half as long as on one association."""
+    import threading
+
+    import numpy as np
+    from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+    from pynetdicom import AE, evt
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    from cxrviewer.node import NodeConfig
+    from cxrviewer.node.sender import Sender
+    from cxrviewer.node.spool import SENT, Spool
+
+    lock = threading.Lock()
+    stores: list[tuple[int, float, float, str]] = []  # association, start, end, instance
+
+    def on_store(event):
+        start = time.monotonic()
+        time.sleep(0.2)
+        with lock:
+            stores.append((id(event.assoc), start, time.monotonic(), str(event.request.AffectedSOPInstanceUID)))
+        return 0x0000
+
+    scp = AE(ae_title="SLOWPACS")
+    scp.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = scp.start_server((LOOPBACK, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        spool = Spool(tmp_path / "spool")
+        dest = f"SLOWPACS@{LOOPBACK}:{port}"
+        uids = [generate_uid() for _ in range(6)]
+        for uid in uids:
+            assert spool.receive(uid, CR_IMAGE, b"not read here", "MODALITY")
+            folder = spool.result_dir(uid)
+            folder.mkdir(parents=True)
+            ds = dicom_dataset(np.zeros((8, 8), np.uint16), sop_class=CR_IMAGE, modality="CR")
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            spool.mark_scored(uid, {"sr": write_dicom(folder / "sr.dcm", ds)}, [dest])
+        config = NodeConfig(ae_title="CXRVIEWER", send_associations=2)
+        assert Sender(spool, config, threading.Event()).send_due() == 6
+        assert sorted(j.uid for j in spool.jobs(SENT)) == sorted(uids)
+        spool.close()
+    finally:
+        server.shutdown()
+    associations = {a for a, *_ in stores}
+    assert len(stores) == 6 and len({uid for *_, uid in stores}) == 6
+    assert len(associations) == 2
+    first, second = ([(s, e) for a, s, e, _ in stores if a == assoc] for assoc in associations)
+    # the two associations stored at the same time
+    assert min(e for _, e in first) > min(s for s, _ in second) and min(e for _, e in second) > min(s for s, _ in first)

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from ..errors import CxrError
+from ..node.config import BUILDERS, DEFAULT_BUILDERS
 from ..options import add_model_options
 from .common import EXIT_OK, load_classifier
 
@@ -37,6 +38,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-associations", type=int, default=8, metavar="N", help="simultaneous associations (default: 8)")
     p.add_argument("--max-object-mb", type=float, default=256, metavar="MB", help="largest object accepted, in MB (default: 256)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="films scored side by side (default: one per CPU core)")
+    p.add_argument("--builders", choices=BUILDERS, default=DEFAULT_BUILDERS,
+                   help="where the result objects are built: in the scoring threads, or in worker processes that keep "
+                   f"their Python off the node's own threads (default: {DEFAULT_BUILDERS}; see docs/dicom-node.md)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N", help="delivery attempts before results are parked (default: 6)")
     p.add_argument("--retry-delay", type=float, default=5.0, metavar="S", help="first wait before a new attempt, doubled each time up to 10 minutes (default: 5)")
     p.add_argument("--keep-days", type=float, default=7, metavar="DAYS", help="days a film and its results stay in the spool once delivered (default: 7)")
@@ -126,6 +130,7 @@ def _listen(args) -> int:
         allowed_hosts=tuple(args.allow_host), tls=tls, max_associations=args.max_associations,
         max_object_bytes=int(args.max_object_mb * 1024 * 1024), workers=workers, max_attempts=args.max_attempts,
         retry_delay=args.retry_delay, keep_days=args.keep_days, anonymize=args.anonymize,
+        builders=args.builders,
     )
     node = Node(config, clf, workers=workers)
     stop = threading.Event()

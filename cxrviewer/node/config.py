@@ -16,6 +16,10 @@ from ..errors import NodeConfigError
 #: The result objects a node can send back (docs/dicom-results.md, docs/dicom-sc.md).
 OUTPUTS = ("sr", "gsps", "sc")
 DEFAULT_OUTPUTS = ("sr", "gsps")
+#: Where the result objects are built: in the scoring threads, or in a pool of worker processes
+#: (docs/dicom-node.md, "Result builders").
+BUILDERS = ("threads", "processes")
+DEFAULT_BUILDERS = "threads"
 
 # PS3.5 table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash and no
 # control characters; leading and trailing spaces are not significant; not all spaces.
@@ -125,3 +129,11 @@ class NodeConfig:
     #: what the results say about the patient: False keeps the source's identity (the results
     #: join the patient's study in the PACS, as a PACS expects)
     anonymize: bool = False
+    #: associations (or STOW-RS requests) a destination gets at once when results are waiting
+    send_associations: int = 2
+    #: where the result objects are built (:data:`BUILDERS`)
+    builders: str = DEFAULT_BUILDERS
+
+    def __post_init__(self) -> None:
+        if self.builders not in BUILDERS:
+            raise NodeConfigError(f"Unknown result builders {self.builders!r}; choose {' or '.join(BUILDERS)}.")

@@ -1,7 +1,11 @@
 """Sending results back: C-STORE (pynetdicom) to a DICOM AE, STOW-RS (dicomweb-client) to DICOMweb.
 
-The sender works through the deliveries that are due, one association (or one HTTP request)
-per destination and round. A delivery that fails waits ``retry_delay`` seconds, doubled after
+The sender works through the deliveries that are due, in rounds: a destination's due deliveries
+are shared among up to ``NodeConfig.send_associations`` associations (or HTTP requests) at once,
+at most ``ROUND`` deliveries each. A PACS stores C-STOREs one after the other on an association
+(Orthanc here: ~50 ms an object, mostly waiting on its own storage, not on the node), so one
+association a round let the results fall ever further behind a burst being scored
+(bench/bench_node.py). A delivery that fails waits ``retry_delay`` seconds, doubled after
 each failure (at most ``max_retry_delay``), and is parked after ``max_attempts``; ``cxrviewer
 listen --status`` lists parked deliveries with their last error.
 """
@@ -14,6 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import DicomDestination, NodeConfig, WebDestination, parse_destination
@@ -120,11 +125,17 @@ class Sender:
         by_dest: dict[str, list[Delivery]] = defaultdict(list)
         for d in self.spool.due():
             by_dest[d.destination].append(d)
-        done = 0
+        parallel = max(1, self.config.send_associations)
+        parts: list[tuple[str, list[Delivery]]] = []
         for text, deliveries in by_dest.items():
-            for start in range(0, len(deliveries), ROUND):
-                done += self._send(text, deliveries[start : start + ROUND])
-        return done
+            size = min(ROUND, -(-len(deliveries) // parallel))  # shared evenly, at most ROUND a part
+            parts += [(text, deliveries[i : i + size]) for i in range(0, len(deliveries), size)]
+        if len(parts) <= 1:
+            return sum(self._send(text, part) for text, part in parts)
+        # the spool and the CPU tally are shared safely by these threads; a destination gets at
+        # most `parallel` associations at once, as the pool has that many threads
+        with ThreadPoolExecutor(parallel, thread_name_prefix="cxr-node-send") as pool:
+            return sum(pool.map(lambda tp: self._send(*tp), parts))
 
     def _send(self, text: str, deliveries: list[Delivery]) -> int:
         dest = parse_destination(text)

@@ -3,10 +3,12 @@
 Films are scored on the same path as everywhere else (:func:`cxrviewer.io.read_film` →
 :class:`cxrviewer.model.Classifier` → the DICOM exports), by ``workers`` threads, so a burst of
 films never holds up the SCP: a C-STORE only waits for its film to reach the disk. The result
-objects are built in as many worker processes: highdicom is pure Python, and building an SR in
-a thread held the interpreter lock so long that the SCP's own threads answered C-STOREs after
-the senders' 30 s timeout (bench/bench_node.py). Decoding and inference release the lock and
-stay in threads, on the one loaded model.
+objects are built where :attr:`NodeConfig.builders` says: in the scoring thread itself
+("threads"), or in as many spawned worker processes ("processes"), which keep highdicom's pure
+Python off the node's interpreter lock at the price of shipping each film there. When an SR took
+~0.3 s of pure Python, building it in a thread held the lock so long that the SCP's own threads
+answered C-STOREs after the senders' 30 s timeout; docs/dicom-node.md has today's figures for
+both. Decoding and inference release the lock and stay in threads, on the one loaded model.
 
 Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations under way get
 ``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
@@ -33,7 +35,7 @@ from ..errors import CxrError
 from ..io import read_film
 from ..model import Classifier
 from .config import NodeConfig
-from .outputs import film_parcel, to_parcel, use_model, write_parcels
+from .outputs import film_parcel, to_parcel, use_model, write_parcels, write_results
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
@@ -88,9 +90,11 @@ class Node:
         self._stop_sending = threading.Event()
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
-        # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
-        self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_builder_init, initargs=(os.getpid(), to_parcel(classifier.info)))
+        self._builders: ProcessPoolExecutor | None = None
+        if config.builders == "processes":
+            # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
+            self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_builder_init, initargs=(os.getpid(), to_parcel(classifier.info)))
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
         self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
@@ -146,7 +150,8 @@ class Node:
         self._stop_scoring.set()
         for t in self._threads:
             t.join()
-        self._builders.shutdown(wait=True)
+        if self._builders is not None:
+            self._builders.shutdown(wait=True)
         self._stop_sending.set()
         self._wake_sender.set()
         self._sender_thread.join()
@@ -198,6 +203,21 @@ class Node:
             finally:
                 self._todo.task_done()
 
+    def _build(self, uid: str, film, prediction) -> tuple[dict[str, Path], dict[str, str]]:
+        """Write ``uid``'s result objects into the spool, in this thread or in a builder process."""
+        folder, outputs, anonymize = self.spool.result_dir(uid), self.config.outputs, self.config.anonymize
+        if self._builders is None:
+            cpu: dict[str, float] = {}
+            written, errors = write_results(folder, film, prediction, self.classifier.info, outputs,
+                                            anonymize=anonymize, cpu=cpu)
+            self.cpu.add_all(cpu)
+            return written, errors
+        with self.cpu.thread_cpu("parcel"):
+            parcels = film_parcel(film, outputs), to_parcel(prediction)
+        written, errors, cpu = self._builders.submit(write_parcels, folder, *parcels, outputs, anonymize=anonymize).result()
+        self.cpu.add_all(cpu)
+        return written, errors
+
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
         path = self.spool.film_path(uid)
@@ -212,13 +232,7 @@ class Node:
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
             self.spool.mark_failed(uid, str(exc))
             return
-        with self.cpu.thread_cpu("parcel"):
-            parcels = film_parcel(film, self.config.outputs), to_parcel(prediction)
-        written, errors, cpu = self._builders.submit(
-            write_parcels, self.spool.result_dir(uid), *parcels,
-            self.config.outputs, anonymize=self.config.anonymize,
-        ).result()
-        self.cpu.add_all(cpu)
+        written, errors = self._build(uid, film, prediction)
         for kind, why in errors.items():
             logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
         if not written:
