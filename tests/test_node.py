@@ -199,6 +199,18 @@ def test_result_builders_are_threads_or_processes():
     assert build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242"]).builders == NodeConfig().builders
 
 
+def test_send_associations_is_an_option_of_at_least_one():
+    from cxrviewer.cli import build_parser
+    from cxrviewer.errors import NodeConfigError
+    from cxrviewer.node import NodeConfig
+
+    with pytest.raises(NodeConfigError, match="at least 1 association"):
+        NodeConfig(send_associations=0)
+    base = ["listen", "--send-to", "PACS@127.0.0.1:4242"]
+    assert build_parser().parse_args(base).send_associations == NodeConfig().send_associations == 2
+    assert build_parser().parse_args([*base, "--send-associations", "1"]).send_associations == 1
+
+
 @pytest.mark.slow
 def test_storescu_films_come_back_as_results_in_their_study(pacs, node_factory, node_port, generated_dicoms, tmp_path):
     """dcmtk's storescu as the modality: each film, in its own transfer syntax (JPEG baseline,

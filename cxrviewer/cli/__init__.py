@@ -50,7 +50,7 @@ FLAG_HINTS: dict[type, str] = {
     NoDicomSourceError: "--format dicom-sc",
     MissingFolderError: "--out / --parents",
     OutputFormatError: "--out / --format",
-    NodeConfigError: "--ae-title / --port / --send-to / --tls-cert",
+    NodeConfigError: "--ae-title / --port / --send-to / --tls-cert / --send-associations",
     SpoolError: "--spool",
     ClusterError: "--engine ray / --ray-address",
 }

@@ -41,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--builders", choices=BUILDERS, default=DEFAULT_BUILDERS,
                    help="where the result objects are built: in the scoring threads, or in worker processes that keep "
                    f"their Python off the node's own threads (default: {DEFAULT_BUILDERS}; see docs/dicom-node.md)")
+    p.add_argument("--send-associations", type=int, default=2, metavar="N",
+                   help="associations (or STOW-RS requests) a destination gets at once when results wait; 1 for a "
+                   "PACS that limits them (default: 2)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N", help="delivery attempts before results are parked (default: 6)")
     p.add_argument("--retry-delay", type=float, default=5.0, metavar="S", help="first wait before a new attempt, doubled each time up to 10 minutes (default: 5)")
     p.add_argument("--keep-days", type=float, default=7, metavar="DAYS", help="days a film and its results stay in the spool once delivered (default: 7)")
@@ -130,7 +133,7 @@ def _listen(args) -> int:
         allowed_hosts=tuple(args.allow_host), tls=tls, max_associations=args.max_associations,
         max_object_bytes=int(args.max_object_mb * 1024 * 1024), workers=workers, max_attempts=args.max_attempts,
         retry_delay=args.retry_delay, keep_days=args.keep_days, anonymize=args.anonymize,
-        builders=args.builders,
+        builders=args.builders, send_associations=args.send_associations,
     )
     node = Node(config, clf, workers=workers)
     stop = threading.Event()

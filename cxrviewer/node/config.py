@@ -135,5 +135,7 @@ class NodeConfig:
     builders: str = DEFAULT_BUILDERS
 
     def __post_init__(self) -> None:
+        if self.send_associations < 1:
+            raise NodeConfigError(f"A destination needs at least 1 association at a time, not {self.send_associations}.")
         if self.builders not in BUILDERS:
             raise NodeConfigError(f"Unknown result builders {self.builders!r}; choose {' or '.join(BUILDERS)}.")
