@@ -17,16 +17,9 @@ import cProfile
 import pstats
 import statistics
 import sys
-import time
 
-from common import REPO, SHARED, demo_model, machine
+from common import REPO, demo_model, machine, scored_chest_dicoms, time_builds
 
-CHEST = (
-    "torchxrayvision_siim_cr_chest.dcm",
-    "nccid_nih_cxr14_gcp_dx.dcm",
-    "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm",
-    "pydicom-data_RG3_J2KR.dcm",
-)
 WHAT = "Presentation State"
 
 
@@ -38,48 +31,26 @@ def main() -> None:
 
     from cxrviewer.dicom import build_gsps
     from cxrviewer.dicom.output import encode
-    from cxrviewer.io import read_film
     from cxrviewer.model import Classifier
 
     print(machine())
     clf = Classifier.load(demo_model(), device="cpu")
-    scored = [(name, read_film(SHARED / "dicom" / name)) for name in CHEST]
-    scored = [(name, film, clf.predict_one(film)) for name, film in scored]
+    scored = scored_chest_dicoms(clf)
     sys.path.insert(0, str(REPO / "tests"))
     from test_gsps_stamp import highdicom_gsps
 
-    for _, film, prediction in scored:  # warm-up (imports, the model's parts, caches)
-        encode(build_gsps(film, prediction, clf.info), WHAT)
-        encode(highdicom_gsps(film, prediction, clf.info, set(prediction.positives)), WHAT)
     profile = cProfile.Profile() if args.profile else None
-
-    all_build, all_total, all_oracle = [], [], []
+    times = time_builds(
+        scored, lambda film, prediction: build_gsps(film, prediction, clf.info),
+        lambda film, prediction: highdicom_gsps(film, prediction, clf.info, set(prediction.positives)),
+        lambda ds: encode(ds, WHAT), args.repeats, profile)
     for name, film, prediction in scored:
-        build, enc, oracle = [], [], []
-        for _ in range(args.repeats):
-            c0 = time.process_time()
-            encode(highdicom_gsps(film, prediction, clf.info, set(prediction.positives)), WHAT)
-            oracle.append(time.process_time() - c0)
-            c0 = time.process_time()
-            if profile:
-                profile.enable()
-            ds = build_gsps(film, prediction, clf.info)
-            if profile:
-                profile.disable()
-            c1 = time.process_time()
-            encode(ds, WHAT)
-            c2 = time.process_time()
-            build.append(c1 - c0)
-            enc.append(c2 - c1)
-        all_build.extend(build)
-        all_total.extend(b + e for b, e in zip(build, enc))
-        all_oracle.extend(oracle)
-        print(f"{name}: {len(prediction.positives)} positives, build {1000 * statistics.median(build):.1f} ms CPU, "
-              f"encode {1000 * statistics.median(enc):.1f} ms; object by object "
-              f"{1000 * statistics.median(oracle):.1f} ms (median of {args.repeats})")
-    total, by_object = statistics.median(all_total), statistics.median(all_oracle)
-    print(f"all films: build median {1000 * statistics.median(all_build):.1f} ms CPU; build + encode "
-          f"{1000 * total:.1f} ms vs object by object {1000 * by_object:.1f} ms: {by_object / total:.1f}x less CPU")
+        t = {key: 1000 * statistics.median(values) for key, values in times[name].items()}
+        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.1f} ms CPU, "
+              f"encode {t['encode']:.1f} ms; object by object {t['oracle']:.1f} ms (median of {args.repeats})")
+    t = {key: 1000 * statistics.median(values) for key, values in times["all"].items()}
+    print(f"all films: build median {t['build']:.1f} ms CPU; build + encode {t['total']:.1f} ms "
+          f"vs object by object {t['oracle']:.1f} ms: {t['oracle'] / t['total']:.1f}x less CPU")
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
 

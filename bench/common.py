@@ -74,3 +74,50 @@ def machine() -> str:
     import platform
 
     return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}; {load()}"
+
+
+#: the real chest DICOMs of ../shared/data/dicom the DICOM-result benchmarks build results for
+CHEST_DICOMS = (
+    "torchxrayvision_siim_cr_chest.dcm",
+    "nccid_nih_cxr14_gcp_dx.dcm",
+    "dcmfx_fo-dicom_CR-MONO1-10-chest.dcm",
+    "pydicom-data_RG3_J2KR.dcm",
+)
+
+
+def scored_chest_dicoms(clf) -> list:
+    """(name, film, prediction) for each of :data:`CHEST_DICOMS`, scored once by ``clf``."""
+    from cxrviewer.io import read_film
+
+    films = [(name, read_film(SHARED / "dicom" / name)) for name in CHEST_DICOMS]
+    return [(name, film, clf.predict_one(film)) for name, film in films]
+
+
+def time_builds(scored: list, build, oracle, encode, repeats: int, profile=None) -> dict[str, list]:
+    """CPU seconds of ``build(film, prediction)`` and of ``encode`` of what it built, and of
+    ``oracle(film, prediction)`` (built and encoded), measured in turn for each scored film
+    ``repeats`` times, after one warm-up of each. Returns, per film name and for "all", the
+    lists ``build``, ``encode``, ``total`` and ``oracle``. ``profile``: a cProfile.Profile to
+    run around ``build``."""
+    for _, film, prediction in scored:  # warm-up (imports, the model's parts, caches)
+        encode(build(film, prediction))
+        encode(oracle(film, prediction))
+    out: dict[str, dict[str, list]] = {"all": {"build": [], "encode": [], "total": [], "oracle": []}}
+    for name, film, prediction in scored:
+        times = out.setdefault(name, {"build": [], "encode": [], "total": [], "oracle": []})
+        for _ in range(repeats):
+            c0 = time.process_time()
+            encode(oracle(film, prediction))
+            c1 = time.process_time()
+            if profile:
+                profile.enable()
+            ds = build(film, prediction)
+            if profile:
+                profile.disable()
+            c2 = time.process_time()
+            encode(ds)
+            c3 = time.process_time()
+            for key, value in (("oracle", c1 - c0), ("build", c2 - c1), ("encode", c3 - c2), ("total", c3 - c1)):
+                times[key].append(value)
+                out["all"][key].append(value)
+    return out

@@ -8,29 +8,25 @@ version outside ASCII."""
 from __future__ import annotations
 
 import dataclasses
-import io
-import threading
 
 import highdicom as hd
 import numpy as np
-import pydicom
 import pytest
+from helpers import decoded_result, run_in_threads
 from pydicom.uid import generate_uid
 
 from cxrviewer import __version__, heatmap
 from cxrviewer.dicom import build_gsps
 from cxrviewer.dicom import gsps as gsps_module
 from cxrviewer.dicom.coords import box_points, outline_points
-from cxrviewer.dicom.gsps import CONTENT_LABEL, NOTICE_LAYER, layer_names
+from cxrviewer.dicom.gsps import CONTENT_LABEL, NOTICE_LAYER, label_box, layer_names
 from cxrviewer.dicom.output import (
     MANUFACTURER,
     NOT_FOR_DIAGNOSIS,
     SERIES_NUMBER,
     description,
-    encode,
     patient_name_aside,
     patient_name_back,
-    quiet_values,
 )
 from cxrviewer.dicom.source import DEIDENTIFICATION_METHOD, read_source
 from cxrviewer.dicom.stamp import is_frozen
@@ -86,14 +82,8 @@ def highdicom_gsps(film, prediction, info, region_labels, anonymize=False):
                 if anchor is None:
                     anchor = (float(region.box[0]), float(region.box[1]))
         text = f"{label} {probability:.2f}"
-        if anchor is None:
-            top = min(listed * line, h - line)
-            listed += 1
-            box = (0.0, top, min(w, 0.6 * line * len(text)), top + line)
-        else:
-            x, y = anchor
-            top = y - line if y >= line else y
-            box = (x, top, min(w, x + 0.6 * line * len(text)), min(h, top + line))
+        box = label_box(text, anchor, listed, line, w, h)  # the placement is not what is compared
+        listed += anchor is None
         annotations.append(hd.pr.GraphicAnnotation(
             referenced_images=[ref], graphic_layer=layer, graphic_objects=graphics or None,
             text_objects=[hd.pr.TextObject(
@@ -140,27 +130,7 @@ def highdicom_gsps(film, prediction, info, region_labels, anonymize=False):
     return gsps
 
 
-_FIXED_CLASSES = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
-                  "ImplementationClassUID"}
-_TIMES = {"DA", "TM", "DT"}
-
-
-def decoded(ds) -> str:
-    """The written file, decoded, new UIDs numbered in order of appearance, dates and times blanked."""
-    with quiet_values():
-        back = pydicom.dcmread(io.BytesIO(encode(ds, "test")))
-    uids: dict[str, str] = {}
-
-    def renumber(dataset, element):
-        if element.VR == "UI" and element.keyword not in _FIXED_CLASSES and element.value:
-            element.value = uids.setdefault(str(element.value), f"9.{len(uids)}")
-        if element.VR in _TIMES and element.keyword not in ("StudyDate", "StudyTime", "PatientBirthDate"):
-            element.value = ""
-
-    back.walk(renumber)
-    back.file_meta.MediaStorageSOPInstanceUID = "9"
-    del back.file_meta.FileMetaInformationGroupLength  # it counts the new UID's digits
-    return str(back)
+decoded = decoded_result
 
 
 def _cases(pred):
@@ -218,23 +188,9 @@ def test_presentation_states_built_at_once_in_threads_each_say_their_own_film(ge
     preds = {role: demo.predict_one(film) for role, film in films.items()}
     expected = {role: decoded(highdicom_gsps(films[role], preds[role], demo.info, set(preds[role].positives)))
                 for role in ROLES}
-    got: dict[int, str] = {}
-    errors: list[BaseException] = []
-
-    def build(i, role):
-        try:
-            got[i] = decoded(build_gsps(films[role], preds[role], demo.info))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=build, args=(i, role)) for i, role in enumerate(roles)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, role in enumerate(roles):
-        assert got[i] == expected[role], role
+    got = run_in_threads(lambda role: decoded(build_gsps(films[role], preds[role], demo.info)), [(role,) for role in roles])
+    for role, result in zip(roles, got):
+        assert result == expected[role], role
 
 
 def test_floats_are_encoded_as_pydicom_encodes_them():

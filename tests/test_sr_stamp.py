@@ -6,13 +6,11 @@ OOD guard, demo flag)."""
 
 from __future__ import annotations
 
-import io
-import threading
-
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from helpers import decoded_result, run_in_threads
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.uid import generate_uid
 
@@ -24,10 +22,8 @@ from cxrviewer.dicom.output import (
     MANUFACTURER,
     SERIES_NUMBER,
     description,
-    encode,
     patient_name_aside,
     patient_name_back,
-    quiet_values,
 )
 from cxrviewer.dicom.source import DEIDENTIFICATION_METHOD, read_source
 from cxrviewer.dicom.stamp import Stamp, concept, freeze, is_frozen, stamped
@@ -129,27 +125,7 @@ def highdicom_sr(film, prediction, info, region_labels, anonymize=False, reader=
     return sr
 
 
-_FIXED_CLASSES = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
-                  "ImplementationClassUID"}
-_TIMES = {"ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime", "ContributionDateTime"}
-
-
-def decoded(ds) -> str:
-    """The written file, decoded, new UIDs numbered in order of appearance and times blanked."""
-    with quiet_values():
-        back = pydicom.dcmread(io.BytesIO(encode(ds, "test")))
-    uids: dict[str, str] = {}
-
-    def renumber(dataset, element):
-        if element.VR == "UI" and element.keyword not in _FIXED_CLASSES and element.value:
-            element.value = uids.setdefault(str(element.value), f"9.{len(uids)}")
-        if element.keyword in _TIMES:
-            element.value = ""
-
-    back.walk(renumber)
-    back.file_meta.MediaStorageSOPInstanceUID = "9"
-    del back.file_meta.FileMetaInformationGroupLength  # it counts the new UID's digits
-    return str(back)
+decoded = decoded_result
 
 
 @pytest.mark.parametrize("role", ["nih_dx", "jpeg_baseline_chest", "no_preamble_chest", "j2k_mono1"])
@@ -179,23 +155,9 @@ def test_srs_built_at_once_in_threads_each_say_their_own_film(generated_dicoms, 
     films = {role: read_film(generated_dicoms[role]) for role in set(roles)}
     preds = {role: demo.predict_one(film) for role, film in films.items()}
     expected = {role: decoded(highdicom_sr(films[role], preds[role], demo.info, preds[role].positives)) for role in films}
-    got: dict[int, str] = {}
-    errors: list[BaseException] = []
-
-    def build(i, role):
-        try:
-            got[i] = decoded(build_sr(films[role], preds[role], demo.info))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=build, args=(i, role)) for i, role in enumerate(roles)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, role in enumerate(roles):
-        assert got[i] == expected[role], role
+    got = run_in_threads(lambda role: decoded(build_sr(films[role], preds[role], demo.info)), [(role,) for role in roles])
+    for role, result in zip(roles, got):
+        assert result == expected[role], role
 
 
 def test_frozen_item_is_written_as_its_bytes_and_non_ascii_text_is_not_frozen():

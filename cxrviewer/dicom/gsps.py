@@ -101,6 +101,19 @@ def build_gsps(
         return _build(src, film, prediction, info, set(labels), anonymize)
 
 
+def label_box(text: str, anchor: tuple[float, float] | None, listed: int, line: float, w: int, h: int
+              ) -> tuple[float, float, float, float]:
+    """Where a finding's label goes (left, top, right, bottom in image pixels): above its largest
+    region's box (``anchor``, its top-left corner; inside the image when the region touches the
+    top), or, for a finding without a region, the ``listed``-th line down the left edge."""
+    if anchor is None:
+        top = min(listed * line, h - line)
+        return (0.0, top, min(w, 0.6 * line * len(text)), top + line)
+    x, y = anchor
+    top = y - line if y >= line else y
+    return (x, top, min(w, x + 0.6 * line * len(text)), min(h, top + line))
+
+
 def layer_names(labels: Sequence[str]) -> dict[str, str]:
     """A Graphic Layer name (CS: A-Z, 0-9, space, underscore; 16 characters) for each label, unique.
 
@@ -180,14 +193,8 @@ def _build(
                 if anchor is None:  # the largest region carries the label
                     anchor = (float(region.box[0]), float(region.box[1]))
         text = f"{label} {probability:.2f}"
-        if anchor is None:
-            top = min(listed * line, h - line)
-            listed += 1
-            box = (0.0, top, min(w, 0.6 * line * len(text)), top + line)
-        else:
-            x, y = anchor
-            top = y - line if y >= line else y
-            box = (x, top, min(w, x + 0.6 * line * len(text)), min(h, top + line))
+        box = label_box(text, anchor, listed, line, w, h)
+        listed += anchor is None
         texts = [_text(part.text, box, w, h, UnformattedTextValue=text)]
         if graphics:
             annotations.append(_annotation(part.annotation_with_graphics, seen, texts,
