@@ -124,8 +124,14 @@ class Encoded(bytes):
 
 
 def encoded(item: Dataset | Encoded) -> Dataset | Encoded:
-    """``item`` as :class:`Encoded` when it is frozen (its bytes are at hand), else as it is."""
-    return Encoded(item.cxr_item) if isinstance(item, Dataset) and is_frozen(item) else item
+    """``item`` as :class:`Encoded` when its bytes are at hand (frozen), else as it is."""
+    return Encoded(item.cxr_item) if isinstance(item, Dataset) and "cxr_item" in item.__dict__ else item
+
+
+def _item_bytes(item: Dataset | Encoded) -> bytes:
+    """``item`` as a sequence item: its bytes when they are at hand, else encoded now."""
+    item = encoded(item)
+    return item if isinstance(item, Encoded) else _as_item(_encoded(item))
 
 
 def spliced(item: Dataset, **values) -> Encoded | Dataset:
@@ -228,7 +234,7 @@ def frozen_sequence(keyword: str, items: Sequence) -> RawDataElement | Sequence:
     copies as it is; else the items as a sequence, for pydicom to encode."""
     if not all(is_frozen(item) for item in items):
         return Sequence(items)
-    return _raw_sequence(Tag(tag_for_keyword(keyword)), (item.cxr_item for item in items))
+    return _raw_sequence(Tag(tag_for_keyword(keyword)), (_item_bytes(item) for item in items))
 
 
 def _raw_sequence(tag: BaseTag, items) -> RawDataElement:
@@ -307,9 +313,7 @@ class Stamp:
                 isinstance(item, Encoded) or is_frozen(item) or _text_is_ascii(item) for item in items.values()):
             out.ContentSequence = _as_sequence(content)
             return out
-        out[_CONTENT_SEQUENCE] = _raw_sequence(_CONTENT_SEQUENCE, (
-            item if isinstance(item, Encoded) else item.cxr_item if is_frozen(item) else _as_item(_encoded(item))
-            for item in content))
+        out[_CONTENT_SEQUENCE] = _raw_sequence(_CONTENT_SEQUENCE, (_item_bytes(item) for item in content))
         out.cxr_frozen = True  # all of it is encoded (it is not shared: nothing needs its item bytes)
         return out
 
