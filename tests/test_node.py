@@ -1,7 +1,7 @@
 """The DICOM node against a real PACS (Debian's Orthanc) and real senders (dcmtk, pynetdicom).
 
-Films are the real chest DICOMs of ../shared/data/dicom (JPEG baseline CR, DX, JPEG 2000 CR),
-copied with new UIDs to make distinct films. Everything listens on 127.0.0.1 only.
+Films are the generated chest DICOMs of tests/dicomfactory.py (JPEG baseline CR, DX, JPEG 2000
+CR), copied with new UIDs to make distinct films. Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
