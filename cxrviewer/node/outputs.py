@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: The results made from the source's header and the findings: they read a film's size, source,
 #: metadata and calibration, never its pixels (the Secondary Capture draws the picture). A film
 #: goes to the result builders without its pixels when only these are asked for
-#: (:func:`film_parcel`); tests/test_node_outputs.py checks they come out the same both ways.
+#: (:func:`film_parcel`); tests/test_node_results.py checks they come out the same both ways.
 HEADER_RESULTS = frozenset({"sr", "gsps"})
 
 
