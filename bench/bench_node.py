@@ -262,6 +262,7 @@ def main() -> None:
             builders_cpu = _children_cpu() - senders_done  # the builders, waited for by node.stop()
             node_cpu = (process_cpu + builders_cpu) / len(films)
             stages = node.cpu.seconds()
+            rounds = node.sender.rounds
             db = sqlite3.connect(tmp / "spool" / "jobs.sqlite")
             rows = db.execute(
                 "SELECT j.received, MAX(d.delivered) FROM jobs j JOIN deliveries d ON d.uid = j.uid "
@@ -280,7 +281,7 @@ def main() -> None:
     print(f"senders: all {sent} films acknowledged in {send_seconds:.1f} s ({senders_cpu:.1f} s CPU, with the echoes meanwhile)")
     print(f"C-ECHO round trip (echoscu): idle {_summary(idle_echo)}; during the burst {_summary(probe.times)}, "
           f"{probe.failures} failed")
-    print(f"results stored in Orthanc: {stored} objects; Orthanc's CPU per film {pacs_cpu:.3f} s (same cores)")
+    print(f"results stored in Orthanc: {stored} objects in {rounds} sending rounds; Orthanc's CPU per film {pacs_cpu:.3f} s (same cores)")
     print(f"receive -> results stored: median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
     print(f"node: {node_rate:.2f} films/s; cxrviewer score (score_to_csv): {score_rate:.2f} films/s; "
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")

@@ -188,7 +188,7 @@ def iter_scores(
     runner = classifier.for_throughput() if workers > 1 else classifier
     lookahead = 2 * workers
     source = iter(film_path(p) for p in paths)
-    with _opencv_serial(workers >= (os.cpu_count() or 1)):
+    with opencv_serial(workers >= (os.cpu_count() or 1)):
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cxr-score")
         queue: deque[Future] = deque()
 
@@ -220,8 +220,9 @@ _serial_saved = 0
 
 
 @contextlib.contextmanager
-def _opencv_serial(active: bool) -> Iterator[None]:
-    """OpenCV single-threaded while a batch keeps every core busy with its own workers.
+def opencv_serial(active: bool) -> Iterator[None]:
+    """OpenCV single-threaded while a batch (or the DICOM node) keeps every core busy with its
+    own workers.
 
     Each worker already has a core; OpenCV's own thread pool (a resize or a colour conversion
     split across all cores) then only takes time from the other workers' inference

@@ -78,14 +78,14 @@ def film_copies(corpus, folder: Path, n: int, names=CHEST) -> list[Path]:
     return out
 
 
-def start_node(spool: Path, model: Path, port: int, destinations, outputs=("sr", "gsps", "sc"), **kw):
+def start_node(spool: Path, model: Path, port: int, destinations, outputs=("sr", "gsps", "sc"), workers: int = 2, **kw):
     from cxrviewer.model import Classifier
     from cxrviewer.node import NodeConfig, parse_destination
     from cxrviewer.node.service import Node
 
     config = NodeConfig(ae_title=NODE_AET, host=LOOPBACK, port=port, spool=spool, outputs=tuple(outputs),
                         destinations=tuple(parse_destination(d) for d in destinations), **kw)
-    node = Node(config, Classifier.load(model, device="cpu", threads=1), workers=2, drain_seconds=5)
+    node = Node(config, Classifier.load(model, device="cpu", threads=1), workers=workers, drain_seconds=5)
     node.start()
     return node
 
@@ -598,3 +598,76 @@ def test_a_round_of_results_goes_over_parallel_associations(tmp_path):
     first, second = ([(s, e) for a, s, e, _ in stores if a == assoc] for assoc in associations)
     # the two associations stored at the same time
     assert min(e for _, e in first) > min(s for s, _ in second) and min(e for _, e in second) > min(s for s, _ in first)
+
+
+def _due_results(spool, n: int, dest: str) -> list[str]:
+    """``n`` jobs of ``spool`` scored, each with one (unread) result due to ``dest``."""
+    uids = [generate_uid() for _ in range(n)]
+    for uid in uids:
+        assert spool.receive(uid, "1.2.840.10008.5.1.4.1.1.1", b"not read here", "MODALITY")
+        folder = spool.result_dir(uid)
+        folder.mkdir(parents=True)
+        (folder / "sr.dcm").write_bytes(b"")
+        spool.mark_scored(uid, {"sr": folder / "sr.dcm"}, [dest])
+    return uids
+
+
+def test_a_round_lingers_while_films_are_scored_and_not_when_the_node_is_quiet(tmp_path):
+    """While films are being scored a sending round waits for more results (fewer associations
+    a film in a burst, bench/bench_node.py): until ``linger`` has passed, enough results are due
+    to fill the round, or the node has gone quiet; a quiet node's results go at once."""
+    import threading
+
+    from cxrviewer.node import NodeConfig, sender
+    from cxrviewer.node.sender import Sender
+    from cxrviewer.node.spool import Spool
+
+    spool = Spool(tmp_path / "spool")
+    _due_results(spool, 2, "PACS@127.0.0.1:4242")
+    assert spool.due_count() == 2
+    config = NodeConfig(ae_title="CXRVIEWER", send_associations=1)
+    busy, stop, wake = threading.Event(), threading.Event(), threading.Event()
+
+    def gathered(linger: float) -> float:
+        s = Sender(spool, config, wake, busy=busy.is_set, linger=linger)
+        t0 = time.monotonic()
+        s.gather(stop)
+        return time.monotonic() - t0
+
+    assert gathered(30) < 0.5  # quiet: no wait
+    busy.set()
+    assert 0.4 <= gathered(0.4) < 5  # busy all along: the whole linger
+    # busy, then quiet (the last film scored): the round goes then, not after the linger
+    threading.Timer(0.3, busy.clear).start()
+    assert 0.25 <= gathered(30) < 5
+    busy.set()
+    threading.Timer(0.3, stop.set).start()  # stopping ends it too
+    assert gathered(30) < 5
+    stop.clear()
+    # busy, but enough due to fill every association of a round: no wait
+    old = sender.ROUND
+    sender.ROUND = 2
+    try:
+        assert gathered(30) < 0.5
+    finally:
+        sender.ROUND = old
+    assert Sender(spool, config, wake).busy is None  # a bare sender never lingers
+    spool.close()
+
+
+def test_opencv_runs_serial_while_the_node_scores_on_every_core(node_factory, pacs):
+    """As `cxrviewer score` does: OpenCV's own thread pool off while one worker a core scores,
+    restored when the node stops. (And the node's sender knows when the node is busy.)"""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)  # a pool of its own, whatever an earlier test left
+    try:
+        node = node_factory([pacs.destination], outputs=("sr",), workers=max(2, os.cpu_count() or 1))
+        assert cv2.getNumThreads() == 1
+        # and its sender lingers only while films wait to be scored: none here
+        assert node.sender.busy is not None and node.sender.busy() is False
+        node.stop()
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)

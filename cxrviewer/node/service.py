@@ -18,6 +18,7 @@ next start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from pydicom import config as dicom_config
 
+from ..batch import opencv_serial
 from ..errors import CxrError
 from ..io import read_film
 from ..model import Classifier
@@ -98,7 +100,9 @@ class Node:
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
         self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
-        self.sender = Sender(self.spool, config, self._wake_sender, cpu=self.cpu)
+        # while films wait to be scored, a sending round lingers for more results (sender.LINGER)
+        self.sender = Sender(self.spool, config, self._wake_sender, cpu=self.cpu,
+                             busy=lambda: self._todo.unfinished_tasks > 0)
         self.address: tuple[str, int] | None = None
         self.scored = self.failed = 0
 
@@ -119,6 +123,11 @@ class Node:
             self._todo.put(job.uid)
         if waiting:
             logger.info("resuming %d film(s) received before the last stop", len(waiting))
+        # OpenCV serial, as `cxrviewer score` has it: its own thread pool (a film's resize split
+        # across the cores) only takes the other workers' cores, and its threads' wake-ups cost
+        # the node ~4 ms of CPU a film (bench/bench_node.py)
+        self._opencv = contextlib.ExitStack()
+        self._opencv.enter_context(opencv_serial(self.workers >= (os.cpu_count() or 1)))
         for n in range(self.workers):
             t = threading.Thread(target=self._work, name=f"cxr-node-score-{n}", daemon=True)
             t.start()
@@ -159,6 +168,7 @@ class Node:
             self.sender.send_due()  # the results scored in the meantime
         except Exception:  # noqa: BLE001 - they stay in the spool for the next start
             logger.exception("last sending round failed")
+        self._opencv.close()
         counts = self.spool.counts()
         self.spool.close()
         dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode = self._validation

@@ -271,6 +271,15 @@ class Spool:
             out.append(Delivery(uid, dest, attempts, tuple(self.result_dir(uid) / n for n in names.values())))
         return out
 
+    def due_count(self, now: float | None = None) -> int:
+        """How many deliveries :meth:`due` would return (one count, nothing read)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE state = ? AND next_try <= ?", (PENDING, now)
+            ).fetchone()
+        return int(n)
+
     def next_try(self) -> float | None:
         with self._lock:
             row = self._db.execute("SELECT MIN(next_try) FROM deliveries WHERE state = ?", (PENDING,)).fetchone()
