@@ -22,6 +22,7 @@ from dicomfactory import CR_IMAGE, build_dicom
 from tinymodel import tiny_info
 
 from cxrviewer.dicom import build_gsps
+from cxrviewer.errors import CxrError
 from cxrviewer.io import read_film
 from cxrviewer.node import outputs
 from cxrviewer.node.outputs import HEADER_RESULTS, film_parcel, to_parcel, use_model, write_parcels, write_results
@@ -151,3 +152,87 @@ def test_the_model_is_set_up_once_per_builder(case, monkeypatch):
         write_parcels(Path("unused"), film_parcel(film, ("sr",)), to_parcel(prediction), ("sr",))
     use_model(to_parcel(info))
     assert outputs._model == info
+
+
+# ----------------------------------------------------- a film's source, once for its results
+def _real_films(shared_data: Path) -> list[Path]:
+    films = sorted((shared_data / "dicom").glob("*.dcm"))
+    assert films, "../shared/data/dicom holds the real DICOMs"
+    return films
+
+
+def _count_header_reads(monkeypatch) -> list:
+    """The source header reads the results make (the real reader runs; each call is noted)."""
+    from cxrviewer.dicom import source
+
+    reads = []
+    real = source.read_source_header
+
+    def counted(film):
+        reads.append(film.source)
+        return real(film)
+
+    monkeypatch.setattr(source, "read_source_header", counted)
+    return reads
+
+
+@pytest.mark.slow
+def test_write_results_reads_a_films_source_once(tmp_path, shared_data, monkeypatch):
+    from cxrviewer.dicom import DicomResultsFolder, export_dicom_sr
+    from cxrviewer.dicom.folder import dicom_uids
+    from cxrviewer.render import RenderOptions
+
+    info = tiny_info()
+    film = read_film(shared_data / "dicom" / "torchxrayvision_siim_cr_chest.dcm")
+    prediction = _prediction(info)
+    reads = _count_header_reads(monkeypatch)
+    written, errors = write_results(tmp_path / "node", film, prediction, info, ("sr", "gsps"))
+    assert not errors and set(written) == {"sr", "gsps"}
+    assert len(reads) == 1, f"the source was read {len(reads)} times for one film's SR and Presentation State"
+    # `score --dicom-out`'s writer too
+    uids = dicom_uids(film.source)
+    reads.clear()
+    DicomResultsFolder(tmp_path / "score", ("sr", "gsps")).write(
+        uids, film, prediction, info, RenderOptions(classes=prediction.positives))
+    assert len(reads) == 1
+    # one result on its own reads it for itself, as before
+    reads.clear()
+    export_dicom_sr(tmp_path / "one.dcm", film, prediction, info)
+    assert len(reads) == 1
+
+
+def _decoded(path: Path) -> str:
+    from helpers import decoded_result
+
+    return decoded_result(pydicom.dcmread(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("anonymize", [False, True], ids=["identified", "anonymized"])
+def test_results_sharing_a_source_are_the_ones_made_one_at_a_time(tmp_path, shared_data, anonymize):
+    """Every real DICOM (chest films, LUT sequences, a file without a preamble): the SR and the
+    Presentation State written together from one source decode to the files written one at a
+    time, each reading its source itself (UIDs numbered in order, times aside)."""
+    from cxrviewer.dicom import write_result
+    from cxrviewer.render import RenderOptions
+
+    info = tiny_info()
+    prediction = _prediction(info)
+    options = RenderOptions(classes=prediction.positives)
+    compared = 0
+    for path in _real_films(shared_data):
+        film = read_film(path)
+        together, errors = write_results(tmp_path / "together" / path.stem, film, prediction, info,
+                                         ("sr", "gsps"), anonymize=anonymize)
+        for kind in ("sr", "gsps"):
+            alone = tmp_path / "alone" / path.stem / f"{kind}.dcm"
+            alone.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                write_result(kind, alone, film, prediction, info, options, anonymize=anonymize)
+            except CxrError as exc:  # refused alone (a colour image's state): refused together, the same way
+                assert errors.get(kind) == str(exc)
+                continue
+            assert kind in together, errors
+            assert _decoded(together[kind]) == _decoded(alone), f"{path.name} {kind}"
+            compared += 1
+    assert compared >= 12

@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
-from .. import __version__, heatmap
+from .. import __version__
 from ..classes import resolve
 from ..dicom_export import UNPAIRED_BODY_PARTS, put_value, source_text
 from ..errors import DicomResultError
@@ -47,7 +47,7 @@ from .output import (
     quiet_values,
     write,
 )
-from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
+from .source import DEIDENTIFICATION_METHOD, FilmSource, SourceImage
 from .stamp import floats, freeze, frozen_sequence, stamped
 
 logger = logging.getLogger(__name__)
@@ -68,14 +68,16 @@ def export_dicom_gsps(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    source: FilmSource | None = None,
 ) -> Path:
     """Write the Presentation State of ``prediction`` for the DICOM film ``film`` to ``path``.
 
     ``region_labels``: the findings whose regions are drawn (default: the positives); every
     finding gets its layer and label either way. ``anonymize``: no patient identity, UIDs kept.
+    ``source``: the film's source, shared with its other results (default: read for this one).
     """
     check_folder(path)
-    ds = build_gsps(film, prediction, info, region_labels=region_labels, anonymize=anonymize)
+    ds = build_gsps(film, prediction, info, region_labels=region_labels, anonymize=anonymize, source=source)
     return write(path, ds, WHAT)
 
 
@@ -86,9 +88,11 @@ def build_gsps(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    source: FilmSource | None = None,
 ) -> hd.pr.GrayscaleSoftcopyPresentationState:
     """The Presentation State dataset that :func:`export_dicom_gsps` writes."""
-    src = read_source(film, WHAT)
+    shared = FilmSource(film, prediction) if source is None else source.check(film, prediction)
+    src = shared.image(WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     samples = src.header.get("SamplesPerPixel", 1)
@@ -98,7 +102,7 @@ def build_gsps(
             "images only. Export a DICOM Structured Report or Secondary Capture instead."
         )
     with quiet_values(), highdicom_errors(film, WHAT):
-        return _build(src, film, prediction, info, set(labels), anonymize)
+        return _build(shared, film, prediction, info, set(labels), anonymize)
 
 
 def label_box(text: str, anchor: tuple[float, float] | None, listed: int, line: float, w: int, h: int
@@ -154,7 +158,7 @@ def _series_laterality(gsps: Dataset, src: SourceImage) -> None:
 
 
 def _build(
-    src: SourceImage,
+    shared: FilmSource,
     film: Film,
     prediction: Prediction,
     info: ModelInfo,
@@ -165,7 +169,8 @@ def _build(
     objects, built once per model and frozen, :mod:`cxrviewer.dicom.stamp`), stamped with what
     this film changes: each layer's order, description and colour, the outlines, the labels'
     text and place, the referenced image."""
-    ref = src.reference(anonymize=anonymize)
+    src = shared.image(WHAT)
+    ref = shared.reference(WHAT, anonymize=anonymize)
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
     w, h = float(src.columns), float(src.rows)
@@ -186,7 +191,7 @@ def _build(
         graphics: list[Dataset] = []
         anchor = None
         if label in region_labels:
-            for region in heatmap.regions(prediction, label, (film.height, film.width)):
+            for region in shared.regions(label):
                 for points in (outline_points(region), box_points(region)):
                     if points is not None:
                         graphics.append(_graphic(parts.graphic, np.clip(points, 0.0, (w, h)), w, h))

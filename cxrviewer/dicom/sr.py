@@ -59,7 +59,7 @@ from .output import (
     quiet_values,
     write,
 )
-from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
+from .source import DEIDENTIFICATION_METHOD, FilmSource, SourceImage
 from .stamp import Encoded, Stamp, concept, freeze, spliced, stamped
 
 logger = logging.getLogger(__name__)
@@ -77,17 +77,19 @@ def export_dicom_sr(
     anonymize: bool = False,
     measurements: Sequence[Measurement] = (),
     calibration: Calibration | None = None,
+    source: FilmSource | None = None,
 ) -> Path:
     """Write the SR of ``prediction`` for the DICOM film ``film`` to ``path`` (atomically).
 
     ``region_labels``: the findings whose regions (outline and box) go in (default: the
     positives). ``anonymize``: no patient identity, UIDs kept (docs/dicom-results.md).
     ``measurements``: the reader's distances, angles and ratios, measured with ``calibration``
-    (default: the film's own).
+    (default: the film's own). ``source``: the film's source, shared with its other results
+    (default: read for this one).
     """
     check_folder(path)
     ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize,
-                  measurements=measurements, calibration=calibration)
+                  measurements=measurements, calibration=calibration, source=source)
     return write(path, ds, WHAT)
 
 
@@ -100,6 +102,7 @@ def build_sr(
     anonymize: bool = False,
     measurements: Sequence[Measurement] = (),
     calibration: Calibration | None = None,
+    source: FilmSource | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """The SR dataset that :func:`export_dicom_sr` writes.
 
@@ -107,16 +110,17 @@ def build_sr(
     is the bare root, as the tree is handed over without highdicom's re-parse: read the written
     file with ``highdicom.sr.srread`` to walk the report.
     """
-    src = read_source(film, WHAT)
+    shared = FilmSource(film, prediction) if source is None else source.check(film, prediction)
+    shared.image(WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     with quiet_values(), highdicom_errors(film, WHAT):
-        return _build(src, film, prediction, info, labels, anonymize,
+        return _build(shared, film, prediction, info, labels, anonymize,
                       tuple(measurements), calibration or film.calibration)
 
 
 def _build(
-    src: SourceImage,
+    shared: FilmSource,
     film: Film,
     prediction: Prediction,
     info: ModelInfo,
@@ -127,7 +131,8 @@ def _build(
 ) -> hd.sr.Comprehensive3DSR:
     """The SR, stamped from the model's parts (:func:`_parts_of`: highdicom's own groups, built
     once per model and encoded once, :mod:`cxrviewer.dicom.stamp`) with what this film changes."""
-    ref = src.reference(anonymize=anonymize)
+    src = shared.image(WHAT)
+    ref = shared.reference(WHAT, anonymize=anonymize)
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
     # the film's references, one item each, shared by every group that points at the film
@@ -143,7 +148,7 @@ def _build(
             source=source,
         ))
     for label in region_labels:
-        groups.extend(_region_groups(parts.findings[label].region, film, prediction, label, region_source))
+        groups.extend(_region_groups(parts.findings[label].region, shared.regions(label), label, region_source))
     if prediction.ood_score is not None:
         ood = parts.ood
         groups.append(ood(
@@ -382,7 +387,9 @@ def _library_entry(ref):
     has_orientation = orientation is not None and not isinstance(orientation, str) and len(orientation) == 2
     if has_orientation and ref.get("ImagerPixelSpacing"):
         return ref
-    entry = copy.copy(ref)
+    # a dataset of its own (copy.copy would share the elements' mapping with ``ref``, and
+    # setting Modality would change the reference's own element)
+    entry = Dataset({e.tag: e for e in ref.elements() if e.tag != 0x00080060})  # Modality
     entry.Modality = "OT"  # not a projection modality to highdicom: no TID 1603 rows
     return entry
 
@@ -393,12 +400,12 @@ def _number(name: Code, value: float) -> hd.sr.Measurement:
 
 
 def _region_groups(
-    stamp: Stamp, film: Film, prediction: Prediction, label: str, source: Dataset
+    stamp: Stamp, regions: Sequence[heatmap.Region], label: str, source: Dataset
 ) -> list[Dataset]:
     """A TID 1410 group for each region's outline and each region's box: a closed SCOORD
     POLYLINE on the source image (``source``), in film pixels (PS3.3 C.18.6.1.1)."""
     out = []
-    for i, region in enumerate(heatmap.regions(prediction, label, (film.height, film.width)), start=1):
+    for i, region in enumerate(regions, start=1):
         for kind, points in (("outline", outline_points(region)), ("box", box_points(region))):
             if points is None:
                 continue
