@@ -186,7 +186,12 @@ def test_stamp_slots_must_pick_one_item_each():
     stamp = Stamp.of(group[0], {"p": lambda item: concept(item) == codes.PROBABILITY.value})
     with pytest.raises(TypeError):
         stamp()  # every slot must be filled
-    filled = stamp(p=stamped(stamp.item("p")))
+    from cxrviewer.dicom.stamp import Encoded, _as_dataset, _as_item, _encoded
+
+    got = stamp(p=stamped(stamp.item("p")))
+    # the container's bytes: as pydicom encodes highdicom's container, its items in their places
+    assert isinstance(got, Encoded) and bytes(got) == _as_item(_encoded(group[0]))
+    filled = _as_dataset(got)
     assert len(filled.ContentSequence) == len(group[0].ContentSequence)
     assert np.isclose(float(filled.ContentSequence[stamp.slots["p"]].MeasuredValueSequence[0].NumericValue), 0.5)
 
