@@ -25,7 +25,6 @@ from types import MappingProxyType
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
 from .. import __version__
@@ -48,7 +47,7 @@ from .output import (
     write,
 )
 from .source import DEIDENTIFICATION_METHOD, FilmSource, SourceImage
-from .stamp import floats, freeze, frozen_sequence, stamped
+from .stamp import Encoded, floats, freeze, put_sequence, spliced
 
 logger = logging.getLogger(__name__)
 
@@ -183,12 +182,12 @@ def _build(
     listed = 0  # findings without a region are listed down the left edge
     for rank, (label, probability, threshold) in enumerate(ranked):
         part = parts.layers[label]
-        layers.append(stamped(
+        layers.append(spliced(
             part.positive if probability >= threshold else part.negative,
-            GraphicLayerOrder=len(ranked) - rank + 1,  # higher is drawn later, on top (PS3.3 C.10.7.1.1)
+            GraphicLayerOrder=str(len(ranked) - rank + 1),  # higher is drawn later, on top (PS3.3 C.10.7.1.1)
             GraphicLayerDescription=f"{label}: probability {probability:.2f} (threshold {threshold:.2f})"[:64],
         ))
-        graphics: list[Dataset] = []
+        graphics: list[Encoded | Dataset] = []
         anchor = None
         if label in region_labels:
             for region in shared.regions(label):
@@ -202,8 +201,7 @@ def _build(
         listed += anchor is None
         texts = [_text(part.text, box, w, h, UnformattedTextValue=text)]
         if graphics:
-            annotations.append(_annotation(part.annotation_with_graphics, seen, texts,
-                                           GraphicObjectSequence=DicomSequence(graphics)))
+            annotations.append(_annotation(part.annotation_with_graphics, seen, texts, GraphicObjectSequence=graphics))
         else:
             annotations.append(_annotation(part.annotation, seen, texts))
     notices = [n for n, shown in enumerate((info.demo, prediction.ood_flag)) if shown]
@@ -241,8 +239,8 @@ def _build(
     # among them, every reference the state's image) holds by construction, and highdicom
     # checked it once for the model's templates (_parts_of). The constructor adds nothing else
     # for them (highdicom 0.28, ``pr/content.py`` ``_add_graphic_group_annotation_layer_attributes``).
-    gsps.GraphicLayerSequence = DicomSequence(layers)
-    gsps.GraphicAnnotationSequence = DicomSequence(annotations)
+    put_sequence(gsps, "GraphicLayerSequence", layers)
+    put_sequence(gsps, "GraphicAnnotationSequence", annotations)
     _series_laterality(gsps, src)
     patient_name_back(gsps, patient_name)
     if anonymize:
@@ -252,14 +250,13 @@ def _build(
     return gsps
 
 
-def _annotation(template: Dataset, seen: Dataset, texts: list[Dataset], **values) -> Dataset:
+def _annotation(template: Dataset, seen: Dataset, texts: list, **values) -> Encoded | Dataset:
     """``template`` (highdicom's GraphicAnnotation) on the film ``seen`` (its reference item),
     with ``texts`` and ``values`` (its graphic objects, if any)."""
-    return stamped(template, ReferencedImageSequence=frozen_sequence("ReferencedImageSequence", [seen]),
-                   TextObjectSequence=DicomSequence(texts), **values)
+    return spliced(template, ReferencedImageSequence=[seen], TextObjectSequence=texts, **values)
 
 
-def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Dataset:
+def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Encoded | Dataset:
     """A closed POLYLINE in PIXEL units: ``template`` (highdicom's GraphicObject) with ``points``.
 
     What highdicom's GraphicObject and GraphicAnnotation check of such points, kept here:
@@ -269,10 +266,10 @@ def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Datas
         raise ValueError("a polyline must be two or more (column, row) pairs")
     if points.min() < 0.0 or points[:, 0].max() > w or points[:, 1].max() > h:
         raise ValueError("a polyline must lie in the image")
-    return stamped(template, NumberOfGraphicPoints=points.shape[0], GraphicData=floats("GraphicData", points.ravel()))
+    return spliced(template, NumberOfGraphicPoints=int(points.shape[0]), GraphicData=floats("GraphicData", points.ravel()))
 
 
-def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h: float, **values) -> Dataset:
+def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h: float, **values) -> Encoded | Dataset:
     """``template`` (highdicom's TextObject) in the bounding box ``box`` (left, top, right,
     bottom in PIXEL units), with ``values`` (its text) if given.
 
@@ -281,8 +278,8 @@ def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h
     """
     if min(box) < 0.0 or box[0] >= box[2] or box[1] >= box[3] or box[2] > w or box[3] > h:
         raise ValueError("a text's bounding box must lie in the image, its corners in order")
-    return stamped(template, BoundingBoxTopLeftHandCorner=list(box[:2]),
-                   BoundingBoxBottomRightHandCorner=list(box[2:]), **values)
+    return spliced(template, BoundingBoxTopLeftHandCorner=floats("BoundingBoxTopLeftHandCorner", box[:2]),
+                   BoundingBoxBottomRightHandCorner=floats("BoundingBoxBottomRightHandCorner", box[2:]), **values)
 
 
 @dataclass(frozen=True)

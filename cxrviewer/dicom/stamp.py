@@ -208,7 +208,7 @@ def _element_bytes(tag: BaseTag, vr: str, value) -> bytes:
     if isinstance(value, RawDataElement):
         return _header(tag, value.VR, len(value.value)) + value.value
     else:
-        text = value if isinstance(value, str) else getattr(value, "original_string", None) if vr == "DS" else None
+        text = value if isinstance(value, str) else getattr(value, "original_string", None) if vr in ("DS", "IS") else None
         if vr in _PLAIN_TEXT_VRS and isinstance(text, str) and text.isascii() and "\\" not in text:
             data = text.encode("ascii")
             if len(data) % 2:
@@ -216,6 +216,8 @@ def _element_bytes(tag: BaseTag, vr: str, value) -> bytes:
             return _header(tag, vr, len(data)) + data
         if vr == "FD" and type(value) is float:  # IEEE 754 double, little endian (PS3.5 6.2)
             return _header(tag, vr, 8) + struct.pack("<d", value)
+        if vr == "US" and type(value) is int and 0 <= value < 1 << 16:  # unsigned short, little endian
+            return _header(tag, vr, 2) + struct.pack("<H", value)
         element = DataElement(tag, vr, value)
     buf = DicomBytesIO()
     buf.is_implicit_VR, buf.is_little_endian = _IMPLICIT, _LITTLE
@@ -225,7 +227,7 @@ def _element_bytes(tag: BaseTag, vr: str, value) -> bytes:
 
 #: text VRs whose one ASCII value pydicom writes as it is, padded (PS3.5 6.2): a backslash,
 #: a value delimiter in some of them, is left to pydicom
-_PLAIN_TEXT_VRS = frozenset({"CS", "DS", "LO", "LT", "SH", "ST", "UC", "UI", "UT"})
+_PLAIN_TEXT_VRS = frozenset({"CS", "DS", "IS", "LO", "LT", "SH", "ST", "UC", "UI", "UT"})
 
 
 def _header(tag: BaseTag, vr: str, length: int) -> bytes:
