@@ -43,7 +43,7 @@ def main() -> None:
     profile = cProfile.Profile() if args.profile else None
 
     def together(folder: Path, film, prediction) -> None:
-        written, errors = write_results(folder, film, prediction, clf.info, OUTPUTS)
+        _, errors = write_results(folder, film, prediction, clf.info, OUTPUTS)
         if errors:
             raise SystemExit(f"write_results failed: {errors}")
 
