@@ -262,15 +262,6 @@ def _as_sequence(items) -> Sequence:
     return Sequence([_as_dataset(item) for item in items])
 
 
-def frozen_sequence(keyword: str, items: Sequence) -> RawDataElement | Sequence:
-    """The sequence element ``keyword`` of ``items``, for :func:`stamped`: when every item is
-    frozen, one raw element of their bytes (each a sequence item, PS3.5 7.5), which the writer
-    copies as it is; else the items as a sequence, for pydicom to encode."""
-    if not all(is_frozen(item) for item in items):
-        return Sequence(items)
-    return _raw_sequence(Tag(tag_for_keyword(keyword)), (_item_bytes(item) for item in items))
-
-
 def _raw_sequence(tag: BaseTag, items) -> RawDataElement:
     value = b"".join(items)
     return RawDataElement(tag, "SQ", len(value), value, 0, _IMPLICIT, _LITTLE)
