@@ -20,7 +20,6 @@ import sys
 from common import REPO, demo_model, machine, scored_chest_dicoms, time_builds
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -43,12 +42,12 @@ def main() -> None:
         lambda film, prediction: highdicom_sr(film, prediction, clf.info, prediction.positives),
         lambda ds: encode(ds, "Structured Report"), args.repeats, profile)
     for name, film, prediction in scored:
-        t = {key: statistics.median(values) for key, values in times[name].items()}
-        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.3f} s CPU, "
-              f"encode {t['encode']:.3f} s CPU; item by item {t['oracle']:.3f} s (median of {args.repeats})")
-    t = {key: statistics.median(values) for key, values in times["all"].items()}
-    print(f"all films: build median {t['build']:.3f} s CPU; build + encode {t['total']:.3f} s "
-          f"vs item by item {t['oracle']:.3f} s: {t['oracle'] / t['total']:.1f}x less CPU")
+        t = {key: 1000 * statistics.median(values) for key, values in times[name].items()}
+        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.1f} ms CPU, "
+              f"encode {t['encode']:.1f} ms; item by item {t['oracle']:.0f} ms (median of {args.repeats})")
+    t = {key: 1000 * statistics.median(values) for key, values in times["all"].items()}
+    print(f"all films: build median {t['build']:.1f} ms CPU; build + encode {t['total']:.1f} ms "
+          f"vs item by item {t['oracle']:.0f} ms: {t['oracle'] / t['total']:.1f}x less CPU")
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
 

@@ -22,6 +22,7 @@ from dicomfactory import CR_IMAGE, build_dicom
 from tinymodel import tiny_info
 
 from cxrviewer.dicom import build_gsps
+from cxrviewer.errors import CxrError
 from cxrviewer.io import read_film
 from cxrviewer.node import outputs
 from cxrviewer.node.outputs import HEADER_RESULTS, film_parcel, to_parcel, use_model, write_parcels, write_results
@@ -41,8 +42,28 @@ def _varies(tag: str, elem: dict) -> bool:
     return elem.get("vr") in _DATES or tag == _SOFTWARE_VERSIONS
 
 
+def single_precision(values: list) -> list[float]:
+    """FL values as the file holds them (single precision, PS3.5 6.2): a value set as a Python
+    float and the same value read back from its encoding are one number in the file."""
+    return [float(np.float32(v)) for v in values]
+
+
+def _golden() -> dict:
+    def walk(node: dict) -> dict:
+        for elem in node.values():
+            if elem.get("vr") == "FL" and "Value" in elem:
+                elem["Value"] = single_precision(elem["Value"])
+            elif elem.get("vr") == "SQ":
+                for item in elem.get("Value", []):
+                    walk(item)
+        return node
+
+    return walk(json.loads(GOLDEN.read_text()))
+
+
 def canonical(ds: pydicom.Dataset) -> dict:
-    """``ds`` as DICOM JSON (PS3.18 F.2) with its own UIDs, dates, times and software version blanked."""
+    """``ds`` as DICOM JSON (PS3.18 F.2) with its own UIDs, dates, times and software version
+    blanked, and its FL values as the file holds them."""
 
     def walk(node: dict) -> dict:
         out = {}
@@ -50,6 +71,8 @@ def canonical(ds: pydicom.Dataset) -> dict:
             elem = dict(elem)
             if "Value" in elem and _varies(tag, elem):
                 elem["Value"] = ["<varies>"]
+            elif elem.get("vr") == "FL" and "Value" in elem:
+                elem["Value"] = single_precision(elem["Value"])
             elif elem.get("vr") == "SQ":
                 elem["Value"] = [walk(item) for item in elem.get("Value", [])]
             out[tag] = elem
@@ -92,7 +115,7 @@ def test_the_presentation_state_is_the_one_made_before(case):
     got = canonical(build_gsps(film, prediction, info))
     if os.environ.get("CXR_WRITE_GOLDEN"):  # only to record it again on purpose
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
-    assert got == json.loads(GOLDEN.read_text())
+    assert got == _golden()
 
 
 def test_presentation_states_of_one_model_keep_their_own_findings(tmp_path, case):
@@ -151,3 +174,87 @@ def test_the_model_is_set_up_once_per_builder(case, monkeypatch):
         write_parcels(Path("unused"), film_parcel(film, ("sr",)), to_parcel(prediction), ("sr",))
     use_model(to_parcel(info))
     assert outputs._model == info
+
+
+# ----------------------------------------------------- a film's source, once for its results
+def _real_films(shared_data: Path) -> list[Path]:
+    films = sorted((shared_data / "dicom").glob("*.dcm"))
+    assert films, "../shared/data/dicom holds the real DICOMs"
+    return films
+
+
+def _count_header_reads(monkeypatch) -> list:
+    """The source header reads the results make (the real reader runs; each call is noted)."""
+    from cxrviewer.dicom import source
+
+    reads = []
+    real = source.read_source_header
+
+    def counted(film):
+        reads.append(film.source)
+        return real(film)
+
+    monkeypatch.setattr(source, "read_source_header", counted)
+    return reads
+
+
+@pytest.mark.slow
+def test_write_results_reads_a_films_source_once(tmp_path, shared_data, monkeypatch):
+    from cxrviewer.dicom import DicomResultsFolder, export_dicom_sr
+    from cxrviewer.dicom.folder import dicom_uids
+    from cxrviewer.render import RenderOptions
+
+    info = tiny_info()
+    film = read_film(shared_data / "dicom" / "torchxrayvision_siim_cr_chest.dcm")
+    prediction = _prediction(info)
+    reads = _count_header_reads(monkeypatch)
+    written, errors = write_results(tmp_path / "node", film, prediction, info, ("sr", "gsps"))
+    assert not errors and set(written) == {"sr", "gsps"}
+    assert len(reads) == 1, f"the source was read {len(reads)} times for one film's SR and Presentation State"
+    # `score --dicom-out`'s writer too
+    uids = dicom_uids(film.source)
+    reads.clear()
+    DicomResultsFolder(tmp_path / "score", ("sr", "gsps")).write(
+        uids, film, prediction, info, RenderOptions(classes=prediction.positives))
+    assert len(reads) == 1
+    # one result on its own reads it for itself, as before
+    reads.clear()
+    export_dicom_sr(tmp_path / "one.dcm", film, prediction, info)
+    assert len(reads) == 1
+
+
+def _decoded(path: Path) -> str:
+    from helpers import decoded_result
+
+    return decoded_result(pydicom.dcmread(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("anonymize", [False, True], ids=["identified", "anonymized"])
+def test_results_sharing_a_source_are_the_ones_made_one_at_a_time(tmp_path, shared_data, anonymize):
+    """Every real DICOM (chest films, LUT sequences, a file without a preamble): the SR and the
+    Presentation State written together from one source decode to the files written one at a
+    time, each reading its source itself (UIDs numbered in order, times aside)."""
+    from cxrviewer.dicom import write_result
+    from cxrviewer.render import RenderOptions
+
+    info = tiny_info()
+    prediction = _prediction(info)
+    options = RenderOptions(classes=prediction.positives)
+    compared = 0
+    for path in _real_films(shared_data):
+        film = read_film(path)
+        together, errors = write_results(tmp_path / "together" / path.stem, film, prediction, info,
+                                         ("sr", "gsps"), anonymize=anonymize)
+        for kind in ("sr", "gsps"):
+            alone = tmp_path / "alone" / path.stem / f"{kind}.dcm"
+            alone.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                write_result(kind, alone, film, prediction, info, options, anonymize=anonymize)
+            except CxrError as exc:  # refused alone (a colour image's state): refused together, the same way
+                assert errors.get(kind) == str(exc)
+                continue
+            assert kind in together, errors
+            assert _decoded(together[kind]) == _decoded(alone), f"{path.name} {kind}"
+            compared += 1
+    assert compared >= 12

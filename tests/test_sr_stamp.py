@@ -186,7 +186,12 @@ def test_stamp_slots_must_pick_one_item_each():
     stamp = Stamp.of(group[0], {"p": lambda item: concept(item) == codes.PROBABILITY.value})
     with pytest.raises(TypeError):
         stamp()  # every slot must be filled
-    filled = stamp(p=stamped(stamp.item("p")))
+    from cxrviewer.dicom.stamp import Encoded, _as_dataset, _as_item, _encoded
+
+    got = stamp(p=stamped(stamp.item("p")))
+    # the container's bytes: as pydicom encodes highdicom's container, its items in their places
+    assert isinstance(got, Encoded) and bytes(got) == _as_item(_encoded(group[0]))
+    filled = _as_dataset(got)
     assert len(filled.ContentSequence) == len(group[0].ContentSequence)
     assert np.isclose(float(filled.ContentSequence[stamp.slots["p"]].MeasuredValueSequence[0].NumericValue), 0.5)
 
@@ -233,3 +238,89 @@ def test_spliced_items_are_the_stamped_items_bytes():
                                         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     assert isinstance(spliced(text, TextValue="Größe"), pydicom.Dataset)
     assert isinstance(spliced(text, TextValue="size"), Encoded)
+
+
+def test_spliced_values_are_encoded_as_pydicom_encodes_them():
+    """spliced() encodes plain values itself (text, UIDs, decimal and integer strings, doubles,
+    unsigned shorts, already encoded floats): the bytes pydicom's element writer gives."""
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+    from pydicom.tag import Tag
+    from pydicom.valuerep import DS
+
+    from cxrviewer.dicom.stamp import _element_bytes, floats
+
+    def pydicoms(keyword, value):
+        buf = DicomBytesIO()
+        buf.is_implicit_VR, buf.is_little_endian = False, True
+        tag = Tag(keyword)
+        write_data_element(buf, DataElement(tag, pydicom.datadict.dictionary_VR(tag), value))
+        return buf.getvalue()
+
+    cases = [
+        ("UID", "2.25.77"), ("UID", "2.25.7"), ("TextValue", "Pneumothorax region 1 box"),
+        ("TextValue", "odd"), ("TextValue", ""), ("GraphicLayerDescription", "Mass: probability 0.52 (threshold 0.50)"),
+        ("NumericValue", DS(0.123457, auto_format=True)), ("NumericValue", DS(1e-07, auto_format=True)),
+        ("NumericValue", "0.5"), ("GraphicLayerOrder", "7"), ("GraphicLayerOrder", "12"),
+        ("FloatingPointValue", 0.123457), ("NumberOfGraphicPoints", 5), ("NumberOfGraphicPoints", 65535),
+        ("GraphicLayer", "PNEUMOTHORAX"), ("GraphicLayer", "A\\B"), ("UnformattedTextValue", "Größe 0.50"),
+    ]
+    for keyword, value in cases:
+        tag = Tag(keyword)
+        got = _element_bytes(tag, pydicom.datadict.dictionary_VR(tag), value)
+        assert got == pydicoms(keyword, value), (keyword, value)
+    points = np.array([0.5, 1.25, 1023.0, 7.1])
+    assert _element_bytes(Tag("GraphicData"), "FL", floats("GraphicData", points)) == pydicoms("GraphicData", points.tolist())
+
+
+def test_a_nested_value_is_spliced_as_highdicom_builds_it():
+    """The Image Library of a film is highdicom's, built once for the values it reads with a
+    stand-in instance, the film's SOP Instance UID spliced three items down; and an image
+    highdicom describes with more (CT) is built by highdicom each time."""
+    from cxrviewer.dicom.stamp import Encoded, _as_item, _encoded
+
+    def entry(instance, modality="DX", **values):
+        ds = pydicom.Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2" if modality == "CT" else "1.2.840.10008.5.1.4.1.1.1.1"
+        ds.SOPInstanceUID, ds.Modality, ds.Rows, ds.Columns = instance, modality, 2048, 1664
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        return ds
+
+    kinds = [
+        {"modality": "OT"},
+        {"PatientOrientation": ["L", "F"], "ImagerPixelSpacing": ["0.139", "0.139"]},
+        {"PatientOrientation": ["L", "F"], "ImagerPixelSpacing": ["0.1390", "0.139"]},  # as read: another DS string
+    ]
+    for values in kinds:
+        for instance in ("1.2.3.4.5", "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678"):
+            want = _as_item(_encoded(hd.sr.ImageLibrary([entry(instance, **values)])[0]))
+            got = sr_module._library(entry(instance, **values))
+            assert isinstance(got, Encoded) and bytes(got) == want, (values, instance)
+    ct = entry("1.2.3.4.6", modality="CT", PixelSpacing=["0.5", "0.5"], ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+               ImagePositionPatient=[0, 0, 0], SliceThickness="1", FrameOfReferenceUID="1.2.3.9")
+    got = sr_module._library(ct)
+    assert not isinstance(got, Encoded) and _encoded(got) == _encoded(hd.sr.ImageLibrary([ct])[0])
+
+
+def test_a_sequence_put_as_bytes_is_written_as_pydicom_writes_it(generated_dicoms, demo):
+    """put_sequence(): the SR's content tree as one raw element, which encode() copies as it is:
+    the same file as the tree given to pydicom as a sequence; read back, it is that tree."""
+    import io
+
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from cxrviewer.dicom.output import encode
+    from cxrviewer.dicom.stamp import is_encoded
+
+    film = read_film(generated_dicoms["nih_dx"])
+    pred = demo.predict_one(film)
+    sr = build_sr(film, pred, demo.info, region_labels=list(pred.labels))
+    assert is_encoded(sr, pydicom.tag.Tag("ContentSequence"))
+    raw = encode(sr, "test")
+    assert is_encoded(sr, pydicom.tag.Tag("ContentSequence"))  # encoding left it raw
+    tree = pydicom.dcmread(io.BytesIO(raw)).ContentSequence
+    del sr.ContentSequence
+    sr.ContentSequence = DicomSequence(tree)
+    assert encode(sr, "test") == raw

@@ -33,6 +33,7 @@ from ..io.sniff import HEAD_BYTES, sniff_format
 from ..render import RenderOptions
 from ..types import Film, ModelInfo, Prediction
 from .gsps import export_dicom_gsps
+from .source import FilmSource
 from .sr import export_dicom_sr
 
 logger = logging.getLogger(__name__)
@@ -151,8 +152,9 @@ class DicomResultsFolder:
         the Secondary Capture draws what ``options`` asks, as ``cxrviewer export`` does.
         """
         targets = self.paths(uids)
+        source = FilmSource(film, prediction)  # the source's header read once for all of them
         return [
-            write_result(f, targets[f], film, prediction, info, options)
+            write_result(f, targets[f], film, prediction, info, options, source=source)
             for f in self.formats
             if only is None or f in only
         ]
@@ -160,14 +162,16 @@ class DicomResultsFolder:
 
 def write_result(
     fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions,
-    *, anonymize: bool = False,
+    *, anonymize: bool = False, source: FilmSource | None = None,
 ) -> Path:
     """One DICOM result (``sr``, ``gsps`` or ``sc``) of ``film`` at ``path``: the findings of
     ``options.classes`` are drawn (SC) or get their regions (SR, Presentation State). The one
-    dispatch behind ``score --dicom-out`` and the DICOM node."""
+    dispatch behind ``score --dicom-out`` and the DICOM node. ``source``: the film's source,
+    shared by its SR and Presentation State (:class:`~cxrviewer.dicom.source.FilmSource`: its
+    header read, its reference and regions made once for both); default: read for this one."""
     if fmt == "sc":
         return export_dicom_sc(path, film, prediction, info, options, anonymize=anonymize)
     if fmt not in FORMATS:
         raise ValueError(f"unknown DICOM result {fmt!r}; choose among {', '.join(FORMATS)}")
     export = export_dicom_sr if fmt == "sr" else export_dicom_gsps
-    return export(path, film, prediction, info, region_labels=options.classes, anonymize=anonymize)
+    return export(path, film, prediction, info, region_labels=options.classes, anonymize=anonymize, source=source)

@@ -25,10 +25,9 @@ from types import MappingProxyType
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
-from .. import __version__, heatmap
+from .. import __version__
 from ..classes import resolve
 from ..dicom_export import UNPAIRED_BODY_PARTS, put_value, source_text
 from ..errors import DicomResultError
@@ -47,8 +46,8 @@ from .output import (
     quiet_values,
     write,
 )
-from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .stamp import floats, freeze, frozen_sequence, stamped
+from .source import DEIDENTIFICATION_METHOD, FilmSource, SourceImage
+from .stamp import Encoded, floats, freeze, put_sequence, spliced
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +67,16 @@ def export_dicom_gsps(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    source: FilmSource | None = None,
 ) -> Path:
     """Write the Presentation State of ``prediction`` for the DICOM film ``film`` to ``path``.
 
     ``region_labels``: the findings whose regions are drawn (default: the positives); every
     finding gets its layer and label either way. ``anonymize``: no patient identity, UIDs kept.
+    ``source``: the film's source, shared with its other results (default: read for this one).
     """
     check_folder(path)
-    ds = build_gsps(film, prediction, info, region_labels=region_labels, anonymize=anonymize)
+    ds = build_gsps(film, prediction, info, region_labels=region_labels, anonymize=anonymize, source=source)
     return write(path, ds, WHAT)
 
 
@@ -86,9 +87,11 @@ def build_gsps(
     *,
     region_labels: Sequence[str] | None = None,
     anonymize: bool = False,
+    source: FilmSource | None = None,
 ) -> hd.pr.GrayscaleSoftcopyPresentationState:
     """The Presentation State dataset that :func:`export_dicom_gsps` writes."""
-    src = read_source(film, WHAT)
+    shared = FilmSource(film, prediction) if source is None else source.check(film, prediction)
+    src = shared.image(WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     samples = src.header.get("SamplesPerPixel", 1)
@@ -98,7 +101,7 @@ def build_gsps(
             "images only. Export a DICOM Structured Report or Secondary Capture instead."
         )
     with quiet_values(), highdicom_errors(film, WHAT):
-        return _build(src, film, prediction, info, set(labels), anonymize)
+        return _build(shared, film, prediction, info, set(labels), anonymize)
 
 
 def label_box(text: str, anchor: tuple[float, float] | None, listed: int, line: float, w: int, h: int
@@ -154,7 +157,7 @@ def _series_laterality(gsps: Dataset, src: SourceImage) -> None:
 
 
 def _build(
-    src: SourceImage,
+    shared: FilmSource,
     film: Film,
     prediction: Prediction,
     info: ModelInfo,
@@ -165,7 +168,8 @@ def _build(
     objects, built once per model and frozen, :mod:`cxrviewer.dicom.stamp`), stamped with what
     this film changes: each layer's order, description and colour, the outlines, the labels'
     text and place, the referenced image."""
-    ref = src.reference(anonymize=anonymize)
+    src = shared.image(WHAT)
+    ref = shared.reference(WHAT, anonymize=anonymize)
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
     w, h = float(src.columns), float(src.rows)
@@ -178,15 +182,15 @@ def _build(
     listed = 0  # findings without a region are listed down the left edge
     for rank, (label, probability, threshold) in enumerate(ranked):
         part = parts.layers[label]
-        layers.append(stamped(
+        layers.append(spliced(
             part.positive if probability >= threshold else part.negative,
-            GraphicLayerOrder=len(ranked) - rank + 1,  # higher is drawn later, on top (PS3.3 C.10.7.1.1)
+            GraphicLayerOrder=str(len(ranked) - rank + 1),  # higher is drawn later, on top (PS3.3 C.10.7.1.1)
             GraphicLayerDescription=f"{label}: probability {probability:.2f} (threshold {threshold:.2f})"[:64],
         ))
-        graphics: list[Dataset] = []
+        graphics: list[Encoded | Dataset] = []
         anchor = None
         if label in region_labels:
-            for region in heatmap.regions(prediction, label, (film.height, film.width)):
+            for region in shared.regions(label):
                 for points in (outline_points(region), box_points(region)):
                     if points is not None:
                         graphics.append(_graphic(parts.graphic, np.clip(points, 0.0, (w, h)), w, h))
@@ -197,8 +201,7 @@ def _build(
         listed += anchor is None
         texts = [_text(part.text, box, w, h, UnformattedTextValue=text)]
         if graphics:
-            annotations.append(_annotation(part.annotation_with_graphics, seen, texts,
-                                           GraphicObjectSequence=DicomSequence(graphics)))
+            annotations.append(_annotation(part.annotation_with_graphics, seen, texts, GraphicObjectSequence=graphics))
         else:
             annotations.append(_annotation(part.annotation, seen, texts))
     notices = [n for n, shown in enumerate((info.demo, prediction.ood_flag)) if shown]
@@ -236,8 +239,8 @@ def _build(
     # among them, every reference the state's image) holds by construction, and highdicom
     # checked it once for the model's templates (_parts_of). The constructor adds nothing else
     # for them (highdicom 0.28, ``pr/content.py`` ``_add_graphic_group_annotation_layer_attributes``).
-    gsps.GraphicLayerSequence = DicomSequence(layers)
-    gsps.GraphicAnnotationSequence = DicomSequence(annotations)
+    put_sequence(gsps, "GraphicLayerSequence", layers)
+    put_sequence(gsps, "GraphicAnnotationSequence", annotations)
     _series_laterality(gsps, src)
     patient_name_back(gsps, patient_name)
     if anonymize:
@@ -247,14 +250,13 @@ def _build(
     return gsps
 
 
-def _annotation(template: Dataset, seen: Dataset, texts: list[Dataset], **values) -> Dataset:
+def _annotation(template: Dataset, seen: Dataset, texts: list, **values) -> Encoded | Dataset:
     """``template`` (highdicom's GraphicAnnotation) on the film ``seen`` (its reference item),
     with ``texts`` and ``values`` (its graphic objects, if any)."""
-    return stamped(template, ReferencedImageSequence=frozen_sequence("ReferencedImageSequence", [seen]),
-                   TextObjectSequence=DicomSequence(texts), **values)
+    return spliced(template, ReferencedImageSequence=[seen], TextObjectSequence=texts, **values)
 
 
-def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Dataset:
+def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Encoded | Dataset:
     """A closed POLYLINE in PIXEL units: ``template`` (highdicom's GraphicObject) with ``points``.
 
     What highdicom's GraphicObject and GraphicAnnotation check of such points, kept here:
@@ -264,10 +266,10 @@ def _graphic(template: Dataset, points: np.ndarray, w: float, h: float) -> Datas
         raise ValueError("a polyline must be two or more (column, row) pairs")
     if points.min() < 0.0 or points[:, 0].max() > w or points[:, 1].max() > h:
         raise ValueError("a polyline must lie in the image")
-    return stamped(template, NumberOfGraphicPoints=points.shape[0], GraphicData=floats("GraphicData", points.ravel()))
+    return spliced(template, NumberOfGraphicPoints=int(points.shape[0]), GraphicData=floats("GraphicData", points.ravel()))
 
 
-def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h: float, **values) -> Dataset:
+def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h: float, **values) -> Encoded | Dataset:
     """``template`` (highdicom's TextObject) in the bounding box ``box`` (left, top, right,
     bottom in PIXEL units), with ``values`` (its text) if given.
 
@@ -276,8 +278,8 @@ def _text(template: Dataset, box: tuple[float, float, float, float], w: float, h
     """
     if min(box) < 0.0 or box[0] >= box[2] or box[1] >= box[3] or box[2] > w or box[3] > h:
         raise ValueError("a text's bounding box must lie in the image, its corners in order")
-    return stamped(template, BoundingBoxTopLeftHandCorner=list(box[:2]),
-                   BoundingBoxBottomRightHandCorner=list(box[2:]), **values)
+    return spliced(template, BoundingBoxTopLeftHandCorner=floats("BoundingBoxTopLeftHandCorner", box[:2]),
+                   BoundingBoxBottomRightHandCorner=floats("BoundingBoxBottomRightHandCorner", box[2:]), **values)
 
 
 @dataclass(frozen=True)

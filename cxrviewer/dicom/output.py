@@ -19,7 +19,7 @@ from pydicom.valuerep import AMBIGUOUS_VR, VR
 from ..errors import DicomResultError
 from ..export import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo
-from .stamp import is_frozen
+from .stamp import is_encoded, is_frozen
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,8 @@ def _resolve_encoding_once(ds: Dataset) -> None:
     ``correct_ambiguous_vr_element``); items built here are marked as already in the encoding
     written; frozen parts (raw, in that encoding) are left as they are; items read from a file
     in another encoding (parts of the source's header) get pydicom's own walk, with their
-    ancestors. Then the root is marked too, and the writer goes straight to the elements. The
+    ancestors; a sequence the result encoded itself (:func:`~cxrviewer.dicom.stamp.put_sequence`)
+    is left as it is. Then the root is marked too, and the writer goes straight to the elements. The
     bytes do not change (tests/test_dicom_encode.py, tests/test_sr_stamp.py).
     """
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -187,6 +188,8 @@ def _resolve_encoding_once(ds: Dataset) -> None:
             if element.is_raw:
                 if parent is not ds and parent.original_encoding == target:
                     continue  # written as it is: a frozen part
+                if parent is ds and is_encoded(ds, element.tag):
+                    continue  # a sequence encoded in this encoding (stamp.put_sequence)
                 # a raw element in a built item would be written as read, in the encoding of
                 # the file it came from: decoded now, as the writer would have done
                 element = parent[element.tag]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from .. import heatmap
 from ..dicom_export import (
     ANONYMIZED_ATTRIBUTES,
     COPIED_TYPE3,
@@ -40,7 +42,7 @@ from ..dicom_export import (
     source_text,
 )
 from ..errors import DicomResultError, NoDicomSourceError
-from ..types import Film
+from ..types import Film, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -190,3 +192,51 @@ def read_source(film: Film, result: str) -> SourceImage:
         rows=rows,
         columns=columns,
     )
+
+
+class FilmSource:
+    """What every result of one film reads of its source, made once for all of them: the
+    header (:func:`read_source`, a read of the file or URL), the reference highdicom is given
+    (:meth:`SourceImage.reference`, a deep copy of the allow-listed elements) and the regions of
+    each finding (:func:`cxrviewer.heatmap.regions`). The node writes a film's SR and
+    Presentation State from one; each result built on its own makes its own.
+
+    A failed read is not kept: the next result reads again and its error names that result.
+    Not for several threads at once (a film's results are written by one).
+    """
+
+    def __init__(self, film: Film, prediction: Prediction) -> None:
+        self.film = film
+        self.prediction = prediction
+        self._image: SourceImage | None = None
+        self._references: dict[bool, Dataset] = {}
+        self._regions: dict[str, list[heatmap.Region]] = {}
+
+    def check(self, film: Film, prediction: Prediction) -> FilmSource:
+        """This source, after checking it is the one of ``film`` and ``prediction``."""
+        if film is not self.film or prediction is not self.prediction:
+            raise ValueError("a FilmSource serves the results of the film and prediction it was made for")
+        return self
+
+    def image(self, result: str) -> SourceImage:
+        """The source image (:func:`read_source`, read on first use); ``result`` names the
+        result in the errors."""
+        if self._image is None:
+            self._image = read_source(self.film, result)
+        return self._image
+
+    def reference(self, result: str, *, anonymize: bool = False) -> Dataset:
+        """The reference of :meth:`SourceImage.reference`, made once: each call gets a dataset
+        of its own whose elements are shared, so a result may add, replace or delete elements
+        (never change one in place: ``del ds[tag]`` before setting a keyword that is there)."""
+        if anonymize not in self._references:
+            self._references[anonymize] = self.image(result).reference(anonymize=anonymize)
+        ref = self._references[anonymize]
+        return Dataset({element.tag: element for element in ref.elements()})
+
+    def regions(self, label: str) -> Sequence[heatmap.Region]:
+        """The regions of ``label`` on the film (computed once; not to be changed)."""
+        if label not in self._regions:
+            film = self.film
+            self._regions[label] = heatmap.regions(self.prediction, label, (film.height, film.width))
+        return self._regions[label]

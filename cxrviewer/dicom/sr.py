@@ -37,6 +37,7 @@ import highdicom as hd
 import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -59,8 +60,8 @@ from .output import (
     quiet_values,
     write,
 )
-from .source import DEIDENTIFICATION_METHOD, SourceImage, read_source
-from .stamp import Encoded, Stamp, concept, freeze, spliced, stamped
+from .source import DEIDENTIFICATION_METHOD, FilmSource, SourceImage
+from .stamp import Encoded, Nested, Stamp, concept, floats, freeze, put_sequence, spliced, stamped
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +78,19 @@ def export_dicom_sr(
     anonymize: bool = False,
     measurements: Sequence[Measurement] = (),
     calibration: Calibration | None = None,
+    source: FilmSource | None = None,
 ) -> Path:
     """Write the SR of ``prediction`` for the DICOM film ``film`` to ``path`` (atomically).
 
     ``region_labels``: the findings whose regions (outline and box) go in (default: the
     positives). ``anonymize``: no patient identity, UIDs kept (docs/dicom-results.md).
     ``measurements``: the reader's distances, angles and ratios, measured with ``calibration``
-    (default: the film's own).
+    (default: the film's own). ``source``: the film's source, shared with its other results
+    (default: read for this one).
     """
     check_folder(path)
     ds = build_sr(film, prediction, info, region_labels=region_labels, anonymize=anonymize,
-                  measurements=measurements, calibration=calibration)
+                  measurements=measurements, calibration=calibration, source=source)
     return write(path, ds, WHAT)
 
 
@@ -100,6 +103,7 @@ def build_sr(
     anonymize: bool = False,
     measurements: Sequence[Measurement] = (),
     calibration: Calibration | None = None,
+    source: FilmSource | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """The SR dataset that :func:`export_dicom_sr` writes.
 
@@ -107,16 +111,17 @@ def build_sr(
     is the bare root, as the tree is handed over without highdicom's re-parse: read the written
     file with ``highdicom.sr.srread`` to walk the report.
     """
-    src = read_source(film, WHAT)
+    shared = FilmSource(film, prediction) if source is None else source.check(film, prediction)
+    shared.image(WHAT)
     # the one class-list rule (cxrviewer.classes): labels or display names, unknown ones refused
     labels = prediction.positives if region_labels is None else resolve(region_labels, prediction.labels)
     with quiet_values(), highdicom_errors(film, WHAT):
-        return _build(src, film, prediction, info, labels, anonymize,
+        return _build(shared, film, prediction, info, labels, anonymize,
                       tuple(measurements), calibration or film.calibration)
 
 
 def _build(
-    src: SourceImage,
+    shared: FilmSource,
     film: Film,
     prediction: Prediction,
     info: ModelInfo,
@@ -127,12 +132,13 @@ def _build(
 ) -> hd.sr.Comprehensive3DSR:
     """The SR, stamped from the model's parts (:func:`_parts_of`: highdicom's own groups, built
     once per model and encoded once, :mod:`cxrviewer.dicom.stamp`) with what this film changes."""
-    ref = src.reference(anonymize=anonymize)
+    src = shared.image(WHAT)
+    ref = shared.reference(WHAT, anonymize=anonymize)
     patient_name = patient_name_aside(ref)
     parts = _model_parts(info, prediction)
     # the film's references, one item each, shared by every group that points at the film
-    source = freeze(hd.sr.SourceImageForMeasurementGroup(src.sop_class_uid, src.sop_instance_uid))
-    region_source = freeze(hd.sr.SourceImageForRegion(src.sop_class_uid, src.sop_instance_uid))
+    source = _source_items(src.sop_class_uid)[0](ReferencedSOPInstanceUID=src.sop_instance_uid)
+    region_source = _source_items(src.sop_class_uid)[1](ReferencedSOPInstanceUID=src.sop_instance_uid)
     groups: list[Dataset] = []
     for label, probability, threshold in zip(prediction.labels, prediction.probabilities, prediction.thresholds):
         part = parts.findings[label]
@@ -143,7 +149,7 @@ def _build(
             source=source,
         ))
     for label in region_labels:
-        groups.extend(_region_groups(parts.findings[label].region, film, prediction, label, region_source))
+        groups.extend(_region_groups(parts.findings[label].region, shared.regions(label), label, region_source))
     if prediction.ood_score is not None:
         ood = parts.ood
         groups.append(ood(
@@ -154,11 +160,11 @@ def _build(
         groups.extend(group)  # a highdicom template: the group's container
 
     root = parts.root
-    content = root(
+    content = root.content(
         comment=_comment_item(_comment(prediction, info)),
-        library=hd.sr.ImageLibrary([_library_entry(ref)])[0],
-        measurements=stamped(root.item("measurements"), ContentSequence=DicomSequence(groups)),
-    ).ContentSequence
+        library=_library(_library_entry(ref)),
+        measurements=spliced(root.item("measurements"), ContentSequence=groups),
+    )
     sr = hd.sr.Comprehensive3DSR(
         evidence=[ref],
         content=stamped(root.head, ContentSequence=DicomSequence()),  # the root, its content aside
@@ -184,8 +190,7 @@ def _build(
     # ``sr/sop.py`` ``_SR.__init__``), for a tree whose every reference is the source image,
     # which ``evidence`` names. ``sr.content`` is therefore the bare root: read the written
     # file with ``highdicom.sr.srread`` to walk the report.
-    del sr.ContentSequence  # a new element: the constructor's may share its value with its input
-    sr.ContentSequence = content
+    put_sequence(sr, "ContentSequence", content)  # a new element: the constructor's may share its value
     patient_name_back(sr, patient_name)
     if anonymize:
         sr.PatientIdentityRemoved = "YES"
@@ -371,6 +376,65 @@ def _report_of(model_version: str, group) -> hd.sr.MeasurementReport:
     return report
 
 
+@functools.lru_cache(maxsize=64)
+def _source_items(sop_class_uid: str) -> tuple[Nested, Nested]:
+    """highdicom's Source of Measurement and Source (of a region) items for an image of
+    ``sop_class_uid``, built once per SOP class: a film's get its SOP Instance UID spliced in."""
+    with quiet_values():
+        return tuple(
+            Nested.of(item(sop_class_uid, _STAND_IN[1]), (("ReferencedSOPSequence", 0),))
+            for item in (hd.sr.SourceImageForMeasurementGroup, hd.sr.SourceImageForRegion)
+        )
+
+
+#: what highdicom's Image Library reads of an image besides its SOP Instance UID (highdicom
+#: 0.28, ``sr/templates.py`` ``ImageLibrary``, ``ImageLibraryEntryDescriptors``) for an image
+#: that is neither cross-sectional nor in a frame of reference (those are built each time)
+_LIBRARY_READS = ("SOPClassUID", "Modality", "Rows", "Columns", "PatientOrientation", "ImagerPixelSpacing")
+
+
+def _library(entry: Dataset) -> Dataset | Encoded:
+    """The Image Library (TID 1600) of the one image ``entry``, as highdicom builds it.
+
+    Built once for the values highdicom reads (:data:`_LIBRARY_READS`) with a stand-in SOP
+    Instance UID, which each film's replaces; a film whose values no library has had yet, or
+    that highdicom describes with more (a CT, MR or PET image, a frame of reference), gets
+    highdicom's own build.
+    """
+    if "FrameOfReferenceUID" in entry or entry.get("Modality") in ("CT", "MR", "PT"):
+        return hd.sr.ImageLibrary([entry])[0]
+    key = tuple(_as_key(entry.get(keyword)) for keyword in _LIBRARY_READS)
+    return _library_of(key, entry)(ReferencedSOPInstanceUID=str(entry.SOPInstanceUID))
+
+
+def _as_key(value) -> tuple:
+    """A value read from a dataset, hashable, down to its type and its text (a DS keeps the
+    string it was read as, which highdicom may write)."""
+    if isinstance(value, (list, tuple, MultiValue)):
+        return tuple(_as_key(v) for v in value)
+    return (type(value).__name__, repr(value))
+
+
+_libraries: dict[tuple, Nested] = {}
+_LIBRARIES_KEPT = 256
+
+
+def _library_of(key: tuple, entry: Dataset) -> Nested:
+    """The library of ``entry``'s values (``key``), built by highdicom the first time."""
+    nested = _libraries.get(key)
+    if nested is None:
+        stand_in = Dataset({e.tag: e for e in entry.elements() if e.tag != 0x00080018})  # SOP Instance UID
+        stand_in.SOPInstanceUID = _STAND_IN[1]
+        library = hd.sr.ImageLibrary([stand_in])[0]
+        group = library.ContentSequence[0]
+        image = next(i for i, item in enumerate(group.ContentSequence) if item.ValueType == "IMAGE")
+        nested = Nested.of(library, (("ContentSequence", 0), ("ContentSequence", image), ("ReferencedSOPSequence", 0)))
+        if len(_libraries) >= _LIBRARIES_KEPT:
+            _libraries.clear()  # sources of that many kinds: start again rather than grow
+        _libraries[key] = nested
+    return nested
+
+
 def _library_entry(ref):
     """The reference as highdicom's Image Library reads it.
 
@@ -382,7 +446,9 @@ def _library_entry(ref):
     has_orientation = orientation is not None and not isinstance(orientation, str) and len(orientation) == 2
     if has_orientation and ref.get("ImagerPixelSpacing"):
         return ref
-    entry = copy.copy(ref)
+    # a dataset of its own (copy.copy would share the elements' mapping with ``ref``, and
+    # setting Modality would change the reference's own element)
+    entry = Dataset({e.tag: e for e in ref.elements() if e.tag != 0x00080060})  # Modality
     entry.Modality = "OT"  # not a projection modality to highdicom: no TID 1603 rows
     return entry
 
@@ -393,12 +459,12 @@ def _number(name: Code, value: float) -> hd.sr.Measurement:
 
 
 def _region_groups(
-    stamp: Stamp, film: Film, prediction: Prediction, label: str, source: Dataset
+    stamp: Stamp, regions: Sequence[heatmap.Region], label: str, source: Dataset
 ) -> list[Dataset]:
     """A TID 1410 group for each region's outline and each region's box: a closed SCOORD
     POLYLINE on the source image (``source``), in film pixels (PS3.3 C.18.6.1.1)."""
     out = []
-    for i, region in enumerate(heatmap.regions(prediction, label, (film.height, film.width)), start=1):
+    for i, region in enumerate(regions, start=1):
         for kind, points in (("outline", outline_points(region)), ("box", box_points(region))):
             if points is None:
                 continue
@@ -409,7 +475,8 @@ def _region_groups(
             out.append(stamp(
                 identifier=spliced(stamp.item("identifier"), TextValue=f"{label} region {i} {kind}"),
                 uid=_uid(stamp),
-                region=spliced(stamp.item("region"), ContentSequence=[source], GraphicData=points.flatten().tolist()),
+                # the points encoded at once, as pydicom writes each (stamp.floats)
+                region=spliced(stamp.item("region"), ContentSequence=[source], GraphicData=floats("GraphicData", points.ravel())),
             ))
     return out
 

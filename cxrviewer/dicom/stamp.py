@@ -19,6 +19,8 @@ encodes it with the result's character set as before.
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import struct
 from collections.abc import Callable, Mapping
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -144,20 +146,24 @@ def spliced(item: Dataset, **values) -> Encoded | Dataset:
     that is not frozen, or a new text value outside ASCII, gets :func:`stamped` itself (pydicom
     then encodes it with the result's character set).
     """
-    new = {Tag(tag_for_keyword(keyword)): value for keyword, value in values.items()}
-    sequences = {tag for tag in new if dictionary_VR(tag) == "SQ"}
-    if not is_frozen(item) or not all(_value_is_ascii(v, tag in sequences) for tag, v in new.items()):
-        return stamped(item, **{keyword_for_tag(tag): _as_sequence(v) if tag in sequences else v
-                                for tag, v in new.items()})
-    tags = tuple(sorted(new))
+    keywords = tuple(values)
+    order = _elements_of(keywords)
+    if not is_frozen(item) or not all(_value_is_ascii(values[k], vr == "SQ") for _, vr, k in order):
+        return stamped(item, **{k: _as_sequence(values[k]) if vr == "SQ" else values[k] for _, vr, k in order})
     cuts = item.__dict__.setdefault("cxr_cuts", {})
-    if tags not in cuts:
-        cuts[tags] = _cut(item, tags)
-    pieces = cuts[tags]
+    pieces = cuts.get(keywords)
+    if pieces is None:
+        pieces = cuts[keywords] = _cut(item, tuple(tag for tag, _, _ in order))
     body = [pieces[0]]
-    for tag, after in zip(tags, pieces[1:]):
-        body += (_element_bytes(tag, new[tag]), after)
+    for (tag, vr, keyword), after in zip(order, pieces[1:]):
+        body += (_element_bytes(tag, vr, values[keyword]), after)
     return Encoded(_as_item(b"".join(body)))
+
+
+@functools.lru_cache(maxsize=256)
+def _elements_of(keywords: tuple[str, ...]) -> tuple[tuple[BaseTag, str, str], ...]:
+    """Each keyword's tag and VR, in the order of the tags (the order they are written in)."""
+    return tuple(sorted((Tag(tag_for_keyword(k)), dictionary_VR(tag_for_keyword(k)), k) for k in keywords))
 
 
 #: VRs whose explicit VR header has a 4-byte length after 2 reserved bytes (PS3.5 7.1.2)
@@ -188,20 +194,48 @@ def _cut(item: Dataset, tags: tuple[Tag, ...]) -> tuple[bytes, ...]:
     return tuple(pieces)
 
 
-def _element_bytes(tag: Tag, value) -> bytes:
+def _element_bytes(tag: BaseTag, vr: str, value) -> bytes:
+    """The element ``tag`` of ``value`` as the results encode it (Explicit VR Little Endian).
+
+    What needs no conversion is encoded here: bytes already encoded (a :class:`Encoded` item,
+    :func:`floats`), and an ASCII text of a text VR, padded to even length as pydicom pads it
+    (a UID with NUL, any other text with a space: PS3.5 6.2, 9.1); a decimal string as pydicom
+    writes it (its original string). Anything else goes through pydicom's writer.
+    """
+    if vr == "SQ":  # its items' bytes: the caller checked they are ASCII (spliced)
+        items = b"".join(_item_bytes(item) for item in value)
+        return _header(tag, vr, len(items)) + items
+    if isinstance(value, RawDataElement):
+        return _header(tag, value.VR, len(value.value)) + value.value
+    else:
+        text = value if isinstance(value, str) else getattr(value, "original_string", None) if vr in ("DS", "IS") else None
+        if vr in _PLAIN_TEXT_VRS and isinstance(text, str) and text.isascii() and "\\" not in text:
+            data = text.encode("ascii")
+            if len(data) % 2:
+                data += b"\0" if vr == "UI" else b" "
+            return _header(tag, vr, len(data)) + data
+        if vr == "FD" and type(value) is float:  # IEEE 754 double, little endian (PS3.5 6.2)
+            return _header(tag, vr, 8) + struct.pack("<d", value)
+        if vr == "US" and type(value) is int and 0 <= value < 1 << 16:  # unsigned short, little endian
+            return _header(tag, vr, 2) + struct.pack("<H", value)
+        element = DataElement(tag, vr, value)
     buf = DicomBytesIO()
     buf.is_implicit_VR, buf.is_little_endian = _IMPLICIT, _LITTLE
-    if dictionary_VR(tag) == "SQ":
-        items = [encoded(item) for item in value]
-        if all(isinstance(item, Encoded) for item in items):
-            joined = b"".join(items)
-            element = RawDataElement(tag, "SQ", len(joined), joined, 0, _IMPLICIT, _LITTLE)
-        else:
-            element = DataElement(tag, "SQ", _as_sequence(value))
-    else:
-        element = DataElement(tag, dictionary_VR(tag), value)
     write_data_element(buf, element)
     return buf.getvalue()
+
+
+#: text VRs whose one ASCII value pydicom writes as it is, padded (PS3.5 6.2): a backslash,
+#: a value delimiter in some of them, is left to pydicom
+_PLAIN_TEXT_VRS = frozenset({"CS", "DS", "IS", "LO", "LT", "SH", "ST", "UC", "UI", "UT"})
+
+
+def _header(tag: BaseTag, vr: str, length: int) -> bytes:
+    """An element's tag, VR and length in Explicit VR Little Endian (PS3.5 7.1.2): a 4-byte
+    length after 2 reserved bytes for the VRs of :data:`_LONG_HEADER`, else a 2-byte one."""
+    if vr in _LONG_HEADER:
+        return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)
 
 
 def _value_is_ascii(value, sequence: bool) -> bool:
@@ -226,15 +260,6 @@ def _as_dataset(item: Dataset | Encoded) -> Dataset:
 
 def _as_sequence(items) -> Sequence:
     return Sequence([_as_dataset(item) for item in items])
-
-
-def frozen_sequence(keyword: str, items: Sequence) -> RawDataElement | Sequence:
-    """The sequence element ``keyword`` of ``items``, for :func:`stamped`: when every item is
-    frozen, one raw element of their bytes (each a sequence item, PS3.5 7.5), which the writer
-    copies as it is; else the items as a sequence, for pydicom to encode."""
-    if not all(is_frozen(item) for item in items):
-        return Sequence(items)
-    return _raw_sequence(Tag(tag_for_keyword(keyword)), (_item_bytes(item) for item in items))
 
 
 def _raw_sequence(tag: BaseTag, items) -> RawDataElement:
@@ -263,12 +288,14 @@ class Stamp:
 
     ``head``: the container without its content; ``items``: its content items in order, frozen;
     ``slots``: for each name, the position of the item that each use replaces (the frozen item
-    there is the template :meth:`item` gives, for :func:`stamped`).
+    there is the template :meth:`item` gives, for :func:`spliced`); ``template``: the head with
+    an empty Content Sequence, frozen, that a use splices its content into.
     """
 
     head: Dataset
     items: tuple[Dataset, ...]
     slots: Mapping[str, int]
+    template: Dataset
 
     @classmethod
     def of(cls, container: Dataset, slots: Mapping[str, Callable[[Dataset], bool]]) -> Stamp:
@@ -283,39 +310,94 @@ class Stamp:
             at[name] = hits[0]
         head = Dataset()
         for element in container.elements():
-            if element.tag != 0x0040A730:  # Content Sequence
+            if element.tag != _CONTENT_SEQUENCE:
                 head.add(element)
+        template = Dataset({element.tag: element for element in head.elements()})
+        template.ContentSequence = Sequence()
         return cls(
             head=freeze(head),
             items=tuple(freeze(item) for item in content),
             slots=MappingProxyType(at),
+            template=freeze(template),
         )
 
     def item(self, slot: str) -> Dataset:
         """The (frozen) item highdicom built in ``slot``: a template for what goes there."""
         return self.items[self.slots[slot]]
 
-    def __call__(self, **items: Dataset | Encoded) -> Dataset:
-        """The container with ``items`` in their slots (every slot must be given).
-
-        When every item is frozen or ASCII, the container's Content Sequence is written here
-        as one raw element: the frozen items' bytes as they are, the others encoded now, each
-        as a sequence item (PS3.5 7.5); the writer then copies the whole group. Otherwise it is
-        a sequence of the items, for pydicom to encode with the result's character set.
-        """
+    def content(self, **items: Dataset | Encoded) -> list[Dataset | Encoded]:
+        """The container's content items with ``items`` in their slots (every slot must be given)."""
         if items.keys() != self.slots.keys():
             raise TypeError(f"a stamp takes exactly the items {sorted(self.slots)}")
         content = list(self.items)
         for name, item in items.items():
             content[self.slots[name]] = item
-        out = stamped(self.head)
-        if not all(is_frozen(item) for item in self.items) or not all(
-                isinstance(item, Encoded) or is_frozen(item) or _text_is_ascii(item) for item in items.values()):
-            out.ContentSequence = _as_sequence(content)
-            return out
-        out[_CONTENT_SEQUENCE] = _raw_sequence(_CONTENT_SEQUENCE, (_item_bytes(item) for item in content))
-        out.cxr_frozen = True  # all of it is encoded (it is not shared: nothing needs its item bytes)
+        return content
+
+    def __call__(self, **items: Dataset | Encoded) -> Encoded | Dataset:
+        """The container with ``items`` in their slots (every slot must be given), as an
+        :class:`Encoded` item: the template's bytes around its Content Sequence of the frozen
+        items' bytes as they are and the others' (:func:`spliced`). A container with any text
+        outside ASCII is a dataset, for pydicom to encode with the result's character set."""
+        return spliced(self.template, ContentSequence=self.content(**items))
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A content item as highdicom built it, with elements to replace in an item nested in it:
+    each use splices the new values into that item, and that item into each item above it.
+
+    ``levels``: from the top, each item on the way down (frozen), the keyword of its sequence
+    that leads further down, that sequence's items (frozen) and the index of the one taken.
+    ``leaf``: the item whose elements a use sets (frozen).
+    """
+
+    levels: tuple[tuple[Dataset, str, tuple[Dataset, ...], int], ...]
+    leaf: Dataset
+
+    @classmethod
+    def of(cls, item: Dataset, path: tuple[tuple[str, int], ...]) -> Nested:
+        """``item``'s nested item at ``path`` (a sequence's keyword and an item's index, for
+        each level down); ``item`` is left as it is."""
+        node = copy.deepcopy(item)  # reading a raw sequence decodes it in the item itself
+        levels = []
+        for keyword, index in path:
+            children = tuple(node[keyword].value)
+            levels.append((freeze(node), keyword, tuple(freeze(child) for child in children), index))
+            node = children[index]
+        return cls(levels=tuple(levels), leaf=freeze(node))
+
+    def __call__(self, **values) -> Encoded | Dataset:
+        """The item with the nested item's elements named by keyword set to ``values``."""
+        out = spliced(self.leaf, **values)
+        for node, keyword, children, index in reversed(self.levels):
+            items = list(children)
+            items[index] = out
+            out = spliced(node, **{keyword: items})
         return out
+
+
+def put_sequence(ds: Dataset, keyword: str, items: list[Dataset | Encoded]) -> None:
+    """Set the sequence ``keyword`` of ``ds``, a result's own dataset, to ``items``.
+
+    When every item is :class:`Encoded`, frozen or ASCII, the sequence is one raw element of
+    their bytes (each a sequence item, PS3.5 7.5), encoded now, which the writer copies as it
+    is (``output.encode`` leaves it raw); else a sequence of the items, which pydicom encodes
+    with the result's character set. Read as ``ds.<keyword>``, the raw element is decoded.
+    """
+    tag = Tag(tag_for_keyword(keyword))
+    if tag in ds:
+        del ds[tag]  # its element may be shared with a template
+    if all(isinstance(item, Encoded) or is_frozen(item) or _text_is_ascii(item) for item in items):
+        ds[tag] = _raw_sequence(tag, (_item_bytes(item) for item in items))
+        ds.__dict__.setdefault("cxr_encoded", set()).add(tag)
+    else:
+        ds[tag] = DataElement(tag, "SQ", _as_sequence(items))
+
+
+def is_encoded(ds: Dataset, tag: BaseTag) -> bool:
+    """Whether the element ``tag`` of ``ds`` is one :func:`put_sequence` encoded (and is still raw)."""
+    return tag in ds.__dict__.get("cxr_encoded", ()) and ds.get_item(tag).is_raw
 
 
 def concept(item: Dataset) -> str:

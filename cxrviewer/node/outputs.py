@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..dicom import write_result
+from ..dicom.source import FilmSource
 from ..errors import CxrError
 from ..export import fsync_dir
 from ..render import RenderOptions
@@ -42,12 +43,15 @@ def write_results(
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
     options = RenderOptions(classes=prediction.positives)
+    # the SR and the Presentation State read the source's header, make its reference and the
+    # regions once for both (on the first one's clock)
+    source = FilmSource(film, prediction)
     for kind in outputs:
         path = folder / f"{kind}.dcm"
         start = time.thread_time()
         try:
             # the positive findings, as `cxrviewer score --dicom-out` draws them by default
-            write_result(kind, path, film, prediction, info, options, anonymize=anonymize)
+            write_result(kind, path, film, prediction, info, options, anonymize=anonymize, source=source)
         except CxrError as exc:
             errors[kind] = str(exc)
             continue
