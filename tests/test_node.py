@@ -615,7 +615,7 @@ def _due_results(spool, n: int, dest: str) -> list[str]:
 def test_a_round_lingers_while_films_are_scored_and_not_when_the_node_is_quiet(tmp_path):
     """While films are being scored a sending round waits for more results (fewer associations
     a film in a burst, bench/bench_node.py): until ``linger`` has passed, enough results are due
-    to fill the round, or the node has gone quiet; a quiet node's results go at once."""
+    for each association of the round, or the node has gone quiet; a quiet node's results go at once."""
     import threading
 
     from cxrviewer.node import NodeConfig, sender
@@ -644,13 +644,13 @@ def test_a_round_lingers_while_films_are_scored_and_not_when_the_node_is_quiet(t
     threading.Timer(0.3, stop.set).start()  # stopping ends it too
     assert gathered(30) < 5
     stop.clear()
-    # busy, but enough due to fill every association of a round: no wait
-    old = sender.ROUND
-    sender.ROUND = 2
+    # busy, but enough due for every association of a round: no wait
+    old = sender.GATHER
+    sender.GATHER = 2
     try:
         assert gathered(30) < 0.5
     finally:
-        sender.ROUND = old
+        sender.GATHER = old
     assert Sender(spool, config, wake).busy is None  # a bare sender never lingers
     spool.close()
 

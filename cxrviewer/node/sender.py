@@ -9,8 +9,10 @@ association a round let the results fall ever further behind a burst being score
 each failure (at most ``max_retry_delay``), and is parked after ``max_attempts``; ``cxrviewer
 listen --status`` lists parked deliveries with their last error.
 
-While films are still being scored, a round waits up to ``LINGER`` seconds for more results to
-become due before it starts (:meth:`Sender.gather`). Each association costs both sides its
+While films are still being scored, a round with fewer than ``GATHER`` deliveries for each of
+its associations waits up to ``LINGER`` seconds for more to become due before it starts
+(:meth:`Sender.gather`); one with that many goes at once, so a PACS that stores slower than the
+node scores never waits on the linger too. Each association costs both sides its
 set-up and release, and the node's two threads per association poll while it is open: woken
 for every film scored, a burst of 200 films took ~0.6 associations a film, at ~2.5 ms of the
 node's CPU each (bench/bench_node.py). A node with nothing else to do sends at once, so a single
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 ROUND = 32
 #: seconds a round waits for more results while films are still being scored (see above)
 LINGER = 1.0
+#: deliveries per association that make a round worth starting without lingering
+GATHER = 8
 #: how often a lingering round looks whether the node has gone quiet
 _GATHER_TICK = 0.05
 # C-STORE statuses that mean stored: success and the warnings (PS3.4 table B.2-1)
@@ -139,12 +143,12 @@ class Sender:
 
     def gather(self, stop: threading.Event) -> None:
         """Wait, at most ``linger`` seconds, for more deliveries to become due while the node is
-        busy scoring: until enough are due to fill every association of a round, the node goes
+        busy scoring: until ``GATHER`` are due for every association of a round, the node goes
         quiet (its last film scored), or ``stop`` is set."""
         if self.busy is None or self.linger <= 0:
             return
         deadline = time.monotonic() + self.linger
-        full = ROUND * max(1, self.config.send_associations)
+        full = GATHER * max(1, self.config.send_associations)
         while not stop.is_set() and self.busy():
             left = deadline - time.monotonic()
             if left <= 0 or self.spool.due_count() >= full:
