@@ -14,7 +14,7 @@ its associations waits up to ``LINGER`` seconds for more to become due before it
 (:meth:`Sender.gather`); one with that many goes at once, so a PACS that stores slower than the
 node scores never waits on the linger too. Each association costs both sides its
 set-up and release, and the node's two threads per association poll while it is open: woken
-for every film scored, a burst of 200 films took ~0.6 associations a film, at ~2.5 ms of the
+for every film scored, a burst of 200 films took ~0.6 associations a film, at ~5 ms of the
 node's CPU each (bench/bench_node.py). A node with nothing else to do sends at once, so a single
 film's results never wait.
 """
