@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import statistics
 import sys
 
-from common import REPO, demo_model, machine, scored_chest_dicoms, time_builds
+from common import REPO, demo_model, machine, print_build_times, scored_chest_dicoms, time_builds
 
 WHAT = "Presentation State"
 
@@ -44,13 +43,7 @@ def main() -> None:
         scored, lambda film, prediction: build_gsps(film, prediction, clf.info),
         lambda film, prediction: highdicom_gsps(film, prediction, clf.info, set(prediction.positives)),
         lambda ds: encode(ds, WHAT), args.repeats, profile)
-    for name, film, prediction in scored:
-        t = {key: 1000 * statistics.median(values) for key, values in times[name].items()}
-        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.1f} ms CPU, "
-              f"encode {t['encode']:.1f} ms; object by object {t['oracle']:.1f} ms (median of {args.repeats})")
-    t = {key: 1000 * statistics.median(values) for key, values in times["all"].items()}
-    print(f"all films: build median {t['build']:.1f} ms CPU; build + encode {t['total']:.1f} ms "
-          f"vs object by object {t['oracle']:.1f} ms: {t['oracle'] / t['total']:.1f}x less CPU")
+    print_build_times(scored, times, "object by object", args.repeats)
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import statistics
 import sys
 
-from common import REPO, demo_model, machine, scored_chest_dicoms, time_builds
+from common import REPO, demo_model, machine, print_build_times, scored_chest_dicoms, time_builds
 
 
 def main() -> None:
@@ -41,13 +40,7 @@ def main() -> None:
         scored, lambda film, prediction: build_sr(film, prediction, clf.info),
         lambda film, prediction: highdicom_sr(film, prediction, clf.info, prediction.positives),
         lambda ds: encode(ds, "Structured Report"), args.repeats, profile)
-    for name, film, prediction in scored:
-        t = {key: 1000 * statistics.median(values) for key, values in times[name].items()}
-        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.1f} ms CPU, "
-              f"encode {t['encode']:.1f} ms; item by item {t['oracle']:.0f} ms (median of {args.repeats})")
-    t = {key: 1000 * statistics.median(values) for key, values in times["all"].items()}
-    print(f"all films: build median {t['build']:.1f} ms CPU; build + encode {t['total']:.1f} ms "
-          f"vs item by item {t['oracle']:.0f} ms: {t['oracle'] / t['total']:.1f}x less CPU")
+    print_build_times(scored, times, "item by item", args.repeats)
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
 

@@ -121,3 +121,17 @@ def time_builds(scored: list, build, oracle, encode, repeats: int, profile=None)
                 times[key].append(value)
                 out["all"][key].append(value)
     return out
+
+
+def print_build_times(scored: list, times: dict[str, dict[str, list]], oracle: str, repeats: int) -> None:
+    """The per-film and overall medians of :func:`time_builds`' ``times``, in ms; ``oracle``
+    names the reference build ("item by item")."""
+    import statistics
+
+    for name, _, prediction in scored:
+        t = {key: 1000 * statistics.median(values) for key, values in times[name].items()}
+        print(f"{name}: {len(prediction.positives)} positives, build {t['build']:.1f} ms CPU, "
+              f"encode {t['encode']:.1f} ms; {oracle} {t['oracle']:.1f} ms (median of {repeats})")
+    t = {key: 1000 * statistics.median(values) for key, values in times["all"].items()}
+    print(f"all films: build median {t['build']:.1f} ms CPU; build + encode {t['total']:.1f} ms "
+          f"vs {oracle} {t['oracle']:.1f} ms: {t['oracle'] / t['total']:.1f}x less CPU")

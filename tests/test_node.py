@@ -494,20 +494,26 @@ def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, genera
     assert len(pacs.instance_ids()) == 2 * states["sent"]  # an SR and a GSPS for each
 
 
-def test_a_sending_round_is_entered_in_one_commit(tmp_path):
-    """The sender marks a round's deliveries done in one transaction (one fsync of the job
-    table, not one per film), and each job is then sent."""
-    from cxrviewer.node.spool import SENT, Spool
-
-    spool = Spool(tmp_path / "spool")
-    uids = [generate_uid() for _ in range(5)]
-    dest = "PACS@127.0.0.1:4242"
+def _due_results(spool, n: int, dest: str) -> list[str]:
+    """``n`` jobs of ``spool`` scored, each with one (unread) result due to ``dest``."""
+    uids = [generate_uid() for _ in range(n)]
     for uid in uids:
         assert spool.receive(uid, "1.2.840.10008.5.1.4.1.1.1", b"not read here", "MODALITY")
         folder = spool.result_dir(uid)
         folder.mkdir(parents=True)
         (folder / "sr.dcm").write_bytes(b"")
         spool.mark_scored(uid, {"sr": folder / "sr.dcm"}, [dest])
+    return uids
+
+
+def test_a_sending_round_is_entered_in_one_commit(tmp_path):
+    """The sender marks a round's deliveries done in one transaction (one fsync of the job
+    table, not one per film), and each job is then sent."""
+    from cxrviewer.node.spool import SENT, Spool
+
+    spool = Spool(tmp_path / "spool")
+    dest = "PACS@127.0.0.1:4242"
+    uids = _due_results(spool, 5, dest)
     commits = []
     spool._db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
     spool.delivered_many(uids, dest)
@@ -598,18 +604,6 @@ def test_a_round_of_results_goes_over_parallel_associations(tmp_path):
     first, second = ([(s, e) for a, s, e, _ in stores if a == assoc] for assoc in associations)
     # the two associations stored at the same time
     assert min(e for _, e in first) > min(s for s, _ in second) and min(e for _, e in second) > min(s for s, _ in first)
-
-
-def _due_results(spool, n: int, dest: str) -> list[str]:
-    """``n`` jobs of ``spool`` scored, each with one (unread) result due to ``dest``."""
-    uids = [generate_uid() for _ in range(n)]
-    for uid in uids:
-        assert spool.receive(uid, "1.2.840.10008.5.1.4.1.1.1", b"not read here", "MODALITY")
-        folder = spool.result_dir(uid)
-        folder.mkdir(parents=True)
-        (folder / "sr.dcm").write_bytes(b"")
-        spool.mark_scored(uid, {"sr": folder / "sr.dcm"}, [dest])
-    return uids
 
 
 def test_a_round_lingers_while_films_are_scored_and_not_when_the_node_is_quiet(tmp_path):
