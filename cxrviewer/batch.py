@@ -487,11 +487,11 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
 def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,
                   tally: ExportTally) -> None:
     from .dicom.folder import header_uids
-    from .dicom_export import at_url, read_source_header, source_kind
+    from .dicom_export import read_source_header, source_kind
 
-    # A film read from a URL keeps its URL, so that each result re-reads the header from there
-    # (its Film.source is a Path, which cannot hold a URL).
-    film = at_url(result.film, result.path) if is_url(result.path) else result.film
+    # A film read from a URL knows it (read_film records it), so each result re-reads the
+    # header from there (its Film.source is a Path, which cannot hold a URL).
+    film = result.film
     if source_kind(film) != "dicom":
         tally.not_dicom += 1
         return

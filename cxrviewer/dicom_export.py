@@ -42,7 +42,7 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 from . import __version__
 from .errors import DicomExportError, UnreadableImageError
 from .export import atomic_write_bytes, check_writable_dir
-from .io.files import is_url, split_url
+from .io.files import SOURCE_URL, is_url, split_url
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from .types import Film, ModelInfo, Prediction
@@ -316,23 +316,15 @@ def source_kind(film: Film) -> str:
     return "raster"
 
 
-#: The :attr:`Film.metadata <cxrviewer.types.Film.metadata>` entry holding the URL a film was
-#: read from (:func:`at_url`): a film's ``source`` is a ``Path``, which folds a URL's ``//``
-#: (``s3://bucket/a.dcm`` becomes ``s3:/bucket/a.dcm``), so the URL travels beside it.
-SOURCE_URL = "source_url"
 #: Bytes fetched at a time when a header is read from a URL (:func:`open_source`): a DICOM header
 #: is a few KB, so it takes one request, and at most this much of the pixel data behind it is
 #: fetched (the rest of the object never is).
 HEADER_CHUNK = 64 * 1024
 
 
-def at_url(film: Film, url: str) -> Film:
-    """``film``, read from the object at ``url``, knowing that URL (:func:`film_location`)."""
-    return dataclasses.replace(film, metadata={**film.metadata, SOURCE_URL: url})
-
-
 def film_location(film: Film) -> Path | str | None:
-    """Where ``film``'s file is: the URL it was read from (:func:`at_url`), else its path."""
+    """Where ``film``'s file is: the URL it was read from (``metadata[SOURCE_URL]``, recorded by
+    :func:`cxrviewer.io.read_film`), else its path."""
     return film.metadata.get(SOURCE_URL) or film.source
 
 

@@ -176,7 +176,8 @@ class CountingMemoryFS(MemoryFileSystem):
 
 
 def test_the_header_is_read_from_a_url_without_the_pixel_data(tmp_path):
-    from cxrviewer.dicom_export import HEADER_CHUNK, at_url
+    from cxrviewer.dicom_export import HEADER_CHUNK
+    from cxrviewer.io import SOURCE_URL
 
     fsspec.register_implementation(CountingMemoryFS.protocol, CountingMemoryFS, clobber=True)
     side = 2048  # 8 MiB of pixel data behind a header of a few kB
@@ -186,7 +187,8 @@ def test_the_header_is_read_from_a_url_without_the_pixel_data(tmp_path):
     store = fsspec.filesystem(CountingMemoryFS.protocol)
     store.pipe(url.split("://", 1)[1], local.read_bytes())
     try:
-        film = at_url(read_film(url, read_url(url)), url)
+        film = read_film(url, read_url(url))
+        assert film.metadata[SOURCE_URL] == url  # Film.source, a Path, folds its "//"
         CountingMemoryFS.read = 0
         header = read_source_header(film)
         assert CountingMemoryFS.read <= HEADER_CHUNK < local.stat().st_size // 64
@@ -231,3 +233,20 @@ def test_the_ray_engine_gives_url_dicom_films_the_results_of_the_local_engine(
         assert sorted(files_under(tmp_path / "dcm")) == sorted(got)
     finally:
         ray.shutdown()
+
+
+def test_a_film_read_from_a_url_keeps_its_url_and_one_from_a_path_has_none(films, memory_root):
+    """read_film records the URL a film came from, whatever its format (a PNG, a DICOM): its
+    ``source`` is a Path, which folds the URL's ``//``; a film read from a path has no URL."""
+    from cxrviewer.dicom_export import film_location
+    from cxrviewer.io import SOURCE_URL
+
+    store = fsspec.filesystem("memory")
+    for path in (films[0], films[PNGS]):  # a PNG and a DICOM
+        url = f"{memory_root}/{path.name}"
+        store.pipe(url.split("://", 1)[1], path.read_bytes())
+        film = read_film(url, read_url(url))
+        assert film.metadata[SOURCE_URL] == url and "//" not in str(film.source)
+        assert film_location(film) == url
+        local = read_film(path)
+        assert SOURCE_URL not in local.metadata and film_location(local) == path

@@ -13,6 +13,7 @@ checked against :func:`max_pixels` before any decoding. See docs/dicom.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..errors import CxrError, UnreadableImageError
 from ..types import Film
 from .dicom import read_dicom
 from .files import (
+    SOURCE_URL,
     SUPPORTED_SUFFIXES,
     check_file,
     is_url,
@@ -35,7 +37,7 @@ from .raster import FORMAT_NAMES, read_raster
 from .sniff import HEAD_BYTES, is_dicom, sniff_format
 
 __all__ = [
-    "MAX_PIXELS", "SUPPORTED_SUFFIXES", "is_dicom", "is_url", "list_films", "max_pixels", "read_film", "read_url", "url_key",
+    "MAX_PIXELS", "SOURCE_URL", "SUPPORTED_SUFFIXES", "is_dicom", "is_url", "list_films", "max_pixels", "read_film", "read_url", "url_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ def read_film(path: str | os.PathLike[str], data: bytes | None = None) -> Film:
 
     With ``data`` (the file's bytes, e.g. fetched from an object store by :func:`read_url`),
     those bytes are decoded and ``path`` only names the film (its suffix and messages); nothing
-    is read from disk. The same decoders run either way.
+    is read from disk. The same decoders run either way. When ``path`` is a URL, the film's
+    metadata keeps it under :data:`SOURCE_URL` (its ``source`` is a ``Path``, which cannot).
 
     Raises :class:`~cxrviewer.errors.UnreadableImageError` (missing, empty, damaged, not an
     image, too large), :class:`~cxrviewer.errors.UnsupportedDicomError` (DICOM without an image,
@@ -64,7 +67,7 @@ def read_film(path: str | os.PathLike[str], data: bytes | None = None) -> Film:
         raise TypeError(f"read_film() needs bytes as data, not {type(data).__name__}")
     p = Path(path)
     try:
-        return _read(p) if data is None else _read_bytes(p, bytes(data))
+        film = _read(p) if data is None else _read_bytes(p, bytes(data))
     except CxrError:
         raise
     except Exception as exc:  # noqa: BLE001 - the contract: only CxrError leaves read_film
@@ -75,6 +78,9 @@ def read_film(path: str | os.PathLike[str], data: bytes | None = None) -> Film:
             f"{p.name} could not be read because of an internal error ({type(exc).__name__}); "
             f"this is a bug in cxrviewer, please report it."
         ) from exc
+    if is_url(path):
+        film = dataclasses.replace(film, metadata={**film.metadata, SOURCE_URL: path})
+    return film
 
 
 def _read(path: Path) -> Film:

@@ -207,6 +207,13 @@ def _pick_films(root: Path, names: Iterable[str]) -> list[Path]:
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 
 
+#: The :attr:`Film.metadata <cxrviewer.types.Film.metadata>` entry holding the URL a film was
+#: read from (:func:`cxrviewer.io.read_film` records it): a film's ``source`` is a ``Path``,
+#: which folds a URL's ``//`` (``s3://bucket/a.dcm`` becomes ``s3:/bucket/a.dcm``), so the URL
+#: travels beside it, and the DICOM results read the source's header again from there.
+SOURCE_URL = "source_url"
+
+
 def is_url(item: object) -> bool:
     """Whether ``item`` is a URL string (``scheme://...``) rather than a local path."""
     return isinstance(item, str) and _URL.match(item) is not None
