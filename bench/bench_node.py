@@ -20,14 +20,14 @@ results to a real Orthanc on loopback ports. Measured from the node's job table:
   score_to_csv's. Senders and Orthanc share the 2 cores with the node here (on a site they are
   other machines), so the CPU ratio tells what the node would sustain on cores of its own;
 - that CPU by stage (:mod:`cxrviewer.node.timing`: read, infer, receive, send, job table in the
-  node's process; SR, Presentation State, SC in the result builders), per film;
+  node's process, or in its scoring processes), per film;
 - the SCP's responsiveness while the burst is received and scored: dcmtk's echoscu (a new
   association, one C-ECHO, release) once a second from another process, its round trip (median,
   p95, max) against the same on the idle node; and how long the senders took to push the films
   (their C-STOREs time out after 30 s, as pynetdicom's do).
 
     python bench/bench_node.py [--films 200] [--associations 4] [--outputs sr,gsps]
-                               [--sender storescu|pynetdicom] [--builders threads|processes]
+                               [--sender storescu|pynetdicom] [--scoring threads|processes]
 """
 
 from __future__ import annotations
@@ -190,8 +190,8 @@ def main() -> None:
     ap.add_argument("--outputs", default="sr,gsps")
     ap.add_argument("--sender", choices=("storescu", "pynetdicom"), default="storescu",
                     help="the sending modalities: dcmtk's storescu processes (default) or pynetdicom processes")
-    ap.add_argument("--builders", choices=("threads", "processes"), default=None,
-                    help="where the node builds its result objects (default: the node's default)")
+    ap.add_argument("--scoring", choices=("threads", "processes"), default=None,
+                    help="the node's scoring workers: threads or processes (default: the node's default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -234,10 +234,10 @@ def main() -> None:
         pacs = Orthanc(tmp / "orthanc", free_port(), free_port())
         pacs.start({"cxrviewer": ("CXRVIEWER", node_port)})
         try:
-            builders = {} if args.builders is None else {"builders": args.builders}
+            scoring = {} if args.scoring is None else {"scoring": args.scoring}
             config = NodeConfig(host="127.0.0.1", port=node_port, spool=tmp / "spool", outputs=outputs,
                                 destinations=(DicomDestination(pacs.aet, "127.0.0.1", pacs.dicom_port),), workers=workers,
-                                **builders)
+                                **scoring)
             profile = storescu_profile(films, tmp / "storescu.cfg")
             node = Node(config, clf, workers=workers)
             pacs_cpu0 = _process_cpu(pacs.process.pid)
@@ -264,8 +264,8 @@ def main() -> None:
             finally:
                 node.stop()  # waits for the result-building processes
             process_cpu = time.process_time() - c0
-            builders_cpu = _children_cpu() - senders_done  # the builders, waited for by node.stop()
-            node_cpu = (process_cpu + builders_cpu) / len(films)
+            workers_cpu = _children_cpu() - senders_done  # the scoring processes, waited for by node.stop()
+            node_cpu = (process_cpu + workers_cpu) / len(films)
             stages = node.cpu.seconds()
             rounds = node.sender.rounds
             db = sqlite3.connect(tmp / "spool" / "jobs.sqlite")
@@ -286,7 +286,7 @@ def main() -> None:
     node_rate = len(films) / span
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
     print(f"{len(films)} films over {args.associations} associations, outputs {args.outputs}, {workers} workers, demo model; "
-          f"sender {args.sender}, builders {config.builders}")
+          f"sender {args.sender}, scoring {config.scoring}")
     print(f"senders: all {sent} films acknowledged in {send_seconds:.1f} s ({senders_cpu:.1f} s CPU, with the echoes meanwhile)")
     print(f"C-ECHO round trip (echoscu): idle {_summary(idle_echo)}; during the burst {_summary(probe.times)}, "
           f"{probe.failures} failed")
@@ -296,28 +296,33 @@ def main() -> None:
     print(f"node: {node_rate:.2f} films/s; cxrviewer score (score_to_csv): {score_rate:.2f} films/s "
           f"(before the node {score_runs[0][0]:.2f}, after {score_runs[1][0]:.2f}); "
           f"node/score = {node_rate / score_rate:.2f} (target >= 0.8)")
-    print(f"CPU per film: node {node_cpu:.3f} s (process + result builders), score {score_cpu:.3f} s "
+    startup = stages.get("worker: start-up (once a process)", 0.0) / len(films)
+    if startup:
+        print(f"the scoring processes' start-up (interpreter, imports, model; once a process): {startup:.3f} s a film "
+              f"of these {len(films)}; without it the node's CPU per film is {node_cpu - startup:.3f} s, "
+              f"score/node = {score_cpu / (node_cpu - startup):.2f}")
+    print(f"CPU per film: node {node_cpu:.3f} s (process + scoring processes), score {score_cpu:.3f} s "
           f"(before {score_runs[0][1]:.3f}, after {score_runs[1][1]:.3f}); "
           f"score/node = {score_cpu / node_cpu:.2f} (the rate the node would keep on cores of its own)")
     print(f"cxrviewer score --dicom-out ({args.outputs}) on the same films: {dicom_rate:.2f} films/s, CPU per film "
           f"{dicom_cpu:.3f} s; node / score --dicom-out = {node_rate / dicom_rate:.2f} (films/s), "
           f"{dicom_cpu / node_cpu:.2f} (CPU): the node's own cost beyond making the same results")
-    print_stages(stages, process_cpu, builders_cpu, len(films), config.builders)
+    print_stages(stages, process_cpu, workers_cpu, len(films), config.scoring)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def print_stages(stages: dict[str, float], process_cpu: float, builders_cpu: float, n: int, builders: str) -> None:
+def print_stages(stages: dict[str, float], process_cpu: float, workers_cpu: float, n: int, scoring: str) -> None:
     """The node's CPU per film by stage (cxrviewer.node.timing): each stage on its own thread's
-    clock; what no stage covers is pynetdicom's PDU handling, the threads' switching and, in
-    the builders, the films shipped to them. A builder's start-up (interpreter, imports, model)
-    is paid once a process: per film it shrinks as a node runs longer. With builders in
-    threads, the results are built in the node's process ("build sr", ...)."""
-    in_process = {k: v for k, v in stages.items() if not k.startswith("builder")}
-    in_builders = {k: v for k, v in stages.items() if k.startswith("builder")}
+    clock; what no stage covers is pynetdicom's PDU handling and the threads' switching in the
+    node's process and, in scoring processes, the films' hand-over. A scoring process's start-up
+    (interpreter, imports, model) is paid once a process: per film it shrinks as a node runs
+    longer. With scoring threads, everything is in the node's process."""
+    in_process = {k: v for k, v in stages.items() if not k.startswith("worker: ")}
+    in_workers = {k: v for k, v in stages.items() if k.startswith("worker: ")}
     print("CPU per film by stage (ms):")
     groups = [("node process", in_process, process_cpu, "network, threads, other")]
-    if builders == "processes":
-        groups.append(("result builders", in_builders, builders_cpu, "unpickling, other"))
+    if scoring == "processes":
+        groups.append(("scoring processes", in_workers, workers_cpu, "hand-over, other"))
     for name, group, total, rest in groups:
         print(f"  {name}: {1000 * total / n:.0f}")
         for stage, seconds in sorted(group.items(), key=lambda kv: -kv[1]):

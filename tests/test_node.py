@@ -6,6 +6,7 @@ CR), copied with new UIDs to make distinct films. Everything listens on 127.0.0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -186,17 +187,17 @@ def test_destinations_and_outputs_are_parsed_or_refused():
         parse_outputs("sr,pdf")
 
 
-def test_result_builders_are_threads_or_processes():
+def test_scoring_workers_are_threads_or_processes():
     from cxrviewer.cli import build_parser
     from cxrviewer.errors import NodeConfigError
     from cxrviewer.node import NodeConfig
 
-    assert NodeConfig(builders="threads").builders == "threads"
+    assert NodeConfig(scoring="processes").scoring == "processes"
     with pytest.raises(NodeConfigError, match="choose threads or processes"):
-        NodeConfig(builders="fibres")
-    args = build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242", "--builders", "threads"])
-    assert args.builders == "threads"
-    assert build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242"]).builders == NodeConfig().builders
+        NodeConfig(scoring="fibres")
+    args = build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242", "--scoring", "processes"])
+    assert args.scoring == "processes"
+    assert build_parser().parse_args(["listen", "--send-to", "PACS@127.0.0.1:4242"]).scoring == NodeConfig().scoring
 
 
 def test_send_associations_is_an_option_of_at_least_one():
@@ -361,12 +362,12 @@ def test_tls_echo(pacs, node_factory, node_port, tmp_path):
 
 
 # ------------------------------------------------------------------ a real process
-def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path, builders: str) -> subprocess.Popen:
+def _listen(spool: Path, model: Path, port: int, pacs: Orthanc, log: Path, scoring: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen(
         [sys.executable, "-m", "cxrviewer", "-v", "listen", "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(port),
          "--send-to", pacs.destination, "--outputs", "sr,gsps", "--spool", str(spool), "--model", str(model),
-         "--device", "cpu", "--workers", "1", "--builders", builders],
+         "--device", "cpu", "--workers", "1", "--scoring", scoring],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env, cwd=REPO,
     )
 
@@ -406,12 +407,12 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
     raise AssertionError("the node did not start listening")
 
 
-BUILDERS = pytest.mark.parametrize("builders", ["threads", "processes"])
+SCORING = pytest.mark.parametrize("scoring", ["threads", "processes"])
 
 
 @pytest.mark.slow
-@BUILDERS
-def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
+@SCORING
+def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_port, generated_dicoms, tmp_path, scoring):
     """A real ``python -m cxrviewer listen``: 20 films, kill -9 once some are acknowledged and
     while some are unscored; the modality sends again what got no answer; after a restart every
     film's results are in Orthanc exactly once. Then SIGTERM stops the node cleanly (exit 0)."""
@@ -419,7 +420,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
     films = film_copies(generated_dicoms, tmp_path / "films", 20)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, scoring)
     try:
         _wait_listening(node_port, proc)
         ae = AE(ae_title="MODALITY")
@@ -440,7 +441,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
                 break
         assoc.abort()
         assert 1 <= len(acknowledged) <= 10
-        # the result-building processes of the killed node leave too (they hold their own queue)
+        # the scoring processes of the killed node leave too (they hold their own queue)
         deadline = time.monotonic() + 30
         while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -451,7 +452,7 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
         assert sum(states.values()) == len(acknowledged), states  # every acknowledged film is in the table
         assert states.get("sent", 0) < len(acknowledged), states  # and the kill left work undone
         # the restart: the modality sends again every film, also those already acknowledged
-        proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
+        proc = _listen(spool, quiet_model, node_port, pacs, log, scoring)
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 20
         check_results(pacs, films, ("sr", "gsps"), timeout=90)
@@ -467,13 +468,13 @@ def test_kill_9_in_the_middle_of_20_films_then_restart(pacs, quiet_model, node_p
 
 
 @pytest.mark.slow
-@BUILDERS
-def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path, builders):
+@SCORING
+def test_sigterm_finishes_the_films_in_hand(pacs, quiet_model, node_port, generated_dicoms, tmp_path, scoring):
     """SIGTERM while films are being scored: the process exits 0, every film it had scored has
     its results in Orthanc (none left 'scored' but unsent), and the rest wait in the spool."""
     films = film_copies(generated_dicoms, tmp_path / "films", 8)
     spool, log = tmp_path / "spool", tmp_path / "node.log"
-    proc = _listen(spool, quiet_model, node_port, pacs, log, builders)
+    proc = _listen(spool, quiet_model, node_port, pacs, log, scoring)
     try:
         _wait_listening(node_port, proc)
         assert store(films, node_port) == [0] * 8
@@ -524,32 +525,33 @@ def test_a_sending_round_is_entered_in_one_commit(tmp_path):
     spool.close()
 
 
-@BUILDERS
-def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path, builders):
+@SCORING
+def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path, scoring):
     """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
-    result builders' figures brought back from their processes, or the builds' own in threads."""
+    scoring processes' figures brought back from them, or the threads' own."""
     import numpy as np
     from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
 
     film = write_dicom(tmp_path / "cr.dcm", dicom_dataset(
         (np.arange(128 * 96, dtype=np.uint16) % 4096).reshape(128, 96), bits_stored=12, sop_class=CR_IMAGE, modality="CR"))
     before = _children(os.getpid())  # Orthanc
-    node = node_factory([pacs.destination], outputs=("sr", "gsps"), builders=builders)
+    node = node_factory([pacs.destination], outputs=("sr", "gsps"), scoring=scoring)
+    # scoring processes are the node's children, started (their model loaded) before it takes films
+    spawned = [pid for pid in _children(os.getpid()) - before
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # not the resource tracker
+    assert len(spawned) == (node.workers if scoring == "processes" else 0)
     assert store([film], node_port) == [0]
     assert node.wait_idle(60) and node.spool.counts()["sent"] == 1
     assert len(pacs.instance_ids()) == 2
     stages = node.cpu.seconds()
-    common = {"receive (C-STORE handler, spool)", "read", "infer", "job table", "send"}
-    if builders == "processes":
-        built = {"parcel", "builder: unparcel", "builder: build sr", "builder: build gsps", "builder: start-up (once a process)"}
-    else:  # built in the scoring thread: nothing shipped, no process to start
-        built = {"build sr", "build gsps"}
-    assert set(stages) == common | built
+    common = {"receive (C-STORE handler, spool)", "job table", "send"}
+    scored = {"read", "infer", "build sr", "build gsps"}
+    if scoring == "processes":
+        scored = {f"worker: {s}" for s in scored} | {"worker: start-up (once a process)"}
+    assert set(stages) == common | scored
     assert all(seconds >= 0 for seconds in stages.values())
-    sr = "builder: build sr" if builders == "processes" else "build sr"
-    assert stages[sr] > 0 and stages["infer"] > 0
-    # builder processes are the node's children only when asked for
-    assert bool(_children(os.getpid()) - before) == (builders == "processes")
+    prefix = "worker: " if scoring == "processes" else ""
+    assert stages[f"{prefix}build sr"] > 0 and stages[f"{prefix}infer"] > 0
 
 
 def test_a_round_of_results_goes_over_parallel_associations(tmp_path):
@@ -665,3 +667,30 @@ def test_opencv_runs_serial_while_the_node_scores_on_every_core(node_factory, pa
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(before)
+
+
+@pytest.mark.slow
+def test_a_dead_scoring_process_is_replaced(pacs, node_factory, node_port, generated_dicoms, tmp_path):
+    """A scoring process killed (as the kernel's out-of-memory killer would) while the node is
+    idle: new ones start and the next films get their results."""
+    films = film_copies(generated_dicoms, tmp_path / "films", 2)
+    before = _children(os.getpid())
+    node = node_factory([pacs.destination], outputs=("sr",), scoring="processes")
+    workers = [pid for pid in _children(os.getpid()) - before if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    time.sleep(0.5)  # the pool notices and calls itself broken
+    try:
+        assert store(films, node_port) == [0, 0]
+        assert node.wait_idle(90)
+        assert node.spool.counts()["sent"] == 2 and node.failed == 0
+        check_results(pacs, films, ("sr",))
+        # the broken pool's other workers, which ignore SIGTERM, were ended by the node
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        for pid in workers:  # else the interpreter's exit would wait for them
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -3,16 +3,13 @@
 - The Presentation State is the one the code made before it was made cheaper: a golden copy
   (tests/data/gsps_golden.json, written by the code of commit bbc8487) of a fixed film and
   prediction, compared UIDs, dates and software version aside.
-- The result builders get a film without its pixels when only the SR and the Presentation
-  State are asked for; both come out as they do from the whole film.
-- The model goes to each builder process once, not with every film.
+- A scoring process of the node writes the results this process writes for the same film.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +21,7 @@ from tinymodel import tiny_info
 from cxrviewer.dicom import build_gsps
 from cxrviewer.errors import CxrError
 from cxrviewer.io import read_film
-from cxrviewer.node import outputs
-from cxrviewer.node.outputs import HEADER_RESULTS, film_parcel, to_parcel, use_model, write_parcels, write_results
+from cxrviewer.node.outputs import write_results
 from cxrviewer.types import Prediction
 
 GOLDEN = Path(__file__).parent / "data" / "gsps_golden.json"
@@ -133,47 +129,39 @@ def test_presentation_states_of_one_model_keep_their_own_findings(tmp_path, case
     assert a.PresentationLUTShape == "INVERSE" and b.PresentationLUTShape == "IDENTITY"
 
 
-def _written(folder: Path, film_sent, prediction, info, outputs_asked):
-    """What a builder process writes for these parcels (the same calls, in this process)."""
-    use_model(to_parcel(info))
-    shipped = pickle.loads(pickle.dumps((film_sent, to_parcel(prediction))))
-    written, errors, cpu = write_parcels(folder, *shipped, outputs_asked)
-    assert not errors and set(written) == set(outputs_asked)
-    stages = {"builder: unparcel", *(f"builder: build {k}" for k in outputs_asked)}
-    assert set(cpu) == {*stages, "builder: start-up (once a process)"}  # the first film after use_model
-    assert set(write_parcels(folder / "again", *shipped, outputs_asked)[2]) == stages
-    return {k: canonical(pydicom.dcmread(p)) for k, p in written.items()}
+@pytest.mark.slow
+def test_a_worker_process_scores_a_film_as_this_process_does(tmp_path, tiny_model):
+    """The node's scoring processes (cxrviewer.node.workers) run the one path: the results a
+    spawned worker writes for a film in the spool are the ones written here; what comes back is
+    the files, the findings and the CPU of each stage, with the process's start-up once; an
+    unreadable film comes back as a failure, and the worker goes on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
+    from cxrviewer.model import Classifier
+    from cxrviewer.node import workers
 
-def test_header_results_from_a_film_without_pixels_are_the_same(tmp_path, case):
-    film, prediction, info = case
-    asked = tuple(sorted(HEADER_RESULTS))
-    light = film_parcel(film, asked)
-    assert len(pickle.dumps(light)) < 10_000 < film.pixels.nbytes  # the pixels stay behind
-    got = _written(tmp_path / "light", light, prediction, info, asked)
-    # the reference: the whole film, in this process, as `score --dicom-out` makes them
-    written, errors = write_results(tmp_path / "whole", film, prediction, info, asked)
+    film = _film(tmp_path)
+    clf = Classifier.load(tiny_model, device="cpu", threads=1)
+    prediction = clf.predict_one(film)
+    asked = ("sr", "gsps")
+    here, errors = write_results(tmp_path / "here", film, prediction, clf.info, asked)
     assert not errors
-    assert got == {k: canonical(pydicom.dcmread(p)) for k, p in written.items()}
-
-
-def test_a_secondary_capture_gets_the_whole_film(tmp_path, case):
-    film, prediction, info = case
-    whole = film_parcel(film, ("sr", "sc"))
-    assert len(pickle.dumps(whole)) > film.pixels.nbytes
-    got = _written(tmp_path / "sc", whole, prediction, info, ("sc",))
-    written, errors = write_results(tmp_path / "ref", film, prediction, info, ("sc",))
-    assert not errors
-    assert got == {"sc": canonical(pydicom.dcmread(written["sc"]))}
-
-
-def test_the_model_is_set_up_once_per_builder(case, monkeypatch):
-    film, prediction, info = case
-    monkeypatch.setattr(outputs, "_model", None)
-    with pytest.raises(RuntimeError, match="use_model"):
-        write_parcels(Path("unused"), film_parcel(film, ("sr",)), to_parcel(prediction), ("sr",))
-    use_model(to_parcel(info))
-    assert outputs._model == info
+    with pytest.raises(RuntimeError, match="init"):
+        workers.score_film(film.source, tmp_path / "unset", asked, False)  # not a worker process
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=workers.init,
+                             initargs=(os.getpid(), str(tiny_model), "cpu", 1)) as pool:
+        first = pool.submit(workers.score_film, film.source, tmp_path / "there", asked, False).result()
+        broken = pool.submit(workers.score_film, tmp_path / "missing.dcm", tmp_path / "none", asked, False).result()
+        again = pool.submit(workers.score_film, film.source, tmp_path / "again", ("sr",), False).result()
+    assert first.failure is None and not first.errors and first.positives == tuple(prediction.positives)
+    assert {k: canonical(pydicom.dcmread(p)) for k, p in first.written.items()} == \
+        {k: canonical(pydicom.dcmread(p)) for k, p in here.items()}
+    assert set(first.stages) == {"worker: start-up (once a process)", "worker: read", "worker: infer",
+                                 "worker: build sr", "worker: build gsps"}
+    assert broken.failure and "missing.dcm" in broken.failure and not broken.written
+    assert again.failure is None and set(again.written) == {"sr"}
+    assert set(again.stages) == {"worker: read", "worker: infer", "worker: build sr"}
 
 
 # ----------------------------------------------------- a film's source, once for its results

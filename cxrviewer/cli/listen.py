@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from ..errors import CxrError
-from ..node.config import BUILDERS, DEFAULT_BUILDERS
+from ..node.config import DEFAULT_SCORING, SCORING
 from ..options import add_model_options
 from .common import EXIT_OK, load_classifier
 
@@ -38,9 +38,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-associations", type=int, default=8, metavar="N", help="simultaneous associations (default: 8)")
     p.add_argument("--max-object-mb", type=float, default=256, metavar="MB", help="largest object accepted, in MB (default: 256)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="films scored side by side (default: one per CPU core)")
-    p.add_argument("--builders", choices=BUILDERS, default=DEFAULT_BUILDERS,
-                   help="where the result objects are built: in the scoring threads, or in worker processes that keep "
-                   f"their Python off the node's own threads (default: {DEFAULT_BUILDERS}; see docs/dicom-node.md)")
+    p.add_argument("--scoring", choices=SCORING, default=DEFAULT_SCORING,
+                   help="what the scoring workers are: threads of the node, or processes of their own that read, score "
+                   f"and write each film's results (default: {DEFAULT_SCORING}; see docs/dicom-node.md)")
     p.add_argument("--send-associations", type=int, default=2, metavar="N",
                    help="associations (or STOW-RS requests) a destination gets at once when results wait; 1 for a "
                    "PACS that limits them (default: 2)")
@@ -133,7 +133,7 @@ def _listen(args) -> int:
         allowed_hosts=tuple(args.allow_host), tls=tls, max_associations=args.max_associations,
         max_object_bytes=int(args.max_object_mb * 1024 * 1024), workers=workers, max_attempts=args.max_attempts,
         retry_delay=args.retry_delay, keep_days=args.keep_days, anonymize=args.anonymize,
-        builders=args.builders, send_associations=args.send_associations,
+        scoring=args.scoring, send_associations=args.send_associations,
     )
     node = Node(config, clf, workers=workers)
     stop = threading.Event()

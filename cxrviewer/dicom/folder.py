@@ -72,7 +72,7 @@ def dicom_uids(location: Path | str) -> DicomUids | None:
     it is not DICOM, or cannot be read any more.
 
     Reads two elements of the header (and the file meta, where a SOP Instance UID may be only),
-    through :func:`~cxrviewer.dicom_export.open_source` as the results' builders do: from a URL
+    through :func:`~cxrviewer.dicom_export.open_source` as the result builders do: from a URL
     the first :data:`~cxrviewer.dicom_export.HEADER_CHUNK` bytes, not the pixel data.
     Raises :class:`DicomResultError` when they cannot be read, are missing or are not UIDs.
     """

@@ -241,7 +241,7 @@ class _ModelParts:
     (:mod:`cxrviewer.dicom.stamp`): the report's root, each label's TID 1501 and TID 1410
     groups with the algorithm identification (TID 4019), the finding's code and threshold, and
     both evaluations; the out-of-distribution group. A report stamps them with what its film
-    changes, so the node's builders and ``score --dicom-out`` spend their time on the film."""
+    changes, so the node and ``score --dicom-out`` spend their time on the film."""
 
     root: Stamp  # TID 1500 root: slots comment, library, measurements
     probability: _Number

@@ -5,7 +5,7 @@
 :mod:`.sender` delivers them (C-STORE or STOW-RS) with retries. See docs/dicom-node.md.
 
 The package itself imports only the configuration: the app's "Send to PACS" uses it (and
-:mod:`.sender`) without loading the node's service, spool or the result builders.
+:mod:`.sender`) without loading the node's service, spool or scoring workers.
 """
 
 from .config import (

@@ -16,10 +16,11 @@ from ..errors import NodeConfigError
 #: The result objects a node can send back (docs/dicom-results.md, docs/dicom-sc.md).
 OUTPUTS = ("sr", "gsps", "sc")
 DEFAULT_OUTPUTS = ("sr", "gsps")
-#: Where the result objects are built: in the scoring threads, or in a pool of worker processes
-#: (docs/dicom-node.md, "Result builders").
-BUILDERS = ("threads", "processes")
-DEFAULT_BUILDERS = "threads"
+#: What the node's scoring workers are: threads of the node's process, or worker processes of
+#: their own, each reading, scoring and writing the results of a film (docs/dicom-node.md,
+#: "Scoring workers"; :mod:`cxrviewer.node.workers`).
+SCORING = ("threads", "processes")
+DEFAULT_SCORING = "threads"
 
 # PS3.5 table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash and no
 # control characters; leading and trailing spaces are not significant; not all spaces.
@@ -131,11 +132,11 @@ class NodeConfig:
     anonymize: bool = False
     #: associations (or STOW-RS requests) a destination gets at once when results are waiting
     send_associations: int = 2
-    #: where the result objects are built (:data:`BUILDERS`)
-    builders: str = DEFAULT_BUILDERS
+    #: what the scoring workers are (:data:`SCORING`)
+    scoring: str = DEFAULT_SCORING
 
     def __post_init__(self) -> None:
         if self.send_associations < 1:
             raise NodeConfigError(f"A destination needs at least 1 association at a time, not {self.send_associations}.")
-        if self.builders not in BUILDERS:
-            raise NodeConfigError(f"Unknown result builders {self.builders!r}; choose {' or '.join(BUILDERS)}.")
+        if self.scoring not in SCORING:
+            raise NodeConfigError(f"Unknown scoring workers {self.scoring!r}; choose {' or '.join(SCORING)}.")

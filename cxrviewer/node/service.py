@@ -1,14 +1,12 @@
 """The node put together: the SCP fills the spool, a worker pool scores, a sender delivers.
 
 Films are scored on the same path as everywhere else (:func:`cxrviewer.io.read_film` →
-:class:`cxrviewer.model.Classifier` → the DICOM exports), by ``workers`` threads, so a burst of
-films never holds up the SCP: a C-STORE only waits for its film to reach the disk. The result
-objects are built where :attr:`NodeConfig.builders` says: in the scoring thread itself
-("threads"), or in as many spawned worker processes ("processes"), which keep highdicom's pure
-Python off the node's interpreter lock at the price of shipping each film there. When an SR took
-~0.3 s of pure Python, building it in a thread held the lock so long that the SCP's own threads
-answered C-STOREs after the senders' 30 s timeout; docs/dicom-node.md has today's figures for
-both. Decoding and inference release the lock and stay in threads, on the one loaded model.
+:class:`cxrviewer.model.Classifier` → the DICOM exports) by ``workers`` workers, so a burst of
+films never holds up the SCP: a C-STORE only waits for its film to reach the disk. The workers
+are threads of the node (:attr:`NodeConfig.scoring` "threads", on the one loaded model) or
+spawned processes (:mod:`cxrviewer.node.workers`, each with its own model), to which a film goes
+as its path in the spool: in threads, decoding and building the results take turns on the
+interpreter lock with each other and with the SCP's threads; docs/dicom-node.md has the figures.
 
 Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations under way get
 ``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
@@ -23,11 +21,10 @@ import logging
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from pydicom import config as dicom_config
@@ -35,38 +32,16 @@ from pydicom import config as dicom_config
 from ..batch import opencv_serial
 from ..errors import CxrError
 from ..io import read_film
-from ..model import Classifier
+from ..model import CPU, Classifier
 from .config import NodeConfig
-from .outputs import film_parcel, to_parcel, use_model, write_parcels, write_results
+from . import workers as worker_processes
+from .outputs import write_results
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
 from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
-
-
-def _builder_init(parent: int, info) -> None:
-    """A result-building process: the node's signals are the parent's to handle (systemd sends
-    SIGTERM to the whole group; the parent then lets the films in hand finish), and the values
-    highdicom and pydicom would quote in warnings (a patient's name) are not checked here.
-    ``info``: the model's, as a parcel, shipped once per process rather than with each film."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom(\.|$)")
-    use_model(info)
-    dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
-    dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
-    # A node killed with SIGKILL cannot stop its pool, and a spawned child holds both ends of
-    # the pool's call queue, so it would wait for work forever: it leaves when its parent does.
-    # (``parent`` comes from the parent: it may have died before this process got here)
-    threading.Thread(target=_leave_with, args=(parent,), name="cxr-node-orphan-watch", daemon=True).start()
-
-
-def _leave_with(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
 
 
 def _sop_class_of(path: Path) -> str | None:
@@ -92,11 +67,8 @@ class Node:
         self._stop_sending = threading.Event()
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._builders: ProcessPoolExecutor | None = None
-        if config.builders == "processes":
-            # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
-            self._builders = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_builder_init, initargs=(os.getpid(), to_parcel(classifier.info)))
+        self._processes: ProcessPoolExecutor | None = None
+        self._processes_lock = threading.Lock()
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
         self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
@@ -110,7 +82,7 @@ class Node:
         # pydicom's value-validation warnings quote the value (a patient's name), and the node
         # reads headers in many threads (SCP, workers, sender), not only while results are built
         # (cxrviewer.dicom's shared switch covers those): off for the node's life, restored by
-        # stop(). The result builders do the same (_builder_init).
+        # stop(). The scoring processes do the same (workers.init).
         self._validation = (dicom_config.settings.reading_validation_mode, dicom_config.settings.writing_validation_mode)
         dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
         dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
@@ -123,6 +95,8 @@ class Node:
             self._todo.put(job.uid)
         if waiting:
             logger.info("resuming %d film(s) received before the last stop", len(waiting))
+        if self.config.scoring == "processes":
+            self._start_processes()
         # OpenCV serial, as `cxrviewer score` has it: its own thread pool (a film's resize split
         # across the cores) only takes the other workers' cores, and its threads' wake-ups cost
         # the node ~4 ms of CPU a film (bench/bench_node.py)
@@ -159,8 +133,8 @@ class Node:
         self._stop_scoring.set()
         for t in self._threads:
             t.join()
-        if self._builders is not None:
-            self._builders.shutdown(wait=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True)
         self._stop_sending.set()
         self._wake_sender.set()
         self._sender_thread.join()
@@ -213,36 +187,66 @@ class Node:
             finally:
                 self._todo.task_done()
 
-    def _build(self, uid: str, film, prediction) -> tuple[dict[str, Path], dict[str, str]]:
-        """Write ``uid``'s result objects into the spool, in this thread or in a builder process."""
-        folder, outputs, anonymize = self.spool.result_dir(uid), self.config.outputs, self.config.anonymize
-        if self._builders is None:
-            cpu: dict[str, float] = {}
-            written, errors = write_results(folder, film, prediction, self.classifier.info, outputs,
-                                            anonymize=anonymize, cpu=cpu)
-            self.cpu.add_all(cpu)
-            return written, errors
-        with self.cpu.thread_cpu("parcel"):
-            parcels = film_parcel(film, outputs), to_parcel(prediction)
-        written, errors, cpu = self._builders.submit(write_parcels, folder, *parcels, outputs, anonymize=anonymize).result()
-        self.cpu.add_all(cpu)
-        return written, errors
+    def _start_processes(self) -> None:
+        """A pool of ``workers`` scoring processes, each set up (model loaded) before this returns."""
+        clf = self.classifier
+        # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_processes.init,
+                                   initargs=(os.getpid(), str(clf.path), "cpu" if clf.provider == CPU else "auto", clf.threads))
+        # One task a worker, each waiting a little, so that every process is started (the pool
+        # starts one for each task it cannot hand to an idle one) and has loaded its model.
+        started = {f.result() for f in [pool.submit(worker_processes.ready, 0.2) for _ in range(self.workers)]}
+        logger.info("%d scoring process(es) ready", len(started))
+        self._processes = pool
+
+    def _score_in_process(self, uid: str) -> worker_processes.Scored:
+        args = (self.spool.film_path(uid), self.spool.result_dir(uid), self.config.outputs, self.config.anonymize)
+        pool = self._processes
+        try:
+            future = pool.submit(worker_processes.score_film, *args)
+        except BrokenProcessPool:
+            # a worker died before this film came (killed while idle): new workers take it
+            pool = self._restart_processes(pool)
+            future = pool.submit(worker_processes.score_film, *args)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            # A worker died under this film (killed, out of memory, a crash in a decoder), or
+            # under another film scored at the same time: the film is failed rather than tried
+            # again, as it may be what kills them; new workers take the next films.
+            self._restart_processes(pool)
+            return worker_processes.Scored(failure="the process scoring it died (killed, out of memory, or a crash "
+                                           "while decoding it); send it again to retry")
+
+    def _restart_processes(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """New scoring processes in place of the ``broken`` pool (once, whichever worker thread asks first)."""
+        with self._processes_lock:
+            if self._processes is broken:
+                logger.error("a scoring process died; starting new ones")
+                # The pool ends the other workers of a broken pool with SIGTERM, which they ignore
+                # (the node's to handle: workers.init), and then waits for them: they are killed
+                # here, or that wait (and the interpreter's exit, which joins it) never ends.
+                for process in list((getattr(broken, "_processes", None) or {}).values()):
+                    with contextlib.suppress(OSError, ValueError, AttributeError):
+                        process.kill()
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._start_processes()
+            return self._processes
 
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
-        path = self.spool.film_path(uid)
-        clf = self.classifier
-        try:
-            with self.cpu.thread_cpu("read"):
-                film = read_film(path)
-            with self.cpu.thread_cpu("infer"):
-                prediction = clf.predict_one(film)
-        except CxrError as exc:
+        if self._processes is not None:
+            scored = self._score_in_process(uid)
+            self.cpu.add_all(scored.stages)
+            failure, written, errors, positives = scored.failure, scored.written, scored.errors, scored.positives
+        else:
+            failure, written, errors, positives = self._score_here(uid)
+        if failure is not None:
             self.failed += 1
-            logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, exc)
-            self.spool.mark_failed(uid, str(exc))
+            logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, failure)
+            self.spool.mark_failed(uid, failure)
             return
-        written, errors = self._build(uid, film, prediction)
         for kind, why in errors.items():
             logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
         if not written:
@@ -255,4 +259,20 @@ class Node:
         self.scored += 1
         self._wake_sender.set()
         logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,
-                    ", ".join(prediction.positives) or "no finding above threshold")
+                    ", ".join(positives) or "no finding above threshold")
+
+    def _score_here(self, uid: str) -> tuple[str | None, dict[str, Path], dict[str, str], tuple[str, ...]]:
+        """Read, score and write ``uid``'s results in this thread: (why it failed, the files
+        written, the results not made and why, the findings above threshold)."""
+        try:
+            with self.cpu.thread_cpu("read"):
+                film = read_film(self.spool.film_path(uid))
+            with self.cpu.thread_cpu("infer"):
+                prediction = self.classifier.predict_one(film)
+        except CxrError as exc:
+            return str(exc), {}, {}, ()
+        cpu: dict[str, float] = {}
+        written, errors = write_results(self.spool.result_dir(uid), film, prediction, self.classifier.info,
+                                        self.config.outputs, anonymize=self.config.anonymize, cpu=cpu)
+        self.cpu.add_all(cpu)
+        return None, written, errors, tuple(prediction.positives)

@@ -2,7 +2,7 @@
 
 Each stage is timed with the CPU clock of the thread doing it (``time.thread_time``), so a
 stage's figure stays its own when the node's threads (SCP, workers, sender) share the cores;
-the result builders time themselves in their process and report their figures with their files.
+the scoring processes time themselves and report their figures with their results.
 """
 
 from __future__ import annotations
