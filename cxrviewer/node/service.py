@@ -236,12 +236,9 @@ class Node:
 
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
-        if self._processes is not None:
-            scored = self._score_in_process(uid)
-            self.cpu.add_all(scored.stages)
-            failure, written, errors, positives = scored.failure, scored.written, scored.errors, scored.positives
-        else:
-            failure, written, errors, positives = self._score_here(uid)
+        scored = self._score_here(uid) if self._processes is None else self._score_in_process(uid)
+        self.cpu.add_all(scored.stages)  # a scoring process's clocks (threads tally their own)
+        failure, written, errors = scored.failure, scored.written, scored.errors
         if failure is not None:
             self.failed += 1
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, failure)
@@ -259,20 +256,19 @@ class Node:
         self.scored += 1
         self._wake_sender.set()
         logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,
-                    ", ".join(positives) or "no finding above threshold")
+                    ", ".join(scored.positives) or "no finding above threshold")
 
-    def _score_here(self, uid: str) -> tuple[str | None, dict[str, Path], dict[str, str], tuple[str, ...]]:
-        """Read, score and write ``uid``'s results in this thread: (why it failed, the files
-        written, the results not made and why, the findings above threshold)."""
+    def _score_here(self, uid: str) -> worker_processes.Scored:
+        """Read, score and write ``uid``'s results in this thread (its stages tallied as they go)."""
         try:
             with self.cpu.thread_cpu("read"):
                 film = read_film(self.spool.film_path(uid))
             with self.cpu.thread_cpu("infer"):
                 prediction = self.classifier.predict_one(film)
         except CxrError as exc:
-            return str(exc), {}, {}, ()
+            return worker_processes.Scored(failure=str(exc))
         cpu: dict[str, float] = {}
         written, errors = write_results(self.spool.result_dir(uid), film, prediction, self.classifier.info,
                                         self.config.outputs, anonymize=self.config.anonymize, cpu=cpu)
         self.cpu.add_all(cpu)
-        return None, written, errors, tuple(prediction.positives)
+        return worker_processes.Scored(written, errors, None, tuple(prediction.positives))

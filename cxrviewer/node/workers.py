@@ -33,7 +33,7 @@ _startup_cpu: float | None = None
 
 @dataclass(frozen=True)
 class Scored:
-    """What a worker process sends back for one film."""
+    """What scoring one film gave: sent back by a worker process, or made in a scoring thread."""
 
     #: result kind → file written (in the spool's result folder)
     written: dict[str, Path] = field(default_factory=dict)
@@ -43,7 +43,8 @@ class Scored:
     failure: str | None = None
     #: the findings above threshold, for the node's log line
     positives: tuple[str, ...] = ()
-    #: CPU seconds by stage in the worker (``"worker: read"``, ...; :mod:`cxrviewer.node.timing`)
+    #: CPU seconds by stage in a worker process (``"worker: read"``, ...; :mod:`cxrviewer.node.timing`;
+    #: a scoring thread tallies its own as it goes)
     stages: dict[str, float] = field(default_factory=dict)
 
 
