@@ -30,12 +30,9 @@ from pathlib import Path
 from pydicom import config as dicom_config
 
 from ..batch import opencv_serial
-from ..errors import CxrError
-from ..io import read_film
 from ..model import CPU, Classifier
 from .config import NodeConfig
 from . import workers as worker_processes
-from .outputs import write_results
 from .scp import StorageScp
 from .sender import Sender
 from .spool import RECEIVED, Spool
@@ -237,7 +234,7 @@ class Node:
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
         scored = self._score_here(uid) if self._processes is None else self._score_in_process(uid)
-        self.cpu.add_all(scored.stages)  # a scoring process's clocks (threads tally their own)
+        self.cpu.add_all(scored.stages)
         failure, written, errors = scored.failure, scored.written, scored.errors
         if failure is not None:
             self.failed += 1
@@ -259,16 +256,6 @@ class Node:
                     ", ".join(scored.positives) or "no finding above threshold")
 
     def _score_here(self, uid: str) -> worker_processes.Scored:
-        """Read, score and write ``uid``'s results in this thread (its stages tallied as they go)."""
-        try:
-            with self.cpu.thread_cpu("read"):
-                film = read_film(self.spool.film_path(uid))
-            with self.cpu.thread_cpu("infer"):
-                prediction = self.classifier.predict_one(film)
-        except CxrError as exc:
-            return worker_processes.Scored(failure=str(exc))
-        cpu: dict[str, float] = {}
-        written, errors = write_results(self.spool.result_dir(uid), film, prediction, self.classifier.info,
-                                        self.config.outputs, anonymize=self.config.anonymize, cpu=cpu)
-        self.cpu.add_all(cpu)
-        return worker_processes.Scored(written, errors, None, tuple(prediction.positives))
+        """:func:`cxrviewer.node.workers.score` in this thread, on the node's model."""
+        return worker_processes.score(self.classifier, self.spool.film_path(uid), self.spool.result_dir(uid),
+                                      self.config.outputs, self.config.anonymize, clock=time.thread_time, prefix="")

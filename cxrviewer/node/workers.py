@@ -23,6 +23,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Imported with this module, so a worker process has them (highdicom, the decoders) before its
+# first film: their cost is its start-up.
+from ..errors import CxrError
+from ..io import read_film
+from .outputs import write_results
+
 logger = logging.getLogger(__name__)
 
 #: The model a worker process scores with, loaded once by :func:`init`.
@@ -65,7 +71,6 @@ def init(parent: int, model: str, device: str, threads: int) -> None:
     from pydicom import config as dicom_config
 
     from ..model import Classifier
-    from . import outputs  # noqa: F401 - imported now (highdicom, the decoders), counted as start-up
 
     cv2.setNumThreads(1)
     dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
@@ -89,28 +94,33 @@ def ready(pause: float = 0.0) -> int:
     return os.getpid()
 
 
-def score_film(path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool) -> Scored:
-    """Read, score and write the results of the film at ``path`` into ``folder``, in a worker
-    process set up by :func:`init`."""
-    from ..errors import CxrError
-    from ..io import read_film
-    from .outputs import write_results
+def score(classifier, path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool, *,
+          clock=time.process_time, prefix: str = "worker: ") -> Scored:
+    """The node's work on one film, in a scoring thread or a worker process alike: read the film
+    at ``path``, score it with ``classifier`` and write its results into ``folder``. Each stage's
+    CPU seconds on ``clock`` (a thread's own clock in a thread), named with ``prefix``."""
+    stages: dict[str, float] = {}
+    try:
+        start = clock()
+        film = read_film(path)
+        stages[f"{prefix}read"] = (mid := clock()) - start
+        prediction = classifier.predict_one(film)
+        stages[f"{prefix}infer"] = clock() - mid
+    except CxrError as exc:
+        return Scored(failure=str(exc), stages=stages)
+    cpu: dict[str, float] = {}  # on the thread's clock: this thread writes them
+    written, errors = write_results(folder, film, prediction, classifier.info, outputs, anonymize=anonymize, cpu=cpu)
+    stages.update({f"{prefix}{k}": v for k, v in cpu.items()})
+    return Scored(written, errors, None, tuple(prediction.positives), stages)
 
+
+def score_film(path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool) -> Scored:
+    """:func:`score` in a worker process set up by :func:`init`, on its model; its start-up
+    reported with its first film."""
     global _startup_cpu
     if _classifier is None:
         raise RuntimeError("score_film runs in a worker process set up by init()")
-    stages: dict[str, float] = {}
+    scored = score(_classifier, path, folder, outputs, anonymize)
     if _startup_cpu is not None:
-        stages["worker: start-up (once a process)"], _startup_cpu = _startup_cpu, None
-    try:
-        start = time.process_time()
-        film = read_film(path)
-        stages["worker: read"] = (mid := time.process_time()) - start
-        prediction = _classifier.predict_one(film)
-        stages["worker: infer"] = time.process_time() - mid
-    except CxrError as exc:
-        return Scored(failure=str(exc), stages=stages)
-    cpu: dict[str, float] = {}
-    written, errors = write_results(folder, film, prediction, _classifier.info, outputs, anonymize=anonymize, cpu=cpu)
-    stages.update({f"worker: {k}": v for k, v in cpu.items()})
-    return Scored(written, errors, None, tuple(prediction.positives), stages)
+        scored.stages["worker: start-up (once a process)"], _startup_cpu = _startup_cpu, None
+    return scored
