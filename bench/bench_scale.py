@@ -63,7 +63,7 @@ def engines(films: list[Path], model: Path, repeats: int, tmp: Path, exports: bo
     import ray
 
     from cxrviewer.batch import ExportPlan, default_workers, score_to_csv
-    from cxrviewer.export import check_writable_dir
+    from cxrviewer.storage import check_writable_dir
     from cxrviewer.model import Classifier
     from cxrviewer.scale import RayOptions, score_on_ray
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from .classes import ClassChoice
 from .errors import CxrError, FileChangedError
-from .export import check_writable_dir, export_png, join, upload_file, url_exists
+from .export import export_png
+from .storage import check_writable_dir, join, upload_file, url_exists
 from .heatmap import DEFAULT_COLORMAP
 from .io import is_url, read_film, read_url
 from .model import CPU, Classifier, choose_providers
@@ -374,7 +375,7 @@ def handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) -> 
 @dataclass(frozen=True)
 class ExportPlan:
     """What each scored film gets besides its row: an annotated PNG in ``pictures`` and its DICOM
-    results in ``dicom`` (a folder path, or a URL: :mod:`cxrviewer.export`). Plain values, so it
+    results in ``dicom`` (a folder path, or a URL: :mod:`cxrviewer.storage`). Plain values, so it
     travels to the Ray engine's actors as it is."""
 
     pictures: Path | str | None = None

@@ -41,8 +41,9 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from . import __version__
 from .errors import DicomExportError, UnreadableImageError
-from .export import atomic_write_bytes, check_writable_dir
-from .io.files import SOURCE_URL, is_url, split_url
+from .storage import atomic_write_bytes, check_writable_dir
+from .io.files import SOURCE_URL
+from .storage import is_url, split_url
 from .io.sniff import HEAD_BYTES, sniff_format
 from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from .types import Film, ModelInfo, Prediction

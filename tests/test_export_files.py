@@ -14,7 +14,8 @@ import pytest
 
 from cxrviewer.cli import main
 from cxrviewer.errors import OutputFormatError
-from cxrviewer.export import atomic_write_bytes, current_umask, output_format, write_png
+from cxrviewer.export import output_format, write_png
+from cxrviewer.storage import atomic_write_bytes, current_umask
 from helpers import synthetic_pixels, write_png as write_film_png
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from exportfilms import files_under, make_films, png_pixels, same_dicom
 from cxrviewer.batch import ExportPlan, ExportTally, score_to_csv
 from cxrviewer.cli import main
 from cxrviewer.errors import OutputError
-from cxrviewer.export import check_writable_dir, write_url
+from cxrviewer.storage import check_writable_dir, write_url
 from cxrviewer.results import read_results
 
 

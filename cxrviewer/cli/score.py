@@ -68,7 +68,7 @@ def _dicom_formats(text: str) -> tuple[str, ...]:
 
 def run(args) -> int:
     from ..batch import ExportPlan, ExportTally, score_to_csv, session_threads
-    from ..export import check_writable_dir
+    from ..storage import check_writable_dir
     from ..io import is_url, list_films
 
     check_inputs([p for p in args.inputs if not is_url(p)])

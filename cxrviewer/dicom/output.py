@@ -17,7 +17,7 @@ from pydicom.filewriter import correct_ambiguous_vr, correct_ambiguous_vr_elemen
 from pydicom.valuerep import AMBIGUOUS_VR, VR
 
 from ..errors import DicomResultError
-from ..export import atomic_write_bytes, check_writable_dir
+from ..storage import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo
 from .stamp import is_encoded, is_frozen
 

@@ -8,16 +8,15 @@ user knows what to fix.
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
-import re
 import stat
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import UnreadableImageError
+from ..storage import is_url, split_url
 from .sniff import is_dicom
 
 logger = logging.getLogger(__name__)
@@ -202,10 +201,9 @@ def _pick_films(root: Path, names: Iterable[str]) -> list[Path]:
 
 # ------------------------------------------------------------------ object stores (URLs)
 # Inputs named by URL (``s3://bucket/films/``, ``gs://...``, ``file:///...``, or any scheme
-# fsspec knows) are listed and read through pyarrow's file systems, which the ``ray`` extra
-# brings; a plain path never touches them.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
-
+# fsspec knows) are listed and read through pyarrow's file systems
+# (:func:`cxrviewer.storage.split_url`), which the ``ray`` extra brings; a plain path never
+# touches them.
 
 #: The :attr:`Film.metadata <cxrviewer.types.Film.metadata>` entry holding the URL a film was
 #: read from (:func:`cxrviewer.io.read_film` records it): a film's ``source`` is a ``Path``,
@@ -214,54 +212,10 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 SOURCE_URL = "source_url"
 
 
-def is_url(item: object) -> bool:
-    """Whether ``item`` is a URL string (``scheme://...``) rather than a local path."""
-    return isinstance(item, str) and _URL.match(item) is not None
-
-
-@functools.lru_cache(maxsize=32)
-def _filesystem(scheme: str, netloc: str):
-    try:
-        import pyarrow.fs as pafs
-    except ImportError:
-        raise UnreadableImageError(
-            f"Reading {scheme}:// inputs needs pyarrow, which is not installed; install cxrviewer's 'ray' extra."
-        ) from None
-    root = f"{scheme}://{netloc}/"
-    try:
-        return pafs.FileSystem.from_uri(root)[0]
-    except Exception as native:  # noqa: BLE001 - pyarrow raises ArrowInvalid/ArrowNotImplementedError
-        try:
-            import fsspec
-
-            return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
-        except Exception:  # noqa: BLE001 - fsspec raises ValueError/ImportError for unknown schemes
-            raise UnreadableImageError(
-                f"{root}: no file system for '{scheme}://' URLs ({native}); install the package that provides it "
-                "(e.g. s3fs or gcsfs) or copy the films to a local folder."
-            ) from None
-
-
-def _split(url: str):
-    """(file system, path inside it) of ``url``."""
-    parts = urllib.parse.urlsplit(url)
-    fs = _filesystem(parts.scheme.lower(), parts.netloc)
-    path = urllib.parse.unquote(parts.path)
-    if parts.scheme.lower() != "file" and parts.netloc:
-        path = parts.netloc + path
-    return fs, path
-
-
-def split_url(url: str):
-    """(pyarrow file system, path inside it) of ``url``; raises :class:`UnreadableImageError`
-    when no file system serves its scheme."""
-    return _split(url)
-
-
 def url_key(url: str) -> tuple[str, int, int] | None:
     """(URL, size, mtime in ns) of the object at ``url``, or None when it cannot be found."""
     try:
-        fs, path = _split(url)
+        fs, path = split_url(url)
         info = fs.get_file_info(path)
     except (OSError, UnreadableImageError):
         return None
@@ -274,7 +228,7 @@ def read_url(url: str) -> bytes:
     """The whole object at ``url``, with a message that names it when it cannot be read."""
     name = url.rsplit("/", 1)[-1] or url
     try:
-        fs, path = _split(url)
+        fs, path = split_url(url)
         with fs.open_input_file(path) as fh:
             return fh.read()
     except FileNotFoundError:
@@ -289,7 +243,7 @@ def _list_url(url: str, recursive: bool) -> list[str]:
     """The films under the URL ``url`` (a folder or prefix), or ``[url]`` for one object."""
     import pyarrow.fs as pafs
 
-    fs, path = _split(url)
+    fs, path = split_url(url)
     try:
         info = fs.get_file_info(path)
         if info.type != pafs.FileType.Directory:

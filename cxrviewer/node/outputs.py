@@ -14,7 +14,7 @@ from pathlib import Path
 from ..dicom import write_result
 from ..dicom.source import FilmSource
 from ..errors import CxrError
-from ..export import fsync_dir
+from ..storage import fsync_dir
 from ..render import RenderOptions
 from ..types import Film, ModelInfo, Prediction
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpoolError
-from ..export import fsync_dir
+from ..storage import fsync_dir
 
 logger = logging.getLogger(__name__)
 

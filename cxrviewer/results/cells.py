@@ -144,7 +144,7 @@ def write_regions_json(
 ) -> Path:
     """Regions of ``classes`` (boxes and outlines in film pixels, :func:`region_dicts`) as JSON."""
     from .. import heatmap
-    from ..export import atomic_write_bytes
+    from ..storage import atomic_write_bytes
 
     level = heatmap.REGION_LEVEL if level is None else level
     min_area = heatmap.REGION_MIN_AREA if min_area is None else min_area

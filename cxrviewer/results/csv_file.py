@@ -40,7 +40,7 @@ class ResultsCsv:
         self._fd: int | None = None
         folder = self.path.parent if str(self.path.parent) else Path(".")
         check_output_file(self.path)
-        from ..export import check_writable_dir
+        from ..storage import check_writable_dir
 
         check_writable_dir(folder)
         self._lock = RunLock(self.path)

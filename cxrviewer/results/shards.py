@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import OutputError, UnknownResultsFileError
-from ..export import fsync_dir
+from ..storage import fsync_dir
 from ..io import is_url
 from .cells import ScoredFile, csv_columns, file_key, result_row
 from .index import KeyIndex
@@ -61,7 +61,7 @@ class ResultsDir:
     only the key columns of each shard into a :class:`KeyIndex`; the shards on disk, not the
     manifest, are the truth (a run killed between a shard and its manifest loses nothing).
 
-    ``path`` may be a URL (``s3://bucket/results/``: :mod:`cxrviewer.export`): each shard and the
+    ``path`` may be a URL (``s3://bucket/results/``: :mod:`cxrviewer.storage`): each shard and the
     manifest are then one object each, put whole (an object store publishes an object when its
     upload completes, so no temporary name is needed). An object store has no lock: one run at a
     time per results there is up to whoever starts them.
@@ -81,7 +81,7 @@ class ResultsDir:
         self._lock: RunLock | None = None
         self._done = KeyIndex().freeze()
         self._pa, self._pq = import_pyarrow()
-        from ..export import check_writable_dir
+        from ..storage import check_writable_dir
 
         if self.url is None:
             if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -108,17 +108,17 @@ class ResultsDir:
         return f"{self.url}/{name}" if self.url is not None else self.path / name
 
     def _names(self) -> list[str]:
-        from ..export import url_names
+        from ..storage import url_names
 
         return url_names(self.url) if self.url is not None else sorted(os.listdir(self.path))
 
     def _read(self, name: str) -> bytes:
-        from ..export import read_url_bytes
+        from ..storage import read_url_bytes
 
         return read_url_bytes(self._at(name)) if self.url is not None else (self.path / name).read_bytes()
 
     def _remove(self, name: str) -> None:
-        from ..export import delete_url
+        from ..storage import delete_url
 
         if self.url is not None:
             delete_url(self._at(name))
@@ -196,7 +196,7 @@ class ResultsDir:
         name = f"part-{self._next:06d}.parquet"
         table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in self.columns})
         if self.url is not None:
-            from ..export import write_url
+            from ..storage import write_url
 
             buf = pa.BufferOutputStream()
             self._pq.write_table(table, buf)
@@ -235,7 +235,7 @@ class ResultsDir:
             "shards": self._shards,
         }
         if self.url is not None:
-            from ..export import write_url
+            from ..storage import write_url
 
             write_url(self._at(MANIFEST), (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
             return

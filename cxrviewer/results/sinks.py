@@ -31,7 +31,7 @@ def read_results(out: str | os.PathLike[str]) -> list[dict[str, str]]:
         pa, pq = import_pyarrow()
         rows: list[dict[str, str]] = []
         if is_url(out):
-            from ..export import read_url_bytes, url_names
+            from ..storage import read_url_bytes, url_names
 
             base = str(out).rstrip("/")
             for n in (n for n in url_names(base) if SHARD_NAME.match(n)):
