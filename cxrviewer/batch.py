@@ -488,7 +488,7 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
 def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,
                   tally: ExportTally) -> None:
     from .dicom.folder import header_uids
-    from .dicom_export import read_source_header, source_kind
+    from .dicom.source import read_source_header, source_kind
 
     # A film read from a URL knows it (read_film records it), so each result re-reads the
     # header from there (its Film.source is a Path, which cannot hold a URL).

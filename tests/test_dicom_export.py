@@ -17,7 +17,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
 from helpers import synthetic_pixels, write_png
-from cxrviewer.dicom_export import (
+from cxrviewer.dicom.sc import (
     ANONYMIZED_FILM_NAME,
     SC_SOP_CLASS_UID,
     DicomExportError,

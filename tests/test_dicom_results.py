@@ -510,7 +510,7 @@ def test_anonymize_list_is_documented():
 
 def test_gsps_of_a_colour_image_is_refused(tmp_path, generated_dicoms, demo):
     """cxrviewer's own SC export is an RGB DICOM: its SR can be made, a grayscale GSPS cannot."""
-    from cxrviewer.dicom_export import export_dicom_sc
+    from cxrviewer.dicom.sc import export_dicom_sc
     from cxrviewer.io import read_film
 
     film = read_film(generated_dicoms["nih_dx"])

@@ -25,7 +25,7 @@ from helpers import REPO
 
 from cxrviewer.batch import ExportPlan, ExportTally, export_film, handed_on, score_films, score_to_csv
 from cxrviewer.dicom.folder import dicom_uids
-from cxrviewer.dicom_export import read_source_header
+from cxrviewer.dicom.source import read_source_header
 from cxrviewer.io import read_film, read_url
 from cxrviewer.results import read_results
 
@@ -176,7 +176,7 @@ class CountingMemoryFS(MemoryFileSystem):
 
 
 def test_the_header_is_read_from_a_url_without_the_pixel_data(tmp_path):
-    from cxrviewer.dicom_export import HEADER_CHUNK
+    from cxrviewer.dicom.source import HEADER_CHUNK
     from cxrviewer.io import SOURCE_URL
 
     fsspec.register_implementation(CountingMemoryFS.protocol, CountingMemoryFS, clobber=True)
@@ -238,7 +238,7 @@ def test_the_ray_engine_gives_url_dicom_films_the_results_of_the_local_engine(
 def test_a_film_read_from_a_url_keeps_its_url_and_one_from_a_path_has_none(films, memory_root):
     """read_film records the URL a film came from, whatever its format (a PNG, a DICOM): its
     ``source`` is a Path, which folds the URL's ``//``; a film read from a path has no URL."""
-    from cxrviewer.dicom_export import film_location
+    from cxrviewer.dicom.source import film_location
     from cxrviewer.io import SOURCE_URL
 
     store = fsspec.filesystem("memory")

@@ -94,7 +94,7 @@ def run(args) -> int:
         export = export_dicom_sr if fmt == "dicom-sr" else export_dicom_gsps
         out = export(args.out, film, pred, clf.info, region_labels=opts.classes, anonymize=args.anonymize)
     elif fmt == "dicom-sc":
-        from ..dicom_export import export_dicom_sc
+        from ..dicom.sc import export_dicom_sc
 
         out = export_dicom_sc(args.out, film, pred, clf.info, opts, anonymize=args.anonymize,
                               burn_in_patient_name=args.burn_in_patient_name)

@@ -1,7 +1,9 @@
-"""DICOM results built with highdicom: a Structured Report (TID 1500) and a Presentation State.
+"""Every DICOM object cxrviewer writes, and the access to the DICOM source it is about.
 
-The Secondary Capture export still lives in :mod:`cxrviewer.dicom_export`. See
-``docs/dicom-results.md`` for what each object holds and how a viewer shows it.
+A Structured Report (TID 1500, :mod:`.sr`) and a Presentation State (:mod:`.gsps`) built with
+highdicom; the annotated picture as a Secondary Capture (:mod:`.sc`); the source's header, read
+from a path or a URL (:mod:`.source`). See ``docs/dicom-results.md`` and ``docs/dicom-sc.md`` for
+what each object holds and how a viewer shows it.
 """
 
 from .folder import DicomResultsFolder, parse_formats, write_result

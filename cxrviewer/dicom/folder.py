@@ -26,14 +26,14 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from ..dicom_export import export_dicom_sc, open_source
 from ..errors import CxrError, DicomResultError
-from ..io.files import is_url
 from ..io.sniff import HEAD_BYTES, sniff_format
 from ..render import RenderOptions
+from ..storage import is_url
 from ..types import Film, ModelInfo, Prediction
 from .gsps import export_dicom_gsps
-from .source import FilmSource
+from .sc import export_dicom_sc
+from .source import FilmSource, open_source
 from .sr import export_dicom_sr
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def dicom_uids(location: Path | str) -> DicomUids | None:
     it is not DICOM, or cannot be read any more.
 
     Reads two elements of the header (and the file meta, where a SOP Instance UID may be only),
-    through :func:`~cxrviewer.dicom_export.open_source` as the result builders do: from a URL
-    the first :data:`~cxrviewer.dicom_export.HEADER_CHUNK` bytes, not the pixel data.
+    through :func:`~cxrviewer.dicom.source.open_source` as the result builders do: from a URL
+    the first :data:`~cxrviewer.dicom.source.HEADER_CHUNK` bytes, not the pixel data.
     Raises :class:`DicomResultError` when they cannot be read, are missing or are not UIDs.
     """
     name = location_name(location)

@@ -29,7 +29,7 @@ from pydicom.uid import generate_uid
 
 from .. import __version__
 from ..classes import resolve
-from ..dicom_export import UNPAIRED_BODY_PARTS, put_value, source_text
+from .source import UNPAIRED_BODY_PARTS, put_value, source_text
 from ..errors import DicomResultError
 from ..render import class_color
 from ..types import Film, ModelInfo, Prediction

@@ -1,7 +1,7 @@
 """A scored film's result objects, written into the spool with the exports everyone else uses.
 
 SR and Presentation State come from :mod:`cxrviewer.dicom`, the Secondary Capture from
-:mod:`cxrviewer.dicom_export`; each references the source instance and joins its study.
+:mod:`cxrviewer.dicom.sc`; each references the source instance and joins its study.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def unavailable_reason(fmt: str, film: Film) -> str | None:
     """Why ``film`` cannot be exported as ``fmt``, or ``None`` when it can."""
     if fmt not in NEEDS_DICOM:
         return None
-    from ..dicom_export import source_kind
+    from ..dicom.source import source_kind
 
     if source_kind(film) == "dicom":
         return None

@@ -156,7 +156,7 @@ def send_reason(film: Film | None, prediction: Prediction | None) -> str | None:
     """Why the current film's results cannot be sent, or None when they can."""
     if film is None or prediction is None:
         return "Open a film and wait for its findings first."
-    from ..dicom_export import source_kind
+    from ..dicom.source import source_kind
 
     if source_kind(film) != "dicom":
         # PS3.3 A.35.13 / A.33.1: an SR and a Presentation State reference a DICOM image, and

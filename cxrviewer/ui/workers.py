@@ -306,7 +306,7 @@ def render_picture(request: RenderRequest) -> Rendered:
 def export_annotated(path: Path, film: Film, prediction: Prediction, info, options, fmt: str = "png",
                      anonymize: bool = False) -> Path:
     """The exporters of ``cxrviewer export``: :func:`cxrviewer.export.export_png`, or with
-    ``fmt="dicom-sc"`` :func:`cxrviewer.dicom_export.export_dicom_sc`, ``"dicom-sr"`` /
+    ``fmt="dicom-sc"`` :func:`cxrviewer.dicom.sc.export_dicom_sc`, ``"dicom-sr"`` /
     ``"dicom-gsps"`` :mod:`cxrviewer.dicom` (the regions of the findings shown, as the CLI)."""
     if fmt in ("dicom-sr", "dicom-gsps"):
         from ..dicom import export_dicom_gsps, export_dicom_sr
@@ -318,7 +318,7 @@ def export_annotated(path: Path, film: Film, prediction: Prediction, info, optio
                                    calibration=options.calibration)
         return export(Path(path), film, prediction, info, region_labels=options.classes, anonymize=anonymize)
     if fmt == "dicom-sc":
-        from ..dicom_export import export_dicom_sc
+        from ..dicom.sc import export_dicom_sc
 
         return export_dicom_sc(Path(path), film, prediction, info, options, anonymize=anonymize)
     from ..export import export_png

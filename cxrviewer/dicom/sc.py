@@ -24,29 +24,33 @@ import io
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
 import pydicom
 from pydicom import config as dicom_config
-from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
-from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
-from . import __version__
-from .errors import DicomExportError, UnreadableImageError
-from .storage import atomic_write_bytes, check_writable_dir
-from .io.files import SOURCE_URL
-from .storage import is_url, split_url
-from .io.sniff import HEAD_BYTES, sniff_format
-from .render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
-from .types import Film, ModelInfo, Prediction
+from .. import __version__
+from ..errors import DicomExportError
+from ..render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
+from ..storage import atomic_write_bytes, check_writable_dir
+from ..types import Film, ModelInfo, Prediction
+from .source import (
+    ANONYMIZED_IDENTITY,
+    COPIED_TYPE3,
+    PATIENT_TYPE2,
+    STUDY_TYPE2,
+    UNPAIRED_BODY_PARTS,
+    put_value,
+    read_source_header,
+    source_kind,
+    source_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +68,12 @@ ANONYMIZED_FILM_NAME = "anonymized"
 #: either never copied from the source or made by cxrviewer (UIDs, dates of the export, text
 #: about the model and its findings).
 ANONYMIZED_ATTRIBUTES: dict[str, str] = {
-    "PatientName": "empty",
-    "PatientID": "empty",
-    "PatientBirthDate": "empty",
-    "PatientSex": "empty",
+    **ANONYMIZED_IDENTITY,
     "StudyInstanceUID": "new UID",
-    "StudyDate": "empty",
-    "StudyTime": "empty",
-    "ReferringPhysicianName": "empty",
-    "StudyID": "empty",
-    "AccessionNumber": "empty",
-    "IssuerOfPatientID, StudyDescription": "not written",
     "ReferencedImageSequence, SourceImageSequence": "not written (they hold the source's UIDs)",
     "file name in the findings panel": f"'{ANONYMIZED_FILM_NAME}'",
 }
 DEIDENTIFICATION_METHOD = "cxrviewer anonymize: identifiers, dates, UIDs replaced"
-
-# Copied from a DICOM source unless anonymizing (Patient and General Study modules, PS3.3
-# C.7.1.1 and C.7.2.1). Type 2 attributes are written even when the source lacks them.
-PATIENT_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
-STUDY_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
-COPIED_TYPE3 = ("IssuerOfPatientID", "StudyDescription")
 
 # Lossy transfer syntaxes and their Lossy Image Compression Method (PS3.3 C.7.6.1.1.5.1).
 _LOSSY_METHODS = {
@@ -94,13 +83,6 @@ _LOSSY_METHODS = {
     "1.2.840.10008.1.2.4.91": "ISO_15444_1",  # JPEG 2000
     "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K
 }
-#: Body Part Examined values (PS3.16 CID 4031) with no laterality: Laterality is then left out.
-UNPAIRED_BODY_PARTS = {
-    "CHEST", "THORAX", "ABDOMEN", "CHESTABDOMEN", "PELVIS", "ABDOMENPELVIS", "HEAD", "SKULL",
-    "NECK", "SPINE", "CSPINE", "TSPINE", "LSPINE", "SSPINE", "WHOLEBODY", "HEART", "MEDIASTINUM",
-}
-_DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
-_JPEG_SUFFIXES = {".jpg", ".jpeg"}
 _LO_MAX = 64  # PS3.5 table 6.2-1
 _ST_MAX = 1024
 
@@ -289,130 +271,6 @@ def derivation_description(prediction: Prediction, info: ModelInfo) -> str:
     return text if len(text) <= _ST_MAX else text[: _ST_MAX - 3] + "..."
 
 
-# --------------------------------------------------------------------------- the source
-def source_kind(film: Film) -> str:
-    """``dicom``, ``jpeg``, ``raster`` (PNG and other lossless pictures) or ``none``.
-
-    The file's content decides, as it does for :func:`cxrviewer.io.read_film` (one sniffer for
-    both); the film's format and the suffix only when the file cannot be read or says nothing.
-    """
-    src = film.source
-    if src is None:
-        return "none"
-    head = b""
-    try:
-        with open(src, "rb") as f:
-            head = f.read(HEAD_BYTES)
-    except OSError:
-        pass
-    sniffed = sniff_format(head)
-    if sniffed is not None:
-        return {"dicom": "dicom", "jpeg": "jpeg"}.get(sniffed, "raster")
-    fmt = str(film.metadata.get("format", "")).lower()
-    suffix = src.suffix.lower()
-    if fmt == "dicom" or suffix in _DICOM_SUFFIXES:
-        return "dicom"
-    if fmt in ("jpeg", "jpg") or suffix in _JPEG_SUFFIXES:
-        return "jpeg"
-    return "raster"
-
-
-#: Bytes fetched at a time when a header is read from a URL (:func:`open_source`): a DICOM header
-#: is a few KB, so it takes one request, and at most this much of the pixel data behind it is
-#: fetched (the rest of the object never is).
-HEADER_CHUNK = 64 * 1024
-
-
-def film_location(film: Film) -> Path | str | None:
-    """Where ``film``'s file is: the URL it was read from (``metadata[SOURCE_URL]``, recorded by
-    :func:`cxrviewer.io.read_film`), else its path."""
-    return film.metadata.get(SOURCE_URL) or film.source
-
-
-class _NamedReader(io.BufferedReader):
-    """A buffered reader of a URL's object that answers ``name`` with the URL (pydicom names the
-    dataset it reads from an ``io.BufferedReader`` after it; the object's own file has no name)."""
-
-    def __init__(self, raw: Any, name: str) -> None:
-        super().__init__(raw, HEADER_CHUNK)
-        self._url = name
-
-    @property
-    def name(self) -> str:
-        return self._url
-
-
-def open_source(location: Path | str) -> BinaryIO:
-    """A film's file opened for reading, the one way a source's header is read, for paths and
-    URLs alike: a path with ``open``; a URL through the file system that read the film
-    (:func:`cxrviewer.io.files.split_url`), fetching :data:`HEADER_CHUNK` bytes at a time, so
-    that pydicom's small reads of a header cost one request and the pixel data is not fetched:
-    an fsspec file system's own file (its read-ahead cache of that block size), or pyarrow's
-    native file (S3, GCS, ``file://``) behind a buffer. Raises ``OSError``, or
-    :class:`UnreadableImageError` for a URL whose scheme no file system serves."""
-    if not is_url(location):
-        return open(location, "rb")
-    import pyarrow.fs as pafs  # the URL was read through it (cxrviewer.io.files)
-
-    fs, path = split_url(str(location))
-    handler = getattr(fs, "handler", None)
-    if isinstance(handler, pafs.FSSpecHandler):
-        # pyarrow's bridge to Python files reads each range twice; the fsspec file reads it once
-        return handler.fs.open(path, "rb", block_size=HEADER_CHUNK)
-    return _NamedReader(fs.open_input_file(path), str(location))
-
-
-def read_source_header(film: Film) -> Dataset:
-    """The header of ``film``'s DICOM file, read again without its pixel data (from the path or
-    the URL it was read from: :func:`film_location`)."""
-    try:
-        with open_source(film_location(film)) as f:
-            return pydicom.dcmread(f, stop_before_pixels=True, force=True)
-    except Exception as exc:  # pydicom raises many types on a file that changed under us
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise UnreadableImageError(
-            f"Cannot re-read the DICOM header of {film.name} ({why}) to copy its patient and "
-            "study into the export. Export while the source file is in place, or export as PNG."
-        ) from None
-
-
-def source_text(src: Dataset, keyword: str) -> str:
-    """The decoded value of ``keyword`` in the source, without pydicom's value validation."""
-    tag = tag_for_keyword(keyword)
-    elem = src.get_item(tag) if tag is not None else None
-    meta = getattr(src, "file_meta", None)
-    if elem is None and tag is not None and tag >> 16 == 0x0002 and meta is not None:
-        elem = meta.get_item(tag)
-    value = None if elem is None else elem.value
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        encodings = convert_encodings(_charset(src))
-        if dictionary_VR(tag) == "PN":
-            text = "=".join(decode_bytes(c, encodings, PN_DELIMS) for c in value.split(b"="))
-        else:
-            text = decode_bytes(value, encodings, TEXT_VR_DELIMS)
-    elif isinstance(value, (list, tuple, MultiValue)):
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return text.strip(" \x00").rstrip("=")
-
-
-def _charset(src: Dataset) -> str | list[str] | None:
-    elem = src.get_item(0x00080005)
-    if elem is None or elem.value is None:
-        return None
-    value = elem.value
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split("\\")]
-    else:
-        items = [str(v).strip() for v in value]
-    return items if len(items) > 1 else items[0]
-
-
 def _copied_values(src: Dataset) -> dict[str, str]:
     keys = (*PATIENT_TYPE2, *STUDY_TYPE2, *COPIED_TYPE3, "StudyInstanceUID")
     return {k: source_text(src, k) for k in keys}
@@ -457,12 +315,6 @@ def _lossy_method(src: Dataset | None, kind: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- helpers
-def put_value(ds: Dataset, keyword: str, value: Any) -> None:
-    """Set ``keyword`` without value validation: pydicom's warnings quote the value (PHI)."""
-    tag = tag_for_keyword(keyword)
-    ds[tag] = DataElement(tag, dictionary_VR(tag), value, validation_mode=dicom_config.IGNORE)
-
-
 def _all_ascii(ds: Dataset) -> bool:
     for elem in ds.iterall():
         if elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UC"):
