@@ -201,7 +201,7 @@ def main() -> None:
     from cxrviewer.model import Classifier
     from cxrviewer.node import NodeConfig, parse_outputs
     from cxrviewer.node.service import Node
-    from cxrviewer.node.config import DicomDestination
+    from cxrviewer.dimse import DicomDestination
 
     print(machine())
     with tempfile.TemporaryDirectory(prefix="bench-node-") as tmp:

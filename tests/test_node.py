@@ -81,7 +81,8 @@ def film_copies(corpus, folder: Path, n: int, names=CHEST) -> list[Path]:
 
 def start_node(spool: Path, model: Path, port: int, destinations, outputs=("sr", "gsps", "sc"), workers: int = 2, **kw):
     from cxrviewer.model import Classifier
-    from cxrviewer.node import NodeConfig, parse_destination
+    from cxrviewer.dimse import parse_destination
+    from cxrviewer.node import NodeConfig
     from cxrviewer.node.service import Node
 
     config = NodeConfig(ae_title=NODE_AET, host=LOOPBACK, port=port, spool=spool, outputs=tuple(outputs),
@@ -169,12 +170,8 @@ def store(files, port: int, calling: str = "MODALITY") -> list[int | None]:
 # ------------------------------------------------------------------------------ tests
 def test_destinations_and_outputs_are_parsed_or_refused():
     from cxrviewer.errors import NodeConfigError
-    from cxrviewer.node import (
-        DicomDestination,
-        WebDestination,
-        parse_destination,
-        parse_outputs,
-    )
+    from cxrviewer.dimse import DicomDestination, WebDestination, parse_destination
+    from cxrviewer.node import parse_outputs
 
     assert parse_destination("PACS@127.0.0.1:4242") == DicomDestination("PACS", "127.0.0.1", 4242)
     assert parse_destination("PACS@[::1]:104") == DicomDestination("PACS", "::1", 104)

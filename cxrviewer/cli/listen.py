@@ -114,8 +114,8 @@ def _listen(args) -> int:
                        "`pip install 'cxrviewer[node]'`.") from None
 
     from ..batch import default_workers, session_threads
-    from ..node import NodeConfig, Tls, parse_destination, parse_outputs
-    from ..node.config import check_ae_title
+    from ..dimse import check_ae_title, parse_destination
+    from ..node import NodeConfig, Tls, parse_outputs
     from ..node.service import Node
 
     for entry in args.allow_host:

@@ -2,19 +2,14 @@
 
 :mod:`.scp` takes films (C-STORE, C-ECHO) into :mod:`.spool` (files and a job table),
 :mod:`.service` scores them on a worker pool and writes the results (:mod:`.outputs`),
-:mod:`.sender` delivers them (C-STORE or STOW-RS) with retries. See docs/dicom-node.md.
+:mod:`.sender` delivers them (C-STORE or STOW-RS, through :mod:`cxrviewer.dimse`) with
+retries. See docs/dicom-node.md.
 
-The package itself imports only the configuration: the app's "Send to PACS" uses it (and
-:mod:`.sender`) without loading the node's service, spool or scoring workers.
+The package itself imports only the configuration (destinations are
+:mod:`cxrviewer.dimse`'s), so the CLI reads it without loading the node's service, spool or
+scoring workers. The app never imports the node: it sends through :mod:`cxrviewer.dimse`.
 """
 
-from .config import (
-    DicomDestination,
-    NodeConfig,
-    Tls,
-    WebDestination,
-    parse_destination,
-    parse_outputs,
-)
+from .config import NodeConfig, Tls, parse_outputs
 
-__all__ = ["DicomDestination", "NodeConfig", "Tls", "WebDestination", "parse_destination", "parse_outputs"]
+__all__ = ["NodeConfig", "Tls", "parse_outputs"]

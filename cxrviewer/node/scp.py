@@ -26,7 +26,7 @@ from pydicom.uid import (
 
 from ..errors import NodeConfigError
 from .config import NodeConfig
-from .pacing import on_conn_open
+from ..dimse.pacing import on_conn_open
 from .spool import Spool
 from .timing import CpuTally
 

@@ -1,4 +1,4 @@
-"""Sending results back: C-STORE (pynetdicom) to a DICOM AE, STOW-RS (dicomweb-client) to DICOMweb.
+"""Sending results back: C-STORE to a DICOM AE, STOW-RS to DICOMweb (:mod:`cxrviewer.dimse`).
 
 The sender works through the deliveries that are due, in rounds: a destination's due deliveries
 are shared among up to ``NodeConfig.send_associations`` associations (or HTTP requests) at once,
@@ -22,16 +22,17 @@ film's results never wait.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .config import DicomDestination, NodeConfig, WebDestination, parse_destination
-from .pacing import on_conn_open
+from ..dimse.destinations import DicomDestination, parse_destination
+from ..dimse.store import send_dicom
+from ..dimse.web import send_web
+from .config import NodeConfig
 from .spool import Delivery, Spool
 from .timing import CpuTally
 
@@ -45,87 +46,6 @@ LINGER = 1.0
 GATHER = 8
 #: how often a lingering round looks whether the node has gone quiet
 _GATHER_TICK = 0.05
-# C-STORE statuses that mean stored: success and the warnings (PS3.4 table B.2-1)
-_STORED = {0x0000, 0xB000, 0xB006, 0xB007}
-
-
-def _file_meta(path: Path) -> tuple[str, str]:
-    from pydicom.filereader import read_file_meta_info
-
-    meta = read_file_meta_info(path)
-    return str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
-
-
-def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], timeout: float = 30) -> dict[Path, str | None]:
-    """C-STORE ``files`` to ``dest`` on one association; for each file, None when stored, else why not."""
-    from pynetdicom import AE, evt
-
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    contexts = sorted({_file_meta(p) for p in files})
-    for sop_class, syntax in contexts[:128]:  # PS3.8 9.3.2.2: at most 128 presentation contexts
-        # each file goes in its own transfer syntax: nothing is re-encoded on the way
-        ae.add_requested_context(sop_class, syntax)
-    # its threads wake less often between C-STOREs (pacing.py)
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open)])
-    if not assoc.is_established:
-        why = "rejected the association" if assoc.is_rejected else unreachable(dest, timeout) or "aborted the association"
-        return {p: f"{dest} {why}" for p in files}
-    out: dict[Path, str | None] = {}
-    try:
-        for p in files:
-            try:
-                status = assoc.send_c_store(p)
-            except (ValueError, RuntimeError, OSError) as exc:
-                out[p] = f"{dest}: {exc}"
-                continue
-            if not status or "Status" not in status:
-                out[p] = f"{dest} did not answer (the association timed out or was aborted)"
-                if not assoc.is_established:
-                    break
-            elif status.Status in _STORED:
-                out[p] = None
-            else:
-                out[p] = f"{dest} refused it with status 0x{status.Status:04X}"
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    for p in files:
-        out.setdefault(p, f"{dest}: the association ended before it was sent")
-    return out
-
-
-def unreachable(dest: DicomDestination, timeout: float) -> str | None:
-    """Why ``dest`` cannot be reached over TCP, or None when it can (pynetdicom reports both as an abort)."""
-    try:
-        socket.create_connection((dest.host, dest.port), timeout=min(timeout, 5)).close()
-    except OSError as exc:
-        return f"could not be reached ({exc.strerror or type(exc).__name__})"
-    return None
-
-
-def send_web(dest: WebDestination, files: Sequence[Path], timeout: float = 60) -> dict[Path, str | None]:
-    """STOW-RS ``files`` to the DICOMweb service ``dest`` in one request (PS3.18 10.5)."""
-    import pydicom
-    import requests
-    from dicomweb_client.api import DICOMwebClient
-
-    client = DICOMwebClient(url=dest.url)
-    datasets = [pydicom.dcmread(p) for p in files]
-    try:
-        response = client.store_instances(datasets)
-    except (requests.RequestException, OSError, ValueError) as exc:
-        return {p: f"{dest}: {type(exc).__name__}: {str(exc)[:200]}" for p in files}
-    failed = {
-        str(item.ReferencedSOPInstanceUID): int(getattr(item, "FailureReason", 0x0110))
-        for item in getattr(response, "FailedSOPSequence", []) or []
-    }
-    return {
-        p: (f"{dest} refused it (failure reason 0x{failed[ds.SOPInstanceUID]:04X})" if ds.SOPInstanceUID in failed else None)
-        for p, ds in zip(files, datasets)
-    }
-
-
 class Sender:
     """Delivers due results; :meth:`run` loops until ``stop`` is set, woken by ``wake``."""
 

@@ -4,7 +4,8 @@
 :func:`load_target` / :func:`save_target`). The jobs run on the session's pool: :func:`echo`
 asks the destination for a C-ECHO (PS3.7 9.1.5, the Verification service), :func:`send_results`
 builds the chosen objects with the exporters behind File ▸ Export and ``cxrviewer export`` and
-C-STOREs them with the DICOM node's sender (:func:`cxrviewer.node.sender.send_dicom`).
+C-STOREs them as the DICOM node's sender does (:func:`cxrviewer.dimse.store.send_dicom`); the
+C-ECHO is :func:`cxrviewer.dimse.echo.echo`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from ..dimse.destinations import DicomDestination, check_ae_title
+from ..dimse.echo import echo as dimse_echo
+from ..dimse.store import send_dicom, unreachable
 from ..errors import NodeConfigError, PacsSendError
-from ..node.config import OUTPUTS, DicomDestination, check_ae_title
-from ..node.sender import send_dicom
 from ..types import Film, Prediction
 from .workers import export_annotated
 
@@ -64,7 +66,7 @@ def load_target(store: QSettings) -> PacsTarget:
         port = d.port
     raw = store.value("pacs/outputs", ",".join(d.outputs))
     names = raw if isinstance(raw, list) else str(raw or "").split(",")
-    outputs = tuple(n for n in OUTPUTS if n in {str(x).strip().lower() for x in names})
+    outputs = tuple(n for n in KINDS if n in {str(x).strip().lower() for x in names})
     return PacsTarget(
         str(store.value("pacs/ae_title", d.ae_title) or ""), str(store.value("pacs/host", d.host) or ""),
         port, str(store.value("pacs/calling_ae", d.calling_ae) or d.calling_ae), outputs,
@@ -80,8 +82,6 @@ def save_target(store: QSettings, t: PacsTarget) -> None:
 
 def _reach(dest: DicomDestination) -> None:
     """Raise with the reason when nothing listens at ``dest`` (pynetdicom reports that as a bare abort)."""
-    from ..node.sender import unreachable
-
     why = unreachable(dest, TIMEOUT)
     if why is not None:
         raise PacsSendError(f"{dest} {why}: check the host and port, and that the PACS is running.")
@@ -89,30 +89,9 @@ def _reach(dest: DicomDestination) -> None:
 
 def echo(target: PacsTarget) -> str:
     """C-ECHO the destination; returns what to say on success, raises :class:`CxrError` with the reason."""
-    from pynetdicom import AE
-    from pynetdicom.sop_class import Verification
-
     dest = target.check()
     _reach(dest)
-    ae = AE(ae_title=target.calling_ae.strip())
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT
-    ae.add_requested_context(Verification)
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
-    if not assoc.is_established:
-        why = "rejected the association" if assoc.is_rejected else "aborted the association"
-        raise PacsSendError(
-            f"{dest} {why}: check that its AE title is {dest.ae_title} and that it accepts "
-            f"{target.calling_ae.strip()} from this computer."
-        )
-    try:
-        status = assoc.send_c_echo()
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    if not status or "Status" not in status:
-        raise PacsSendError(f"{dest} did not answer the C-ECHO within {TIMEOUT:.0f} s.")
-    if status.Status != 0x0000:
-        raise PacsSendError(f"{dest} answered the C-ECHO with status 0x{status.Status:04X}.")
+    dimse_echo(target.calling_ae.strip(), dest, TIMEOUT)
     return f"{dest} answered the C-ECHO"
 
 

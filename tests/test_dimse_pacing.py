@@ -1,4 +1,4 @@
-"""pynetdicom's association threads wake less often when quiet (cxrviewer.node.pacing).
+"""pynetdicom's association threads wake less often when quiet (cxrviewer.dimse.pacing).
 
 Real associations on loopback between pynetdicom AEs in this process: what the pacing applies
 with the installed pynetdicom, the CPU that four quiet associations cost with and without it,
@@ -21,7 +21,7 @@ pynetdicom = pytest.importorskip("pynetdicom")
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
 
-from cxrviewer.node import pacing
+from cxrviewer.dimse import pacing
 
 
 class _Pair:
@@ -179,7 +179,7 @@ def test_a_pynetdicom_without_those_parts_is_left_as_it_is(caplog, monkeypatch):
     changed = SimpleNamespace(dul=SimpleNamespace(), _reactor_checkpoint=threading.Event(), dimse=SimpleNamespace(),
                               is_acceptor=True)
     changed._reactor_checkpoint.set()
-    with caplog.at_level(logging.WARNING, logger="cxrviewer.node.pacing"):
+    with caplog.at_level(logging.WARNING, logger="cxrviewer.dimse.pacing"):
         assert pacing.pace(changed) == set()
         assert pacing.pace(changed) == set()
     assert not hasattr(changed.dul, "_run_loop_delay")

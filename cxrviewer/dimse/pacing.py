@@ -23,7 +23,7 @@ associations and the sender's alike), makes them wake less often:
 Both touch pynetdicom internals (checked against pynetdicom 3.0.4). Each is applied only when
 the attribute is there and of the type expected; otherwise the association runs as pynetdicom
 made it (today's behaviour, only costlier), :func:`pace` says which it could not apply and
-tests/test_node_pacing.py fails.
+tests/test_dimse_pacing.py fails.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def pace(assoc: Any, dul_delay: float = DUL_DELAY, reactor_tick: float = REACTOR
         key = ",".join(sorted(missing))
         if key not in _warned:  # once a process: every association would say the same
             _warned.add(key)
-            logger.warning("this pynetdicom (%s) does not have what cxrviewer.node.pacing expects for: %s; "
+            logger.warning("this pynetdicom (%s) does not have what cxrviewer.dimse.pacing expects for: %s; "
                            "associations poll as often as pynetdicom makes them (more CPU, same results)",
                            _pynetdicom_version(), key)
     return applied

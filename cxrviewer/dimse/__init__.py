@@ -1,0 +1,16 @@
+"""DICOM networking that the app and the node share: where objects go and how they get there.
+
+:mod:`.destinations` names a DICOM AE (``AE@HOST:PORT``) or a DICOMweb service and checks AE
+titles (nothing there touches the network); :mod:`.echo` is the Verification SCU (C-ECHO);
+:mod:`.store` sends files by C-STORE, :mod:`.web` by STOW-RS; :mod:`.pacing` makes
+pynetdicom's association threads wake less often when quiet. The app's Send to PACS and the
+node's sender (:mod:`cxrviewer.node.sender`) both send through here, so the app never imports
+the node. Query/retrieve (C-FIND, C-GET/C-MOVE, QIDO/WADO) belongs here too.
+
+Importing the package loads only the destinations: pynetdicom and dicomweb-client are imported
+by the calls that use them.
+"""
+
+from .destinations import Destination, DicomDestination, WebDestination, check_ae_title, parse_destination
+
+__all__ = ["Destination", "DicomDestination", "WebDestination", "check_ae_title", "parse_destination"]
