@@ -86,7 +86,8 @@ class ScoreResult:
         return self.prediction is not None
 
 
-def _cancelled(cancel: Cancel) -> bool:
+def is_cancelled(cancel: Cancel) -> bool:
+    """Whether ``cancel`` (an event, a callable or None) says to stop."""
     if cancel is None:
         return False
     if isinstance(cancel, threading.Event):
@@ -203,7 +204,7 @@ def iter_scores(
         try:
             fill()
             while queue:
-                if _cancelled(cancel):
+                if is_cancelled(cancel):
                     return
                 results = queue.popleft().result()
                 fill()
@@ -353,7 +354,7 @@ def score_to_csv(
             sink.write(chunk)  # an interrupt: what was scored reaches the file
             raise
         sink.write(chunk)
-    summary.cancelled = _cancelled(cancel) and done < summary.total
+    summary.cancelled = is_cancelled(cancel) and done < summary.total
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -141,6 +141,12 @@ class Classifier:
         self._throughput: Classifier | None = None
         self._lock = threading.Lock()
 
+    @property
+    def session(self):
+        """The ONNX Runtime ``InferenceSession`` that runs the model: for callers that need its
+        raw outputs or types (training compares an export with Keras through it)."""
+        return self._session
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(

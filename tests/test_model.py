@@ -11,7 +11,7 @@ from tinymodel import LABELS, build_tiny_model, tiny_info
 
 
 def test_provider_reported_is_the_one_in_use(classifier):
-    assert classifier.provider == classifier._session.get_providers()[0]
+    assert classifier.provider == classifier.session.get_providers()[0]
     assert classifier.provider == "CPUExecutionProvider"
 
 

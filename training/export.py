@@ -103,7 +103,7 @@ def compare(export_model, classifier, input_size: int, batch: np.ndarray | None 
     if batch is None:
         batch = np.random.default_rng(0).normal(size=(2, input_size, input_size, 3)).astype(np.float32)
     keras_out = {k: np.asarray(v) for k, v in export_model(batch, training=False).items()}
-    raw = classifier._session.run(list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: batch})
+    raw = classifier.session.run(list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: batch})
     return {k: float(np.max(np.abs(keras_out[k] - v))) for k, v in zip(contract.OUTPUT_NAMES, raw)}
 
 

@@ -331,7 +331,7 @@ def quantize_run(run_dir: str | os.PathLike[str], fp32_path: str | os.PathLike[s
         batches = (x for _, x in _batches(_tensors(cal, size, mean, std), CALIBRATION_BATCH))
         quant = quantize(fp32_path, candidate, batches)
         int8 = Classifier.load(candidate, device="cpu")  # the app's own check of the contract
-        types = {o.name: o.type for o in int8._session.get_outputs()}
+        types = {o.name: o.type for o in int8.session.get_outputs()}
         if any(types.get(n) != "tensor(float)" for n in contract.OUTPUT_NAMES) or int8.info.precision != "int8":
             raise TrainingError(f"The quantized model's outputs are {types}, not float32; please report this "
                                 "with your onnxruntime version. The fp32 model is unaffected.")

@@ -67,7 +67,7 @@ _remember_iod_lookups()
 SERIES_NUMBER = 999
 MANUFACTURER = "cxrviewer"
 NOT_FOR_DIAGNOSIS = "NOT FOR DIAGNOSIS"
-_LO_MAX = 64  # PS3.5 table 6.2-1
+LO_MAX = 64  # PS3.5 table 6.2-1: the longest LO value
 
 
 def demo_notice(info: ModelInfo) -> str:
@@ -81,7 +81,7 @@ def demo_notice(info: ModelInfo) -> str:
 def description(kind: str, info: ModelInfo) -> str:
     """Series / content description (LO, 64 characters): the warning first, so it is never cut."""
     head = f"{NOT_FOR_DIAGNOSIS} (demo model) " if info.demo else ""
-    return f"{head}cxrviewer AI {kind} {info.model_version}"[:_LO_MAX]
+    return f"{head}cxrviewer AI {kind} {info.model_version}"[:LO_MAX]
 
 
 # pydicom's validation switch is process-wide (``pydicom.config.settings``): a per-call

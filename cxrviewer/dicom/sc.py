@@ -40,6 +40,7 @@ from ..errors import DicomExportError
 from ..render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from ..storage import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo, Prediction
+from .output import LO_MAX, MANUFACTURER, SERIES_NUMBER
 from .source import (
     ANONYMIZED_IDENTITY,
     COPIED_TYPE3,
@@ -56,9 +57,6 @@ logger = logging.getLogger(__name__)
 
 #: Secondary Capture Image Storage (PS3.4 B.5).
 SC_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.7"
-#: Series Number of every export: high, so that the AI series sorts after the acquired ones.
-SERIES_NUMBER = 999
-MANUFACTURER = "cxrviewer"
 #: PS3.16 CID 7202 "Source Image Purposes of Reference".
 PURPOSE_SOURCE_FOR_PROCESSING = ("121322", "DCM", "Source image for image processing operation")
 #: Text drawn in the findings panel instead of the file name when anonymizing.
@@ -73,7 +71,7 @@ ANONYMIZED_ATTRIBUTES: dict[str, str] = {
     "ReferencedImageSequence, SourceImageSequence": "not written (they hold the source's UIDs)",
     "file name in the findings panel": f"'{ANONYMIZED_FILM_NAME}'",
 }
-DEIDENTIFICATION_METHOD = "cxrviewer anonymize: identifiers, dates, UIDs replaced"
+SC_DEIDENTIFICATION_METHOD = "cxrviewer anonymize: identifiers, dates, UIDs replaced"
 
 # Lossy transfer syntaxes and their Lossy Image Compression Method (PS3.3 C.7.6.1.1.5.1).
 _LOSSY_METHODS = {
@@ -83,7 +81,6 @@ _LOSSY_METHODS = {
     "1.2.840.10008.1.2.4.91": "ISO_15444_1",  # JPEG 2000
     "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K
 }
-_LO_MAX = 64  # PS3.5 table 6.2-1
 _ST_MAX = 1024
 
 
@@ -154,7 +151,7 @@ def build_sc_dataset(
     put_value(ds, "StudyInstanceUID", study_uid)
     if anonymize:
         ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+        ds.DeidentificationMethod = SC_DEIDENTIFICATION_METHOD
         ds.LongitudinalTemporalInformationModified = "REMOVED"
 
     # --- General Series (C.7.3.1)
@@ -176,11 +173,11 @@ def build_sc_dataset(
     # --- General Equipment (C.7.5.1) and SC Equipment (C.8.6.1)
     ds.Manufacturer = MANUFACTURER
     ds.ManufacturerModelName = MANUFACTURER
-    ds.SoftwareVersions = [f"cxrviewer {__version__}"[:_LO_MAX], f"model {info.model_version}"[:_LO_MAX]]
+    ds.SoftwareVersions = [f"cxrviewer {__version__}"[:LO_MAX], f"model {info.model_version}"[:LO_MAX]]
     ds.ConversionType = "WSD"  # workstation
     ds.SecondaryCaptureDeviceManufacturer = MANUFACTURER
     ds.SecondaryCaptureDeviceManufacturerModelName = MANUFACTURER
-    ds.SecondaryCaptureDeviceSoftwareVersions = f"cxrviewer {__version__}"[:_LO_MAX]
+    ds.SecondaryCaptureDeviceSoftwareVersions = f"cxrviewer {__version__}"[:LO_MAX]
 
     # --- General Image (C.7.6.1) and SC Image (C.8.6.2)
     ds.InstanceNumber = 1
@@ -251,7 +248,7 @@ def encode_dataset(ds: Dataset) -> bytes:
 def series_description(info: ModelInfo) -> str:
     """``cxrviewer AI overlay: <model_version>`` plus `` (DEMO)`` for a demo model; 64 chars max (LO)."""
     head, tail = "cxrviewer AI overlay: ", " (DEMO)" if info.demo else ""
-    return head + str(info.model_version)[: _LO_MAX - len(head) - len(tail)] + tail
+    return head + str(info.model_version)[: LO_MAX - len(head) - len(tail)] + tail
 
 
 def derivation_description(prediction: Prediction, info: ModelInfo) -> str:

@@ -27,11 +27,11 @@ from ..batch import (
     Cancel,
     ExportPlan,
     ExportTally,
-    _cancelled,
     export_film,
     exports_missing,
     film_path,
     handed_on,
+    is_cancelled,
     picture_names,
     score_films,
 )
@@ -188,7 +188,7 @@ def score_on_ray(
     finally:
         if started:
             ray.shutdown()
-    summary.cancelled = _cancelled(cancel) and summary.skipped + summary.scored + summary.failed < summary.total
+    summary.cancelled = is_cancelled(cancel) and summary.skipped + summary.scored + summary.failed < summary.total
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -263,12 +263,12 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
                     summary.errors[kind or "Error"] += 1
                 if progress is not None:
                     progress(row, done, summary.total)
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 break
     except ray.exceptions.RayError as exc:
         raise ClusterError(f"The Ray run failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}); "
                            "rows written so far are kept: run again to resume.") from None
     missing = int((~seen).sum())
-    if missing and not _cancelled(cancel):
+    if missing and not is_cancelled(cancel):
         raise ClusterError(f"Ray returned no row for {missing} film(s); run again to score them.")
 

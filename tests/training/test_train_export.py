@@ -46,7 +46,7 @@ def test_run_directory(trained_run):
 
 def test_onnx_matches_keras_on_real_films(classifier, export_model, batch):
     keras_out = {k: np.asarray(v) for k, v in export_model(batch, training=False).items()}
-    onnx_out = classifier._session.run(list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: batch})
+    onnx_out = classifier.session.run(list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: batch})
     deltas = {}
     for name, got in zip(contract.OUTPUT_NAMES, onnx_out):
         assert got.shape == keras_out[name].shape, name
@@ -82,7 +82,7 @@ def test_in_graph_cams_equal_gradient_tape_gradcam(keras_model, export_model, cl
     del tape
     tape_cams = np.stack([np.asarray(t) for t in tape_cams], axis=-1)  # [N, h, w, C]
     in_graph = np.asarray(export_model(batch, training=False)["cams"])
-    onnx_cams = classifier._session.run([contract.CAMS], {contract.INPUT_NAME: batch})[0]
+    onnx_cams = classifier.session.run([contract.CAMS], {contract.INPUT_NAME: batch})[0]
     scale = float(np.max(np.abs(tape_cams)))
     assert scale > 0 and np.count_nonzero(tape_cams) > tape_cams.size // 10  # a non-trivial comparison
     rel_keras = float(np.max(np.abs(in_graph - tape_cams))) / scale

@@ -81,7 +81,7 @@ def test_int8_outputs_are_float_and_close_to_fp32(nih, models):
     for name in ("probs", "cams", "features"):
         u, v = getattr(a, name), getattr(b, name)
         assert v.dtype == np.float32 and v.shape == u.shape, name
-    assert {o.name: o.type for o in int8._session.get_outputs()} == {n: "tensor(float)" for n in contract.OUTPUT_NAMES}
+    assert {o.name: o.type for o in int8.session.get_outputs()} == {n: "tensor(float)" for n in contract.OUTPUT_NAMES}
     assert float(np.max(np.abs(a.probs - b.probs))) < 0.05
     # the head is float: probabilities are not rounded to 8-bit steps
     assert len(np.unique(b.probs)) == b.probs.size
