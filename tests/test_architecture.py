@@ -68,3 +68,31 @@ def test_every_package_ships_in_the_wheel():
         for init in (REPO / top).rglob("__init__.py")
     }
     assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+
+
+def _loaded_after(imports: str, modules: tuple[str, ...], env: dict[str, str] | None = None) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after ``import <imports>``."""
+    import os
+
+    code = f"import sys, {imports}; print(','.join(m for m in {modules!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [m for m in proc.stdout.strip().split(",") if m]
+
+
+def test_storage_is_the_bottom_floor():
+    """Atomic writes, fsync and URL writes (cxrviewer.storage) know nothing of pictures: the
+    results files and the node's spool write through them without loading the renderer, the
+    PNG export or OpenCV (docs/architecture.md)."""
+    assert _loaded_after("cxrviewer.storage", ("cxrviewer.io", "cxrviewer.render", "cxrviewer.export", "cv2")) == []
+    assert _loaded_after("cxrviewer.results, cxrviewer.node.spool", ("cxrviewer.render", "cxrviewer.export")) == []
+
+
+def test_the_app_sends_to_a_pacs_without_the_node():
+    """The app's Send to PACS and its C-ECHO go through cxrviewer.dimse, which the node shares:
+    the app never loads the server package (docs/architecture.md)."""
+    pytest.importorskip("PySide6")
+    loaded = _loaded_after("cxrviewer.ui.pacs, cxrviewer.ui.pacs_dialog, cxrviewer.ui.session",
+                           ("cxrviewer.dimse.store", "cxrviewer.node"), env={"QT_QPA_PLATFORM": "offscreen"})
+    assert loaded == ["cxrviewer.dimse.store"]
