@@ -116,10 +116,9 @@ def test_documented_command_exists(doc: str, program: str, rest: str):
         # a lower-case word after the program that is not a subcommand: a typo or a removed command
         # (upper-case words are placeholders such as FILE; paths hold '/' or '.')
         pytest.fail(f"{doc}: `{program} {rest}`: {first!r} is not a {program} subcommand")
-    if subcommand is None and program == "cxrviewer" and first and not first.startswith("-"):
-        known = _app_flags()  # `cxrviewer FILE [options]` opens the desktop app
-    else:
-        known = _flags(program, subcommand) | _flags(program, None)
+    known = _flags(program, subcommand) | _flags(program, None)
+    if subcommand is None and program == "cxrviewer":
+        known |= _app_flags()  # `cxrviewer [options] FILE...` opens the desktop app
     unknown = sorted(set(_FLAG.findall(rest)) - known)
     assert not unknown, f"{doc}: `{program} {rest}`: {', '.join(unknown)} not in `{program} {subcommand or ''} --help`"
 

@@ -454,6 +454,11 @@ class MainWindow(QMainWindow):
         self.session.export(path, fmt=fmt, anonymize=anonymize)
 
     # ================================================================= about
+    def show_shortcuts(self) -> None:
+        from .shortcuts import show_shortcuts
+
+        self.shortcuts_dialog = show_shortcuts(self)
+
     def show_about(self) -> None:
         from ..model_card import model_card
         from .about import AboutDialog
