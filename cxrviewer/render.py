@@ -533,6 +533,13 @@ def draw_markers(rgb: np.ndarray, film: Film, orientation: Orientation) -> None:
 
     def put(text: str, x: int, y: int) -> None:
         text = drawable_text(text)
+        # a dark box under the letters: a halo alone vanishes on a white abdomen or a bright collimator edge
+        (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+        m = max(2, thick + 1)
+        y0, y1 = max(0, y - th - m), min(h, y + base + m)
+        x0, x1 = max(0, x - m), min(w, x + tw + m)
+        if y1 > y0 and x1 > x0:
+            rgb[y0:y1, x0:x1] = (rgb[y0:y1, x0:x1].astype(np.uint16) * 2 // 7).astype(rgb.dtype)
         cv2.putText(rgb, text, (x, y), font, scale, (0, 0, 0), thick + 2 * max(1, thick // 2), cv2.LINE_AA)
         cv2.putText(rgb, text, (x, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
 

@@ -66,12 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name in SUBCOMMANDS:
         COMMANDS[name].add_parser(sub)
+    # `cxrviewer listen ... -v` works as well as `cxrviewer -v listen ...`: the flag is accepted after
+    # the subcommand too (SUPPRESS keeps a -v given before it from being reset to 0).
+    for subparser in sub.choices.values():
+        subparser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                               help="more log output (-vv for debug)")
     return parser
+
+
+#: Libraries whose INFO lines describe their own internals (highdicom logs ~30 lines for each
+#: object it builds): with -v they stay at WARNING so that -v means "a line per film"; -vv shows them.
+QUIET_LIBRARIES = ("highdicom", "pydicom", "pynetdicom", "PIL", "matplotlib")
 
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if verbosity <= 1 else logging.DEBUG)
 
 
 def _wants_cli(argv: Sequence[str]) -> bool:

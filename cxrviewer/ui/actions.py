@@ -60,7 +60,7 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         SEPARATOR,
         ActionSpec("load_model", "&Load model…", lambda w: w.load_model_dialog(), ("Ctrl+M",), "Use another ONNX model"),
         SEPARATOR,
-        ActionSpec("quit", "&Quit", lambda w: w.close(), (Key.Quit,)),
+        ActionSpec("quit", "&Quit", lambda w: w.close(), ("Ctrl+Q",)),  # Key.Quit is empty on some platforms
     )),
     ("&View", (
         ActionSpec("fit", "&Fit to window", lambda w: w.view.fit(), ("F",)),
@@ -125,6 +125,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
                    ("C",), checkable=True),
     )),
     ("&Help", (
+        ActionSpec("shortcuts", "&Keyboard shortcuts", lambda w: w.show_shortcuts(), ("Ctrl+/",),
+                   "Every key of the menus (the same table as docs/gui.md)"),
         ActionSpec("about", "&About cxrviewer", lambda w: w.show_about(), ("F1",)),
         ActionSpec("about_qt", "About &Qt", lambda w: QMessageBox.aboutQt(w)),
     )),

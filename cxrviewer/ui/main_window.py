@@ -335,7 +335,9 @@ class MainWindow(QMainWindow):
     # ========================================================== status, title
     def _update_title(self) -> None:
         entry = self.model.entry
-        self.setWindowTitle(f"{APP_NAME} — {entry.name}" if entry is not None else APP_NAME)
+        # Qt adds " — " and the application's display name to a title that does not end with it
+        # (QPlatformWindow::formatWindowTitle): the film's name alone reads "FILE — cxrviewer"
+        self.setWindowTitle(entry.name if entry is not None else APP_NAME)
 
     def _update_model_status(self) -> None:
         clf = self.model.classifier
@@ -454,6 +456,11 @@ class MainWindow(QMainWindow):
         self.session.export(path, fmt=fmt, anonymize=anonymize)
 
     # ================================================================= about
+    def show_shortcuts(self) -> None:
+        from .shortcuts import show_shortcuts
+
+        self.shortcuts_dialog = show_shortcuts(self)
+
     def show_about(self) -> None:
         from ..model_card import model_card
         from .about import AboutDialog
