@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, SAMPLES, SHARED_DATA, synthetic_pixels, write_png
+from tinymodel import LABELS
 
 from cxrviewer.cli import main
 from cxrviewer.validate.labels import parse_age, read_labels
 from cxrviewer.validate.stats import Bootstrap, bootstrap_aurocs, weighted_auroc
-from helpers import REPO, SAMPLES, SHARED_DATA, synthetic_pixels, write_png
-from tinymodel import LABELS
 
 metrics_mod = pytest.importorskip("sklearn.metrics")
 
@@ -250,12 +250,13 @@ def _labelled_set(folder: Path, n_pos: int, n_neg: int) -> tuple[list[Path], Pat
     return films, labels
 
 
-def test_tuned_thresholds_copy(tmp_path, tiny_model):
+def test_tuned_thresholds_copy(tmp_path):
     from cxrviewer.model import Classifier
+    from tinymodel import build_tiny_model, tiny_info
 
     films, labels = _labelled_set(tmp_path / "films", 9, 11)
-    model = tmp_path / "m.onnx"
-    shutil.copy(tiny_model, model)
+    rule = {"method": "youden", "min_positives": 5, "min_negatives": 5, "default": 0.5, "defaulted": list(LABELS)}
+    model = build_tiny_model(tmp_path / "m.onnx", tiny_info(64, trained_on={"data": "none", "thresholds": rule}))
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     out = tmp_path / "m-site.onnx"
     report = tmp_path / "rep"
@@ -280,6 +281,13 @@ def test_tuned_thresholds_copy(tmp_path, tiny_model):
     assert site["thresholds"]["chosen"] == {"Mass": pytest.approx(best, abs=1e-6)}
     assert site["source_model_version"] == original.info.model_version != tuned.info.model_version
     assert tuned.info.labels == original.info.labels
+    from cxrviewer.model_card import describe_training, model_card
+
+    card = model_card(tuned)
+    assert "Mass" in model_card(original)["default_thresholds"]
+    assert set(card["default_thresholds"]) == set(LABELS) - {"Mass"}  # chosen on the site's films: no longer the default
+    assert re.search(r"site validation: 20 films of labels.csv on .*thresholds chosen there .* for Mass",
+                     describe_training(card["trained_on"]))
     # the probabilities are the original's: only the metadata changed
     x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
     np.testing.assert_array_equal(tuned.run(x).probs, original.run(x).probs)

@@ -58,7 +58,7 @@ def _known(y: np.ndarray, s: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray
 def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.ndarray, s: np.ndarray) -> bytes:
     """Every evaluated finding's ROC curve on one plot."""
     Figure = _figure_class()
-    fig = Figure(figsize=(7.0, 6.0))
+    fig = Figure(figsize=(9.0, 6.0))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance (AUROC 0.5)")
     from matplotlib import colormaps
@@ -72,7 +72,7 @@ def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.
            ylabel="sensitivity (true-positive rate)", title="ROC curves (AUROC in the legend)")
     ax.set_aspect("equal")
     ax.grid(True, color="0.92")
-    ax.legend(loc="lower right", fontsize=7.5, frameon=True)
+    ax.legend(loc="center left", bbox_to_anchor=(1.03, 0.5), fontsize=8.5, frameon=False)
     fig.tight_layout()
     return _png(fig)
 
@@ -224,11 +224,11 @@ th,td{padding:4px 10px;border-bottom:1px solid #e6e9ed;text-align:right;white-sp
 th{background:#f1f3f5;font-weight:600}th:first-child,td:first-child{text-align:left}
 td.ci{color:#59636e}td.na{color:#9aa3ad}
 .counts td{text-align:right}.counts td:first-child{text-align:left}
-.grid{display:grid;grid-template-columns:1fr;gap:14px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:14px}
 figure{margin:0;border:1px solid #e6e9ed;border-radius:6px;padding:6px;background:#fff}
 figure img{width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#59636e;padding:4px 4px 0}
-.overview{max-width:640px}
+.overview{max-width:820px}
 .note{color:#3d4650;font-size:14px;max-width:880px}
 code{background:#f1f3f5;padding:1px 4px;border-radius:3px}
 """

@@ -26,11 +26,12 @@ from .. import contract
 from ..errors import MissingExtraError, OutputError, SameFileError
 from ..export import atomic_write_bytes
 from ..metrics import MIN_NEGATIVES, MIN_POSITIVES, can_choose_threshold, choose_threshold
+from ..model_card import SITE_VALIDATION
 from ..types import ModelInfo
 
 METHOD = "youden"
 #: The key of ``cxr.trained_on`` that records a site validation.
-SITE_KEY = "site_validation"
+SITE_KEY = SITE_VALIDATION
 
 
 def chosen_thresholds(labels, y: np.ndarray, s: np.ndarray, current: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
