@@ -28,6 +28,8 @@ from ..metrics import roc_curve
 METRICS_NAME = "metrics.json"
 INDEX_NAME = "index.html"
 ROC_NAME = "roc.png"
+#: Below this many positive films a finding's figures are marked as resting on a handful of films.
+FEW_POSITIVES = 5
 
 
 def _figure_class():
@@ -58,7 +60,7 @@ def _known(y: np.ndarray, s: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray
 def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.ndarray, s: np.ndarray) -> bytes:
     """Every evaluated finding's ROC curve on one plot."""
     Figure = _figure_class()
-    fig = Figure(figsize=(9.0, 6.0))
+    fig = Figure(figsize=(8.6, 5.0))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance (AUROC 0.5)")
     from matplotlib import colormaps
@@ -70,7 +72,6 @@ def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.
         ax.plot(fpr, tpr, lw=1.5, color=cmap(k % 20), label=f"{display_name(label)} {m['auroc']:.2f}")
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity (false-positive rate)",
            ylabel="sensitivity (true-positive rate)", title="ROC curves (AUROC in the legend)")
-    ax.set_aspect("equal")
     ax.grid(True, color="0.92")
     ax.legend(loc="center left", bbox_to_anchor=(1.03, 0.5), fontsize=8.5, frameon=False)
     fig.tight_layout()
@@ -228,7 +229,9 @@ td.ci{color:#59636e}td.na{color:#9aa3ad}
 figure{margin:0;border:1px solid #e6e9ed;border-radius:6px;padding:6px;background:#fff}
 figure img{width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#59636e;padding:4px 4px 0}
-.overview{max-width:820px}
+.overview{max-width:860px}
+.row{display:flex;gap:36px;align-items:flex-start;flex-wrap:wrap}.row section{flex:0 1 auto}
+.row section.method{flex:1 1 380px}
 .note{color:#3d4650;font-size:14px;max-width:880px}
 code{background:#f1f3f5;padding:1px 4px;border-radius:3px}
 """
@@ -247,7 +250,7 @@ def _findings_table(findings: Mapping[str, Any]) -> str:
         ci_text = f"{ci[0]:.3f} – {ci[1]:.3f}" if ci else "–"
         rows.append(
             f"<tr><td><a href=\"#{_e(_anchor(label))}\">{_e(display_name(label))}</a></td><td>{m['n']}</td>"
-            f"<td>{m['positives']}</td><td><b>{m['auroc']:.3f}</b></td><td class=\"ci\">{ci_text}</td>"
+            f"<td>{m['positives']}{'†' if m['positives'] < FEW_POSITIVES else ''}</td><td><b>{m['auroc']:.3f}</b></td><td class=\"ci\">{ci_text}</td>"
             f"<td>{m['threshold']:.3g}</td><td>{_f(m['sensitivity'])}</td><td>{_f(m['specificity'])}</td>"
             f"<td>{_f(m['brier'], 3)}</td><td>{_f(m['ece'], 3)}</td></tr>"
         )
@@ -272,7 +275,8 @@ def _subgroup_table(grouping: str, groups: Mapping[str, Any], labels: Sequence[s
             else:
                 ci = m.get("auroc_ci")
                 ci_text = f" <span class=\"ci\">({ci[0]:.2f}–{ci[1]:.2f})</span>" if ci else ""
-                cells.append(f"<td><b>{m['auroc']:.2f}</b>{ci_text}<br><small>{m['positives']}/{m['n']} pos</small></td>")
+                few = "†" if m["positives"] < FEW_POSITIVES else ""
+                cells.append(f"<td><b>{m['auroc']:.2f}</b>{ci_text}<br><small>{m['positives']}/{m['n']} pos{few}</small></td>")
         if any("na" not in c for c in cells):
             rows.append(f"<tr><td>{_e(display_name(label))}</td>{''.join(cells)}</tr>")
     if not rows:
@@ -299,7 +303,7 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
     if model["demo"]:
         out.append("<div class=\"demo\">This is the bundled DEMO model, trained on 74 films: its figures mean "
                    "nothing about any real model. They show what the report looks like.</div>")
-    out.append("<h2>Films</h2><table class=\"counts\">")
+    out.append("<div class=\"row\"><section><h2>Films</h2><table class=\"counts\">")
     rows = [
         ("films given", films["inputs"]), ("listed in the labels file", films["labelled"]),
         ("not in the labels file (not scored)", films["not_in_labels_file"]),
@@ -310,7 +314,20 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
         ("not applicable (left out)", films["not_applicable"]),
     ]
     out.extend(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
-    out.append("</table>")
+    out.append("</table></section>")
+    out.append(
+        "<section class=\"method\"><h2>How the figures are made</h2><p class=\"note\">"
+        "<b>AUROC</b>: the chance that a positive film scores above a negative one (ties count half). "
+        f"<b>95% CI</b>: percentile bootstrap, {b['resamples']} resamples of the {b['clusters']} {_e(b['unit'])}s "
+        f"with replacement (seed {b['seed']})"
+        f"{'; all films of a patient are drawn together' if b['unit'] == 'patient' else ''}. "
+        "<b>Sensitivity, specificity</b> at the model's threshold (probability ≥ threshold is positive). "
+        "<b>Brier</b>: mean squared difference of probability and label (0 is perfect). "
+        f"<b>ECE</b>: {doc['calibration']['bins']} equal-width probability bins, the films-weighted mean gap "
+        "between the fraction positive and the mean probability (0 is perfectly calibrated). "
+        f"<b>†</b>: fewer than {FEW_POSITIVES} positive films: the AUROC and its interval rest on a handful of "
+        "films.</p></section></div>"
+    )
     if lf["unknown_labels"]:
         out.append("<p class=\"note\">Labels the model does not have (films positive): "
                    + ", ".join(f"{_e(k)} ({v})" for k, v in lf["unknown_labels"].items()) + ".</p>")
@@ -326,27 +343,21 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
     if doc["not_evaluated"]:
         out.append("<p class=\"note\">Not evaluated: " + "; ".join(
             f"{_e(display_name(k))} ({_e(v)})" for k, v in doc["not_evaluated"].items()) + ".</p>")
-    out.append(
-        f"<p class=\"note\">AUROC: the chance that a positive film scores above a negative one (ties count half). "
-        f"95% CI: percentile bootstrap, {b['resamples']} resamples of the {b['clusters']} {_e(b['unit'])}s with "
-        f"replacement (seed {b['seed']}){'; all films of a patient are drawn together' if b['unit'] == 'patient' else ''}. "
-        f"Sensitivity and specificity at the model's threshold (probability ≥ threshold is positive). Brier: "
-        f"mean squared difference of probability and label. ECE: {doc['calibration']['bins']} equal-width "
-        "probability bins, the films-weighted mean gap between the fraction positive and the mean probability.</p>"
-    )
     if overview:
         out.append(f"<figure class=\"overview\"><img src=\"{_e(overview)}\" alt=\"ROC curves of every finding\">"
                    "<figcaption>ROC curves: the higher and further left, the better; the dashed line is chance."
                    "</figcaption></figure>")
     if pictures:
-        out.append("<h2>Each finding</h2><div class=\"grid\">")
+        out.append(
+            "<h2>Each finding</h2><p class=\"note\">Left: the ROC curve; the red dot is the model's threshold. "
+            "Right: the reliability diagram; each orange dot is a probability bin, its mean probability against the "
+            "fraction of its films that are positive: on the dashed line the probabilities mean what they say, below it "
+            "the model overstates the risk, above it understates it. Grey bars: films in each bin.</p>"
+            "<div class=\"grid\">")
         for label, name in pictures.items():
             out.append(
                 f"<figure id=\"{_e(_anchor(label))}\"><img src=\"{_e(name)}\" alt=\"ROC curve and reliability diagram "
-                f"of {_e(display_name(label))}\"><figcaption>Left: ROC curve, the red dot is the model's threshold. "
-                "Right: reliability, each dot a probability bin (mean probability against the fraction of its films "
-                "that are positive); on the dashed line the probabilities are calibrated; grey bars: films per bin."
-                "</figcaption></figure>")
+                f"of {_e(display_name(label))}\"></figure>")
         out.append("</div>")
 
     subgroups = doc["subgroups"]
@@ -357,8 +368,8 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
         out.append(f"<h3>{_e(_GROUPINGS.get(grouping, grouping))}</h3>")
         out.append(_subgroup_table(grouping, groups, model["labels"]))
     out.append("<p class=\"note\">Each cell: AUROC (95% CI) and positives/films of that subgroup; – where the "
-               "subgroup lacks positive or negative films. Small subgroups give wide intervals: compare intervals, "
-               "not points.</p>")
+               "subgroup lacks positive or negative films; † fewer than 5 positive films. Small subgroups give wide "
+               "intervals: compare intervals, not points.</p>")
 
     tuned = doc.get("tuned_model")
     if tuned and tuned.get("path"):
