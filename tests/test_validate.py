@@ -370,3 +370,31 @@ def test_validate_loads_neither_matplotlib_nor_onnx_until_used():
             "print(sorted(m for m in ('matplotlib', 'onnx', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_model_itself_as_out_is_refused_before_scoring(tmp_path, tiny_model, nih_samples, capsys):
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_model, model)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    report = tmp_path / "rep"
+    code = _run(*map(str, nih_samples), "--labels", str(SAMPLES / "labels.csv"), "--report", str(report),
+                "--model", str(model), "--tune-thresholds", "--out", str(model))
+    assert code == 2 and "is the model being validated" in capsys.readouterr().err
+    assert not (report / "results.csv").exists()  # refused before any film was scored
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == digest
+
+
+def test_without_matplotlib_the_error_names_the_extra(tmp_path, tiny_model, nih_samples):
+    argv = ["validate", *map(str, nih_samples), "--labels", str(SAMPLES / "labels.csv"), "--report",
+            str(tmp_path / "rep"), "--model", str(tiny_model), "--no-progress"]
+    code = ("import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
+            "from cxrviewer.cli import main\n"
+            f"sys.exit(main({argv!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "pip install 'cxrviewer[validate]'" in proc.stderr
+    assert not (tmp_path / "rep" / "results.csv").exists()
+    argv.append("--no-figures")  # the tables need no matplotlib
+    proc = subprocess.run([sys.executable, "-c", code.replace(repr(argv[:-1]), repr(argv))], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rep" / "index.html").is_file()

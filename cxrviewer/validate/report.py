@@ -32,7 +32,7 @@ ROC_NAME = "roc.png"
 FEW_POSITIVES = 5
 
 
-def _figure_class():
+def figure_class():
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -59,7 +59,7 @@ def _known(y: np.ndarray, s: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray
 
 def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.ndarray, s: np.ndarray) -> bytes:
     """Every evaluated finding's ROC curve on one plot."""
-    Figure = _figure_class()
+    Figure = figure_class()
     fig = Figure(figsize=(8.6, 5.0))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance (AUROC 0.5)")
@@ -80,7 +80,7 @@ def draw_roc_overview(labels: Sequence[str], findings: Mapping[str, Any], y: np.
 
 def draw_finding(label: str, m: Mapping[str, Any], y: np.ndarray, s: np.ndarray) -> bytes:
     """One finding: its ROC curve with the model's operating point, and its reliability diagram."""
-    Figure = _figure_class()
+    Figure = figure_class()
     fig = Figure(figsize=(9.0, 4.2))
     roc, rel = fig.subplots(1, 2)
     fpr, tpr, _ = roc_curve(y, s)

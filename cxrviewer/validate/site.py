@@ -34,7 +34,7 @@ from .stats import (
     findings_metrics,
     subgroup_values,
 )
-from .tune import chosen_thresholds, site_record, tuned_info, write_tuned_model
+from .tune import check_target, chosen_thresholds, site_record, tuned_info, write_tuned_model
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def validate(
     films will be scored. Raises :class:`~cxrviewer.errors.LabelsFileError` when the labels file
     lists none of the films, :class:`~cxrviewer.errors.OutputError` when the report cannot be
     written."""
-    from .report import write_report
+    from .report import figure_class, write_report
 
     info = classifier.info
     table = read_labels(labels_file, info.labels)
@@ -146,6 +146,10 @@ def validate(
             f"None of the {len(films)} film(s) is listed in {labels_file} (films are matched by file name, "
             f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column)."
         )
+    if tune_to is not None:
+        check_target(classifier.path, tune_to)
+    if figures:
+        figure_class()  # matplotlib is here: found out now, not after scoring
     report = Path(report_dir)
     check_writable_dir(report)
     _refuse_film_folder(report, [f for f, _ in matched])

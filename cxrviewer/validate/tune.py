@@ -91,9 +91,10 @@ def _onnx():
     return onnx
 
 
-def write_tuned_model(source: Path, out: Path | str, info: ModelInfo) -> Path:
-    """Write ``source`` with the metadata of ``info`` (thresholds, trained_on, model_version) to
-    ``out``, atomically; ``source`` is left as it is."""
+def check_target(source: Path, out: Path | str) -> None:
+    """Before any film is scored: the copy can be written (the onnx package is here, ``out`` is
+    neither the model itself nor a folder, its folder exists)."""
+    _onnx()
     out = Path(out)
     try:
         if out.exists() and os.path.samefile(out, source):
@@ -102,6 +103,15 @@ def write_tuned_model(source: Path, out: Path | str, info: ModelInfo) -> Path:
         pass
     if out.is_dir():
         raise OutputError(f"{out} is a folder; give the model copy a file name ending in .onnx.")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{folder} does not exist; create it, or write the model copy elsewhere.")
+
+
+def write_tuned_model(source: Path, out: Path | str, info: ModelInfo) -> Path:
+    """Write ``source`` with the metadata of ``info`` (thresholds, trained_on, model_version) to
+    ``out``, atomically; ``source`` is left as it is."""
+    check_target(source, out)
     onnx = _onnx()
     model = onnx.load(str(source))
     values = contract.to_metadata(info)
