@@ -93,7 +93,7 @@ def test_real_nih_films_aurocs_equal_scikit_learn(nih_report):
         ece = sum(np.mean(bins == b) * abs(y[bins == b].mean() - s[bins == b].mean()) for b in range(10) if (bins == b).any())
         assert m["ece"] == pytest.approx(ece, abs=1e-12)
         lo, hi = m["auroc_ci"]
-        assert lo <= m["auroc"] <= hi and 0.0 <= lo < hi <= 1.0
+        assert 0.0 <= lo <= m["auroc"] <= hi <= 1.0
     assert doc["bootstrap"]["unit"] == "patient"
     assert doc["bootstrap"]["clusters"] == len({truth[n]["patient"] for n in names})
     # subgroups: each view position and sex the data give, with counts that add up
@@ -398,3 +398,21 @@ def test_without_matplotlib_the_error_names_the_extra(tmp_path, tiny_model, nih_
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_only_ok_rows_are_evaluated_and_not_applicable_is_no_failure():
+    from cxrviewer.validate.site import failed_count, gather_rows
+
+    labels = ("Mass", "Edema")
+    paths = ["/f/a.png", "/f/b.dcm", "/f/c.png", "/f/d.png", "/f/e.png"]
+    matched = [(p, i) for i, p in enumerate(paths)]
+    last = {
+        "/f/a.png": {"status": "ok", "Mass": "0.25", "Edema": "0.5"},
+        "/f/b.dcm": {"status": "not_applicable", "Mass": "", "Edema": "", "error": "lateral view (View Position LL)"},
+        "/f/c.png": {"status": "error", "Mass": "", "Edema": ""},
+        "/f/d.png": {"status": "ok", "Mass": "", "Edema": "0.1"},  # damaged by hand
+    }
+    statuses, rows, scores = gather_rows(matched, paths, last, labels)
+    assert rows == [0] and scores == [[0.25, 0.5]]
+    assert statuses == {"ok": 1, "not_applicable": 1, "error": 1, "unreadable row": 1, "not scored": 1}
+    assert failed_count(statuses) == 3

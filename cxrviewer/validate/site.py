@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.csv"
 OK = "ok"
+#: The row status of a film the model does not read (a lateral, a tibia): left out, and no failure.
+NOT_APPLICABLE = "not_applicable"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,34 @@ def _check_results_model(results: Path, model_version: str) -> None:
         )
 
 
+def gather_rows(matched: Sequence[tuple[Path | str, int]], paths: Sequence[Path | str],
+                last: Mapping[str, Mapping[str, str]], labels: Sequence[str]) -> tuple[Counter, list[int], list[list[float]]]:
+    """(films per row status, the labels rows of the films evaluated, their probabilities in
+    ``labels``' order) from the results' last row of each film (``last``: path → row). Only
+    ``ok`` rows are evaluated; a film without a row counts as ``not scored``."""
+    statuses: Counter = Counter()
+    keep_rows: list[int] = []
+    scores: list[list[float]] = []
+    for (_, row_index), path in zip(matched, paths):
+        row = last.get(os.fspath(path))
+        status = "not scored" if row is None else (row.get("status") or "error")
+        if status == OK:
+            try:
+                s = [float(row[label]) for label in labels]
+            except (KeyError, TypeError, ValueError):
+                status = "unreadable row"
+        statuses[status] += 1
+        if status == OK:
+            keep_rows.append(row_index)
+            scores.append(s)
+    return statuses, keep_rows, scores
+
+
+def failed_count(statuses: Mapping[str, int]) -> int:
+    """Films that could not be scored: every status but ``ok`` and ``not_applicable``."""
+    return sum(v for k, v in statuses.items() if k not in (OK, NOT_APPLICABLE))
+
+
 def validate(
     films: Sequence[Path | str],
     labels_file: Path | str,
@@ -144,7 +174,8 @@ def validate(
         example = file_name(films[0]) if films else "?"
         raise LabelsFileError(
             f"None of the {len(films)} film(s) is listed in {labels_file} (films are matched by file name, "
-            f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column)."
+            f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column). Give the labels "
+            "file of these films, or the films it lists."
         )
     if tune_to is not None:
         check_target(classifier.path, tune_to)
@@ -168,24 +199,7 @@ def validate(
     last: dict[str, dict[str, str]] = {}
     for row in read_results(results):
         last[path_from_cell(row.get("path", ""))] = row
-    statuses: Counter = Counter()
-    keep_rows: list[int] = []
-    scores: list[list[float]] = []
-    for (film, row_index), path in zip(matched, paths):
-        row = last.get(os.fspath(path))
-        status = "not scored" if row is None else (row.get("status") or "error")
-        statuses[status] += 1
-        if status != OK:
-            continue
-        try:
-            s = [float(row[label]) for label in info.labels]
-        except (KeyError, ValueError):
-            statuses[OK] -= 1
-            statuses["unreadable row"] += 1
-            continue
-        keep_rows.append(row_index)
-        scores.append(s)
-    statuses = +statuses  # drop zero counts
+    statuses, keep_rows, scores = gather_rows(matched, paths, last, info.labels)
     y = table.values[keep_rows] if keep_rows else np.zeros((0, len(info.labels)))
     s = np.array(scores, dtype=np.float64).reshape(len(keep_rows), len(info.labels))
 
@@ -199,8 +213,8 @@ def validate(
         "scored_now": summary.scored,
         "already_scored": summary.skipped,
         "evaluated": len(keep_rows),
-        "failed": sum(v for k, v in statuses.items() if k not in (OK, "not_applicable")),
-        "not_applicable": statuses.get("not_applicable", 0),
+        "failed": failed_count(statuses),
+        "not_applicable": statuses.get(NOT_APPLICABLE, 0),
         "statuses": dict(sorted(statuses.items())),
     }
     doc: dict[str, Any] = {
