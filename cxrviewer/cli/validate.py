@@ -28,11 +28,11 @@ FLAG_HINTS: dict[type, str] = {
 def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser(
         "validate", help="check a model on your own labelled films: AUROC with CIs, calibration, subgroups",
-        description="Score labelled films (as `score` does, resumable) and report each finding's AUROC with a 95%% "
+        description="Score labelled films (as `score` does, resumable) and report each finding's AUROC with a 95% "
         "bootstrap CI, sensitivity/specificity at the model's threshold, Brier score and calibration, overall and "
         "per view position, sex and age band: REPORT/metrics.json and REPORT/index.html (docs/validation.md).",
     )
-    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="film files and folders of them (PNG, JPEG, TIFF, BMP, DICOM)")
+    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="film files and folders of them (PNG, JPEG, TIFF, BMP, DICOM); only those the labels file lists are scored")
     s.add_argument("--labels", type=Path, required=True, metavar="LABELS.csv",
                    help="the films' labels: NIH Data_Entry_2017 layout (Image Index, Finding Labels with |, Patient ID, "
                    "Patient Age, Patient Gender, View Position) or one-hot (a file column, one 0/1 column per finding); "
@@ -45,12 +45,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the bootstrap (default: 0)")
     s.add_argument("--tune-thresholds", action="store_true",
                    help="also write a copy of the model (--out) whose thresholds are chosen on these films (Youden's J, "
-                   "where a finding has at least 5 positive and 5 negative films; the others keep the model's)")
-    s.add_argument("--out", type=Path, metavar="M-site.onnx", help="with --tune-thresholds: the model copy to write")
-    s.add_argument("--no-figures", action="store_true", help="no PNG figures (no matplotlib needed); the page shows the tables")
-    s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: as score)")
+                   "where a finding has at least 5 positive and 5 negative films; the others keep the model's) (default: no copy)")
+    s.add_argument("--out", type=Path, metavar="M-site.onnx", help="with --tune-thresholds: the model copy to write (default: none; the model itself is never changed)")
+    s.add_argument("--no-figures", action="store_true", help="no PNG figures (no matplotlib needed); the page shows the tables (default: figures)")
+    s.add_argument("--batch-size", type=int, default=None, metavar="N", help="films per forward pass (default: 1 on CPU, 8 on a GPU, as score)")
     s.add_argument("--workers", type=int, default=None, metavar="N", help="films read and scored side by side (default: one per CPU core)")
-    s.add_argument("--overwrite", action="store_true", help="score every film again instead of resuming REPORT/results.csv")
+    s.add_argument("--overwrite", action="store_true", help="score every film again instead of resuming REPORT/results.csv (default: resume)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
     add_model_options(s)
     return s
