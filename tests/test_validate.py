@@ -99,6 +99,17 @@ def test_real_nih_films_aurocs_equal_scikit_learn(nih_report):
     # subgroups: each view position and sex the data give, with counts that add up
     assert set(doc["subgroups"]["view_position"]) == {truth[n]["view"] for n in names}
     assert sum(g["films"] for g in doc["subgroups"]["sex"].values()) == len(names)
+    for grouping, key in (("sex", "sex"), ("view_position", "view")):
+        for value, group in doc["subgroups"][grouping].items():
+            members = [n for n in names if truth[n][key] == value]
+            assert group["films"] == len(members)
+            for label, m in group["findings"].items():
+                y = np.array([truth[n]["y"][label] for n in members])
+                s = np.array([scores[n][label] for n in members])
+                assert m["auroc"] == pytest.approx(metrics_mod.roc_auc_score(y, s), abs=1e-12)
+                assert m["auroc_ci"][0] <= m["auroc"] <= m["auroc_ci"][1]
+            both = [label for label in LABELS if 0 < sum(truth[n]["y"][label] for n in members) < len(members)]
+            assert list(group["findings"]) == both
 
 
 @pytest.mark.slow  # scores the real NIH films (74 where ../shared is present)

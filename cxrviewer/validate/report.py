@@ -175,6 +175,14 @@ def _films_line(films: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _by_reason(skipped: Mapping[str, str]) -> dict[str, list[str]]:
+    """Why → the findings not evaluated for that reason, in the model's order."""
+    out: dict[str, list[str]] = {}
+    for label, why in skipped.items():
+        out.setdefault(why, []).append(label)
+    return out
+
+
 def summary_text(doc: Mapping[str, Any], report: Path | str | None = None) -> str:
     """The one-screen summary the terminal shows."""
     model = doc["model"]
@@ -197,7 +205,8 @@ def summary_text(doc: Mapping[str, Any], report: Path | str | None = None) -> st
     else:
         lines.append("no finding has both positive and negative films among those evaluated: no figures")
     if doc["not_evaluated"]:
-        lines.append("not evaluated: " + "; ".join(f"{display_name(k)} ({v})" for k, v in doc["not_evaluated"].items()))
+        lines.append("not evaluated: " + "; ".join(
+            f"{', '.join(map(display_name, names))} ({why})" for why, names in _by_reason(doc["not_evaluated"]).items()))
     b = doc["bootstrap"]
     lines.append(f"95% CI: {b['resamples']} bootstrap resamples of {b['clusters']} {b['unit']}s (seed {b['seed']}); "
                  f"ECE: {doc['calibration']['bins']} equal-width bins")
@@ -342,7 +351,8 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
         out.append("<p class=\"note\">No finding has both positive and negative films among those evaluated.</p>")
     if doc["not_evaluated"]:
         out.append("<p class=\"note\">Not evaluated: " + "; ".join(
-            f"{_e(display_name(k))} ({_e(v)})" for k, v in doc["not_evaluated"].items()) + ".</p>")
+            f"{_e(', '.join(map(display_name, names)))} ({_e(why)})"
+            for why, names in _by_reason(doc["not_evaluated"]).items()) + ".</p>")
     if overview:
         out.append(f"<figure class=\"overview\"><img src=\"{_e(overview)}\" alt=\"ROC curves of every finding\">"
                    "<figcaption>ROC curves: the higher and further left, the better; the dashed line is chance."
