@@ -95,25 +95,36 @@ def clusters_of(patients: Sequence[str] | None, n: int) -> tuple[np.ndarray, int
     return out, len(ids)
 
 
-def bootstrap_aurocs(y: np.ndarray, s: np.ndarray, clusters: np.ndarray, boot: Bootstrap,
-                     rng: np.random.Generator) -> np.ndarray:
-    """The AUROC of each of ``boot.resamples`` cluster resamples of the films (NaN where a
-    resample holds one class only)."""
-    if boot.resamples <= 0 or y.size == 0:
-        return np.empty(0)
+def bootstrap_aurocs_many(columns: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], clusters: np.ndarray,
+                          boot: Bootstrap, rng: np.random.Generator) -> list[np.ndarray]:
+    """For each ``(known, y, s)`` of ``columns`` (which films have a label for the finding, their
+    0/1 labels and probabilities), the AUROC of each of ``boot.resamples`` resamples of the
+    clusters of the films (NaN where a resample holds one class only). Every finding sees the
+    same resamples (paired: the intervals of two findings come from the same draws of patients),
+    drawn in blocks that bound memory."""
+    if boot.resamples <= 0 or not columns or clusters.size == 0:
+        return [np.empty(0) for _ in columns]
     _, local = np.unique(clusters, return_inverse=True)  # the clusters of these films, 0..k-1
     k = int(local.max()) + 1
-    block = max(1, min(boot.resamples, _BLOCK_CELLS // max(y.size, k)))
-    out = []
+    block = max(1, min(boot.resamples, _BLOCK_CELLS // max(local.size, k)))
+    out: list[list[np.ndarray]] = [[] for _ in columns]
     done = 0
     while done < boot.resamples:
         b = min(block, boot.resamples - done)
         # k clusters drawn with replacement, b times: how often each one is drawn
         draws = rng.integers(0, k, size=(b, k)) + (np.arange(b) * k)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * k).reshape(b, k)
-        out.append(weighted_auroc(y, s, counts[:, local]))
+        counts = np.bincount(draws.ravel(), minlength=b * k).reshape(b, k).astype(np.float64)
+        weights = counts[:, local]  # each film weighted by its cluster's draws
+        for j, (known, y, s) in enumerate(columns):
+            out[j].append(weighted_auroc(y, s, weights if known.all() else weights[:, known]))
         done += b
-    return np.concatenate(out)
+    return [np.concatenate(o) for o in out]
+
+
+def bootstrap_aurocs(y: np.ndarray, s: np.ndarray, clusters: np.ndarray, boot: Bootstrap,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One finding's :func:`bootstrap_aurocs_many`."""
+    return bootstrap_aurocs_many([(np.ones(np.asarray(y).size, dtype=bool), y, s)], clusters, boot, rng)[0]
 
 
 def calibration_bins(y: np.ndarray, s: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, Any]]:
@@ -139,57 +150,55 @@ def expected_calibration_error(y: np.ndarray, s: np.ndarray, bins: int = ECE_BIN
 
 
 def finding_metrics(y: np.ndarray, s: np.ndarray, threshold: float, clusters: np.ndarray,
-                    boot: Bootstrap, rng: np.random.Generator) -> dict[str, Any] | None:
-    """One finding's figures on the films whose label is known (``y`` 0/1/NaN, ``s`` the
-    probabilities); None when they are not both positive and negative films."""
-    known = ~np.isnan(y)
-    yy, ss, cc = y[known].astype(np.int64), s[known], clusters[known]
-    pos = int(yy.sum())
-    if pos == 0 or pos == yy.size:
-        return None
-    point = auroc(yy, ss)
-    boots = bootstrap_aurocs(yy, ss, cc, boot, rng)
+                    boots: np.ndarray, level: float = CI_LEVEL) -> dict[str, Any]:
+    """One finding's figures on its films of known label (``y`` 0/1 with both classes, ``s`` the
+    probabilities, ``clusters`` their patients), with the interval from the bootstrap AUROCs
+    ``boots``."""
+    point = auroc(y, s)
     used = boots[~np.isnan(boots)]
     ci = None
     if used.size:
-        tail = (1.0 - boot.level) / 2.0 * 100.0
+        tail = (1.0 - level) / 2.0 * 100.0
         lo, hi = np.percentile(used, [tail, 100.0 - tail])
         ci = [float(lo), float(hi)]
-    at = confusion(yy, ss, threshold)
+    at = confusion(y, s, threshold)
     return {
-        "n": int(yy.size),
-        "positives": pos,
+        "n": int(y.size),
+        "positives": int(y.sum()),
         "auroc": float(point),
         "auroc_ci": ci,
         "bootstrap_resamples_used": int(used.size),
-        "patients": int(np.unique(cc).size),
+        "patients": int(np.unique(clusters).size),
         "sensitivity": at["sensitivity"],
         "specificity": at["specificity"],
         "threshold": float(threshold),
         "tp": at["tp"], "fp": at["fp"], "fn": at["fn"], "tn": at["tn"],
-        "brier": float(np.mean((ss - yy) ** 2)),
-        "ece": expected_calibration_error(yy, ss),
-        "calibration_bins": calibration_bins(yy, ss),
+        "brier": float(np.mean((s - y) ** 2)),
+        "ece": expected_calibration_error(y, s),
+        "calibration_bins": calibration_bins(y, s),
     }
 
 
 def findings_metrics(labels: Sequence[str], y: np.ndarray, s: np.ndarray, thresholds: Mapping[str, float],
                      clusters: np.ndarray, boot: Bootstrap, name: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """(figures per finding, why each other finding has none) for films × labels ``y`` and ``s``.
-    The resamples of every finding come from one generator named ``name``."""
-    found: dict[str, Any] = {}
+    """(figures per finding with both positive and negative films, why each other finding has
+    none) for films × labels ``y`` (0/1/NaN) and ``s``. The resamples come from one generator
+    named ``name``, the same draws for every finding."""
     skipped: dict[str, str] = {}
+    columns: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     for i, label in enumerate(labels):
-        col = y[:, i]
-        known = ~np.isnan(col)
-        m = finding_metrics(col, s[:, i], thresholds[label], clusters, boot, boot.rng(f"{name}/{label}"))
-        if m is not None:
-            found[label] = m
-        elif not known.any():
+        known = ~np.isnan(y[:, i])
+        yy = y[known, i].astype(np.int64)
+        pos = int(yy.sum())
+        if not known.any():
             skipped[label] = "no film has a known label for it"
+        elif pos == 0 or pos == yy.size:
+            skipped[label] = f"{'no' if pos == 0 else 'only'} positive films ({pos} of {yy.size})"
         else:
-            pos = int(col[known].sum())
-            skipped[label] = f"{'no' if pos == 0 else 'only'} positive films ({pos} of {int(known.sum())})"
+            columns.append((label, known, yy, s[known, i]))
+    boots = bootstrap_aurocs_many([(k, yy, ss) for _, k, yy, ss in columns], clusters, boot, boot.rng(name))
+    found = {label: finding_metrics(yy, ss, thresholds[label], clusters[known], b, boot.level)
+             for (label, known, yy, ss), b in zip(columns, boots)}
     return found, skipped
 
 
