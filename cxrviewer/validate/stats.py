@@ -10,8 +10,9 @@ Plain NumPy. The definitions (docs/validation.md says the same in words):
   not independent, and resampling them one by one makes the interval too narrow), else the film.
   A resample is the same data set with each film weighted by how many times its patient was
   drawn, so its AUROC is the weighted Mann–Whitney statistic (:func:`weighted_auroc`): one sort
-  per finding, and every resample of a block at once. Resamples left with one class only are
-  dropped (their number is reported).
+  per finding, and every resample of a block at once. Every finding of a set of films sees the
+  same draws of patients (paired intervals). Resamples left with one class only are dropped
+  (their number is reported).
 - **Sensitivity, specificity** at the model's threshold: a film is positive when its probability
   is at or above it (as :attr:`cxrviewer.types.Prediction.positives`).
 - **Brier score**: the mean of (probability − label)².
