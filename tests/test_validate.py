@@ -427,3 +427,44 @@ def test_only_ok_rows_are_evaluated_and_not_applicable_is_no_failure():
     assert rows == [0] and scores == [[0.25, 0.5]]
     assert statuses == {"ok": 1, "not_applicable": 1, "error": 1, "unreadable row": 1, "not scored": 1}
     assert failed_count(statuses) == 3
+
+
+@pytest.mark.slow
+def test_sigterm_stops_before_the_report_and_a_rerun_resumes(tmp_path, tiny_model):
+    import os
+    import signal
+    import time
+
+    films = tmp_path / "films"
+    films.mkdir()
+    rng = np.random.default_rng(0)
+    base = synthetic_pixels(1024, 1024)
+    lines = ["Image Index,Finding Labels,Patient ID"]
+    for i in range(120):
+        write_png(films / f"film{i:03d}.png", np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1))
+        lines.append(f"film{i:03d}.png,{'Mass' if i % 3 == 0 else 'No Finding'},{i}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "rep"
+    cmd = [sys.executable, "-m", "cxrviewer", "validate", str(films), "--labels", str(labels), "--report", str(report),
+           "--model", str(tiny_model), "--workers", "1", "--batch-size", "4", "--no-figures", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = report / "results.csv"
+    deadline = time.monotonic() + 60
+    while (not results.exists() or results.read_bytes().count(b"\n") < 9) and time.monotonic() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be stopped; give it more films"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted before the report" in err and "Traceback" not in err
+    assert not (report / "metrics.json").exists()
+    scored = results.read_bytes().count(b"\n") - 1
+    assert 0 < scored < 120
+    rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    doc = json.loads((report / "metrics.json").read_text())
+    assert doc["films"]["already_scored"] == scored and doc["films"]["scored_now"] == 120 - scored
+    assert doc["findings"]["Mass"]["n"] == 120 and doc["findings"]["Mass"]["positives"] == 40

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from ..errors import CxrError, LabelsFileError, OutputInUseError, SameFileError, UnknownResultsFileError
 from ..options import add_model_options
-from .common import EXIT_FAILED, EXIT_OK, check_inputs, load_classifier
-from .score import _ctrl_c_sets, _stop_code
+from .common import EXIT_FAILED, EXIT_OK, check_inputs, ctrl_c_sets, load_classifier, stop_code
 
 logger = logging.getLogger("cxrviewer")
 
@@ -107,7 +106,7 @@ def run(args) -> int:
     stopped_by: list[int] = []
     resume = f"the scores so far are in {args.report / 'results.csv'}; run the same command again to resume."
     try:
-        with _ctrl_c_sets(stop, stopped_by), redirect:
+        with ctrl_c_sets(stop, stopped_by), redirect:
             result = validate(
                 films, args.labels, args.report, clf, boot=Bootstrap(args.bootstrap, args.seed),
                 tune_to=args.out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
@@ -115,13 +114,13 @@ def run(args) -> int:
             )
     except KeyboardInterrupt:
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
-        return _stop_code(stopped_by)
+        return stop_code(stopped_by)
     finally:
         if bar is not None:
             bar.close()
     print(f"{result.summary.line()} -> {args.report / 'results.csv'}", file=sys.stderr)
     if result.cancelled or stop.is_set():
         print(f"cxrviewer: interrupted before the report; {resume}", file=sys.stderr)
-        return _stop_code(stopped_by)
+        return stop_code(stopped_by)
     print(summary_text(result.metrics, args.report))
     return EXIT_FAILED if result.failed else EXIT_OK
