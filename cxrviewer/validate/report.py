@@ -24,6 +24,7 @@ from ..classes import display_name
 from ..errors import MissingExtraError
 from ..export import atomic_write_bytes
 from ..metrics import roc_curve
+from ..model_card import describe_training
 
 METRICS_NAME = "metrics.json"
 INDEX_NAME = "index.html"
@@ -391,6 +392,8 @@ def render_html(doc: Mapping[str, Any], pictures: Mapping[str, str], overview: s
             out.append("<table><tr><th>finding</th><th>model's threshold</th><th>chosen here</th></tr>" + "".join(
                 f"<tr><td>{_e(display_name(k))}</td><td>{model['thresholds'][k]:.3g}</td><td>{v:.3g}</td></tr>"
                 for k, v in tuned["chosen"].items()) + "</table>")
+    out.append(f"<h2>Model</h2><p class=\"note\"><code>{_e(model['path'])}</code>, version "
+               f"{_e(model['model_version'])}. Trained on (its model card): {_e(describe_training(model['trained_on']))}</p>")
     out.append(f"<p class=\"note\">Machine-readable figures: <a href=\"{METRICS_NAME}\">{METRICS_NAME}</a>; "
                "per-film probabilities: <a href=\"results.csv\">results.csv</a>. Made by cxrviewer validate; "
                "cxrviewer is not a medical device.</p>")
