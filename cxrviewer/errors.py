@@ -104,3 +104,11 @@ class ClusterError(CxrError):
 
 class NoDisplayError(CxrError):
     """The desktop app has no display to show its window on."""
+
+
+class LabelsFileError(CxrError):
+    """A site's labels file (``cxrviewer validate``) that cannot be read, or that names none of the films."""
+
+
+class MissingExtraError(CxrError):
+    """A feature needs an optional extra of cxrviewer that is not installed; the message names it."""

@@ -71,12 +71,39 @@ def describe_thresholds(rule: Mapping[str, Any]) -> str:
     return text
 
 
+#: ``trained_on``'s record of a site validation (``cxrviewer validate --tune-thresholds``;
+#: docs/model-format.md).
+SITE_VALIDATION = "site_validation"
+
+
+def describe_site_validation(site: Mapping[str, Any]) -> str:
+    """``trained_on.site_validation`` as words: where, when, and which thresholds it chose."""
+    text = (f"{site.get('films', '?')} films of {site.get('labels_file', '?')} on {site.get('date', '?')}, "
+            f"from model {site.get('source_model_version', '?')}")
+    aurocs = site.get("auroc")
+    if isinstance(aurocs, Mapping) and aurocs:
+        values = [float(v) for v in aurocs.values() if isinstance(v, (int, float))]
+        if values:
+            text += f"; mean AUROC {sum(values) / len(values):.3f} over {len(values)} findings"
+    rule = site.get("thresholds")
+    if isinstance(rule, Mapping):
+        chosen = rule.get("chosen") or {}
+        if chosen:
+            text += (f"; thresholds chosen there (Youden's J, at least {rule.get('min_positives', '?')} positive and "
+                     f"{rule.get('min_negatives', '?')} negative films) for " + ", ".join(map(str, chosen)))
+        else:
+            text += "; no threshold chosen there (too few films)"
+    return text
+
+
 def describe_training(trained_on: Mapping[str, Any]) -> str:
     """``trained_on`` as a line of text: ``data: NIH ChestX-ray14 · films: 112,120``."""
     parts = []
     for key, value in trained_on.items():
         if key == "thresholds" and isinstance(value, Mapping):
             text = describe_thresholds(value)
+        elif key == SITE_VALIDATION and isinstance(value, Mapping):
+            text = describe_site_validation(value)
         elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif isinstance(value, int):

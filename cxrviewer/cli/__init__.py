@@ -1,4 +1,4 @@
-"""Command line: ``cxrviewer score | export | info | listen``; no subcommand starts the desktop app.
+"""Command line: ``cxrviewer score | validate | export | info | listen``; no subcommand starts the desktop app.
 
 Exit codes: 0 every film scored; 1 some films could not be scored (their rows say why); 2 usage
 or setup errors (bad arguments, a missing input, an output that is one of the inputs, an unusable
@@ -32,16 +32,17 @@ from ..errors import (
     UnknownClassError,
     UnknownResultsFileError,
 )
-from . import export, info, listen, score
+from . import export, info, listen, score, validate
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 
 logger = logging.getLogger("cxrviewer")
 
 #: The subcommands, each a module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
-COMMANDS = {"score": score, "export": export, "info": info, "listen": listen}
+COMMANDS = {"score": score, "validate": validate, "export": export, "info": info, "listen": listen}
 SUBCOMMANDS = tuple(COMMANDS)
 
-#: The options to name when an error of this kind is printed (library messages name none).
+#: The options to name when an error of this kind is printed (library messages name none). A
+#: subcommand's module may have its own ``FLAG_HINTS``, asked first.
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
@@ -108,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except CxrError as exc:
-        hint = next((flags for kind, flags in FLAG_HINTS.items() if isinstance(exc, kind)), None)
+        hints = [*getattr(command, "FLAG_HINTS", {}).items(), *FLAG_HINTS.items()]
+        hint = next((flags for kind, flags in hints if isinstance(exc, kind)), None)
         print(f"cxrviewer: error: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_USAGE
     except KeyboardInterrupt:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,3 +39,35 @@ def check_inputs(inputs: Sequence[Path]) -> None:
                 raise MissingInputError(f"{p}: the name is too long for the file system (at most 255 bytes a name).") from None
         except ValueError:
             raise MissingInputError(f"{p!r} is not a valid path.") from None
+
+
+def stop_code(stopped_by: list[int]) -> int:
+    """The exit code after a stop asked by a signal: 143 for SIGTERM, else 130 (Ctrl+C)."""
+    return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def ctrl_c_sets(stop: threading.Event, stopped_by: list[int] | None = None):
+    """The first Ctrl+C (SIGINT) or SIGTERM asks the batch to stop after the films in hand, so the
+    rows of every finished film reach the CSV and the summary is printed; a second one
+    interrupts. ``stopped_by`` gets the first signal's number."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. under a test runner)
+        return
+
+    def first(signum, frame) -> None:
+        if stopped_by is not None and not stopped_by:
+            stopped_by.append(signum)
+        stop.set()
+        what = "Ctrl+C" if signum == signal.SIGINT else "the signal"
+        print(f"\ncxrviewer: stopping after the current films ({what} again to stop now)...", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    previous_term = signal.signal(signal.SIGTERM, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -13,7 +12,9 @@ from pathlib import Path
 
 from ..errors import CxrError, OutputError, SameFileError
 from ..options import add_display_options, add_model_options
-from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, check_inputs, load_classifier
+from .common import check_inputs, load_classifier
+from .common import ctrl_c_sets as _ctrl_c_sets
+from .common import stop_code as _stop_code
 
 logger = logging.getLogger("cxrviewer")
 
@@ -171,10 +172,6 @@ def _dicom_line(tally, plan) -> str:
     return text
 
 
-def _stop_code(stopped_by: list[int]) -> int:
-    return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED
-
-
 def _refuse_film_folder(folder: Path | str, films: Sequence[Path | str], what: str = "the pictures") -> None:
     """Pictures (or DICOM results) written into a folder of films would overwrite films of the
     same name and be scored as films by the next run."""
@@ -205,30 +202,3 @@ def _refuse_film_folder(folder: Path | str, films: Sequence[Path | str], what: s
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
             raise SameFileError(f"{folder} holds films being scored: {what} would overwrite or mix with them. "
                                 f"Choose another folder for {what}.")
-
-
-@contextlib.contextmanager
-def _ctrl_c_sets(stop: threading.Event, stopped_by: list[int] | None = None):
-    """The first Ctrl+C (SIGINT) or SIGTERM asks the batch to stop after the films in hand, so the
-    rows of every finished film reach the CSV and the summary is printed; a second one
-    interrupts. ``stopped_by`` gets the first signal's number."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread (e.g. under a test runner)
-        return
-
-    def first(signum, frame) -> None:
-        if stopped_by is not None and not stopped_by:
-            stopped_by.append(signum)
-        stop.set()
-        what = "Ctrl+C" if signum == signal.SIGINT else "the signal"
-        print(f"\ncxrviewer: stopping after the current films ({what} again to stop now)...", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, first)
-    previous_term = signal.signal(signal.SIGTERM, first)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, previous_term)

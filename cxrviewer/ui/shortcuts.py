@@ -11,7 +11,7 @@ import html
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from .actions import MENUS, SEPARATOR, ActionSpec
+from .actions import MENUS, ActionSpec
 
 
 def _plain(text: str) -> str:
@@ -77,3 +77,4 @@ if __name__ == "__main__":  # the docs' table: python -m cxrviewer.ui.shortcuts
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QApplication(sys.argv[:1])
     sys.stdout.write(shortcuts_markdown())
+    app.quit()
