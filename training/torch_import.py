@@ -77,7 +77,8 @@ XRV_DATA = {
     "densenet121-res224-mimic_ch": "MIMIC-CXR (CheXpert labeller)",
 }
 XRV_SOURCE = "torchxrayvision (https://github.com/mlmed/torchxrayvision), pip torchxrayvision"
-XRV_LICENCE = "Apache-2.0 (torchxrayvision's licence, covering its code and released weights)"
+XRV_LICENCE = ("Apache-2.0 (torchxrayvision's LICENSE, which covers xrv.models); the training datasets have "
+               "their own terms of use; the authors mark the models NOT FOR MEDICAL USE")
 XRV_PAPER = ("Cohen et al., TorchXRayVision: A library of chest X-ray datasets and models, MIDL 2022 "
              "(arXiv:2111.00595); Cohen et al., On the limits of cross-domain generalization in automated "
              "X-ray prediction, MIDL 2020 (arXiv:2002.02497)")
