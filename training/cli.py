@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True, metavar="ONNX")
     t.add_argument("--weights", type=Path, metavar="FILE", help="the weights file, already downloaded (no network)")
     t.add_argument("--model-version", metavar="V", help="version string (default torchxrayvision-VERSION-NAME)")
+    t.add_argument("--ood-films", type=Path, nargs="+", metavar="FILM_OR_DIR",
+                   help="frontal chest films (files or folders) to fit the out-of-distribution guard on "
+                        "(optional; without it the file has no guard)")
 
     c = sub.add_parser("import-chexnet", help="export an arnoweng/CheXNet PyTorch checkpoint to ONNX",
                        description="Export arnoweng/CheXNet's model.pth.tar (DenseNet121, 14 ChestX-ray14 labels, "
@@ -163,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     c.add_argument("--out", type=Path, required=True, metavar="ONNX")
     c.add_argument("--model-version", metavar="V", help="version string (default chexnet-arnoweng-STEM)")
+    c.add_argument("--ood-films", type=Path, nargs="+", metavar="FILM_OR_DIR",
+                   help="frontal chest films (files or folders) to fit the out-of-distribution guard on "
+                        "(optional; without it the file has no guard)")
 
     u = sub.add_parser("upgrade-maps", help="rewrite a format-1 model's heatmaps as maps of the class score",
                        description="Copy a model file of format version 1 (heatmaps of the probability, which fade "
@@ -253,23 +259,30 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
-def _print_import(r) -> None:
+def _print_import(r, ood_films) -> None:
     d = r["check"]
+    ood = ""
+    if ood_films:
+        from .torch_import import add_ood
+
+        o = add_ood(r["onnx"], ood_films)
+        ood = f"; out-of-distribution guard from {o['films']} films ({o['skipped']} skipped)"
     print(f"exported {r['onnx']}: {len(r['labels'])} labels ({', '.join(r['labels'])}); ONNX vs PyTorch max |Δ| "
-          f"probabilities {d['probs']:.1e}, maps {d['cams']:.1e} of their peak")
+          f"probabilities {d['probs']:.1e}, maps {d['cams']:.1e} of their peak{ood}")
 
 
 def cmd_import_xrv(args) -> int:
     from .torch_import import import_torchxrayvision
 
-    _print_import(import_torchxrayvision(args.name, args.out, args.weights, model_version=args.model_version))
+    _print_import(import_torchxrayvision(args.name, args.out, args.weights, model_version=args.model_version),
+                  args.ood_films)
     return EXIT_OK
 
 
 def cmd_import_chexnet(args) -> int:
     from .torch_import import import_chexnet
 
-    _print_import(import_chexnet(args.checkpoint, args.out, model_version=args.model_version))
+    _print_import(import_chexnet(args.checkpoint, args.out, model_version=args.model_version), args.ood_films)
     return EXIT_OK
 
 

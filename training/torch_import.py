@@ -262,6 +262,71 @@ def check_against_torch(net: Imported, onnx_path: str | Path, reference, seed: i
     }
 
 
+# ------------------------------------------------------------------------- out-of-distribution
+#: At most this many films are read for the out-of-distribution statistics (as ``cxr-train export``).
+OOD_SAMPLE = 2000
+#: The share of them that sets the threshold (the rest fit the model).
+OOD_HOLDOUT = 0.2
+
+
+def add_ood(model: str | Path, films: Sequence[str | Path], sample: int = OOD_SAMPLE, seed: int = 0) -> dict[str, Any]:
+    """Fit ``cxr.ood`` (``cxrviewer.ood.fit_ood``, as ``cxr-train export`` does) on the pooled features
+    of ``films`` (files or folders of films the model is meant to read: frontal chest films) and write
+    it into ``model``; 80% fit the statistics, the other 20% set the threshold (their 99th
+    percentile). Films that cannot be read are skipped and counted."""
+    from dataclasses import replace
+
+    import onnx
+    from onnx import helper
+
+    from cxrviewer.errors import CxrError
+    from cxrviewer.io import list_films, read_film
+    from cxrviewer.model import Classifier
+    from cxrviewer.ood import fit_ood
+
+    path = Path(model)
+    clf = Classifier.load(path, device="cpu")
+    found = [f for f in list_films(list(films), recursive=True) if not isinstance(f, str)]
+    rng = np.random.default_rng(seed)
+    if sample and len(found) > sample:
+        found = [found[i] for i in sorted(rng.choice(len(found), size=sample, replace=False))]
+    feats, skipped = [], 0
+    for start in range(0, len(found), 8):
+        batch = []
+        for f in found[start : start + 8]:
+            try:
+                batch.append(read_film(f))
+            except CxrError as exc:
+                skipped += 1
+                logger.warning("out-of-distribution statistics: skipped %s (%s)", Path(f).name, exc)
+        if batch:
+            feats.extend(p.features for p in clf.predict(batch))
+    if len(feats) < 10:
+        raise TrainingError(f"--ood-films gave {len(feats)} readable films ({skipped} skipped); the "
+                            "out-of-distribution statistics need at least 10 (a few hundred are better).")
+    f = np.stack(feats)
+    order = rng.permutation(len(f))
+    n_valid = max(2, int(round(OOD_HOLDOUT * len(f))))
+    stats = fit_ood(f[order[n_valid:]], f[order[:n_valid]])
+    trained_on = {**dict(clf.info.trained_on),
+                  "ood_films": f"{len(f)} films given at import ({skipped} unreadable skipped); threshold at the "
+                               f"{stats.percentile:g}th percentile of {n_valid} of them"}
+    info = replace(clf.info, ood=stats, trained_on=trained_on)
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, contract.to_metadata(info))
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    try:
+        Classifier.load(tmp, device="cpu")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.info("out-of-distribution statistics from %d films (rank %d), threshold %.3g", len(f),
+                len(stats.variances), stats.threshold)
+    return {"films": len(f), "skipped": skipped, "threshold": stats.threshold}
+
+
 # ------------------------------------------------------------------------------- torchxrayvision
 def xrv_model(name: str, weights: str | Path | None = None):
     """torchxrayvision's DenseNet ``name``; from ``weights`` (a file already downloaded) when given,

@@ -201,10 +201,23 @@ def test_chexnet_import_matches_pytorch(tmp_path, films, chexnet_model, keys):
 
 @pytest.mark.slow
 def test_an_imported_model_scores_the_samples_in_cxrviewer_score(tmp_path, chexnet_model):
+    """Imported with an out-of-distribution guard fitted on real films (the samples, each also
+    flipped and shifted: twenty-four films), then scored by the CLI in a subprocess."""
+    import cv2
+
     checkpoint = tmp_path / "model.pth.tar"
     torch.save({"state_dict": torch.nn.DataParallel(chexnet_model).state_dict()}, checkpoint)
+    ood = tmp_path / "ood"
+    ood.mkdir()
+    for p in SAMPLES.glob("*.png"):
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        for i, variant in enumerate((img, cv2.flip(img, 1), np.roll(img, 40, axis=0), np.roll(img, -40, axis=1))):
+            cv2.imwrite(str(ood / f"{p.stem}_{i}.png"), variant)
     model = tmp_path / "chexnet.onnx"
-    assert main(["-q", "import-chexnet", str(checkpoint), "--out", str(model)]) == 0
+    assert main(["-q", "import-chexnet", str(checkpoint), "--out", str(model), "--ood-films", str(ood)]) == 0
+    info = Classifier.load(model).info
+    assert info.ood is not None and np.isfinite(info.ood.threshold)
+    assert "24 films given at import" in info.trained_on["ood_films"]
     out = tmp_path / "r.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "cxrviewer", "score", str(SAMPLES), "--out", str(out),
