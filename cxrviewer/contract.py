@@ -14,7 +14,10 @@ from typing import Any
 from .errors import ModelError
 from .types import ModelInfo, OodStats
 
-FORMAT_VERSION = 1
+#: The newest model format this module reads and writes (docs/model-format.md). Version 2 files
+#: carry maps of the class score (the logit before the sigmoid); version 1 files, maps of the
+#: probability, which carry a factor p(1 − p). Both are read; their maps are shown as they are.
+FORMAT_VERSION = 2
 
 INPUT_NAME = "image"
 PROBS = "probs"

@@ -36,6 +36,8 @@ def model_card(clf) -> dict:
         "metrics": dict(info.metrics),
         "ood_guard": info.ood is not None,
         "precision": info.precision,
+        "format_version": info.format_version,
+        "maps": info.maps_of,
         "provider": clf.provider,
         "versions": {
             "cxrviewer": __version__,

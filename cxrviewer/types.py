@@ -330,7 +330,9 @@ class ModelInfo:
     trained_on: Mapping[str, Any]
     metrics: Mapping[str, float]
     layout: str = "NHWC"
-    format_version: int = 1
+    #: ``cxr.format_version``: 2 (the newest) when the class maps are Grad-CAM of the class score
+    #: (the logit), 1 for files whose maps are of the probability (docs/model-format.md).
+    format_version: int = 2
     ood: OodStats | None = None
     #: ``"fp32"``, or ``"int8"`` for a static-quantized copy (``cxr.precision``; absent = fp32).
     precision: str = "fp32"
@@ -344,6 +346,12 @@ class ModelInfo:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def maps_of(self) -> str:
+        """What the class maps are Grad-CAM maps of: ``"class score"`` (format version ≥ 2) or
+        ``"probability"`` (version 1 files, whose maps carry a factor p(1 − p))."""
+        return "class score" if self.format_version >= 2 else "probability"
 
     def threshold(self, label: str) -> float:
         return float(self.thresholds[label])

@@ -3,7 +3,8 @@
 #
 # It is trained with the normal pipeline on the 74 real NIH ChestX-ray14 films in ../shared/data/nih
 # (a demo: its predictions mean nothing, and its metadata says so). Regenerate it only when the
-# model contract (docs/model-format.md) changes: it is a ~29 MB binary in git. (Its thresholds were
+# model contract (docs/model-format.md) changes: it is a ~29 MB binary in git. (For format version 2,
+# maps of the class score, it was not retrained: `cxr-train upgrade-maps` rewrote its maps.) (Its thresholds were
 # set by scripts/apply_threshold_rule.py, without retraining, when the rule came in.)
 # About 10 minutes on a 2-core CPU. Usage: scripts/make_demo_model.sh [RUN_DIR]
 set -euo pipefail

@@ -123,3 +123,5 @@ def test_python_dash_m_runs(tiny_model):
     proc = subprocess.run([sys.executable, "-m", "cxrviewer", "info", "--model", str(tiny_model)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "tiny-test-1" in proc.stdout
+    assert "for a real model see docs/models.md" in proc.stdout  # the tiny model is a demo
+    assert "maps:          Grad-CAM of the class score (format version 2)" in proc.stdout

@@ -43,9 +43,11 @@ def test_class_map_follows_the_bright_region(classifier):
     assert np.unravel_index(np.argmax(cam), cam.shape) == (0, 0)
 
 
-def test_cams_equal_the_grad_cam_formula(tmp_path):
-    """The tiny graph computes cams = p(1-p)/(hw) * ReLU(A W); check against numpy."""
-    path = build_tiny_model(tmp_path / "m.onnx", tiny_info(64), k=3, seed=5)
+@pytest.mark.parametrize("maps", ["class score", "probability"])
+def test_cams_equal_the_grad_cam_formula(tmp_path, maps):
+    """The tiny graph computes cams = ReLU(A W)/(hw) (format 2: the class score's Grad-CAM), or
+    p(1-p)/(hw) * ReLU(A W) (a format 1 file: the probability's); check against numpy."""
+    path = build_tiny_model(tmp_path / "m.onnx", tiny_info(64), k=3, seed=5, maps=maps)
     clf = Classifier.load(path)
     import onnx
     from onnx import numpy_helper
@@ -57,7 +59,10 @@ def test_cams_equal_the_grad_cam_formula(tmp_path):
     act = np.maximum(np.einsum("nhwc,kc->nhwk", pooled, w["conv_w"][:, :, 0, 0]) + w["conv_b"], 0)
     feats = act.mean(axis=(1, 2))
     p = 1 / (1 + np.exp(-(feats @ w["dense_w"] + w["dense_b"])))
-    cams = np.maximum(act @ w["dense_w"], 0) * (p * (1 - p) / 4)[:, None, None, :]
+    factor = np.ones_like(p) if maps == "class score" else p * (1 - p)
+    cams = np.maximum(act @ w["dense_w"], 0) * (factor / 4)[:, None, None, :]
+    assert clf.info.format_version == (2 if maps == "class score" else 1)
+    assert clf.info.maps_of == maps
     raw = clf.run(x)
     np.testing.assert_allclose(raw.probs, p, rtol=1e-5)
     np.testing.assert_allclose(raw.cams, np.transpose(cams, (0, 3, 1, 2)), rtol=1e-4, atol=1e-7)

@@ -1,13 +1,16 @@
 """A tiny ONNX model that honours the cxrviewer contract, built with ``onnx.helper``.
 
 It stands in for the trained DenseNet121 in most tests: same input/output names, layouts and
-metadata, and the same in-graph Grad-CAM formula (cams = p(1-p)/(h*w) * ReLU(A @ W)), so the
+metadata, and the same in-graph Grad-CAM formula (cams = ReLU(A @ W)/(h*w), the map of the class
+score, format version 2; ``maps="probability"`` builds a version 1 file whose maps carry the
+old factor p(1-p) instead), so the
 core and the app are tested without TensorFlow. Its "backbone" is a 32×32 average pool followed
 by a 1×1 convolution and ReLU: a bright region in the film gives a bright class map there.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,7 @@ def build_tiny_model(
     output_names: tuple[str, ...] = contract.OUTPUT_NAMES,
     nan_output: str | None = None,
     nan_above: float = float("-inf"),
+    maps: str = "class score",
 ) -> Path:
     """Write a tiny contract model to ``path``; ``metadata`` replaces the contract metadata.
 
@@ -60,6 +64,10 @@ def build_tiny_model(
     or an overflowing layer would give it.
     """
     info = info or tiny_info()
+    if maps not in ("class score", "probability"):
+        raise ValueError(f"maps must be 'class score' or 'probability', got {maps!r}")
+    if maps == "probability" and info.format_version != 1:
+        info = replace(info, format_version=1)  # the maps a version 1 file carries
     s, c = info.input_size, info.num_classes
     h = s // contract.CAM_STRIDE
     rng = np.random.default_rng(seed)
@@ -92,12 +100,17 @@ def build_tiny_model(
         helper.make_node("Sigmoid", ["logits"], [probs_name]),
         helper.make_node("MatMul", ["act_nhwc", "dense_w"], ["cam_lin"]),
         helper.make_node("Relu", ["cam_lin"], ["cam_relu"]),
-        helper.make_node("Sub", ["one", probs_name], ["one_minus_p"]),
-        helper.make_node("Mul", [probs_name, "one_minus_p"], ["pq"]),
-        helper.make_node("Mul", ["pq", "inv_hw"], ["alpha_scale"]),
-        helper.make_node("Unsqueeze", ["alpha_scale", "axes12"], ["alpha4"]),
-        helper.make_node("Mul", ["cam_relu", "alpha4"], [cams_name]),
     ]
+    if maps == "class score":
+        nodes.append(helper.make_node("Mul", ["cam_relu", "inv_hw"], [cams_name]))
+    else:
+        nodes += [
+            helper.make_node("Sub", ["one", probs_name], ["one_minus_p"]),
+            helper.make_node("Mul", [probs_name, "one_minus_p"], ["pq"]),
+            helper.make_node("Mul", ["pq", "inv_hw"], ["alpha_scale"]),
+            helper.make_node("Unsqueeze", ["alpha_scale", "axes12"], ["alpha4"]),
+            helper.make_node("Mul", ["cam_relu", "alpha4"], [cams_name]),
+        ]
     raw = {contract.PROBS: probs_name, contract.CAMS: cams_name, contract.FEATURES: feat_name}
     for key, final in out_names.items():
         if key != nan_output:

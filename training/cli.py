@@ -1,4 +1,5 @@
-"""``cxr-train fit | evaluate | export | import-weights`` (also ``python -m training``).
+"""``cxr-train fit | evaluate | export | import-weights | import-torchxrayvision | import-chexnet |
+upgrade-maps`` (also ``python -m training``).
 
 Exit codes: 0 done; 2 a problem the user can fix (bad data, leakage, a weights file that does
 not fit, an int8 model that failed its parity check, ...), printed on one line; 130 interrupted.
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,evaluate,export,import-weights}", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="{fit,evaluate,export,import-weights,import-torchxrayvision,import-chexnet,upgrade-maps}", required=True)
 
     f = sub.add_parser("fit", help="train a model into a run directory (then evaluate and export it)",
                        description="Train, evaluate on the validation/test films and export RUN/model.onnx.")
@@ -142,6 +143,39 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model-version", metavar="V")
     i.add_argument("--trained-on", metavar="TEXT", help="what data the weights were trained on (stored in the metadata)")
     i.add_argument("--demo", action="store_true", help="mark the model as a demo")
+
+    from .torch_import import XRV_WEIGHTS
+
+    t = sub.add_parser("import-torchxrayvision", help="export a torchxrayvision DenseNet121 (PyTorch) to ONNX",
+                       description="Export torchxrayvision's DenseNet121 weights NAME as a cxrviewer model: labels, "
+                                   "op_threshs as thresholds, in-graph Grad-CAM of the class score (docs/models.md). "
+                                   "Needs `pip install 'cxrviewer[import]'`; torchxrayvision downloads the weights "
+                                   "into ~/.torchxrayvision the first time unless --weights gives the file.")
+    t.add_argument("name", choices=XRV_WEIGHTS, metavar="NAME", help=f"one of: {', '.join(XRV_WEIGHTS)}")
+    t.add_argument("--out", type=Path, required=True, metavar="ONNX")
+    t.add_argument("--weights", type=Path, metavar="FILE", help="the weights file, already downloaded (no network)")
+    t.add_argument("--model-version", metavar="V", help="version string (default torchxrayvision-VERSION-NAME)")
+    t.add_argument("--ood-films", type=Path, nargs="+", metavar="FILM_OR_DIR",
+                   help="frontal chest films (files or folders) to fit the out-of-distribution guard on "
+                        "(optional; without it the file has no guard)")
+
+    c = sub.add_parser("import-chexnet", help="export an arnoweng/CheXNet PyTorch checkpoint to ONNX",
+                       description="Export arnoweng/CheXNet's model.pth.tar (DenseNet121, 14 ChestX-ray14 labels, "
+                                   "ImageNet normalization, 224 px) as a cxrviewer model (docs/models.md). Needs "
+                                   "`pip install 'cxrviewer[import]'`.")
+    c.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    c.add_argument("--out", type=Path, required=True, metavar="ONNX")
+    c.add_argument("--model-version", metavar="V", help="version string (default chexnet-arnoweng-STEM)")
+    c.add_argument("--ood-films", type=Path, nargs="+", metavar="FILM_OR_DIR",
+                   help="frontal chest films (files or folders) to fit the out-of-distribution guard on "
+                        "(optional; without it the file has no guard)")
+
+    u = sub.add_parser("upgrade-maps", help="rewrite a format-1 model's heatmaps as maps of the class score",
+                       description="Copy a model file of format version 1 (heatmaps of the probability, which fade "
+                                   "as p nears 0 or 1) with heatmaps of the class score (format version 2). The "
+                                   "probabilities and features stay bit for bit the same (docs/model-format.md).")
+    u.add_argument("model", type=Path, metavar="MODEL.onnx")
+    u.add_argument("--out", type=Path, required=True, metavar="ONNX", help="the upgraded copy (never the input file)")
     return parser
 
 
@@ -225,7 +259,45 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "export": cmd_export, "import-weights": cmd_import}
+def _print_import(r, ood_films) -> None:
+    d = r["check"]
+    ood = ""
+    if ood_films:
+        from .torch_import import add_ood
+
+        o = add_ood(r["onnx"], ood_films)
+        ood = f"; out-of-distribution guard from {o['films']} films ({o['skipped']} skipped)"
+    print(f"exported {r['onnx']}: {len(r['labels'])} labels ({', '.join(r['labels'])}); ONNX vs PyTorch max |Δ| "
+          f"probabilities {d['probs']:.1e}, maps {d['cams']:.1e} of their peak{ood}")
+
+
+def cmd_import_xrv(args) -> int:
+    from .torch_import import import_torchxrayvision
+
+    _print_import(import_torchxrayvision(args.name, args.out, args.weights, model_version=args.model_version),
+                  args.ood_films)
+    return EXIT_OK
+
+
+def cmd_import_chexnet(args) -> int:
+    from .torch_import import import_chexnet
+
+    _print_import(import_chexnet(args.checkpoint, args.out, model_version=args.model_version), args.ood_films)
+    return EXIT_OK
+
+
+def cmd_upgrade_maps(args) -> int:
+    from .upgrade_maps import upgrade_maps
+
+    d = upgrade_maps(args.model, args.out)
+    print(f"wrote {args.out}: heatmaps of the class score (format version 2); probabilities unchanged "
+          f"(max |Δ| {d['probs']:.1e}); new maps × p(1 − p) vs old maps: {d['cams']:.1e} of their peak")
+    return EXIT_OK
+
+
+COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "export": cmd_export, "import-weights": cmd_import,
+            "import-torchxrayvision": cmd_import_xrv, "import-chexnet": cmd_import_chexnet,
+            "upgrade-maps": cmd_upgrade_maps}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

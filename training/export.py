@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 OPSET = 17
 #: ONNX Runtime must match Keras to this (max |Δ|) on the export's own check batch.
 CHECK_TOLERANCE = 1e-3
-DOC = ("cxrviewer chest X-ray classifier: DenseNet121 + GAP + Dense(sigmoid) with in-graph Grad-CAM. "
+DOC = ("cxrviewer chest X-ray classifier: DenseNet121 + GAP + Dense(sigmoid) with in-graph Grad-CAM of the class score. "
        "Input 'image' [N,S,S,3] standardized film; outputs 'probs' [N,C], 'cams' [N,h,w,C], "
        "'features' [N,1024]. Metadata keys cxr.*; see docs/model-format.md.")
 
@@ -145,6 +145,7 @@ def run_model_info(run: Run, metrics: Mapping[str, Any] | None, ood: OodStats | 
         trained_on=_with_threshold_rule(run.info.get("trained_on", {}), metrics, labels),
         metrics=valid_auroc(dict(metrics)) if metrics else {},
         ood=ood,
+        format_version=contract.FORMAT_VERSION,  # cams of the class score (training.model.GradCam)
     )
 
 

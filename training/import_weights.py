@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cxrviewer import contract
 from cxrviewer.types import ModelInfo
 
 from .errors import TrainingError
@@ -69,6 +70,7 @@ def import_weights(
         demo=bool(demo),
         trained_on={"data": "unknown (imported weights)", **(trained_on or {}), "weights_file": w.name},
         metrics={},
+        format_version=contract.FORMAT_VERSION,  # cams of the class score (training.model.GradCam)
     )
     deltas = export_onnx(model, info, out)
     return {"onnx": str(out), "layers": counts["layers"], "check": deltas}

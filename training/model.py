@@ -60,31 +60,30 @@ def gradcam_layer_class():
         from keras import ops
 
         class GradCam(keras.layers.Layer):
-            """Every class's Grad-CAM map from the last feature map, without autograd.
+            """Every class's Grad-CAM map of the class score (the logit), without autograd.
 
-            For GAP → Dense(sigmoid), ∂p_c/∂A_kij = p_c(1−p_c)·w_kc/(h·w) at every position, so the
-            Grad-CAM weights are α_kc = p_c(1−p_c)·w_kc/(h·w) and the map is
-            ReLU(Σ_k α_kc A_k) = p_c(1−p_c)/(h·w) · ReLU(A·W)_c (the factor is positive).
-            Input: A [N, h, w, K] and p [N, C]; output [N, h, w, C].
+            For GAP → Dense, the logit is z_c = Σ_k w_kc · mean_ij A_ijk + b_c, so
+            ∂z_c/∂A_ijk = w_kc/(h·w) at every position: the Grad-CAM weights are
+            α_kc = w_kc/(h·w) and the map is ReLU(Σ_k α_kc A_k) = ReLU(A·W)_c/(h·w) — the class
+            activation map of Zhou et al. 2016, independent of the probability (format version 2,
+            docs/model-format.md). Input: A [N, h, w, K]; output [N, h, w, C].
             """
 
             def __init__(self, dense, **kwargs):
                 super().__init__(**kwargs)
                 self.dense = dense
 
-            def call(self, feature_map, probs):
+            def call(self, feature_map):
                 h, w = feature_map.shape[1], feature_map.shape[2]
                 if h is None or w is None:
                     shape = ops.shape(feature_map)
                     hw = ops.cast(shape[1] * shape[2], feature_map.dtype)
                 else:
                     hw = float(h * w)
-                linear = ops.relu(ops.matmul(feature_map, self.dense.kernel))
-                scale = probs * (1.0 - probs) / hw
-                return linear * scale[:, None, None, :]
+                return ops.relu(ops.matmul(feature_map, self.dense.kernel)) / hw
 
-            def compute_output_shape(self, feature_map_shape, probs_shape):
-                return (*feature_map_shape[:3], probs_shape[-1])
+            def compute_output_shape(self, feature_map_shape):
+                return (*feature_map_shape[:3], self.dense.units)
 
         _GRADCAM = GradCam
     return _GRADCAM
@@ -107,7 +106,7 @@ def build_export_model(model):
             f"'{HEAD_LAYER}' models made by cxr-train can be exported."
         ) from None
     probs = head.output
-    cams = gradcam_layer_class()(head, name=GRADCAM_LAYER)(feature_map, probs)
+    cams = gradcam_layer_class()(head, name=GRADCAM_LAYER)(feature_map)
     return keras.Model(
         model.input,
         {contract.PROBS: probs, contract.CAMS: cams, contract.FEATURES: pooled},

@@ -25,9 +25,11 @@ def run(args) -> int:
         print(json.dumps(card, indent=2))
         return EXIT_OK
     print(f"model:         {card['model']}")
-    print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis **" if card["demo"] else ""))
+    print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis; for a real model see docs/models.md **" if card["demo"] else ""))
     print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
     print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
+    print(f"maps:          Grad-CAM of the {card['maps']} (format version {card['format_version']})"
+          + ("   (re-export, or `cxr-train upgrade-maps`, for maps of the class score)" if card["format_version"] < 2 else ""))
     print(f"provider:      {card['provider']}")
     training = describe_training(card["trained_on"]).split(" · ")
     print(f"trained on:    {training[0]}")

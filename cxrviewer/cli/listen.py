@@ -147,7 +147,7 @@ def _listen(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     host, port = node.start()
-    demo = " (DEMO model: results are not for diagnosis)" if clf.info.demo else ""
+    demo = " (DEMO model: results are not for diagnosis; for a real model see docs/models.md)" if clf.info.demo else ""
     print(f"cxrviewer: listening as {config.ae_title} on {host}:{port}, sending {','.join(config.outputs)} to "
           f"{', '.join(str(d) for d in config.destinations)}; spool {config.spool}{demo}", file=sys.stderr, flush=True)
     try:

@@ -95,7 +95,8 @@ def run(args) -> int:
     tally = ExportTally()
 
     if clf.info.demo:  # before the bar is drawn: a line of its own
-        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis")
+        logger.warning("scoring with a DEMO model: its probabilities are not for diagnosis "
+                       "(for a real model see docs/models.md)")
     bar = None
     redirect = contextlib.nullcontext()
     if not args.no_progress:

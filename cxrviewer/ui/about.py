@@ -36,7 +36,8 @@ def about_html(card: dict | None) -> str:
         parts.append("<p><i>No model loaded.</i></p>")
         versions = {"cxrviewer": __version__}
     else:
-        demo = " <b style='color:#ff6060'>DEMO MODEL — not for diagnosis</b>" if card.get("demo") else ""
+        demo = (" <b style='color:#ff6060'>DEMO MODEL — not for diagnosis</b> (for a real model see docs/models.md)"
+                if card.get("demo") else "")
         parts.append("<h3>Model card</h3>")
         rows = [
             ("file", card.get("model", "")),

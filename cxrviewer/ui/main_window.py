@@ -47,7 +47,7 @@ from .workers import Rendered, RenderRequest
 logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
-DEMO_BANNER = "DEMO MODEL — not for diagnosis"
+DEMO_BANNER = "DEMO MODEL — not for diagnosis · for a real model see docs/models.md"
 
 
 def icon_path() -> Path | None:
@@ -135,7 +135,8 @@ class MainWindow(QMainWindow):
         self.demo_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.demo_banner.setToolTip(
             "This model was trained on a handful of films to show how the app works. "
-            "Its findings mean nothing. Load a real model with File ▸ Load model."
+            "Its findings mean nothing. Load a real model with File ▸ Load model; docs/models.md says how to "
+            "import a published one (cxr-train import-torchxrayvision / import-chexnet)."
         )
         self.demo_banner.setVisible(False)
         layout.addWidget(self.demo_banner)

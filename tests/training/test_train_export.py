@@ -67,16 +67,22 @@ def test_app_predictions_equal_keras(nih, classifier, keras_model, batch):
 
 
 def test_in_graph_cams_equal_gradient_tape_gradcam(keras_model, export_model, classifier, batch):
+    """The maps are Grad-CAM of the class score (the logit before the sigmoid, Selvaraju et al.),
+    not of the probability: no factor p(1 − p) (format version 2, issue #28)."""
     import keras
 
+    head = keras_model.get_layer("predictions")
     grad_model = keras.Model(keras_model.input, [keras_model.get_layer("relu").output, keras_model.output])
     x = tf.constant(batch)
     with tf.GradientTape(persistent=True) as tape:
         feature_map, probs = grad_model(x, training=False)
-        per_class = [probs[:, c] for c in range(probs.shape[1])]
+        # the class scores: the head's own pre-activation on the pooled feature map
+        logits = tf.matmul(tf.reduce_mean(feature_map, axis=(1, 2)), head.kernel) + head.bias
+        per_class = [logits[:, c] for c in range(logits.shape[1])]
+    np.testing.assert_allclose(tf.sigmoid(logits), probs, atol=1e-6)  # they are the model's scores
     tape_cams = []
-    for c, p_c in enumerate(per_class):
-        grads = tape.gradient(p_c, feature_map)  # ∂p_c/∂A, [N, h, w, K]
+    for c, z_c in enumerate(per_class):
+        grads = tape.gradient(z_c, feature_map)  # ∂z_c/∂A, [N, h, w, K]
         alpha = tf.reduce_mean(grads, axis=(1, 2))  # [N, K]
         tape_cams.append(tf.nn.relu(tf.einsum("nhwk,nk->nhw", feature_map, alpha)))
     del tape
@@ -98,6 +104,7 @@ def test_metadata_round_trip(trained_run, classifier):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert info.labels == NIH_LABELS
     assert info.input_size == 64 and info.layout == "NHWC"
+    assert info.format_version == 2 and info.maps_of == "class score"  # maps of the class score
     assert info.mean == pytest.approx(run["mean"]) and info.std == pytest.approx(run["std"])
     assert 0.3 < info.mean < 0.7 and 0.1 < info.std < 0.4  # [0, 1] film scale
     assert dict(info.thresholds) == pytest.approx(metrics["thresholds"])

@@ -82,6 +82,7 @@ def test_open_nih_film_shows_every_label_sorted(qtbot, window, nih_film, classif
     assert window.time_label.text().startswith("inference ")
     assert "1024 × 1024 px" in window.film_label.text()
     assert window.demo_banner.isVisible() and "not for diagnosis" in window.demo_banner.text()
+    assert "docs/models.md" in window.demo_banner.text()  # how to get a real model
     assert dialogs == []
 
 
