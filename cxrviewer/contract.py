@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ModelError
-from .types import ModelInfo, OodStats
+from .types import ANY, Applicability, ModelInfo, OodStats
 
 FORMAT_VERSION = 1
 
@@ -41,7 +41,7 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood", "precision")
+OPTIONAL_KEYS = ("ood", "precision", "applicable")
 
 #: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
 #: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
@@ -72,6 +72,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     }
     if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
         values["precision"] = info.precision
+    if info.applicable != Applicability():  # absent means the default rule
+        values["applicable"] = applicable_dict(info.applicable)
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -154,6 +156,12 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             f"cxr.precision must be one of {', '.join(json.dumps(p) for p in PRECISIONS)} (absent means \"fp32\"), "
             f"got {precision!r}"
         )
+    applicable = Applicability()
+    if raw.get("applicable") is not None:
+        try:
+            applicable = parse_applicable(raw["applicable"])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"cxr.applicable is malformed ({exc})")
     if problems:
         raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
     return ModelInfo(
@@ -170,7 +178,36 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         format_version=version,
         ood=ood,
         precision=precision,
+        applicable=applicable,
     )
+
+
+#: ``cxr.applicable``'s keys (docs/model-format.md, "Which films the model reads")
+APPLICABLE_KEYS = ("modalities", "body_parts", "view_positions", "lateralities")
+
+
+def applicable_dict(rule: Applicability) -> dict[str, Any]:
+    """``cxr.applicable`` as JSON values: each key a list of accepted values, or ``"any"``."""
+    return {k: v if v == ANY else list(v) for k in APPLICABLE_KEYS for v in [getattr(rule, k)]}
+
+
+def parse_applicable(d: Any) -> Applicability:
+    """``cxr.applicable``: an object whose keys (each optional; absent = the default) list the
+    accepted header values, or say ``"any"``."""
+    if not isinstance(d, dict):
+        raise TypeError("it must be an object")
+    unknown = sorted(set(d) - set(APPLICABLE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; use {', '.join(APPLICABLE_KEYS)}")
+    values: dict[str, Any] = {}
+    for key, value in d.items():
+        if value == ANY:
+            values[key] = ANY
+        elif isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+            values[key] = tuple(value)
+        else:
+            raise ValueError(f"{key} must be a list of header values (e.g. [\"PA\", \"AP\"]) or \"any\"")
+    return Applicability(**values)
 
 
 def _finite(x: Any) -> bool:
