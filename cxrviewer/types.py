@@ -326,13 +326,15 @@ class Applicability:
     docs/model-format.md, :mod:`cxrviewer.applicability`). Each field lists the values accepted
     (upper case), or is :data:`ANY` (not checked). A film that does not record an attribute
     passes its check, except Modality (Type 1, PS3.3 C.7.3.1). The default is the frontal chest
-    radiograph: CR/DX/DR (or a secondary capture of one), CHEST, PA/AP, both sides."""
+    radiograph: CR/DX/DR (or a secondary capture of one), CHEST, PA/AP (Patient Orientation,
+    when present, consistent with those views); Image Laterality is not checked unless a card
+    narrows it (it names the side of a paired body part, not the projection)."""
 
     modalities: tuple[str, ...] | str = ("CR", "DX", "DR")
     body_parts: tuple[str, ...] | str = ("CHEST",)
     view_positions: tuple[str, ...] | str = ("PA", "AP")
-    #: Image Laterality / Laterality (PS3.3 C.7.6.2.1.2, C.7.3.1): B both sides, U unpaired
-    lateralities: tuple[str, ...] | str = ("B", "U")
+    #: Image Laterality / Laterality (PS3.3 C.7.6.2, C.7.3.1): R, L, B (both), U (unpaired)
+    lateralities: tuple[str, ...] | str = ANY
 
     def __post_init__(self) -> None:
         for name in ("modalities", "body_parts", "view_positions", "lateralities"):

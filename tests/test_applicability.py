@@ -41,10 +41,16 @@ DICOM = {"format": "dicom", "modality": "CR"}
      "secondary capture of one)"),
     ({"patient_orientation": ("P", "F")}, "lateral view (Patient Orientation P\\F): the model reads frontal chest films"),
     ({"patient_orientation": ("A", "FR")}, "lateral view (Patient Orientation A\\FR): the model reads frontal chest films"),
-    ({"laterality": "R"}, "one side only, the right (Image Laterality R): the model reads frontal chest films"),
 ])
 def test_films_the_model_does_not_read_get_a_reason(meta, reason):
     verdict = check_header({**DICOM, **meta})
+    assert (verdict.applicable, verdict.reason) == (False, reason)
+
+
+def test_image_laterality_decides_only_where_a_card_says_so():
+    assert check_header({**DICOM, "laterality": "R"}).applicable
+    verdict = check_header({**DICOM, "laterality": "R"}, Applicability(lateralities=("B", "U")))
+    reason = "one side only, the right (Image Laterality R): the model reads frontal chest films"
     assert (verdict.applicable, verdict.reason) == (False, reason)
 
 
@@ -94,7 +100,7 @@ def test_the_card_key_round_trips_and_is_checked(tiny_model):
     wide = dataclasses.replace(info, applicable=Applicability(view_positions=("pa", "LL"), body_parts=ANY))
     props = to_metadata(wide)
     assert json.loads(props["cxr.applicable"]) == {
-        "modalities": ["CR", "DX", "DR"], "body_parts": "any", "view_positions": ["PA", "LL"], "lateralities": ["B", "U"]}
+        "modalities": ["CR", "DX", "DR"], "body_parts": "any", "view_positions": ["PA", "LL"], "lateralities": "any"}
     assert from_metadata(props).applicable == wide.applicable
     # keys are optional: the rest keep their default
     assert from_metadata({**props, "cxr.applicable": '{"view_positions": ["LL"]}'}).applicable == Applicability(
