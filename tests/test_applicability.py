@@ -232,3 +232,36 @@ def test_the_model_card_decides(tmp_path, gate_films):
     assert lateral.status == "ok" and lateral.outside_use is None
     assert frontal.status == NOT_APPLICABLE
     assert frontal.error == "frontal view (View Position PA): the model reads lateral chest films"
+
+
+@pytest.mark.slow
+def test_the_ray_engine_gates_through_the_same_per_film_function(tmp_path, gate_films, tiny_model):
+    """Ray's actors run score_films: the same not_applicable rows, cell for cell, as the local
+    engine; with score_all the same scored rows."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from helpers import REPO
+
+    from cxrviewer.scale import RayOptions, score_on_ray
+
+    films = sorted(gate_films.values())
+    clf = Classifier.load(tiny_model, device="cpu", threads=1)
+    pythonpath = f"{REPO}{__import__('os').pathsep}{REPO / 'tests'}"
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=150 * 1024 * 1024, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    try:
+        for score_all in (False, True):
+            local, remote = tmp_path / f"local-{score_all}.csv", tmp_path / f"ray-{score_all}/"
+            want = score_to_csv(films, clf, local, workers=1, score_all=score_all)
+            got = score_on_ray(films, tiny_model, remote, options=RayOptions(workers=1), score_all=score_all)
+            assert (got.scored, got.not_applicable, got.failed, got.outside_use) == (
+                want.scored, want.not_applicable, want.failed, want.outside_use)
+            assert (got.not_applicable, got.outside_use) == ((0, 2) if score_all else (2, 0))
+
+            def cells(out):
+                return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in read_results(out)),
+                              key=lambda r: r["path"])
+
+            assert cells(remote) == cells(local)
+    finally:
+        ray.shutdown()
