@@ -147,8 +147,9 @@ def _load(path: Path | str, classifier: Classifier, keep_film: bool, score_all: 
         film = read_film(path, read_url(path)) if is_url(path) else read_film(path)
         verdict = applicability.check(film, classifier.info)
         if not verdict.applicable and not score_all:
-            return _Loaded(path, None, None, (film.height, film.width), verdict.reason, NOT_APPLICABLE_TYPE,
-                           time.perf_counter() - t0, key, verdict.reason)
+            # the film kept as asked (the app's thumbnail), never preprocessed nor scored
+            return _Loaded(path, film if keep_film else None, None, (film.height, film.width), verdict.reason,
+                           NOT_APPLICABLE_TYPE, time.perf_counter() - t0, key, verdict.reason)
         x = preprocess(film, classifier.info)
         if key is not None and file_key(path) != key:
             name = film.name if is_url(path) else Path(path).name
@@ -307,8 +308,8 @@ def score_films(paths: list[Path | str], classifier: Classifier, keep_films: boo
         elif pred is not None:
             out.append(ScoreResult(item.path, None, None, str(pred), type(pred).__name__, item.seconds + share, key=item.key))
         else:
-            out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds, key=item.key,
-                                   outside_use=item.outside_use))
+            out.append(ScoreResult(item.path, None, item.film, item.error, item.error_type, item.seconds,
+                                   film_shape=item.shape, key=item.key, outside_use=item.outside_use))
     return out
 
 

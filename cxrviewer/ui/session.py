@@ -436,7 +436,7 @@ class FilmSession(QObject):
 
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:
-            self.failed.emit("Nothing to export", "Open a film and wait for its findings first.")
+            self.failed.emit("Nothing to export", self._no_findings_why())
             return False
         why = unavailable_reason(fmt, film)
         if why is not None:
@@ -449,6 +449,13 @@ class FilmSession(QObject):
         )
         return True
 
+    def _no_findings_why(self) -> str:
+        entry = self.model.entry
+        if entry is not None and entry.status == NOT_APPLICABLE and entry.outside_use:
+            return (f"This film was not scored: {entry.outside_use}. Use \"Score anyway\" in the findings panel "
+                    "to score it outside the model's use.")
+        return "Open a film and wait for its findings first."
+
     # ------------------------------------------------------------------ PACS
     def send_to_pacs(self, target) -> bool:
         """Build ``target.outputs`` (SR, GSPS, SC) of the current DICOM film and C-STORE them to
@@ -459,7 +466,8 @@ class FilmSession(QObject):
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         why = send_reason(film, pred)
         if why is not None or clf is None:
-            self.failed.emit("Nothing to send", why or "Open a film and wait for its findings first.")
+            self.failed.emit("Nothing to send", self._no_findings_why() if pred is None else why or
+                             "Open a film and wait for its findings first.")
             return False
         self._run(
             send_results, target, film, pred, clf.info, self.model.render_options(),

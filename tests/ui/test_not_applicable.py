@@ -26,7 +26,8 @@ def gray(rgb: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("make, reason", [(lateral_chest, LATERAL_REASON), (tibia_cr, TIBIA_REASON)])
-def test_a_film_the_model_does_not_read_shows_a_panel_and_can_be_scored_anyway(qtbot, window, tmp_path, make, reason):
+def test_a_film_the_model_does_not_read_shows_a_panel_and_can_be_scored_anyway(qtbot, window, dialogs, tmp_path, make,
+                                                                               reason):
     film = make(tmp_path / "films")
     assert open_and_wait(qtbot, window, [film]) is True
     panel, entry = window.panel, window.model.entry
@@ -38,6 +39,9 @@ def test_a_film_the_model_does_not_read_shows_a_panel_and_can_be_scored_anyway(q
     assert panel.status_label.text() == "Not scored: the model does not read this film."
     window.model.set_display(policy="all")  # every heatmap asked for: there is none to draw
     assert gray(shown(qtbot, window))
+    # nothing to export: the dialog says why and what to do
+    assert not window.session.export(tmp_path / "out.png")
+    assert dialogs[-1][1] == "Nothing to export" and reason in dialogs[-1][2] and "Score anyway" in dialogs[-1][2]
 
     with qtbot.waitSignal(window.session.predictionReady, timeout=WAIT_MS):
         qtbot.mouseClick(panel.score_anyway_button, Qt.MouseButton.LeftButton)
@@ -68,6 +72,8 @@ def test_a_folder_run_lists_them_under_not_applicable(qtbot, window, tmp_path, n
     texts = {strip.text_of(r) for r in strip.visible_rows()}
     assert texts == {"lateral.dcm\nnot applicable: lateral view (View Position LL)",
                      "tibia.dcm\nnot applicable: body part TIBIA"}
+    lateral = window.model.entries[window.model.index_of(folder / "lateral.dcm")]
+    assert lateral.thumbnail is not None and lateral.prediction is None  # in the strip, never scored
     # the frontal film and the PNG are scored as ever
     frontal = window.model.entries[window.model.index_of(folder / "frontal.dcm")]
     assert frontal.status == SCORED and frontal.outside_use is None
