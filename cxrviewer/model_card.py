@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
+from .contract import applicable_dict
 
 
 def model_card(clf) -> dict:
@@ -36,6 +37,8 @@ def model_card(clf) -> dict:
         "metrics": dict(info.metrics),
         "ood_guard": info.ood is not None,
         "precision": info.precision,
+        # which DICOM films it reads (cxr.applicable; the frontal chest default when absent)
+        "applicable": applicable_dict(info.applicable),
         "provider": clf.provider,
         "versions": {
             "cxrviewer": __version__,

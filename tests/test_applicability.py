@@ -265,3 +265,12 @@ def test_the_ray_engine_gates_through_the_same_per_film_function(tmp_path, gate_
             assert cells(remote) == cells(local)
     finally:
         ray.shutdown()
+
+
+def test_info_shows_which_films_the_model_reads(tiny_model, capsys):
+    assert main(["info", "--model", str(tiny_model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["applicable"] == {
+        "modalities": ["CR", "DX", "DR"], "body_parts": ["CHEST"], "view_positions": ["PA", "AP"], "lateralities": "any"}
+    assert main(["info", "--model", str(tiny_model)]) == 0
+    assert ("reads (DICOM): modalities CR, DX, DR; body parts CHEST; view positions PA, AP; lateralities any"
+            in capsys.readouterr().out)
