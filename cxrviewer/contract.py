@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ModelError
-from .types import ANY, Applicability, ModelInfo, OodStats
+from .types import ANY, APPLICABLE_KEYS, Applicability, ModelInfo, OodStats
 
 FORMAT_VERSION = 1
 
@@ -73,7 +73,7 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
         values["precision"] = info.precision
     if info.applicable != Applicability():  # absent means the default rule
-        values["applicable"] = applicable_dict(info.applicable)
+        values["applicable"] = info.applicable.as_dict()
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -180,15 +180,6 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         precision=precision,
         applicable=applicable,
     )
-
-
-#: ``cxr.applicable``'s keys (docs/model-format.md, "Which films the model reads")
-APPLICABLE_KEYS = ("modalities", "body_parts", "view_positions", "lateralities")
-
-
-def applicable_dict(rule: Applicability) -> dict[str, Any]:
-    """``cxr.applicable`` as JSON values: each key a list of accepted values, or ``"any"``."""
-    return {k: v if v == ANY else list(v) for k in APPLICABLE_KEYS for v in [getattr(rule, k)]}
 
 
 def parse_applicable(d: Any) -> Applicability:

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
-from .contract import applicable_dict
 
 
 def model_card(clf) -> dict:
@@ -38,7 +37,7 @@ def model_card(clf) -> dict:
         "ood_guard": info.ood is not None,
         "precision": info.precision,
         # which DICOM films it reads (cxr.applicable; the frontal chest default when absent)
-        "applicable": applicable_dict(info.applicable),
+        "applicable": info.applicable.as_dict(),
         "provider": clf.provider,
         "versions": {
             "cxrviewer": __version__,

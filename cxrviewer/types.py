@@ -318,6 +318,8 @@ class OodStats:
 
 #: A rule value meaning "not checked": every value passes (``cxr.applicable``, docs/model-format.md).
 ANY = "any"
+#: ``cxr.applicable``'s keys, the fields of :class:`Applicability`
+APPLICABLE_KEYS = ("modalities", "body_parts", "view_positions", "lateralities")
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,10 @@ class Applicability:
     def accepts(self, name: str, value: str) -> bool:
         allowed = getattr(self, name)
         return allowed == ANY or value in allowed
+
+    def as_dict(self) -> dict[str, list[str] | str]:
+        """``cxr.applicable``'s JSON value: each key a list of accepted values, or ``"any"``."""
+        return {k: v if v == ANY else list(v) for k in APPLICABLE_KEYS for v in [getattr(self, k)]}
 
 
 @dataclass(frozen=True)
