@@ -184,8 +184,11 @@ class FindingsPanel(QWidget):
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
 
-        # in place of the findings: a film the model does not read
-        self.not_applicable = QFrame(self)
+        # in place of the findings (the same room in the panel): a film the model does not read
+        self.not_applicable_area = QWidget(self)
+        area = QVBoxLayout(self.not_applicable_area)
+        area.setContentsMargins(0, 0, 0, 0)
+        self.not_applicable = QFrame(self.not_applicable_area)
         self.not_applicable.setObjectName("notApplicablePanel")
         self.not_applicable.setFrameShape(QFrame.Shape.StyledPanel)
         na = QVBoxLayout(self.not_applicable)
@@ -209,8 +212,10 @@ class FindingsPanel(QWidget):
         self.score_anyway_button.clicked.connect(self.scoreAnywayRequested.emit)
         self.score_anyway_button.setVisible(not compact)  # a compare pane's film is scored from the main view
         na.addWidget(self.score_anyway_button)
-        self.not_applicable.setVisible(False)
-        layout.addWidget(self.not_applicable)
+        area.addWidget(self.not_applicable)
+        area.addStretch(1)
+        self.not_applicable_area.setVisible(False)
+        layout.addWidget(self.not_applicable_area, 1)
 
         self.outside_label = QLabel("", self)
         self.outside_label.setObjectName("outsideUse")
@@ -350,7 +355,7 @@ class FindingsPanel(QWidget):
         scored anyway."""
         entry = self.model.entry
         outside = entry is not None and entry.status == NOT_APPLICABLE and entry.prediction is None
-        self.not_applicable.setVisible(outside)
+        self.not_applicable_area.setVisible(outside)
         self.findings_list.setVisible(not outside)
         self.not_applicable_reason.setText(f"{entry.outside_use[:1].upper()}{entry.outside_use[1:]}."
                                            if outside and entry.outside_use else "")
