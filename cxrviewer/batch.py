@@ -303,8 +303,8 @@ def score_films(paths: list[Path | str], classifier: Classifier, keep_films: boo
     for item in items:
         pred = preds.get(id(item))
         if isinstance(pred, Prediction):
-            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape, key=item.key,
-                                   outside_use=item.outside_use))
+            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape,
+                                   key=item.key, outside_use=item.outside_use))
         elif pred is not None:
             out.append(ScoreResult(item.path, None, None, str(pred), type(pred).__name__, item.seconds + share, key=item.key))
         else:
@@ -361,8 +361,9 @@ def score_to_csv(
     names = picture_names(paths) if exports is not None and exports.pictures is not None else {}
     tally = ExportTally() if tally is None and exports is not None else tally
     with open_results(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
+        # a film whose exports are missing is scored again; not one the model does not read (it has none)
         todo = [p for p in paths if not sink.already_done(p, retry_not_applicable=score_all)
-                or (rescore is not None and rescore(p))]
+                or (rescore is not None and sink.already_done(p, retry_not_applicable=True) and rescore(p))]
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []

@@ -157,9 +157,10 @@ def test_score_marks_films_the_model_does_not_read(tmp_path, gate_films, tiny_mo
     written = sorted(p.name for p in dicom_out.rglob("*.dcm"))
     assert len(written) == 3 and all(name.startswith(_sop_uid(gate_films["frontal"])) for name in written)
 
-    # resume: the films the model does not read are done, not tried again
+    # resume: the films the model does not read are done, not tried again (their DICOM results
+    # are not "missing": they have none)
     assert main(["score", str(gate_films["lateral"].parent), "--out", str(out), "--model", str(tiny_model),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--dicom-out", str(dicom_out)]) == 0
     assert "0 scored, 0 failed, 4 already done of 4 files" in capsys.readouterr().err
 
     # --score-all scores them now (resuming the same results), each row marked

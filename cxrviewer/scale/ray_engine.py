@@ -184,7 +184,7 @@ def score_on_ray(
             rescore = exports is not None and exports.dicom is not None and not exports.overwrite
             todo = [film_path(p) for p in paths
                     if not sink.already_done(p, retry_not_applicable=score_all)
-                    or (rescore and exports_missing(p, exports))]
+                    or (rescore and sink.already_done(p, retry_not_applicable=True) and exports_missing(p, exports))]
             summary.skipped = len(paths) - len(todo)
             if todo:
                 names = picture_names(film_path(p) for p in paths) if exports is not None else {}
