@@ -130,3 +130,51 @@ def test_score_all_scores_and_sends_them(pacs, films, tiny_model, node_port, tmp
         node.stop()
     assert (counts["sent"], counts["not_applicable"]) == (2, 0), counts
     assert sr_sources(pacs) == sorted([uid_of(films["lateral"]), uid_of(films["tibia"])])
+
+
+@pytest.mark.slow
+def test_listen_score_all_on_the_command_line(pacs, films, tiny_model, node_port, tmp_path):
+    """``cxrviewer listen --score-all``: the lateral film is scored and its SR reaches the PACS;
+    then ``--status`` (without it) shows the job sent, none not applicable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    spool = tmp_path / "spool"
+    with open(tmp_path / "node.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cxrviewer", "listen", "--ae-title", NODE_AET, "--host", LOOPBACK, "--port",
+             str(node_port), "--send-to", pacs.destination, "--outputs", "sr", "--spool", str(spool), "--model",
+             str(tiny_model), "--device", "cpu", "--workers", "1", "--score-all"],
+            stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=repo)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "node.log").read_text()
+            ae = AE(ae_title="MODALITY")
+            ae.add_requested_context(Verification)
+            assoc = ae.associate(LOOPBACK, node_port, ae_title=NODE_AET)
+            if assoc.is_established:
+                assoc.release()
+                break
+            assert time.monotonic() < deadline, "the node did not start listening"
+            time.sleep(0.2)
+        assert store([films["lateral"]], node_port) == [0]
+        deadline = time.monotonic() + 60
+        while not sr_sources(pacs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert sr_sources(pacs) == [uid_of(films["lateral"])]
+    status = subprocess.run([sys.executable, "-m", "cxrviewer", "listen", "--status", "--spool", str(spool)],
+                            capture_output=True, text=True, env=env, cwd=repo, timeout=60)
+    assert "sent 1" in status.stdout and "not_applicable 0" in status.stdout, status.stdout
