@@ -275,3 +275,19 @@ def test_info_shows_which_films_the_model_reads(tiny_model, capsys):
     assert main(["info", "--model", str(tiny_model)]) == 0
     assert ("reads (DICOM): modalities CR, DX, DR; body parts CHEST; view positions PA, AP; lateralities any"
             in capsys.readouterr().out)
+
+
+def test_the_resume_index_keeps_not_applicable_films_apart():
+    """The last row of a film wins: not_applicable is done (but not scored), error is retried."""
+    from cxrviewer.results import KeyIndex
+
+    index = KeyIndex()
+    for path, status in (("/f/a.dcm", "not_applicable"), ("/f/b.dcm", "ok"), ("/f/c.dcm", "not_applicable"),
+                         ("/f/c.dcm", "error"), ("/f/d.dcm", "error"), ("/f/d.dcm", "not_applicable"),
+                         ("/f/e.dcm", "not_applicable"), ("/f/e.dcm", "ok")):
+        index.add(path, status, "10", "20")
+    done = index.freeze()
+    key = {name: (f"/f/{name}.dcm", 10, 20) for name in "abcde"}
+    assert [key[n] in done for n in "abcde"] == [True, True, False, True, True]
+    assert [done.scored(key[n]) for n in "abcde"] == [False, True, False, False, True]
+    assert len(done) == 4
