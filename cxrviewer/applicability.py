@@ -23,8 +23,8 @@ It reads the header facts :func:`cxrviewer.io.read_film` records in :attr:`Film.
   a frontal film's rows and columns run along R/L and H/F; a lateral's run along A/P and H/F.
 - Image Laterality (0020,0062), or the series' Laterality (0020,0060) (C.7.6.2, C.8.11.5): not
   checked by default. It names the side of a paired body part, not the projection, so it does
-  not tell a frontal film from a lateral one, and chest films in the field carry R or L as well
-  as B or U; a card may narrow it (``"lateralities": ["B", "U"]``: R or L is one side only).
+  not tell a frontal film from a lateral one; a card may narrow it (``"lateralities": ["B", "U"]``:
+  R or L is then one side only).
 
 PNG and JPEG films have no header: they are always applicable here, and the model's
 out-of-distribution guard stays their gate. A film that fails gets the first reason, in plain

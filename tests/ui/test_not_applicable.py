@@ -74,6 +74,15 @@ def test_a_folder_run_lists_them_under_not_applicable(qtbot, window, tmp_path, n
                      "tibia.dcm\nnot applicable: body part TIBIA"}
     lateral = window.model.entries[window.model.index_of(folder / "lateral.dcm")]
     assert lateral.thumbnail is not None and lateral.prediction is None  # in the strip, never scored
+    # compare: the second film's own panel says it too (scoring it anyway is the main view's)
+    window.model.set_current(window.model.index_of(folder / "lateral.dcm"))
+    window.act_compare.trigger()
+    pane = window.compare
+    assert pane.pane_model.entry.name == "tibia.dcm"
+    qtbot.waitUntil(lambda: pane.panel.not_applicable.isVisible(), timeout=WAIT_MS)
+    assert pane.panel.not_applicable_reason.text() == TIBIA_REASON[0].upper() + TIBIA_REASON[1:] + "."
+    assert not pane.panel.score_anyway_button.isVisible()
+    window.act_compare.trigger()
     # the frontal film and the PNG are scored as ever
     frontal = window.model.entries[window.model.index_of(folder / "frontal.dcm")]
     assert frontal.status == SCORED and frontal.outside_use is None
