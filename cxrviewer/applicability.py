@@ -13,8 +13,9 @@ It reads the header facts :func:`cxrviewer.io.read_film` records in :attr:`Film.
 - Modality (0008,0060) CR, DX or DR (PS3.3 C.7.3.1.1.1). A Secondary Capture (PS3.3 A.8.1)
   passes when its Modality names one of them: the SC Equipment Module's Modality (C.8.6.1) is
   "the source equipment for the image" and overrides the series' (OT is an SC of unknown origin,
-  such as a test pattern, or one of our own annotated pictures). Modality is Type 1: a file
-  without one is not applicable.
+  such as a test pattern, or one of our own annotated pictures). Modality is Type 1; a file
+  without one is read by its SOP class when that names the modality (CR Image Storage, the DX
+  Image Storage classes, PS3.4 B.5), else it is not applicable.
 - Body Part Examined (0018,0015) CHEST, or absent (PS3.16 Annex L).
 - View Position (0018,5101) PA or AP, or absent (C.8.11.5; LL/RL are laterals, LLD/RLD
   decubitus, RLO/LLO obliques).
@@ -56,6 +57,12 @@ SECONDARY_CAPTURE_CLASSES = frozenset({
 #: View Position defined terms (PS3.3 C.8.11.5.1.1, DX Positioning) by the plane of the film
 FRONTAL_VIEWS = frozenset({"PA", "AP"})
 LATERAL_VIEWS = frozenset({"LL", "RL", "LATERAL", "LAT"})
+#: The modality an image SOP class implies, for a file that lacks Modality (PS3.4 B.5)
+_MODALITY_OF_CLASS = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR",  # Computed Radiography Image Storage
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Processing
+}
 _VIEW_WORDS = {"LLD": "decubitus", "RLD": "decubitus", "RLO": "oblique", "LLO": "oblique"}
 _SIDES = {"R": "right", "L": "left"}
 
@@ -83,7 +90,7 @@ def check_header(meta: Mapping[str, Any], rule: Applicability = Applicability())
     if meta.get("format") != "dicom":
         return APPLICABLE
     reads = _reads(rule)
-    modality = _value(meta.get("modality"))
+    modality = _value(meta.get("modality")) or _MODALITY_OF_CLASS.get(str(meta.get("sop_class_uid") or ""), "")
     if not rule.accepts("modalities", modality):
         what = f"modality {modality}" if modality else "no Modality in the header"
         if modality and str(meta.get("sop_class_uid") or "") in SECONDARY_CAPTURE_CLASSES:

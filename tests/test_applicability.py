@@ -63,6 +63,8 @@ def test_image_laterality_decides_only_where_a_card_says_so():
     # a secondary capture of a CR (its SC Equipment Modality, PS3.3 C.8.6.1)
     {"modality": "CR", "sop_class_uid": "1.2.840.10008.5.1.4.1.1.7", "body_part": "CHEST"},
     {"patient_orientation": ("LP", "F")},  # oblique, L dominant
+    {"modality": None, "sop_class_uid": "1.2.840.10008.5.1.4.1.1.1"},  # no Modality: a CR by its SOP class
+    {"modality": "", "sop_class_uid": "1.2.840.10008.5.1.4.1.1.1.1"},  # a DX for presentation
 ])
 def test_frontal_chest_films_pass(meta):
     assert check_header({**DICOM, **meta}).applicable
