@@ -293,3 +293,16 @@ def test_the_resume_index_keeps_not_applicable_films_apart():
     assert [key[n] in done for n in "abcde"] == [True, True, False, True, True]
     assert [done.scored(key[n]) for n in "abcde"] == [False, True, False, False, True]
     assert len(done) == 4
+
+
+def test_export_of_one_film_says_it_is_outside_the_models_use(tmp_path, gate_films, tiny_model, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="cxrviewer")
+    assert main(["export", str(gate_films["lateral"]), "--out", str(tmp_path / "l.png"), "--model", str(tiny_model)]) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "outside" in r.getMessage()] == [
+        f"lateral.dcm is outside the model's use: {LATERAL_REASON} (cxrviewer score gives such films the status "
+        "not_applicable)"]
+    caplog.clear()
+    assert main(["export", str(gate_films["frontal"]), "--out", str(tmp_path / "f.png"), "--model", str(tiny_model)]) == 0
+    assert not [r for r in caplog.records if "outside" in r.getMessage()]
