@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from . import applicability
 from .classes import ClassChoice
 from .errors import CxrError, FileChangedError
 from .export import export_png
@@ -67,9 +68,18 @@ Cancel = Callable[[], bool] | threading.Event | None
 Progress = Callable[["ScoreResult", int, int], None] | None
 
 
+#: The ``error_type`` of a film the model does not read (:mod:`cxrviewer.applicability`)
+NOT_APPLICABLE_TYPE = "NotApplicable"
+
+
 @dataclass(frozen=True, eq=False)
 class ScoreResult:
-    """One film's outcome: a prediction, or the reason it could not be scored."""
+    """One film's outcome: a prediction, or the reason it could not be scored.
+
+    A film outside the model's use (:func:`cxrviewer.applicability.check`) has ``outside_use``,
+    the reason: not scored (``status`` ``not_applicable``, the reason in ``error`` too), or, when
+    the run scores every film (``score_all``), scored with the reason kept beside its prediction.
+    """
 
     path: Path | str  # a URL (an object in a store) stays a str
     prediction: Prediction | None = None
@@ -80,10 +90,22 @@ class ScoreResult:
     film_shape: tuple[int, int] | None = None
     #: (absolute path, size, mtime in ns) of the file as it was when it was read
     key: FileKey | None = None
+    #: why the film lies outside the model's use (its header), else None
+    outside_use: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.prediction is not None
+
+    @property
+    def not_applicable(self) -> bool:
+        """Not scored because the model does not read such films: not a failure."""
+        return self.prediction is None and self.error_type == NOT_APPLICABLE_TYPE
+
+    @property
+    def status(self) -> str:
+        """The row's status: ``ok``, ``not_applicable`` or ``error``."""
+        return "ok" if self.ok else applicability.NOT_APPLICABLE if self.not_applicable else "error"
 
 
 def is_cancelled(cancel: Cancel) -> bool:
@@ -107,6 +129,7 @@ class _Loaded:
     error_type: str | None
     seconds: float
     key: FileKey | None = None
+    outside_use: str | None = None
 
 
 def film_path(item: str | os.PathLike[str]) -> Path | str:
@@ -114,14 +137,21 @@ def film_path(item: str | os.PathLike[str]) -> Path | str:
     return item if is_url(item) else Path(item)
 
 
-def _load(path: Path | str, classifier: Classifier, keep_film: bool) -> _Loaded:
-    """Read and preprocess one film: the one per-film step of every engine (threads and Ray)."""
+def _load(path: Path | str, classifier: Classifier, keep_film: bool, score_all: bool = False) -> _Loaded:
+    """Read, check (:func:`cxrviewer.applicability.check`) and preprocess one film: the one
+    per-film step of every engine (threads and Ray). A film the model does not read is not
+    preprocessed, unless ``score_all``."""
     t0 = time.perf_counter()
     # The resume key is the file as it was read: stat'ed before and after reading, so a film
     # replaced while it was read is not recorded under the new file's size and time.
     key = file_key(path)
     try:
         film = read_film(path, read_url(path)) if is_url(path) else read_film(path)
+        verdict = applicability.check(film, classifier.info)
+        if not verdict.applicable and not score_all:
+            # the film kept as asked (the app's thumbnail), never preprocessed nor scored
+            return _Loaded(path, film if keep_film else None, None, (film.height, film.width), verdict.reason,
+                           NOT_APPLICABLE_TYPE, time.perf_counter() - t0, key, verdict.reason)
         x = preprocess(film, classifier.info)
         if key is not None and file_key(path) != key:
             name = film.name if is_url(path) else Path(path).name
@@ -133,7 +163,8 @@ def _load(path: Path | str, classifier: Classifier, keep_film: bool) -> _Loaded:
         msg = f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug, please report it."
         return _Loaded(path, None, None, None, msg, "InternalError", time.perf_counter() - t0, key)
     shape = (film.height, film.width)
-    return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0, key)
+    return _Loaded(path, film if keep_film else None, x, shape, None, None, time.perf_counter() - t0, key,
+                   verdict.reason or None)
 
 
 def default_workers(provider: str = CPU) -> int:
@@ -176,6 +207,7 @@ def iter_scores(
     workers: int | None = None,
     cancel: Cancel = None,
     keep_films: bool = False,
+    score_all: bool = False,
 ) -> Iterator[ScoreResult]:
     """Score ``paths`` in order, yielding one :class:`ScoreResult` per path.
 
@@ -184,6 +216,7 @@ def iter_scores(
     and preprocess them, and run them through the model, so one worker's decoding overlaps
     another's inference. At most ``2 × workers`` batches are in flight, so memory stays bounded
     whatever the number of files. Stops early (without error) when ``cancel`` is set.
+    ``score_all`` scores the films the model does not read too (:func:`score_films`).
     """
     batch_size = default_batch_size(classifier.provider) if batch_size is None else max(1, int(batch_size))
     workers = default_workers(classifier.provider) if workers is None else max(1, int(workers))
@@ -199,7 +232,7 @@ def iter_scores(
                 chunk = list(itertools.islice(source, batch_size))
                 if not chunk:
                     return
-                queue.append(pool.submit(score_films, chunk, runner, keep_films))
+                queue.append(pool.submit(score_films, chunk, runner, keep_films, score_all))
 
         try:
             fill()
@@ -249,10 +282,13 @@ def opencv_serial(active: bool) -> Iterator[None]:
                 cv2.setNumThreads(_serial_saved)
 
 
-def score_films(paths: list[Path | str], classifier: Classifier, keep_films: bool = False) -> list[ScoreResult]:
+def score_films(paths: list[Path | str], classifier: Classifier, keep_films: bool = False,
+                score_all: bool = False) -> list[ScoreResult]:
     """Read, preprocess and score one batch (in a worker thread, or a Ray actor: the same
-    function); results in input order."""
-    items = [_load(p, classifier, keep_films) for p in paths]
+    function); results in input order. A film the model does not read
+    (:func:`cxrviewer.applicability.check`) is not scored (``status`` ``not_applicable``) unless
+    ``score_all``: then it is, and its result keeps the reason (``outside_use``)."""
+    items = [_load(p, classifier, keep_films, score_all) for p in paths]
     good = [item for item in items if item.x is not None]
     preds: dict[int, Prediction | CxrError] = {}
     share = 0.0
@@ -269,11 +305,13 @@ def score_films(paths: list[Path | str], classifier: Classifier, keep_films: boo
     for item in items:
         pred = preds.get(id(item))
         if isinstance(pred, Prediction):
-            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape, key=item.key))
+            out.append(ScoreResult(item.path, pred, item.film, seconds=item.seconds + share, film_shape=item.shape,
+                                   key=item.key, outside_use=item.outside_use))
         elif pred is not None:
             out.append(ScoreResult(item.path, None, None, str(pred), type(pred).__name__, item.seconds + share, key=item.key))
         else:
-            out.append(ScoreResult(item.path, None, None, item.error, item.error_type, item.seconds, key=item.key))
+            out.append(ScoreResult(item.path, None, item.film, item.error, item.error_type, item.seconds,
+                                   film_shape=item.shape, key=item.key, outside_use=item.outside_use))
     return out
 
 
@@ -292,6 +330,7 @@ def score_to_csv(
     rescore: Callable[[Path], bool] | None = None,
     exports: ExportPlan | None = None,
     tally: ExportTally | None = None,
+    score_all: bool = False,
 ) -> Summary:
     """Score ``paths`` into the CSV ``out`` (resuming it), batch by batch; the CLI and GUI path.
     ``out`` may also name a results folder (:func:`~cxrviewer.results.is_results_dir`): Parquet
@@ -306,6 +345,9 @@ def score_to_csv(
     ``exports``: the pictures and DICOM results to write for each film (:func:`export_film`, the
     step the Ray engine's actors run too), counted in ``tally``; a film whose results are missing
     is scored again (:func:`exports_missing`) unless the plan overwrites.
+    A film the model does not read (:mod:`cxrviewer.applicability`) gets a ``not_applicable`` row,
+    counted apart from failures and not retried on resume; ``score_all`` scores such films (and
+    those a resumed file holds as not applicable), each row saying it was outside the model's use.
     Returns a :class:`Summary`. Raises :class:`~cxrviewer.errors.SameFileError` when ``out`` is
     one of ``paths``, and :class:`~cxrviewer.errors.OutputError` when the CSV cannot be
     written (the rows written before stay, and the file stays resumable).
@@ -321,14 +363,16 @@ def score_to_csv(
     names = picture_names(paths) if exports is not None and exports.pictures is not None else {}
     tally = ExportTally() if tally is None and exports is not None else tally
     with open_results(out, classifier.info.labels, classifier.info.model_version, overwrite=overwrite) as sink:
-        todo = [p for p in paths if not sink.already_done(p) or (rescore is not None and rescore(p))]
+        # a film whose exports are missing is scored again; not one the model does not read (it has none)
+        todo = [p for p in paths if not sink.already_done(p, retry_not_applicable=score_all)
+                or (rescore is not None and sink.already_done(p, retry_not_applicable=True) and rescore(p))]
         summary.skipped = len(paths) - len(todo)
         done = summary.skipped
         chunk: list[ScoreResult] = []
         rows_per_write = max(batch_size or 1, CSV_ROWS_PER_WRITE)
         keep_films = keep_films or exports is not None
         try:
-            for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films):
+            for result in iter_scores(todo, classifier, batch_size, workers, cancel, keep_films, score_all):
                 if exports is not None:
                     result = handed_on(result, functools.partial(
                         export_film, plan=exports, info=classifier.info, name=names.get(result.path), tally=tally))
@@ -336,11 +380,7 @@ def score_to_csv(
                     result = handed_on(result, on_result)
                 chunk.append(result)
                 done += 1
-                if result.ok:
-                    summary.scored += 1
-                else:
-                    summary.failed += 1
-                    summary.errors[result.error_type or "Error"] += 1
+                summary.add(result.status, result.error_type, outside_use=result.outside_use is not None)
                 if progress is not None:
                     progress(result, done, summary.total)
                 if len(chunk) >= rows_per_write:

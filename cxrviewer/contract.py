@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ModelError
-from .types import ModelInfo, OodStats
+from .types import ANY, APPLICABLE_KEYS, Applicability, ModelInfo, OodStats
 
 #: The newest model format this module reads and writes (docs/model-format.md). Version 2 files
 #: carry maps of the class score (the logit before the sigmoid); version 1 files, maps of the
@@ -44,7 +44,7 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood", "precision")
+OPTIONAL_KEYS = ("ood", "precision", "applicable")
 
 #: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
 #: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
@@ -75,6 +75,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     }
     if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
         values["precision"] = info.precision
+    if info.applicable != Applicability():  # absent means the default rule
+        values["applicable"] = info.applicable.as_dict()
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -157,6 +159,12 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             f"cxr.precision must be one of {', '.join(json.dumps(p) for p in PRECISIONS)} (absent means \"fp32\"), "
             f"got {precision!r}"
         )
+    applicable = Applicability()
+    if raw.get("applicable") is not None:
+        try:
+            applicable = parse_applicable(raw["applicable"])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"cxr.applicable is malformed ({exc})")
     if problems:
         raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
     return ModelInfo(
@@ -173,7 +181,27 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         format_version=version,
         ood=ood,
         precision=precision,
+        applicable=applicable,
     )
+
+
+def parse_applicable(d: Any) -> Applicability:
+    """``cxr.applicable``: an object whose keys (each optional; absent = the default) list the
+    accepted header values, or say ``"any"``."""
+    if not isinstance(d, dict):
+        raise TypeError("it must be an object")
+    unknown = sorted(set(d) - set(APPLICABLE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; use {', '.join(APPLICABLE_KEYS)}")
+    values: dict[str, Any] = {}
+    for key, value in d.items():
+        if value == ANY:
+            values[key] = ANY
+        elif isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+            values[key] = tuple(value)
+        else:
+            raise ValueError(f"{key} must be a list of header values (e.g. [\"PA\", \"AP\"]) or \"any\"")
+    return Applicability(**values)
 
 
 def _finite(x: Any) -> bool:

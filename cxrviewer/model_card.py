@@ -38,6 +38,8 @@ def model_card(clf) -> dict:
         "precision": info.precision,
         "format_version": info.format_version,
         "maps": info.maps_of,
+        # which DICOM films it reads (cxr.applicable; the frontal chest default when absent)
+        "applicable": info.applicable.as_dict(),
         "provider": clf.provider,
         "versions": {
             "cxrviewer": __version__,

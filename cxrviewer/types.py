@@ -316,6 +316,43 @@ class OodStats:
     percentile: float
 
 
+#: A rule value meaning "not checked": every value passes (``cxr.applicable``, docs/model-format.md).
+ANY = "any"
+#: ``cxr.applicable``'s keys, the fields of :class:`Applicability`
+APPLICABLE_KEYS = ("modalities", "body_parts", "view_positions", "lateralities")
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """Which DICOM films a model reads, by their header (``cxr.applicable`` in the model card;
+    docs/model-format.md, :mod:`cxrviewer.applicability`). Each field lists the values accepted
+    (upper case), or is :data:`ANY` (not checked). A film that does not record an attribute
+    passes its check, except Modality (Type 1, PS3.3 C.7.3.1). The default is the frontal chest
+    radiograph: CR/DX/DR (or a secondary capture of one), CHEST, PA/AP (Patient Orientation,
+    when present, consistent with those views); Image Laterality is not checked unless a card
+    narrows it (it names the side of a paired body part, not the projection)."""
+
+    modalities: tuple[str, ...] | str = ("CR", "DX", "DR")
+    body_parts: tuple[str, ...] | str = ("CHEST",)
+    view_positions: tuple[str, ...] | str = ("PA", "AP")
+    #: Image Laterality / Laterality (PS3.3 C.7.6.2, C.7.3.1): R, L, B (both), U (unpaired)
+    lateralities: tuple[str, ...] | str = ANY
+
+    def __post_init__(self) -> None:
+        for name in ("modalities", "body_parts", "view_positions", "lateralities"):
+            value = getattr(self, name)
+            if value != ANY:
+                object.__setattr__(self, name, tuple(str(v).strip().upper() for v in value))
+
+    def accepts(self, name: str, value: str) -> bool:
+        allowed = getattr(self, name)
+        return allowed == ANY or value in allowed
+
+    def as_dict(self) -> dict[str, list[str] | str]:
+        """``cxr.applicable``'s JSON value: each key a list of accepted values, or ``"any"``."""
+        return {k: v if v == ANY else list(v) for k in APPLICABLE_KEYS for v in [getattr(self, k)]}
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file says about itself (its ONNX ``metadata_props``); see docs/model-format.md."""
@@ -336,6 +373,8 @@ class ModelInfo:
     ood: OodStats | None = None
     #: ``"fp32"``, or ``"int8"`` for a static-quantized copy (``cxr.precision``; absent = fp32).
     precision: str = "fp32"
+    #: which films the model reads (``cxr.applicable``; absent = the frontal chest default)
+    applicable: Applicability = field(default_factory=Applicability)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))

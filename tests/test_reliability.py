@@ -89,7 +89,7 @@ def test_inputs_are_never_modified(tmp_path, tiny_model, dicom_corpus, nih_image
     before = _hashes(src)
     mtimes = {p.name: p.stat().st_mtime_ns for p in src.iterdir()}
     assert main(["score", str(src), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
-                 "--export-dir", str(tmp_path / "png"), "--no-progress"]) == 0
+                 "--export-dir", str(tmp_path / "png"), "--no-progress", "--score-all"]) == 0
     for p in sorted(src.iterdir())[:3]:
         assert main(["export", str(p), "--out", str(tmp_path / f"{p.stem}.png"), "--model", str(tiny_model)]) == 0
     assert _hashes(src) == before

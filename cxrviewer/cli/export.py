@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from ..errors import CxrError
 from ..options import add_display_options, add_model_options
 from .common import EXIT_OK, check_inputs, load_classifier
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -62,6 +65,7 @@ def window_spec(text: str) -> str | tuple[float, float]:
 
 
 def run(args) -> int:
+    from ..applicability import check
     from ..export import check_output_folder, export_png, output_format
     from ..io import read_film
     from ..io.grayscale import named_window
@@ -79,6 +83,11 @@ def run(args) -> int:
     clf = load_classifier(args)
     args.classes.check(clf.info.labels)
     film = read_film(args.file)
+    # one film asked for by name is drawn, but never silently if the model does not read it
+    verdict = check(film, clf.info)
+    if not verdict.applicable:
+        logger.warning("%s is outside the model's use: %s (cxrviewer score gives such films the status "
+                       "not_applicable)", film.name, verdict.reason)
     pred = clf.predict_one(film)
     window = named_window(film.gray, args.window) if isinstance(args.window, str) else args.window
     orientation = Orientation(args.rotate // 90)

@@ -36,6 +36,10 @@ def run(args) -> int:
     for line in training[1:]:
         print(f"               {line}")
     print(f"OOD guard:     {'yes' if card['ood_guard'] else 'no'}")
+    rule = card["applicable"]
+    print("reads (DICOM): " + "; ".join(f"{key.replace('_', ' ')} {v if v == 'any' else ', '.join(v)}"
+                                       for key, v in rule.items())
+          + "   (other films: not_applicable; docs/dicom.md)")
     print("labels (threshold, validation AUROC):")
     defaulted = set(card["default_thresholds"])
     for label in card["labels"]:

@@ -48,6 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--retry-delay", type=float, default=5.0, metavar="S", help="first wait before a new attempt, doubled each time up to 10 minutes (default: 5)")
     p.add_argument("--keep-days", type=float, default=7, metavar="DAYS", help="days a film and its results stay in the spool once delivered (default: 7)")
     p.add_argument("--anonymize", action="store_true", help="results without the patient's identity (UIDs kept; default: the source's identity, so results join the study)")
+    p.add_argument("--score-all", action="store_true", help="also score films the model does not read by their header (a lateral view, another body part or modality) and send their results (default: such films end not_applicable, with no results sent)")
     add_model_options(p)
     return p
 
@@ -101,6 +102,13 @@ def print_status(spool) -> None:
         print(f"failed ({len(failed)}; no results):")
         for job in failed[-20:]:
             print(f"  {job.uid}: {job.error}")
+    from ..node.spool import NOT_APPLICABLE
+
+    outside = spool.jobs(NOT_APPLICABLE)
+    if outside:
+        print(f"not applicable ({len(outside)}; the model does not read them, no results):")
+        for job in outside[-20:]:
+            print(f"  {job.uid}: {job.error}")
 
 
 def _listen(args) -> int:
@@ -133,7 +141,7 @@ def _listen(args) -> int:
         allowed_hosts=tuple(args.allow_host), tls=tls, max_associations=args.max_associations,
         max_object_bytes=int(args.max_object_mb * 1024 * 1024), workers=workers, max_attempts=args.max_attempts,
         retry_delay=args.retry_delay, keep_days=args.keep_days, anonymize=args.anonymize,
-        scoring=args.scoring, send_associations=args.send_associations,
+        scoring=args.scoring, send_associations=args.send_associations, score_all=args.score_all,
     )
     node = Node(config, clf, workers=workers)
     stop = threading.Event()

@@ -33,6 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (host:6379, ray://host:10001 or auto; default: a local Ray runtime)")
     s.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F", help="with --engine ray: GPU share per worker (default: 0, CPU workers of one core each)")
     s.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming it (default: resume)")
+    s.add_argument("--score-all", action="store_true", help="also score DICOM films the model does not read by their header (a lateral view, another body part or modality), their rows marked \"scored outside the model's use\" (default: such films get the status not_applicable and no scores)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
     add_model_options(s)
     add_display_options(s, "positives")
@@ -118,10 +119,11 @@ def run(args) -> int:
 
             options = RayOptions(args.ray_address, args.workers, args.gpus_per_worker, args.batch_size or 1)
             return score_on_ray(paths, clf.path, out, device=args.device, options=options, cancel=stop,
-                                progress=progress, overwrite=args.overwrite, exports=plan, tally=tally)
+                                progress=progress, overwrite=args.overwrite, exports=plan, tally=tally,
+                                score_all=args.score_all)
         return score_to_csv(
             paths, clf, out, batch_size=args.batch_size, workers=args.workers, cancel=stop,
-            progress=progress, overwrite=args.overwrite, exports=plan, tally=tally,
+            progress=progress, overwrite=args.overwrite, exports=plan, tally=tally, score_all=args.score_all,
         )
 
     resume = f"rows scored so far are in {args.out}; run the same command again to resume."

@@ -135,6 +135,14 @@ def read_dicom(path: Path, data: bytes | None = None) -> Film:
     view = get_str(path, ds, "ViewPosition")
     if view:
         metadata["view_position"] = view
+    # what the applicability gate reads (cxrviewer.applicability): the anatomy and the kind of
+    # object (PS3.3 C.7.3.1 Body Part Examined; PS3.4 B.5 SOP classes), never who
+    body_part = get_str(path, ds, "BodyPartExamined").upper()
+    if body_part:
+        metadata["body_part"] = body_part
+    sop_class = get_str(path, ds, "SOPClassUID")
+    if sop_class:
+        metadata["sop_class_uid"] = sop_class
     # for the display's markers (PS3.3 C.7.6.1.1.1, C.7.6.2, C.7.3.1): directions, not identity
     orientation = patient_orientation(ds)
     if orientation is not None:

@@ -73,6 +73,9 @@ class NodeConfig:
     send_associations: int = 2
     #: what the scoring workers are (:data:`SCORING`)
     scoring: str = DEFAULT_SCORING
+    #: score films the model does not read by their header too (cxrviewer.applicability); by
+    #: default they end ``not_applicable`` with no results
+    score_all: bool = False
 
     def __post_init__(self) -> None:
         if self.send_associations < 1:

@@ -73,7 +73,7 @@ class Node:
         self.sender = Sender(self.spool, config, self._wake_sender, cpu=self.cpu,
                              busy=lambda: self._todo.unfinished_tasks > 0)
         self.address: tuple[str, int] | None = None
-        self.scored = self.failed = 0
+        self.scored = self.failed = self.not_applicable = 0
 
     def start(self) -> tuple[str, int]:
         # pydicom's value-validation warnings quote the value (a patient's name), and the node
@@ -198,7 +198,8 @@ class Node:
         self._processes = pool
 
     def _score_in_process(self, uid: str) -> worker_processes.Scored:
-        args = (self.spool.film_path(uid), self.spool.result_dir(uid), self.config.outputs, self.config.anonymize)
+        args = (self.spool.film_path(uid), self.spool.result_dir(uid), self.config.outputs, self.config.anonymize,
+                self.config.score_all)
         pool = self._processes
         try:
             future = pool.submit(worker_processes.score_film, *args)
@@ -236,6 +237,13 @@ class Node:
         scored = self._score_here(uid) if self._processes is None else self._score_in_process(uid)
         self.cpu.add_all(scored.stages)
         failure, written, errors = scored.failure, scored.written, scored.errors
+        if scored.not_applicable is not None:
+            # the one place a film the model does not read ends: a final state, nothing sent;
+            # the reason names header values (a view, a body part), never the patient
+            self.not_applicable += 1
+            logger.info("instance %s is not applicable, so no results are sent for it: %s", uid, scored.not_applicable)
+            self.spool.mark_not_applicable(uid, scored.not_applicable)
+            return
         if failure is not None:
             self.failed += 1
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, failure)
@@ -258,4 +266,5 @@ class Node:
     def _score_here(self, uid: str) -> worker_processes.Scored:
         """:func:`cxrviewer.node.workers.score` in this thread, on the node's model."""
         return worker_processes.score(self.classifier, self.spool.film_path(uid), self.spool.result_dir(uid),
-                                      self.config.outputs, self.config.anonymize, clock=time.thread_time, prefix="")
+                                      self.config.outputs, self.config.anonymize, clock=time.thread_time, prefix="",
+                                      score_all=self.config.score_all)

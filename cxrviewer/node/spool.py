@@ -6,7 +6,8 @@ the SCP has taken responsibility for the instance). A job goes::
 
     received ──▶ scored ──▶ sent          (every destination took every result)
         │           └─────▶ parked        (a destination refused them too many times)
-        └─────────────────▶ failed        (the film could not be scored; nothing to send)
+        ├─────────────────▶ failed        (the film could not be scored; nothing to send)
+        └─────────────────▶ not_applicable (the model does not read such films: nothing to send)
 
 Results are written (fsync'ed) before the job is marked scored, and the same result files are
 sent on every attempt, so a result resent after a crash carries the same SOP Instance UID and a
@@ -43,7 +44,9 @@ from ..storage import fsync_dir
 logger = logging.getLogger(__name__)
 
 RECEIVED, SCORED, SENT, FAILED, PARKED = "received", "scored", "sent", "failed", "parked"
-STATES = (RECEIVED, SCORED, SENT, FAILED, PARKED)
+#: the model does not read the film (cxrviewer.applicability): a final state, no results
+NOT_APPLICABLE = "not_applicable"
+STATES = (RECEIVED, SCORED, SENT, FAILED, PARKED, NOT_APPLICABLE)
 PENDING, DELIVERED = "pending", "delivered"
 
 _SCHEMA = """
@@ -241,6 +244,12 @@ class Spool:
         with self._tx() as db:
             db.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE uid = ?", (FAILED, error, time.time(), uid))
 
+    def mark_not_applicable(self, uid: str, reason: str) -> None:
+        """The model does not read this film (``reason``, from its header): done, nothing to send."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE uid = ?",
+                       (NOT_APPLICABLE, reason, time.time(), uid))
+
     def mark_scored(self, uid: str, results: Mapping[str, Path], destinations: Sequence[str], error: str | None = None) -> None:
         """The results are on disk (fsync'ed): enter them and one delivery per destination."""
         now = time.time()
@@ -351,7 +360,8 @@ class Spool:
         Parked jobs keep their files: they are still to be delivered."""
         with self._lock:
             uids = [u for (u,) in self._db.execute(
-                "SELECT uid FROM jobs WHERE state IN (?, ?) AND finished < ? AND purged IS NULL", (SENT, FAILED, before)
+                "SELECT uid FROM jobs WHERE state IN (?, ?, ?) AND finished < ? AND purged IS NULL",
+                (SENT, FAILED, NOT_APPLICABLE, before)
             )]
         for uid in uids:
             self.film_path(uid).unlink(missing_ok=True)

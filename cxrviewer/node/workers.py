@@ -25,6 +25,7 @@ from pathlib import Path
 
 # Imported with this module, so a worker process has them (highdicom, the decoders) before its
 # first film: their cost is its start-up.
+from .. import applicability
 from ..errors import CxrError
 from ..io import read_film
 from .outputs import write_results
@@ -52,6 +53,9 @@ class Scored:
     #: CPU seconds by stage in a worker process (``"worker: read"``, ...; :mod:`cxrviewer.node.timing`;
     #: a scoring thread tallies its own as it goes)
     stages: dict[str, float] = field(default_factory=dict)
+    #: why the model does not read the film (its header: cxrviewer.applicability), when it was
+    #: not scored for that; else None
+    not_applicable: str | None = None
 
 
 def init(parent: int, model: str, device: str, threads: int) -> None:
@@ -95,15 +99,20 @@ def ready(pause: float = 0.0) -> int:
 
 
 def score(classifier, path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool, *,
-          clock=time.process_time, prefix: str = "worker: ") -> Scored:
+          clock=time.process_time, prefix: str = "worker: ", score_all: bool = False) -> Scored:
     """The node's work on one film, in a scoring thread or a worker process alike: read the film
-    at ``path``, score it with ``classifier`` and write its results into ``folder``. Each stage's
-    CPU seconds on ``clock`` (a thread's own clock in a thread), named with ``prefix``."""
+    at ``path``, score it with ``classifier`` and write its results into ``folder``. A film the
+    model does not read (:func:`cxrviewer.applicability.check`) is not scored and gets no results
+    (``Scored.not_applicable``), unless ``score_all``. Each stage's CPU seconds on ``clock`` (a
+    thread's own clock in a thread), named with ``prefix``."""
     stages: dict[str, float] = {}
     try:
         start = clock()
         film = read_film(path)
         stages[f"{prefix}read"] = (mid := clock()) - start
+        verdict = applicability.check(film, classifier.info)
+        if not verdict.applicable and not score_all:
+            return Scored(not_applicable=verdict.reason, stages=stages)
         prediction = classifier.predict_one(film)
         stages[f"{prefix}infer"] = clock() - mid
     except CxrError as exc:
@@ -114,13 +123,13 @@ def score(classifier, path: Path, folder: Path, outputs: tuple[str, ...], anonym
     return Scored(written, errors, None, tuple(prediction.positives), stages)
 
 
-def score_film(path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool) -> Scored:
+def score_film(path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool, score_all: bool = False) -> Scored:
     """:func:`score` in a worker process set up by :func:`init`, on its model; its start-up
     reported with its first film."""
     global _startup_cpu
     if _classifier is None:
         raise RuntimeError("score_film runs in a worker process set up by init()")
-    scored = score(_classifier, path, folder, outputs, anonymize)
+    scored = score(_classifier, path, folder, outputs, anonymize, score_all=score_all)
     if _startup_cpu is not None:
         scored.stages["worker: start-up (once a process)"], _startup_cpu = _startup_cpu, None
     return scored

@@ -16,6 +16,12 @@ from ..types import Film, ModelInfo, Prediction
 logger = logging.getLogger(__name__)
 
 FIXED_HEAD = ("path", "status", "error", "model_version")
+#: A row's ``status``: scored; not scored because the model does not read such films
+#: (:mod:`cxrviewer.applicability`: not a failure, not retried); or failed (tried again on resume).
+OK, NOT_APPLICABLE, ERROR = "ok", "not_applicable", "error"
+#: The ``error`` cell of an ``ok`` row scored although outside the model's use (``--score-all``)
+#: starts with this, then the reason.
+OUTSIDE_USE = "scored outside the model's use: "
 FIXED_TAIL = ("positives", "regions", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
 #: Rows written (and fsync'ed) together: a killed run loses at most this many rows, or a batch
 #: if batches are bigger.
@@ -180,6 +186,10 @@ class ScoredFile(Protocol):
     def film_shape(self) -> tuple[int, int] | None: ...
     @property
     def key(self) -> FileKey | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def outside_use(self) -> str | None: ...
 
 
 def result_row(result: ScoredFile, labels: Sequence[str], model_version: str) -> dict[str, str]:
@@ -187,11 +197,14 @@ def result_row(result: ScoredFile, labels: Sequence[str], model_version: str) ->
     (``result.key``), so a film replaced after it was read is scored again on resume."""
     key = result.key
     row = {c: "" for c in csv_columns(labels)}
-    ok = result.prediction is not None
+    status = result.status
+    error = result.error or ""
+    if status == OK and result.outside_use:
+        error = OUTSIDE_USE + result.outside_use
     row.update(
         path=path_cell(result.path),
-        status="ok" if ok else "error",
-        error=text_cell(result.error or ""),
+        status=status,
+        error=text_cell(error),
         model_version=model_version,
         seconds=f"{result.seconds:.4f}",
         file_size=str(key[1]) if key else "",

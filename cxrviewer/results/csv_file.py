@@ -102,11 +102,14 @@ class ResultsCsv:
         self._done = index.freeze()
         logger.info("resuming %s: %d files already scored", self.path, len(self._done))
 
-    def already_done(self, path: Path) -> bool:
-        """Whether the file's last row in the CSV, when it was opened, was ``ok`` for the same
-        path, size and modification time (failed films are tried again)."""
+    def already_done(self, path: Path, *, retry_not_applicable: bool = False) -> bool:
+        """Whether the file's last row in the CSV, when it was opened, was ``ok`` or
+        ``not_applicable`` for the same path, size and modification time (failed films are tried
+        again; not-applicable ones too with ``retry_not_applicable``, a run that scores them)."""
         key = file_key(path)
-        return key is not None and key in self._done
+        if key is None:
+            return False
+        return self._done.scored(key) if retry_not_applicable else key in self._done
 
     def _format(self, rows: list[dict[str, str]]) -> bytes:
         buf = io.StringIO()

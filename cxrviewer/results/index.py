@@ -17,6 +17,8 @@ from .records import scan_records, set_field_limit
 logger = logging.getLogger(__name__)
 
 _MASK64 = (1 << 64) - 1
+#: a row's status as the index keeps it: 1 scored, 2 not applicable, 0 anything else (retried)
+_STATE = {"ok": 1, "not_applicable": 2}
 
 
 def key_path(cell: str) -> str:
@@ -42,7 +44,8 @@ class KeyIndex:
     the keys took ~4 kB a row, so a million rows needed several GB).
 
     Rows are added in the order they were written; the last row of a path wins, so a film whose
-    last row is an error is scored again.
+    last row is an error is scored again. A film whose last row is ``not_applicable`` is done too,
+    unless the run scores such films (:meth:`DoneKeys.scored`).
     """
 
     def __init__(self) -> None:
@@ -64,7 +67,7 @@ class KeyIndex:
                 continue  # no size or time (a file that could not be stat'ed): nothing to skip next time
             paths(hash(key[0]) & _MASK64)
             keys(hash(key) & _MASK64)
-            oks(status == "ok")
+            oks(_STATE.get(status, 0))
 
     def extend(self, other: "KeyIndex") -> None:
         self._paths.extend(other._paths)
@@ -74,30 +77,42 @@ class KeyIndex:
     def freeze(self) -> "DoneKeys":
         paths = np.frombuffer(self._paths, dtype=np.uint64) if self._paths else np.zeros(0, np.uint64)
         keys = np.frombuffer(self._keys, dtype=np.uint64) if self._keys else np.zeros(0, np.uint64)
-        ok = np.frombuffer(self._ok, dtype=np.int8).astype(bool) if self._ok else np.zeros(0, bool)
+        ok = np.frombuffer(self._ok, dtype=np.int8) if self._ok else np.zeros(0, np.int8)
         order = np.argsort(paths, kind="stable")
         sp = paths[order]
         last = np.ones(len(sp), dtype=bool)  # the last row of each path (rows keep their order)
         last[:-1] = sp[1:] != sp[:-1]
         pick = order[last]
-        done = np.sort(keys[pick][ok[pick]])
+        state = ok[pick]
+        done = np.sort(keys[pick][state == 1])
+        not_applicable = np.sort(keys[pick][state == 2])
         self._paths, self._keys, self._ok = array("Q"), array("Q"), array("b")
-        return DoneKeys(done)
+        return DoneKeys(done, not_applicable)
 
 
 class DoneKeys:
-    """The finished films of a results set: ``key in done`` by binary search."""
+    """The finished films of a results set: ``key in done`` by binary search (scored films and
+    films the model does not read); :meth:`scored` asks for the scored ones alone."""
 
-    def __init__(self, hashes: np.ndarray) -> None:
+    def __init__(self, hashes: np.ndarray, not_applicable: np.ndarray | None = None) -> None:
         self._hashes = hashes
+        self._not_applicable = not_applicable if not_applicable is not None else np.zeros(0, np.uint64)
 
     def __len__(self) -> int:
-        return int(self._hashes.size)
+        return int(self._hashes.size + self._not_applicable.size)
 
     def __contains__(self, key: FileKey) -> bool:
         h = np.uint64(key_hash(key))
-        i = int(np.searchsorted(self._hashes, h))
-        return i < self._hashes.size and self._hashes[i] == h
+        return _holds(self._hashes, h) or _holds(self._not_applicable, h)
+
+    def scored(self, key: FileKey) -> bool:
+        """Whether the film's last row is ``ok`` (a not-applicable row is not)."""
+        return _holds(self._hashes, np.uint64(key_hash(key)))
+
+
+def _holds(hashes: np.ndarray, h: np.uint64) -> bool:
+    i = int(np.searchsorted(hashes, h))
+    return i < hashes.size and hashes[i] == h
 
 
 def index_csv(fd: int, start: int, columns: Sequence[str], index: KeyIndex) -> tuple[int, int]:

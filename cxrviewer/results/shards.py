@@ -164,11 +164,14 @@ class ResultsDir:
         if shards:
             logger.info("resuming %s: %d shards, %d files already scored", self.path, len(shards), len(self._done))
 
-    def already_done(self, path: Path | str) -> bool:
+    def already_done(self, path: Path | str, *, retry_not_applicable: bool = False) -> bool:
         """As :meth:`ResultsCsv.already_done`: the film's last row, when the folder was opened,
-        was ``ok`` for the same path, size and modification time."""
+        was ``ok`` (or ``not_applicable``, unless ``retry_not_applicable``) for the same path,
+        size and modification time."""
         key = file_key(path)
-        return key is not None and key in self._done
+        if key is None:
+            return False
+        return self._done.scored(key) if retry_not_applicable else key in self._done
 
     def write(self, results: Sequence[ScoredFile]) -> None:
         """Add the rows of ``results``; a shard is written when it is full or old enough."""

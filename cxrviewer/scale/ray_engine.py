@@ -40,6 +40,7 @@ from ..io import is_url
 from ..model import Classifier
 from ..results import (
     FIXED_HEAD,
+    OUTSIDE_USE,
     Summary,
     csv_columns,
     is_results_dir,
@@ -103,7 +104,7 @@ class FilmScorer:
     """A Ray Data actor: one model session, the local engine's per-film function."""
 
     def __init__(self, model: str, device: str, threads: int, labels: Sequence[str], model_version: str,
-                 exports: ExportPlan | None = None) -> None:
+                 exports: ExportPlan | None = None, score_all: bool = False) -> None:
         import cv2
 
         # on a CPU one core per actor: its own film on one thread and OpenCV serial, as a worker
@@ -117,12 +118,13 @@ class FilmScorer:
         self.labels = tuple(labels)
         self.columns = csv_columns(self.labels)
         self.exports = exports
+        self.score_all = score_all
         # one actor's memory of the DICOM source UIDs it has written results for
         self.seen = ExportTally().seen
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [_decode(bytes(raw), bool(url)) for raw, url in zip(batch["film"], batch["url"])]
-        results = score_films(paths, self.classifier, keep_films=self.exports is not None)
+        results = score_films(paths, self.classifier, keep_films=self.exports is not None, score_all=self.score_all)
         counts = []
         if self.exports is not None:
             # the local engine's export step, here in the actor: the files are written before the
@@ -155,13 +157,15 @@ def score_on_ray(
     progress: Callable[[dict[str, str], int, int], None] | None = None,
     exports: ExportPlan | None = None,
     tally: ExportTally | None = None,
+    score_all: bool = False,
 ) -> Summary:
     """Score ``paths`` on Ray into the results ``out`` (a CSV or a folder; resumed like the local
     engine's). ``model`` must be readable at the same path on every node (a shared file system).
     ``progress(row, done, total)`` is called for each film's row as it is written.
     ``exports``: the pictures and DICOM results each actor writes for its films (the local
     engine's :func:`~cxrviewer.batch.export_film`; destinations every node can reach: a shared
-    folder or an object store), counted in ``tally``."""
+    folder or an object store), counted in ``tally``. ``score_all``: films the model does not
+    read are scored too (:func:`~cxrviewer.batch.score_films`, as the local engine)."""
     ray = _ray()
     t0 = time.perf_counter()
     summary = Summary(total=len(paths))
@@ -179,16 +183,19 @@ def score_on_ray(
         with open_results(out, labels, version, overwrite=overwrite) as sink:
             rescore = exports is not None and exports.dicom is not None and not exports.overwrite
             todo = [film_path(p) for p in paths
-                    if not sink.already_done(p) or (rescore and exports_missing(p, exports))]
+                    if not sink.already_done(p, retry_not_applicable=score_all)
+                    or (rescore and sink.already_done(p, retry_not_applicable=True) and exports_missing(p, exports))]
             summary.skipped = len(paths) - len(todo)
             if todo:
                 names = picture_names(film_path(p) for p in paths) if exports is not None else {}
                 _run(ray, todo, str(Path(model).resolve()), device, labels, version, options, sink,
-                     summary, cancel, progress, exports, names, tally if tally is not None else ExportTally())
+                     summary, cancel, progress, exports, names, tally if tally is not None else ExportTally(),
+                     score_all)
     finally:
         if started:
             ray.shutdown()
-    summary.cancelled = is_cancelled(cancel) and summary.skipped + summary.scored + summary.failed < summary.total
+    summary.cancelled = (is_cancelled(cancel)
+                         and summary.skipped + summary.scored + summary.failed + summary.not_applicable < summary.total)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -215,7 +222,7 @@ def _connect(ray, address: str | None) -> bool:
 
 
 def _run(ray, todo, model, device, labels, version, options, sink, summary, cancel, progress, exports, names,
-         tally) -> None:
+         tally, score_all=False) -> None:
     gpus = float(options.gpus_per_worker or 0.0)
     if options.workers:
         workers = int(options.workers)
@@ -230,7 +237,8 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
     ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         FilmScorer,
         fn_constructor_kwargs={"model": model, "device": device if gpus else "cpu", "threads": 0 if gpus else 1,
-                               "labels": list(labels), "model_version": version, "exports": exports},
+                               "labels": list(labels), "model_version": version, "exports": exports,
+                               "score_all": score_all},
         batch_size=max(1, int(options.batch_size)),
         # workers asked for are all started at once; without a number the pool grows to one per
         # CPU (or GPU share). When a node is lost its batches are retried on the actors left.
@@ -256,11 +264,7 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
             sink.write_rows(rows)
             for row, kind in zip(rows, kinds):
                 done += 1
-                if row[columns[status]] == "ok":
-                    summary.scored += 1
-                else:
-                    summary.failed += 1
-                    summary.errors[kind or "Error"] += 1
+                summary.add(row[columns[status]], kind, outside_use=row["error"].startswith(OUTSIDE_USE))
                 if progress is not None:
                     progress(row, done, summary.total)
             if is_cancelled(cancel):

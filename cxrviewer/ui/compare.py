@@ -26,7 +26,7 @@ from ..types import Film, Prediction
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .render_scheduler import RenderScheduler
-from .viewer_model import ERROR, READING, SCORED, ViewerModel
+from .viewer_model import ERROR, NOT_APPLICABLE, READING, SCORED, ViewerModel
 from .workers import FilmJob, Rendered, RenderRequest, Worker, WorkerError, WorkerHandle, read_and_score
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ class Compare(QObject):
         pm.classifier = self.model.classifier
         pm.set_paths([entry.path])
         pm.set_current(0)
-        pm.update_entry(0, status=SCORED if entry.prediction is not None else READING, prediction=entry.prediction)
+        pm.update_entry(0, status=SCORED if entry.prediction is not None else READING, prediction=entry.prediction,
+                        outside_use=entry.outside_use)
         self.view.set_image(None)
         self.view.set_placeholder(f"Reading {entry.name}…")
         clf = self.model.classifier if entry.prediction is None else None
@@ -155,8 +156,10 @@ class Compare(QObject):
         self.film = job.film
         if self.prediction is None:
             self.prediction = job.prediction
-            self.pane_model.update_entry(0, status=SCORED if job.prediction is not None else READING,
-                                         prediction=job.prediction)
+            refused = job.prediction is None and job.outside_use is not None  # the model does not read it
+            self.pane_model.update_entry(0, status=SCORED if job.prediction is not None else
+                                         NOT_APPLICABLE if refused else READING,
+                                         prediction=job.prediction, outside_use=job.outside_use)
         self.pane_model.set_film(job.film)
         self.render()
 

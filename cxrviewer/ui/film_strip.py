@@ -26,7 +26,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
-from .viewer_model import ERROR, QUEUED, READING, SCORED, FilmEntry, ViewerModel
+from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, FilmEntry, ViewerModel
 from .worklist_filter import ALL, FilmFilter, count_text, filter_choices
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ BADGE_COLORS = {
     SCORED: QColor(60, 170, 90),
     "positive": QColor(255, 180, 40),
     ERROR: QColor(220, 50, 50),
+    NOT_APPLICABLE: QColor(150, 120, 200),
 }
 
 
@@ -53,13 +54,16 @@ def entry_badge(entry: FilmEntry) -> str:
 def entry_text(entry: FilmEntry) -> str:
     if entry.status == ERROR:
         return f"{entry.name}\nerror: {(entry.error or '').split('. ')[0][:60]}"
+    if entry.status == NOT_APPLICABLE:
+        return f"{entry.name}\nnot applicable: {(entry.outside_use or '').split(':')[0][:60]}"
     if entry.status == SCORED and entry.prediction is not None:
         pred = entry.prediction
         # the top finding *above threshold*: a highest probability below it is not a finding
         top = (f"{pred.positives[0].replace('_', ' ')} {pred.probability(pred.positives[0]):.2f}"
                if pred.positives else "no finding above threshold")
         unusual = " · unusual film" if pred.ood_flag else ""
-        return f"{entry.name}\nscored · {top}{unusual}"
+        outside = " · outside the model's use" if entry.outside_use else ""
+        return f"{entry.name}\nscored · {top}{unusual}{outside}"
     if entry.status == READING:
         return f"{entry.name}\nscoring…"
     return f"{entry.name}\n{entry.status}"
@@ -116,6 +120,9 @@ def entry_tooltip(entry: FilmEntry) -> str:
     tip = str(entry.path)
     if entry.status == ERROR and entry.error:
         tip += f"\n\n{entry.error}"
+    elif entry.outside_use:
+        done = "Not scored" if entry.prediction is None else "Scored outside the model's use"
+        tip += f"\n\n{done}: {entry.outside_use}."
     elif entry.prediction is not None and entry.prediction.ood_flag:
         tip += "\n\nUnusual film: it does not look like the films the model was trained on (out of distribution)."
     return tip

@@ -12,6 +12,11 @@ redraws on its events. Nothing here runs the model: a prediction is computed onc
 View ▸ Compare gives its second film a panel of its own (``compact``: the findings and the
 Positives / All / None buttons; opacity, colormap and contour mode stay the main panel's), over
 its own model, so each pane has its own findings and heatmap switches.
+
+A film the model does not read (its DICOM header: :mod:`cxrviewer.applicability`) shows, in
+place of the findings, a "Not applicable" panel with the reason and a "Score anyway" button
+(:attr:`FindingsPanel.scoreAnywayRequested`: the window asks the session); a film scored anyway
+shows its findings under a warning that they lie outside the model's use.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
 from ..model_card import defaulted_thresholds
 from ..render import OOD_MARK, class_color, legend_ramp
 from ..types import Prediction
-from .viewer_model import ERROR, QUEUED, READING, ViewerModel
+from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, ViewerModel
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +152,9 @@ def colormap_ramp(name: str, width: int = 256, height: int = 10, alpha: float | 
 
 
 class FindingsPanel(QWidget):
+    #: "Score anyway" was clicked on a film the model does not read
+    scoreAnywayRequested = Signal()
+
     def __init__(self, model: ViewerModel, parent: QWidget | None = None, *, compact: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("findingsPanel")
@@ -176,6 +184,45 @@ class FindingsPanel(QWidget):
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
 
+        # in place of the findings (the same room in the panel): a film the model does not read
+        self.not_applicable_area = QWidget(self)
+        area = QVBoxLayout(self.not_applicable_area)
+        area.setContentsMargins(0, 0, 0, 0)
+        self.not_applicable = QFrame(self.not_applicable_area)
+        self.not_applicable.setObjectName("notApplicablePanel")
+        self.not_applicable.setFrameShape(QFrame.Shape.StyledPanel)
+        na = QVBoxLayout(self.not_applicable)
+        na.setContentsMargins(8, 8, 8, 8)
+        heading = QLabel("Not applicable", self.not_applicable)
+        heading.setObjectName("panelTitle")
+        na.addWidget(heading)
+        self.not_applicable_reason = QLabel("", self.not_applicable)
+        self.not_applicable_reason.setObjectName("notApplicableReason")
+        self.not_applicable_reason.setWordWrap(True)
+        na.addWidget(self.not_applicable_reason)
+        note = QLabel("The model was not made for this film: it was not scored and no heatmaps are drawn.",
+                      self.not_applicable)
+        note.setWordWrap(True)
+        note.setProperty("muted", True)
+        na.addWidget(note)
+        self.score_anyway_button = QPushButton("Score anyway", self.not_applicable)
+        self.score_anyway_button.setObjectName("scoreAnyway")
+        self.score_anyway_button.setToolTip("Score this film although the model does not read such films; "
+                                            "its findings are marked as outside the model's use")
+        self.score_anyway_button.clicked.connect(self.scoreAnywayRequested.emit)
+        self.score_anyway_button.setVisible(not compact)  # a compare pane's film is scored from the main view
+        na.addWidget(self.score_anyway_button)
+        area.addWidget(self.not_applicable)
+        area.addStretch(1)
+        self.not_applicable_area.setVisible(False)
+        layout.addWidget(self.not_applicable_area, 1)
+
+        self.outside_label = QLabel("", self)
+        self.outside_label.setObjectName("outsideUse")
+        self.outside_label.setWordWrap(True)
+        self.outside_label.setVisible(False)
+        layout.addWidget(self.outside_label)
+
         self._rows_host = QWidget(self)
         self._grid = QGridLayout(self._rows_host)
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -193,6 +240,8 @@ class FindingsPanel(QWidget):
         host_layout.addStretch(1)
         scroll.setWidget(host)
         layout.addWidget(scroll, 1)
+        self.findings_list = scroll
+        self.findings_list.setObjectName("findingsList")
 
         legend = QLabel("white tick = threshold · amber = at or above it", self)
         legend.setObjectName("legend")
@@ -300,6 +349,20 @@ class FindingsPanel(QWidget):
     def _entry_changed(self, index: int) -> None:
         if index == self.model.current:
             self._update_status()
+
+    def _update_applicability(self) -> None:
+        """The "Not applicable" panel in place of the findings, or the warning over findings
+        scored anyway."""
+        entry = self.model.entry
+        outside = entry is not None and entry.status == NOT_APPLICABLE and entry.prediction is None
+        self.not_applicable_area.setVisible(outside)
+        self.findings_list.setVisible(not outside)
+        self.not_applicable_reason.setText(f"{entry.outside_use[:1].upper()}{entry.outside_use[1:]}."
+                                           if outside and entry.outside_use else "")
+        scored_anyway = entry is not None and entry.prediction is not None and bool(entry.outside_use)
+        self.outside_label.setText(f"⚠ Scored outside the model's use: {entry.outside_use}. These findings may "
+                                   "mean nothing." if scored_anyway else "")
+        self.outside_label.setVisible(scored_anyway)
 
     def set_named(self, on: bool) -> None:
         self.named = on
@@ -410,6 +473,8 @@ class FindingsPanel(QWidget):
             text = "Open a film: File ▸ Open file (Ctrl+O), or drop files or folders here."
         elif entry.status == ERROR:
             text = f"Could not score this film: {entry.error}"
+        elif entry.status == NOT_APPLICABLE:
+            text = "Not scored: the model does not read this film."
         elif entry.prediction is None and entry.status in (QUEUED, READING):
             text = "Scoring…"
         elif entry.prediction is not None:
@@ -418,6 +483,7 @@ class FindingsPanel(QWidget):
         else:
             text = ""
         self.status_label.setText(text)
+        self._update_applicability()
 
     def _display_changed(self) -> None:
         d = self.model.display

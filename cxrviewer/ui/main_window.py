@@ -176,6 +176,8 @@ class MainWindow(QMainWindow):
         ev.classifier.connect(self._update_model_status)
         s = self.session
         s.filmFailed.connect(self._film_failed)
+        s.notApplicable.connect(self._not_applicable)
+        self.panel.scoreAnywayRequested.connect(self.session.score_anyway)
         s.failed.connect(self.error_dialog)
         s.modelChanged.connect(self._model_loaded)
         s.modelFailed.connect(self._model_failed)
@@ -256,6 +258,13 @@ class MainWindow(QMainWindow):
         if entry is not None and str(entry.path) == path:
             self.statusBar().showMessage(message, 10000)
             self.predictionShown.emit(False)
+
+    def _not_applicable(self, path: str, reason: str) -> None:
+        """The model does not read the current film: the panel says why (the findings' place)."""
+        entry = self.model.entry
+        if entry is not None and str(entry.path) == path:
+            self.statusBar().showMessage(f"Not applicable: {reason}", 10000)
+            self.predictionShown.emit(True)  # what there is to show about it is on screen
 
     def _entry_changed(self, index: int) -> None:
         if index == self.model.current:

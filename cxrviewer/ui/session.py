@@ -14,6 +14,8 @@ Signals (all delivered on the UI thread):
 - ``filmReady(path)``: the current film's pixels are in the model;
 - ``predictionReady(path)``: a film read on its own got its prediction;
 - ``filmFailed(path, message)``: a film could not be read or scored;
+- ``notApplicable(path, reason)``: the model does not read a film (its DICOM header,
+  :mod:`cxrviewer.applicability`): it is not scored unless asked (:meth:`FilmSession.score_anyway`);
 - ``scoringStarted(total, csv)``, ``scoringProgress(done, total, name)``,
   ``scoringFinished(summary)`` (a :class:`cxrviewer.batch.Summary`, ``None`` when the run stopped
   on an error), ``scoringEnded()`` once the run is over or dropped (other films, another model);
@@ -39,7 +41,7 @@ from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
 from .refcounts import protect_singletons
-from .viewer_model import ERROR, QUEUED, READING, SCORED, ViewerModel
+from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
     FilmJob,
     ScoredFilm,
@@ -62,6 +64,7 @@ class FilmSession(QObject):
     filmReady = Signal(str)
     predictionReady = Signal(str)
     filmFailed = Signal(str, str)
+    notApplicable = Signal(str, str)
     scoringStarted = Signal(int, str)
     scoringProgress = Signal(int, int, str)
     scoringFinished = Signal(object)
@@ -180,7 +183,8 @@ class FilmSession(QObject):
                 self.model.set_film(film)
                 self.filmReady.emit(str(entry.path))
         clf = self.model.classifier
-        needs_prediction = entry.prediction is None and clf is not None
+        # a film the model does not read is not scored again until asked (score_anyway)
+        needs_prediction = entry.prediction is None and clf is not None and entry.status != NOT_APPLICABLE
         if not (film is None or needs_prediction) or entry.path in self._inflight:
             return
         path, generation = entry.path, self._generation
@@ -206,8 +210,12 @@ class FilmSession(QObject):
         entry = self.model.entries[index]
         changes: dict = {"thumbnail": job.thumbnail, "shape": (job.film.height, job.film.width)}
         scored = job.prediction is not None and entry.prediction is None
+        not_applicable = job.prediction is None and job.outside_use is not None
         if scored:
-            changes.update(prediction=job.prediction, status=SCORED, seconds=job.infer_seconds, batch=False, error=None)
+            changes.update(prediction=job.prediction, status=SCORED, seconds=job.infer_seconds, batch=False, error=None,
+                           outside_use=job.outside_use)
+        elif not_applicable:
+            changes.update(status=NOT_APPLICABLE, outside_use=job.outside_use, error=None)
         elif entry.status == READING:
             changes["status"] = QUEUED
         self.model.update_entry(index, **changes)
@@ -216,6 +224,25 @@ class FilmSession(QObject):
             self.filmReady.emit(str(job.path))
         if scored:
             self.predictionReady.emit(str(job.path))
+        elif not_applicable:
+            self.notApplicable.emit(str(job.path), job.outside_use)
+
+    def score_anyway(self) -> bool:
+        """Score the current film although the model does not read such films ("Score anyway":
+        ``score_all``); its findings come marked as outside the model's use. False when the
+        current film is not one the model refused."""
+        entry, clf = self.model.entry, self.model.classifier
+        if entry is None or clf is None or entry.status != NOT_APPLICABLE or entry.path in self._inflight:
+            return False
+        path, generation = entry.path, self._generation
+        self._inflight[path] = self._run(
+            read_and_score, path, clf, generation, True,
+            result=self._film_read,
+            error=lambda err: self._film_failed(path, generation, err),
+            finished=lambda: self._film_job_finished(path),
+        )
+        self.model.update_entry(self.model.current, status=READING)
+        return True
 
     def _film_failed(self, path: Path, generation: int, err: WorkerError) -> None:
         if generation != self._generation:
@@ -364,12 +391,18 @@ class FilmSession(QObject):
             changes["thumbnail"] = sf.thumbnail
         if sf.prediction is not None:
             if entry.prediction is None:
-                changes.update(prediction=sf.prediction, seconds=sf.seconds, batch=True, shape=sf.shape)
+                changes.update(prediction=sf.prediction, seconds=sf.seconds, batch=True, shape=sf.shape,
+                               outside_use=sf.outside_use)
             changes.update(status=SCORED, error=None)
+        elif sf.not_applicable:
+            if entry.prediction is None:  # not a film scored anyway meanwhile
+                changes.update(status=NOT_APPLICABLE, outside_use=sf.outside_use, error=None, shape=sf.shape)
         else:
             changes.update(status=ERROR, error=sf.error)
         self.model.update_entry(index, **changes)
-        if sf.prediction is None:
+        if sf.not_applicable:
+            self.notApplicable.emit(str(sf.path), sf.outside_use or "")
+        elif sf.prediction is None:
             self.filmFailed.emit(str(sf.path), sf.error or "")
 
     def _batch_done(self, worker: Worker, summary, out: Path) -> None:
@@ -403,7 +436,7 @@ class FilmSession(QObject):
 
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:
-            self.failed.emit("Nothing to export", "Open a film and wait for its findings first.")
+            self.failed.emit("Nothing to export", self._no_findings_why())
             return False
         why = unavailable_reason(fmt, film)
         if why is not None:
@@ -416,6 +449,13 @@ class FilmSession(QObject):
         )
         return True
 
+    def _no_findings_why(self) -> str:
+        entry = self.model.entry
+        if entry is not None and entry.status == NOT_APPLICABLE and entry.outside_use:
+            return (f"This film was not scored: {entry.outside_use}. Use \"Score anyway\" in the findings panel "
+                    "to score it outside the model's use.")
+        return "Open a film and wait for its findings first."
+
     # ------------------------------------------------------------------ PACS
     def send_to_pacs(self, target) -> bool:
         """Build ``target.outputs`` (SR, GSPS, SC) of the current DICOM film and C-STORE them to
@@ -426,7 +466,8 @@ class FilmSession(QObject):
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         why = send_reason(film, pred)
         if why is not None or clf is None:
-            self.failed.emit("Nothing to send", why or "Open a film and wait for its findings first.")
+            self.failed.emit("Nothing to send", self._no_findings_why() if pred is None else why or
+                             "Open a film and wait for its findings first.")
             return False
         self._run(
             send_results, target, film, pred, clf.info, self.model.render_options(),

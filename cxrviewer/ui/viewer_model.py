@@ -29,7 +29,9 @@ from ..types import Calibration, Film, Measurement, Orientation, Prediction, Voi
 logger = logging.getLogger(__name__)
 
 QUEUED, READING, SCORED, ERROR = "queued", "reading", "scored", "error"
-STATUSES = (QUEUED, READING, SCORED, ERROR)
+#: the model does not read the film (its DICOM header: :mod:`cxrviewer.applicability`): not scored
+NOT_APPLICABLE = "not_applicable"
+STATUSES = (QUEUED, READING, SCORED, ERROR, NOT_APPLICABLE)
 
 #: Which classes' heatmaps a newly shown film gets: a rule, or the user's own pick ("custom").
 POLICIES = (*RULES, CUSTOM)
@@ -84,6 +86,9 @@ class FilmEntry:
     batch: bool = False  # scored in a folder run: ``seconds`` is read + this film's share of a batch
     thumbnail: np.ndarray | None = None  # uint8 H×W, a small grey picture of the film
     shape: tuple[int, int] | None = None
+    #: why the film lies outside the model's use (its header): not scored (``NOT_APPLICABLE``),
+    #: or scored anyway ("Score anyway": ``SCORED`` with a prediction)
+    outside_use: str | None = None
 
     @property
     def name(self) -> str:
@@ -181,13 +186,15 @@ class ViewerModel:
 
     def sort_by_suspicion(self) -> None:
         """A worklist: films with findings above threshold first (highest such probability, then
-        most findings), then scored films without findings, films not scored yet, and unreadable
-        films last; the current film stays selected. Stable: ties keep their order."""
+        most findings), then scored films without findings, films not scored yet, films the model does
+        not read, and unreadable films last; the current film stays selected. Stable: ties keep their order."""
         current = self.entry
 
         def key(entry: FilmEntry) -> tuple[int, float, int]:
             if entry.status == ERROR:
                 return (3, 0.0, 0)
+            if entry.status == NOT_APPLICABLE:
+                return (2, 0.0, 1)
             pred = entry.prediction
             if entry.status != SCORED or pred is None:
                 return (2, 0.0, 0)
@@ -223,10 +230,12 @@ class ViewerModel:
         """A new model: every cached prediction belongs to the old one and is dropped."""
         self.classifier = classifier
         for entry in self.entries:
-            if entry.status in (SCORED, READING) or entry.prediction is not None:
+            if entry.status in (SCORED, READING, NOT_APPLICABLE) or entry.prediction is not None:
+                # another model may read what this one does not (its card: cxr.applicable)
                 entry.prediction = None
                 entry.status = QUEUED
                 entry.seconds = None
+                entry.outside_use = None
         self.events.classifier.emit()
         self.events.entries.emit()
         self.events.film.emit()

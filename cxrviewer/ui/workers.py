@@ -200,23 +200,34 @@ class FilmJob:
     read_seconds: float
     infer_seconds: float | None
     generation: int = 0
+    #: why the film lies outside the model's use (:mod:`cxrviewer.applicability`): with no
+    #: prediction it was not scored; with one it was scored anyway (``score_all``)
+    outside_use: str | None = None
 
 
-def read_and_score(path: Path, classifier=None, generation: int = 0) -> FilmJob:
-    """Read ``path`` (:func:`cxrviewer.io.read_film`) and, with a classifier, predict it."""
+def read_and_score(path: Path, classifier=None, generation: int = 0, score_all: bool = False) -> FilmJob:
+    """Read ``path`` (:func:`cxrviewer.io.read_film`) and, with a classifier, predict it: a
+    film the model does not read (:func:`cxrviewer.applicability.check`) is not scored, unless
+    ``score_all`` ("Score anyway")."""
+    from ..applicability import check
     from ..io import read_film
 
     t0 = time.perf_counter()
     film = read_film(path)
     read_seconds = time.perf_counter() - t0
     thumb = make_thumbnail(film)
-    prediction, infer_seconds = None, None
+    prediction, infer_seconds, outside_use = None, None, None
     if classifier is not None:
+        verdict = check(film, classifier.info)
+        outside_use = verdict.reason or None
+        if outside_use is not None and not score_all:
+            logger.info("%s is not applicable: %s", Path(path).name, outside_use)
+            return FilmJob(Path(path), film, thumb, None, read_seconds, None, generation, outside_use)
         t1 = time.perf_counter()
         prediction = classifier.predict_one(film)
         infer_seconds = time.perf_counter() - t1
         logger.info("%s scored in %.0f ms", Path(path).name, 1000 * infer_seconds)
-    return FilmJob(Path(path), film, thumb, prediction, read_seconds, infer_seconds, generation)
+    return FilmJob(Path(path), film, thumb, prediction, read_seconds, infer_seconds, generation, outside_use)
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,6 +244,9 @@ class ScoredFilm:
     done: int
     total: int
     generation: int = 0
+    #: why the film lies outside the model's use (its header); not scored when ``not_applicable``
+    outside_use: str | None = None
+    not_applicable: bool = False
 
 
 def score_folder(
@@ -261,6 +275,7 @@ def score_folder(
                     path=result.path, prediction=result.prediction, error=result.error,
                     error_type=result.error_type, seconds=result.seconds, thumbnail=thumb,
                     shape=result.film_shape, done=done, total=total, generation=generation,
+                    outside_use=result.outside_use, not_applicable=result.not_applicable,
                 )
             )
 

@@ -1,7 +1,9 @@
 """The worklist's filter: which of the opened films the strip lists.
 
 "All films", "Any positive" (a finding at or above its threshold), "Positive for FINDING",
-"Out of distribution" (the model flags the film as unusual) or "Unreadable". Films not scored
+"Out of distribution" (the model flags the film as unusual), "Not applicable" (the model does not
+read the film, by its DICOM header: :mod:`cxrviewer.applicability`; also once scored anyway) or
+"Unreadable". Films not scored
 yet match only "All films": they appear under a finding's filter once scored, as a folder run
 reaches them. The filter hides rows and never reorders them, so it combines with View ▸ Sort
 films by suspicion.
@@ -12,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .viewer_model import ERROR, SCORED, FilmEntry
+from .viewer_model import ERROR, NOT_APPLICABLE, SCORED, FilmEntry
 
 ALL, POSITIVE, FINDING, OOD, UNREADABLE = "all", "positive", "finding", "ood", "error"
+OUTSIDE = NOT_APPLICABLE
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class FilmFilter:
     label: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in (ALL, POSITIVE, FINDING, OOD, UNREADABLE):
+        if self.kind not in (ALL, POSITIVE, FINDING, OOD, UNREADABLE, OUTSIDE):
             raise ValueError(f"unknown worklist filter {self.kind!r}")
         if (self.kind == FINDING) != bool(self.label):
             raise ValueError("a finding's filter names its label, and only it does")
@@ -36,6 +39,7 @@ class FilmFilter:
             ALL: "All films",
             POSITIVE: "Any positive",
             OOD: "Out of distribution",
+            OUTSIDE: "Not applicable",
             UNREADABLE: "Unreadable",
         }.get(self.kind) or f"Positive for {self.label.replace('_', ' ')}"
 
@@ -44,6 +48,8 @@ class FilmFilter:
             return True
         if self.kind == UNREADABLE:
             return entry.status == ERROR
+        if self.kind == OUTSIDE:
+            return entry.status == NOT_APPLICABLE or entry.outside_use is not None
         pred = entry.prediction
         if entry.status != SCORED or pred is None:
             return False
@@ -56,7 +62,7 @@ class FilmFilter:
 
 def filter_choices(labels: Sequence[str]) -> tuple[FilmFilter, ...]:
     """The filter's choices for a model with ``labels``, in the order the combo lists them."""
-    fixed = (FilmFilter(ALL), FilmFilter(POSITIVE), FilmFilter(OOD), FilmFilter(UNREADABLE))
+    fixed = (FilmFilter(ALL), FilmFilter(POSITIVE), FilmFilter(OOD), FilmFilter(OUTSIDE), FilmFilter(UNREADABLE))
     return fixed + tuple(FilmFilter(FINDING, label) for label in labels)
 
 

@@ -107,8 +107,8 @@ def test_filter_lists_the_matching_films_with_the_count(qtbot, classifier):
 
 def test_filter_choices_follow_the_model():
     choices = filter_choices(("A", "B_C"))
-    assert [c.text for c in choices] == ["All films", "Any positive", "Out of distribution", "Unreadable",
-                                         "Positive for A", "Positive for B C"]
+    assert [c.text for c in choices] == ["All films", "Any positive", "Out of distribution", "Not applicable",
+                                         "Unreadable", "Positive for A", "Positive for B C"]
     with pytest.raises(ValueError):
         FilmFilter(FINDING)
 
