@@ -32,7 +32,7 @@ import numpy as np
 
 from . import applicability
 from .classes import ClassChoice
-from .errors import CxrError, FileChangedError
+from .errors import CxrError, DicomResultsIncomplete, FileChangedError
 from .export import export_png
 from .storage import check_writable_dir, join, upload_file, url_exists
 from .heatmap import DEFAULT_COLORMAP
@@ -400,9 +400,17 @@ def score_to_csv(
 
 
 def handed_on(result: ScoreResult, on_result: Callable[[ScoreResult], None]) -> ScoreResult:
-    """Call ``on_result``; an export that fails turns the film's row into an error row."""
+    """Call ``on_result``; an export that fails turns the film's row into an error row, except
+    DICOM results that could not all be written (:class:`DicomResultsIncomplete`): the film's
+    probabilities stand, its row stays ``ok`` and its ``error`` says which result failed."""
     try:
         on_result(result)
+    except DicomResultsIncomplete as exc:
+        if not result.ok:
+            raise
+        logger.warning("%s: %s", result.path, exc)
+        note = f"{result.error}; {exc}" if result.error else str(exc)
+        return dataclasses.replace(result, error=note, error_type=result.error_type or type(exc).__name__)
     except CxrError as exc:
         if not result.ok:
             raise
@@ -449,17 +457,24 @@ class ExportTally:
     dicom: int = 0
     not_dicom: int = 0
     same_uids: int = 0
+    #: DICOM results that could not be made (the film's row stays ok and says which)
+    dicom_failed: int = 0
+    #: DICOM results made again because their film changed since
+    stale: int = 0
     #: source UIDs → the film whose results they name (one image by PS3.5 9.1, one set of results)
     seen: dict[DicomUids, Path | str] = field(default_factory=dict, repr=False)
 
-    def counts(self) -> tuple[int, int, int, int]:
-        return (self.pictures, self.dicom, self.not_dicom, self.same_uids)
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        return (self.pictures, self.dicom, self.not_dicom, self.same_uids, self.dicom_failed, self.stale)
 
     def add(self, counts: Sequence[int]) -> None:
         self.pictures += int(counts[0])
         self.dicom += int(counts[1])
         self.not_dicom += int(counts[2])
         self.same_uids += int(counts[3])
+        if len(counts) > 4:
+            self.dicom_failed += int(counts[4])
+            self.stale += int(counts[5])
 
 
 def picture_names(paths: Iterable[Path | str]) -> dict[Path | str, str]:
@@ -488,17 +503,34 @@ def _dicom_folder(plan: ExportPlan, root: Path | None = None) -> DicomResultsFol
     return DicomResultsFolder(root, plan.dicom_formats or FORMATS)
 
 
-def _missing_dicom(plan: ExportPlan, uids: DicomUids) -> tuple[str, ...]:
+def _missing_dicom(plan: ExportPlan, uids: DicomUids, key: FileKey | None = None) -> tuple[str, ...]:
+    """The results of the film ``uids`` that are missing, or stale: made from another version
+    of the film than the one whose resume key is ``key`` (:func:`cxrviewer.dicom.folder.source_digest`)."""
+    from .dicom.folder import stored_digest
+
     folder = _dicom_folder(plan)
+    digest = _digest(key)
     if not is_url(plan.dicom):
-        return folder.missing_of(uids)
-    return tuple(f for f, rel in folder.paths(uids).items() if not url_exists(join(plan.dicom, *rel.parts)))
+        return folder.missing_of(uids, digest)
+    missing = []
+    for f, rel in folder.paths(uids).items():
+        url = str(join(plan.dicom, *rel.parts))
+        if not url_exists(url) or (digest is not None and stored_digest(url) != digest):
+            missing.append(f)
+    return tuple(missing)
+
+
+def _digest(key: FileKey | None) -> str | None:
+    from .dicom.folder import source_digest
+
+    return None if key is None else source_digest(key[1], key[2])
 
 
 def exports_missing(path: Path | str, plan: ExportPlan) -> bool:
     """Whether the film at ``path`` (a path or a URL, already in the results) lacks DICOM results
-    it should have (a run killed between writing them and its row, a file removed since): it is
-    scored again."""
+    it should have (a run killed between writing them and its row, a file removed since, a
+    result that could not be made last time) or has results of an earlier version of the file:
+    it is scored again."""
     if plan.dicom is None:
         return False
     from .dicom.folder import dicom_uids
@@ -507,7 +539,7 @@ def exports_missing(path: Path | str, plan: ExportPlan) -> bool:
         uids = dicom_uids(path)
     except CxrError:
         return True
-    return uids is not None and bool(_missing_dicom(plan, uids))
+    return uids is not None and bool(_missing_dicom(plan, uids, file_key(path)))
 
 
 def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: str | None,
@@ -515,19 +547,31 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
     """Write what ``plan`` asks for one scored film: its DICOM results (a DICOM film only; those
     missing, unless the plan overwrites), then its picture ``name``. The one export step of the
     local engine and of the Ray engine's actors; a :class:`CxrError` means the film's export
-    failed (its row becomes an error row: :func:`handed_on`)."""
+    failed (its row becomes an error row: :func:`handed_on`), except
+    :class:`DicomResultsIncomplete`, raised after everything else was written: some DICOM
+    results could not be made, the others and the picture were written."""
     if not result.ok:
         return
     options = plan.render_options(result.prediction)
+    failed: dict[str, CxrError] = {}
     if plan.dicom is not None:
-        _export_dicom(result, plan, info, options, tally)
+        failed = _export_dicom(result, plan, info, options, tally)
     if plan.pictures is not None and name is not None:
         export_png(join(plan.pictures, name), result.film, result.prediction, info, options)
         tally.pictures += 1
+    if failed:
+        from .dicom.folder import SUFFIXES
+
+        tally.dicom_failed += len(failed)
+        raise DicomResultsIncomplete("; ".join(
+            f"DICOM result {SUFFIXES[f]} not written: {exc}" for f, exc in failed.items()
+        ) + " (a rerun into the same results retries it)")
 
 
 def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,
-                  tally: ExportTally) -> None:
+                  tally: ExportTally) -> dict[str, CxrError]:
+    """Write the DICOM results of ``result`` that are missing or stale; returns those that could
+    not be made, and why. Raises :class:`CxrError` when none can be (no header to name them)."""
     from .dicom.folder import header_uids
     from .dicom.source import read_source_header, source_kind
 
@@ -536,7 +580,7 @@ def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, option
     film = result.film
     if source_kind(film) != "dicom":
         tally.not_dicom += 1
-        return
+        return {}
     # The header that names the results (and that each builder copies from): a film whose file
     # is gone since it was scored gets an error row, not silence.
     uids = header_uids(read_source_header(film), film.name)
@@ -544,18 +588,30 @@ def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, option
     if first != result.path:
         tally.same_uids += 1
         logger.warning("%s has the SOP Instance UID of %s: its DICOM results are that film's", result.path, first)
-        return
-    only = None if plan.overwrite else _missing_dicom(plan, uids)
+        return {}
+    only = None if plan.overwrite else _missing_dicom(plan, uids, result.key)
     if only == ():
-        return
+        return {}
+    if only and not plan.overwrite:
+        # a result whose file is there but whose key is not this film's: made again, replacing it
+        stale = [f for f, p in _dicom_folder(plan).paths(uids).items()
+                 if f in only and not is_url(plan.dicom) and p.is_file()]
+        if stale:
+            tally.stale += len(stale)
+            logger.info("%s changed since its DICOM results (%s) were made: made again, with new "
+                        "SOP Instance UIDs", result.path, ", ".join(stale))
     folder = _dicom_folder(plan)
+    digest = _digest(result.key)
     if not is_url(plan.dicom):
-        tally.dicom += len(folder.write(uids, film, result.prediction, info, options, only=only))
-        return
+        written, failed = folder.write_each(uids, film, result.prediction, info, options, only=only, digest=digest)
+        tally.dicom += len(written)
+        return failed
     # an object store: the same writer into a private local folder, then one upload per object
     with tempfile.TemporaryDirectory(prefix="cxrviewer-dicom-") as stage:
         staged = _dicom_folder(plan, Path(stage))
-        for written in staged.write(uids, film, result.prediction, info, options, only=only):
-            rel = Path(written).relative_to(stage)
-            upload_file(written, str(join(plan.dicom, *rel.parts)))
+        written, failed = staged.write_each(uids, film, result.prediction, info, options, only=only, digest=digest)
+        for path in written:
+            rel = Path(path).relative_to(stage)
+            upload_file(path, str(join(plan.dicom, *rel.parts)))
             tally.dicom += 1
+    return failed

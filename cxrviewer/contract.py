@@ -90,6 +90,10 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     return {PREFIX + k: json.dumps(v, allow_nan=False) for k, v in values.items()}
 
 
+#: The sane range of ``cxr.std`` (exclusive): the film's [0, 1] or 0-255 values divided by it.
+STD_RANGE = (1e-6, 1e3)
+
+
 def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelInfo:
     """Parse and validate ``metadata_props``; raise one :class:`ModelError` listing every problem."""
     missing = [PREFIX + k for k in KEYS if PREFIX + k not in props]
@@ -108,7 +112,13 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
 
     problems: list[str] = []
     version = raw["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int):
+        # JSON's true is not a version, though Python counts it as the integer 1
+        raise ModelError(
+            f"{source}: metadata {PREFIX}format_version must be an integer (this cxrviewer reads "
+            f"version {FORMAT_VERSION}), got {json.dumps(version)}. {_FIX}"
+        )
+    if version > FORMAT_VERSION or version < 1:
         raise ModelError(
             f"{source} uses model format version {version!r}; this cxrviewer reads version "
             f"{FORMAT_VERSION}. Upgrade cxrviewer or re-export the model."
@@ -129,6 +139,9 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         problems.append(f"cxr.mean must be a number, got {mean!r}")
     if not _finite(std) or std <= 0:
         problems.append(f"cxr.std must be a positive number, got {std!r}")
+    elif not STD_RANGE[0] < std < STD_RANGE[1]:
+        # the input is (x - mean) / std: a std of 1e-30 or 1e300 makes it inf or 0 for every film
+        problems.append(f"cxr.std must lie between {STD_RANGE[0]:g} and {STD_RANGE[1]:g}, got {std!r}")
     thresholds = raw["thresholds"]
     if isinstance(thresholds, list) and len(thresholds) == len(labels):
         thresholds = dict(zip(labels, thresholds))

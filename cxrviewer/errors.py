@@ -16,6 +16,10 @@ class UnreadableImageError(CxrError):
     """The file is missing, empty, truncated, not an image, or too large to decode safely."""
 
 
+class UnsupportedImageError(UnreadableImageError):
+    """A picture file cxrviewer does not score as one film (a multi-page TIFF, an animated PNG)."""
+
+
 class UnsupportedDicomError(CxrError):
     """A DICOM object that cxrviewer cannot show as a film (no pixels, unknown syntax, ...)."""
 
@@ -79,6 +83,12 @@ class NoDicomSourceError(CxrError):
 
 class DicomResultError(CxrError):
     """A DICOM Structured Report or Presentation State that cannot be made from this film."""
+
+
+class DicomResultsIncomplete(CxrError):
+    """A scored film some of whose DICOM results could not be written: its probabilities stand
+    (its row stays ``ok``, the message says which result failed and why) and a rerun tries the
+    missing results again."""
 
 
 class DicomExportError(CxrError):

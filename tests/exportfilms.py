@@ -65,10 +65,12 @@ def png_pixels(path: Path) -> np.ndarray:
 
 
 def coded_content(ds: pydicom.Dataset) -> list:
-    """Every element of ``ds`` (sequences walked) but the generated ones: (tag, value) pairs."""
+    """Every element of ``ds`` (sequences walked) but the generated ones: (tag, value) pairs.
+    The key of the film file a result was made from (a private block, its size and mtime:
+    cxrviewer.dicom.folder.KEY_GROUP) is left out too: a copy of the file has another."""
     out: list = []
     for elem in ds:
-        if elem.VR in GENERATED_VRS:
+        if elem.VR in GENERATED_VRS or (elem.tag.is_private and elem.tag.group == 0x0077):
             continue
         if elem.VR == "SQ":
             out.append((elem.tag, [coded_content(item) for item in elem.value]))

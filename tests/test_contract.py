@@ -39,6 +39,11 @@ def test_every_missing_key_is_named(tmp_path):
         ("cxr.layout", '"NCHW"', "NHWC"),
         ("cxr.input_size", "not json", "not valid JSON"),
         ("cxr.format_version", "99", "version 99"),
+        # issue 25: true is no version (Python counts it as 1), a std that makes every input 0 or inf
+        ("cxr.format_version", "true", r"cxr.format_version must be an integer .*, got true"),
+        ("cxr.format_version", "1.0", r"cxr.format_version must be an integer .*, got 1.0"),
+        ("cxr.std", "1e-30", r"cxr.std must lie between 1e-06 and 1000, got 1e-30"),
+        ("cxr.std", "1e300", r"cxr.std must lie between 1e-06 and 1000, got 1e\+300"),
         ("cxr.precision", '"fp16"', r'cxr.precision must be one of "fp32", "int8" \(absent means "fp32"\), got \'fp16\''),
         ("cxr.precision", "8", "cxr.precision must be one of"),
     ],

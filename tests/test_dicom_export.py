@@ -313,8 +313,10 @@ def test_anonymize_and_burn_in_together_is_refused(tmp_path, phi_film, classifie
     assert not (tmp_path / "x.dcm").exists()
 
 
-def test_invalid_source_values_are_copied_without_pydicom_quoting_them(tmp_path, classifier, caplog, recwarn):
-    """pydicom's 'Invalid value for VR DA: ...' warning quotes the value: here a birth date."""
+def test_invalid_source_values_are_left_out_without_pydicom_quoting_them(tmp_path, classifier, caplog, recwarn):
+    """pydicom's 'Invalid value for VR DA: ...' warning quotes the value: here a birth date.
+    A value that breaks its VR is left out of the export (Type 2: written empty), and the log
+    names the attribute, not the value (issue 25)."""
     path = tmp_path / "src.dcm"
     with dicom_config.disable_value_validation():
         ds = make_phi_dicom(path)
@@ -326,8 +328,9 @@ def test_invalid_source_values_are_copied_without_pydicom_quoting_them(tmp_path,
     film = Film(synthetic_pixels(), source=path)
     out = export_dicom_sc(tmp_path / "sc.dcm", film, classifier.predict_one(film), classifier.info)
     assert "1945" not in caplog.text + "".join(str(w.message) for w in recwarn)
-    with dicom_config.disable_value_validation():
-        assert pydicom.dcmread(out).PatientBirthDate == "17.03.1945"  # copied as it was
+    assert "Patient's Birth Date (0010,0030)" in caplog.text and "left out" in caplog.text
+    back = pydicom.dcmread(out)
+    assert back.PatientBirthDate == "" and str(back.PatientName) == str(ds.PatientName)  # the rest is copied
 
 
 # --------------------------------------------------------------------------- errors and text

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
 
@@ -141,8 +142,11 @@ def test_rerun_writes_exactly_the_missing_results(tmp_path, films, tiny_model):
     run = run_cli(*cli_args(films, out, tiny_model, "--dicom-formats", "sr,gsps"))
     assert run.returncode == 1, run.stderr
     rows = last_rows(out / "results.csv")
-    assert rows[CHEST_DICOMS[1]]["status"] == "error" and "Export failed" in rows[CHEST_DICOMS[1]]["error"]
-    assert sum(r["status"] == "ok" for r in rows.values()) == 4
+    # the film keeps its probabilities: its row is ok and says which DICOM result was not written
+    failed = rows[CHEST_DICOMS[1]]
+    assert failed["status"] == "ok" and "DICOM result pr not written" in failed["error"], failed
+    assert failed["Atelectasis"] != "" and "could not be made" in run.stderr
+    assert sum(r["status"] == "ok" for r in rows.values()) == 5
     sr_only = {k: p for k, p in expected.items() if not k.endswith(":sc")}
     before = stamps(sr_only.values())
     assert set(before) == set(sr_only.values()) - {blocked}
@@ -157,6 +161,7 @@ def test_rerun_writes_exactly_the_missing_results(tmp_path, films, tiny_model):
     assert {p: after[p] for p in before} == before  # the others were not written again
     assert dciodvfy_errors(blocked) == []
     assert last_rows(out / "results.csv")[CHEST_DICOMS[1]]["status"] == "ok"
+    assert last_rows(out / "results.csv")[CHEST_DICOMS[1]]["error"] == ""
 
     # a result removed after its film's row was written: that film alone is scored again
     gone = expected[f"{CHEST_DICOMS[2]}:sr"]
@@ -215,3 +220,96 @@ def test_dicom_out_in_the_film_folder_is_refused(tmp_path, films, tiny_model, ca
     assert code == 3 and "Choose another folder for the DICOM results" in err and "(--out)" not in err
     assert not (tmp_path / "r.csv").exists() and sorted(p.name for p in films.iterdir()) == sorted(
         [*CHEST_DICOMS, next(p.name for p in films.iterdir() if p.suffix == ".png")])
+
+
+# --------------------------------------------------------------------------- issue 25
+def score_main(films: Path, out: Path, model: Path, *extra: str, capsys=None) -> tuple[int, str]:
+    from cxrviewer.cli import main
+
+    code = main(["score", str(films), "--out", str(out / "results.csv"), "--dicom-out", str(out / "dicom"),
+                 "--model", str(model), "--no-progress", "--workers", "1", *extra])
+    return code, capsys.readouterr().err if capsys is not None else ""
+
+
+def test_a_dicom_result_that_cannot_be_made_keeps_the_rows_probabilities(tmp_path, dicom_corpus, tiny_model, capsys):
+    """An RGB DICOM (cxrviewer's own Secondary Capture) gets an SR and an SC but no grayscale
+    Presentation State: its row stays ok with its probabilities and says which result failed;
+    a rerun tries that one again (and only that one)."""
+    from cxrviewer.dicom.sc import export_dicom_sc
+    from cxrviewer.io import read_film
+    from cxrviewer.model import Classifier
+
+    clf = Classifier.load(tiny_model, device="cpu")
+    films = tmp_path / "films"
+    films.mkdir()
+    film = read_film(dicom_corpus["nih_dx"])
+    export_dicom_sc(films / "colour.dcm", film, clf.predict_one(film), clf.info)
+    shutil.copy2(dicom_corpus["nih_dx"], films / "grey.dcm")
+    out = tmp_path / "out"
+    code, err = score_main(films, out, tiny_model, capsys=capsys)
+    assert code == 1, err  # not everything asked for was made
+    rows = last_rows(out / "results.csv")
+    colour = rows["colour.dcm"]
+    assert colour["status"] == "ok" and colour["Atelectasis"] != "", colour
+    assert "DICOM result pr not written" in colour["error"] and "colour image" in colour["error"]
+    assert rows["grey.dcm"]["status"] == "ok" and rows["grey.dcm"]["error"] == ""
+    assert "wrote 5 DICOM result(s)" in err and "1 could not be made" in err
+    paths = DicomResultsFolder(out / "dicom").paths(dicom_uids(films / "colour.dcm"))
+    assert paths["sr"].is_file() and paths["sc"].is_file() and not paths["gsps"].exists()
+    before = stamps(p for p in (out / "dicom").rglob("*.dcm"))
+
+    code, err = score_main(films, out, tiny_model, capsys=capsys)
+    assert code == 1 and "1 scored, 0 failed" in err and "1 already done" in err, err
+    assert "wrote 0 DICOM result(s)" in err  # the SR and SC it has are kept; the pr is tried again
+    assert stamps(before) == before
+
+
+def replace_film(path: Path) -> None:
+    """The film re-exported under the same UIDs: other pixels (mirrored), a later mtime."""
+    ds = pydicom.dcmread(path)
+    px = ds.pixel_array
+    ds.PixelData = np.ascontiguousarray(px[:, ::-1]).tobytes()
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+def test_dicom_results_follow_a_replaced_film(tmp_path, dicom_corpus, tiny_model, capsys):
+    """``score --dicom-out``, then the film is replaced under the same UIDs: the rerun scores it
+    again and makes each result again, a new object (new SOP Instance UID) in place of the old
+    file, saying what the new row says; a third run keeps them."""
+    films = tmp_path / "films"
+    films.mkdir()
+    film = shutil.copy2(dicom_corpus["nih_dx"], films / "film.dcm")
+    out = tmp_path / "out"
+    code, err = score_main(films, out, tiny_model, capsys=capsys)
+    assert code == 0, err
+    paths = DicomResultsFolder(out / "dicom").paths(dicom_uids(film))
+    old = {f: pydicom.dcmread(p).SOPInstanceUID for f, p in paths.items()}
+    old_row = last_rows(out / "results.csv")["film.dcm"]
+
+    replace_film(film)
+    code, err = score_main(films, out, tiny_model, capsys=capsys)
+    assert code == 0, err
+    assert "1 scored" in err and "wrote 3 DICOM result(s)" in err
+    assert "3 of them replace the results of a film that changed since" in err
+    row = last_rows(out / "results.csv")["film.dcm"]
+    assert row["status"] == "ok" and row != old_row
+    for f, p in paths.items():
+        ds = pydicom.dcmread(p)
+        assert ds.SOPInstanceUID != old[f], f  # a corrected result is a new object
+        assert dciodvfy_errors(p) == [], (f, dciodvfy_errors(p))
+    assert sorted(q.name for q in paths["sr"].parent.iterdir()) == sorted(p.name for p in paths.values())
+    report = hd.sr.srread(paths["sr"]).content
+    for group in report.get_image_measurement_groups():
+        label = str(group.tracking_identifier)
+        if label in row:
+            values = {m.name.meaning: m.value for m in group.get_measurements()}
+            assert f"{values['Probability']:.6f}" == row[label], label
+
+    before = stamps(paths.values())
+    code, err = score_main(films, out, tiny_model, capsys=capsys)
+    assert code == 0 and "0 scored" in err and "1 already done" in err, err
+    assert stamps(paths.values()) == before

@@ -46,7 +46,7 @@ def local_results(films, classifier, tmp_path_factory) -> tuple[Path, tuple[int,
     tally = ExportTally()
     s = score_to_csv(films, classifier, out / "r.csv", exports=ExportPlan(None, out / "dcm"), tally=tally, workers=2)
     assert (s.scored, s.failed) == (len(films) - 1, 1)
-    assert tally.counts() == (0, DICOMS * RESULTS, PNGS, 0)
+    assert tally.counts() == (0, DICOMS * RESULTS, PNGS, 0, 0, 0)  # none failed, none stale
     return out / "dcm", tally.counts()
 
 
@@ -147,7 +147,7 @@ def test_a_url_film_whose_object_is_gone_gets_an_error_row(films, classifier, tm
         tally = ExportTally()
         rows[where] = handed_on(result, functools.partial(export_film, plan=plan, info=classifier.info, name=None,
                                                           tally=tally))
-        assert tally.counts() == (0, 0, 0, 0)
+        assert tally.counts() == (0, 0, 0, 0, 0, 0)
     for row in rows.values():
         assert (row.ok, row.error_type) == (False, "ExportFailed")
         assert row.error.startswith(f"Export failed: Cannot re-read the DICOM header of {dicom.name} ("), row.error

@@ -45,7 +45,7 @@ def test_file_urls_get_the_files_a_folder_gets(films, classifier, tmp_path):
         s = score_to_csv(films, classifier, tmp_path / f"r{i}.csv", exports=plan, tally=tally, workers=2)
         assert (s.scored, s.failed) == (len(films) - 1, 1)
         counts.append(tally.counts())
-    assert counts[0] == counts[1] == (len(films) - 1, 2 * 3, len(films) - 3, 0)
+    assert counts[0] == counts[1] == (len(films) - 1, 2 * 3, len(films) - 3, 0, 0, 0)
     pics, url_pics = files_under(tmp_path / "pics"), files_under(tmp_path / "store" / "pics")
     assert sorted(url_pics) == sorted(pics) and {"same.png", "same-2.png", "d00.png"} <= set(pics)
     for name, p in pics.items():

@@ -145,7 +145,7 @@ class TestLocalRuntime:
         paths = list_films([export_films], recursive=True)
         s = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2), exports=plan, tally=tally)
         assert (s.scored, s.failed) == (30, 1)
-        assert tally.counts() == (30, 36, 18, 0)
+        assert tally.counts() == (30, 36, 18, 0, 0, 0)
         same_exports(tmp_path / "pics", tmp_path / "dcm", local_exports)
         assert cells(read_results(tmp_path / "r.csv")) == cells(read_results(local_exports / "r.csv"))
         again = score_on_ray(paths, tiny_model, tmp_path / "r.csv", options=RayOptions(workers=2), exports=plan)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..io.dicom import install_decoder_traceback_filter
 from ..errors import (
     ClusterError,
     CxrError,
@@ -85,6 +86,8 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING if verbosity <= 1 else logging.DEBUG)
+    # a film pydicom cannot decode is one error line of ours, not pydicom's traceback too
+    install_decoder_traceback_filter()
 
 
 def _wants_cli(argv: Sequence[str]) -> bool:

@@ -144,6 +144,8 @@ def run(args) -> int:
     if stop.is_set():
         print(f"cxrviewer: interrupted; {resume}", file=sys.stderr)
         return _stop_code(stopped_by)
+    if summary.exit_code == 0 and tally.dicom_failed:
+        return 1  # every film scored, but not every DICOM result asked for was made
     return summary.exit_code
 
 
@@ -167,6 +169,11 @@ def _dicom_line(tally, plan) -> str:
     from ..dicom.folder import FORMATS
 
     text = f"wrote {tally.dicom} DICOM result(s) ({', '.join(plan.dicom_formats or FORMATS)}) -> {plan.dicom}"
+    if tally.stale:
+        text += f"; {tally.stale} of them replace the results of a film that changed since (new SOP Instance UIDs)"
+    if tally.dicom_failed:
+        text += (f"; {tally.dicom_failed} could not be made (their films' rows say why in 'error' and keep their "
+                 "probabilities; a rerun with the same --out tries them again)")
     if tally.same_uids:
         text += f"; {tally.same_uids} film(s) share the SOP Instance UID of another and get no results of their own"
     if tally.not_dicom:

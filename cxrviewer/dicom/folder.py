@@ -15,6 +15,7 @@ with no patient in it, which a PACS cannot file. :func:`dicom_uids` says ``None`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +30,13 @@ from pydicom.uid import UID
 from ..errors import CxrError, DicomResultError
 from ..io.sniff import HEAD_BYTES, sniff_format
 from ..render import RenderOptions
-from ..storage import is_url
+from ..storage import atomic_write_bytes, check_writable_dir, is_url
 from ..types import Film, ModelInfo, Prediction
-from .gsps import export_dicom_gsps
-from .sc import export_dicom_sc
+from .gsps import build_gsps, export_dicom_gsps
+from .output import write as write_dataset
+from .sc import build_sc_dataset, encode_dataset, export_dicom_sc
 from .source import FilmSource, open_source
-from .sr import export_dicom_sr
+from .sr import build_sr, export_dicom_sr
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,38 @@ FORMATS = ("sr", "gsps", "sc")
 #: Each result's file name suffix: ``pr`` is the DICOM name of a Presentation State (PS3.3 A.33).
 SUFFIXES = {"sr": "sr", "gsps": "pr", "sc": "sc"}
 _UID_TAGS = [Tag("StudyInstanceUID"), Tag("SOPInstanceUID")]
+#: The private block that holds the key of the film a result was made from (PS3.5 7.8.1): its
+#: group, its Private Creator, and the element in the block (LO: a hex digest, 32 characters).
+KEY_GROUP, KEY_CREATOR, KEY_ELEMENT = 0x0077, "CXRVIEWER SOURCE KEY", 0x01
+_KEY_TAGS = [Tag(KEY_GROUP, 0x0010), Tag(KEY_GROUP, 0x1000 | KEY_ELEMENT)]
+_WHAT = {"sr": "Structured Report", "gsps": "Presentation State", "sc": "Secondary Capture"}
+
+
+def source_digest(size: int, mtime_ns: int) -> str:
+    """The key a result keeps of the film file it was made from: a digest of its size and
+    modification time (the results CSV's resume key), so the result does not carry the file's
+    time itself (it may date the visit)."""
+    return hashlib.sha256(f"{int(size)} {int(mtime_ns)}".encode()).hexdigest()[:32]
+
+
+def stored_digest(location: Path | str) -> str | None:
+    """The :func:`source_digest` recorded in the result at ``location`` (a path or a URL);
+    ``None`` when the result has none (written before results kept it, or by the node) or
+    cannot be read."""
+    try:
+        with open_source(location) as f:
+            # the block a result gets is the group's first (PS3.5 7.8.1: creator (0077,0010),
+            # its elements (0077,10xx)); only those two are read (~0.8 ms for an SR of 70 kB)
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=_KEY_TAGS)
+        block = ds.private_block(KEY_GROUP, KEY_CREATOR)
+        value = block[KEY_ELEMENT].value
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: no key, so it is made again
+        return None
+    return value.decode("ascii", "replace").strip(" \0") if isinstance(value, bytes) else str(value).strip()
+
+
+def _put_digest(ds: Dataset, digest: str) -> None:
+    ds.private_block(KEY_GROUP, KEY_CREATOR, create=True).add_new(KEY_ELEMENT, "LO", digest)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -133,8 +167,13 @@ class DicomResultsFolder:
             return self.formats
         return () if uids is None else self.missing_of(uids)
 
-    def missing_of(self, uids: DicomUids) -> tuple[str, ...]:
-        return tuple(f for f, p in self.paths(uids).items() if not p.is_file())
+    def missing_of(self, uids: DicomUids, digest: str | None = None) -> tuple[str, ...]:
+        """The formats whose file is missing, or (with ``digest``, the film's
+        :func:`source_digest`) made from another version of the film: stale."""
+        return tuple(
+            f for f, p in self.paths(uids).items()
+            if not p.is_file() or (digest is not None and stored_digest(p) != digest)
+        )
 
     def write(
         self,
@@ -145,33 +184,89 @@ class DicomResultsFolder:
         options: RenderOptions,
         *,
         only: Sequence[str] | None = None,
+        digest: str | None = None,
     ) -> list[Path]:
         """Write the results of the film whose source has ``uids`` (``only`` those formats;
         default all), each atomically (a temporary file renamed), so a file that exists is
         whole. The SR and the Presentation State outline the regions of ``options.classes``,
         the Secondary Capture draws what ``options`` asks, as ``cxrviewer export`` does.
+        ``digest``: the film file's :func:`source_digest`, recorded in each result.
+        The first result that cannot be made raises; :meth:`write_each` goes on.
         """
+        written, errors = self.write_each(uids, film, prediction, info, options, only=only, digest=digest,
+                                          stop=True)
+        return written
+
+    def write_each(
+        self,
+        uids: DicomUids,
+        film: Film,
+        prediction: Prediction,
+        info: ModelInfo,
+        options: RenderOptions,
+        *,
+        only: Sequence[str] | None = None,
+        digest: str | None = None,
+        stop: bool = False,
+    ) -> tuple[list[Path], dict[str, CxrError]]:
+        """:meth:`write`, each result on its own: one that cannot be made (a header highdicom
+        refuses, a colour film's Presentation State) leaves the others be. Returns the files
+        written and, for each format not written, the error (``stop``: raise the first)."""
         targets = self.paths(uids)
         source = FilmSource(film, prediction)  # the source's header read once for all of them
-        return [
-            write_result(f, targets[f], film, prediction, info, options, source=source)
-            for f in self.formats
-            if only is None or f in only
-        ]
+        written: list[Path] = []
+        errors: dict[str, CxrError] = {}
+        for f in self.formats:
+            if only is not None and f not in only:
+                continue
+            try:
+                written.append(write_result(f, targets[f], film, prediction, info, options, source=source,
+                                            digest=digest))
+            except CxrError as exc:
+                if stop:
+                    raise
+                errors[f] = exc
+        return written, errors
 
 
 def write_result(
     fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions,
-    *, anonymize: bool = False, source: FilmSource | None = None,
+    *, anonymize: bool = False, source: FilmSource | None = None, digest: str | None = None,
 ) -> Path:
     """One DICOM result (``sr``, ``gsps`` or ``sc``) of ``film`` at ``path``: the findings of
     ``options.classes`` are drawn (SC) or get their regions (SR, Presentation State). The one
     dispatch behind ``score --dicom-out`` and the DICOM node. ``source``: the film's source,
     shared by its SR and Presentation State (:class:`~cxrviewer.dicom.source.FilmSource`: its
-    header read, its reference and regions made once for both); default: read for this one."""
+    header read, its reference and regions made once for both); default: read for this one.
+    ``digest``: the film file's :func:`source_digest`, recorded in the result (a private
+    attribute) so that a later run can tell a result of a replaced film."""
+    if digest is not None:
+        return _write_with_digest(fmt, path, film, prediction, info, options, anonymize, source, digest)
     if fmt == "sc":
         return export_dicom_sc(path, film, prediction, info, options, anonymize=anonymize)
     if fmt not in FORMATS:
         raise ValueError(f"unknown DICOM result {fmt!r}; choose among {', '.join(FORMATS)}")
     export = export_dicom_sr if fmt == "sr" else export_dicom_gsps
     return export(path, film, prediction, info, region_labels=options.classes, anonymize=anonymize, source=source)
+
+
+def _write_with_digest(
+    fmt: str, path: Path, film: Film, prediction: Prediction, info: ModelInfo, options: RenderOptions,
+    anonymize: bool, source: FilmSource | None, digest: str,
+) -> Path:
+    """:func:`write_result` of a result that records ``digest``: built, given the key, written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown DICOM result {fmt!r}; choose among {', '.join(FORMATS)}")
+    path = Path(path)
+    check_writable_dir(path.parent if str(path.parent) else Path("."))
+    if fmt == "sc":
+        ds = build_sc_dataset(film, prediction, info, options, anonymize=anonymize)
+        _put_digest(ds, digest)
+        out = atomic_write_bytes(path, encode_dataset(ds))
+        logger.info("wrote DICOM SC %s (study %s, series %s, instance %s)",
+                    out, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        return out
+    build = build_sr if fmt == "sr" else build_gsps
+    ds = build(film, prediction, info, region_labels=options.classes, anonymize=anonymize, source=source)
+    _put_digest(ds, digest)
+    return write_dataset(path, ds, _WHAT[fmt])

@@ -40,6 +40,7 @@ from ..errors import DicomExportError
 from ..render import DEMO_MARK, OOD_MARK, RenderOptions, annotate, drawable_text
 from ..storage import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo, Prediction
+from . import charset
 from .output import LO_MAX, MANUFACTURER, SERIES_NUMBER
 from .source import (
     ANONYMIZED_IDENTITY,
@@ -270,7 +271,8 @@ def derivation_description(prediction: Prediction, info: ModelInfo) -> str:
 
 def _copied_values(src: Dataset) -> dict[str, str]:
     keys = (*PATIENT_TYPE2, *STUDY_TYPE2, *COPIED_TYPE3, "StudyInstanceUID")
-    return {k: source_text(src, k) for k in keys}
+    copied = charset.checked_elements(src, keys)  # decoded; a value that breaks its VR left out
+    return {k: charset.as_text(copied.get(k)) for k in keys}
 
 
 def _source_reference(src: Dataset) -> tuple[str, str] | None:

@@ -22,7 +22,6 @@ Privacy: values are never logged; only paths and UIDs are.
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
 from collections.abc import Sequence
@@ -33,13 +32,10 @@ from typing import Any, BinaryIO
 import numpy as np
 import pydicom
 from pydicom import config as dicom_config
-from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.uid import UID
-from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from .. import heatmap
 from ..errors import DicomResultError, NoDicomSourceError, UnreadableImageError
@@ -47,6 +43,7 @@ from ..io.files import SOURCE_URL
 from ..io.sniff import HEAD_BYTES, sniff_format
 from ..storage import is_url, split_url
 from ..types import Film, Prediction
+from . import charset
 
 logger = logging.getLogger(__name__)
 
@@ -189,40 +186,9 @@ def read_source_header(film: Film) -> Dataset:
 
 
 def source_text(src: Dataset, keyword: str) -> str:
-    """The decoded value of ``keyword`` in the source, without pydicom's value validation."""
-    tag = tag_for_keyword(keyword)
-    elem = src.get_item(tag) if tag is not None else None
-    meta = getattr(src, "file_meta", None)
-    if elem is None and tag is not None and tag >> 16 == 0x0002 and meta is not None:
-        elem = meta.get_item(tag)
-    value = None if elem is None else elem.value
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        encodings = convert_encodings(_charset(src))
-        if dictionary_VR(tag) == "PN":
-            text = "=".join(decode_bytes(c, encodings, PN_DELIMS) for c in value.split(b"="))
-        else:
-            text = decode_bytes(value, encodings, TEXT_VR_DELIMS)
-    elif isinstance(value, (list, tuple, MultiValue)):
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return text.strip(" \x00").rstrip("=")
-
-
-def _charset(src: Dataset) -> str | list[str] | None:
-    elem = src.get_item(0x00080005)
-    if elem is None or elem.value is None:
-        return None
-    value = elem.value
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split("\\")]
-    else:
-        items = [str(v).strip() for v in value]
-    return items if len(items) > 1 else items[0]
+    """The decoded value of ``keyword`` in the source, without pydicom's value validation; ``""``
+    when it is absent or breaks its VR (logged: :func:`cxrviewer.dicom.charset.checked`)."""
+    return charset.as_text(charset.checked(src, keyword))
 
 
 def put_value(ds: Dataset, keyword: str, value: Any) -> None:
@@ -243,20 +209,23 @@ class SourceImage:
     series_instance_uid: str
     rows: int
     columns: int
+    name: str = "the source"  # the film's file name, for log lines
 
     def reference(self, *, anonymize: bool = False) -> Dataset:
         """The dataset handed to highdicom as the referenced image (see the module's docstring).
 
         Made from allow-lists, so highdicom copies nothing else of the source: the technical
         attributes, and (unless ``anonymize``) the patient and study attributes the Secondary
-        Capture export copies too. Elements are copied as they are, in the source's character
-        set, without decoding the values (so without pydicom warnings that would quote them).
+        Capture export copies too. Text is decoded from the source's character set and the
+        result is in UTF-8 (:mod:`cxrviewer.dicom.charset`: highdicom refuses code extensions
+        and an empty value); a value that breaks its VR is left out, with a log line.
         """
         ds = Dataset()
         keep = _TECHNICAL if anonymize else (*_TECHNICAL, *_IDENTITY_TYPE2, *_IDENTITY_TYPE3)
-        for keyword in keep:
-            if keyword in self.header:
-                ds[keyword] = copy.deepcopy(self.header[keyword])
+        keep = tuple(k for k in keep if k != "SpecificCharacterSet")
+        for keyword, element in charset.checked_elements(self.header, keep, self.name).items():
+            ds[keyword] = element
+        charset.use_result_character_set(ds)  # highdicom gives the result the reference's
         for keyword in _IDENTITY_TYPE2:
             if anonymize or keyword not in ds:  # Type 2 in the result: present, maybe empty
                 put_value(ds, keyword, "")
@@ -344,6 +313,7 @@ def read_source(film: Film, result: str) -> SourceImage:
         series_instance_uid=uids["Series Instance UID"],
         rows=rows,
         columns=columns,
+        name=film.name,
     )
 
 

@@ -62,8 +62,38 @@ _CODEC_PACKAGES = {
 # is some other file that pydicom parsed as garbage.
 _DICOM_EVIDENCE = ("SOPClassUID", "SOPInstanceUID", "Modality", "StudyInstanceUID", "SeriesInstanceUID", "Rows")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# Photometric Interpretations the standard retired (PS3.3 C.7.6.3.1.2) that no decoder reads:
+# a film in them is refused by name, rather than read as something it is not.
+_RETIRED_PHOTOMETRIC = ("HSV", "ARGB", "CMYK")
 # The Pixel Data tag (7FE0,0010) as it appears in little- and big-endian files.
 _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+
+
+# --------------------------------------------------------------------- logging
+class DecoderTracebackFilter(logging.Filter):
+    """pydicom's decoders log each plugin's failure with its traceback at ERROR
+    (``pydicom.pixels.decoders.base``: ``LOGGER.exception``) before they raise; cxrviewer turns
+    that failure into one :class:`UnreadableImageError` naming the file, which the caller
+    reports. This filter, installed by an entry point on the ``pydicom`` logger
+    (:func:`install_decoder_traceback_filter`), makes such a record one DEBUG line without its
+    traceback, shown only when the log is at DEBUG (``-vv``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or not record.name.startswith("pydicom.pixels"):
+            return True
+        exc = record.exc_info[1]
+        record.msg, record.args = "a decoding plugin failed (%s: %s)", (type(exc).__name__, record.getMessage())
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def install_decoder_traceback_filter() -> None:
+    """Install :class:`DecoderTracebackFilter` on the logger of pydicom's decoders (once); for
+    the entry points that configure logging (the CLI)."""
+    target = logging.getLogger("pydicom.pixels.decoders.base")
+    if not any(isinstance(f, DecoderTracebackFilter) for f in target.filters):
+        target.addFilter(DecoderTracebackFilter())
 
 
 # --------------------------------------------------------------------- reading the file
@@ -102,6 +132,15 @@ def read_dicom(path: Path, data: bytes | None = None) -> Film:
         photometric = "MONOCHROME2" if samples == 1 else "RGB"
         decode_options["photometric_interpretation"] = photometric
         logger.warning("%s has no Photometric Interpretation; assuming %s", path.name, photometric)
+
+    if photometric in _RETIRED_PHOTOMETRIC:
+        raise UnsupportedDicomError(
+            f"{path.name} has the Photometric Interpretation (0028,0004) {photometric}, which the "
+            "standard retired (PS3.3 C.7.6.3.1.2) and cxrviewer does not read. Convert the image to "
+            "MONOCHROME2 or RGB (e.g. with gdcmconv or dcmtk's dcmconv), then score it."
+        )
+    if not _is_encapsulated(ts):
+        _check_native_length(path, ds, rows, cols)
 
     arr = _decode_first_frame(path, ds, ts, decoder, decode_options)
     if frames > 1:
@@ -262,6 +301,37 @@ def _transfer_syntax(path: Path, ds: Any) -> Any:
         return uid
 
     return guard(path, get)
+
+
+def _check_native_length(path: Path, ds: Any, rows: int, cols: int) -> None:
+    """Native (uncompressed) Pixel Data holds exactly what the Image Pixel module describes,
+    Rows x Columns x Samples per Pixel x Bits Allocated per frame, padded to an even length
+    (PS3.5 8.1.1, 7.1.1). Shorter is a damaged file (an error: the last rows would be invented);
+    longer, more rows than Rows say, is read as the header says and logged."""
+    from pydicom.pixels.utils import get_expected_length
+
+    if "PixelData" not in ds:
+        return  # Float / Double Float Pixel Data: pydicom's decoder checks its length
+    try:
+        expected = int(get_expected_length(ds, "bytes"))
+        actual = len(ds.PixelData)
+    except Exception:  # noqa: BLE001 - a header pydicom cannot size: its decoder says what is wrong
+        logger.debug("could not size the pixel data of %s", path.name)
+        return
+    if actual < expected:
+        raise UnreadableImageError(
+            f"{path.name} has truncated pixel data: Pixel Data (7FE0,0010) holds {actual} bytes where "
+            f"its header (Rows {rows}, Columns {cols}, Samples per Pixel, Bits Allocated, Number of "
+            f"Frames) needs {expected}. The file is damaged or was cut off; copy or export it again."
+        )
+    extra = actual - expected - (expected % 2)  # an odd length is padded by one byte
+    if extra > 0:
+        row_bytes = max(1, expected // max(1, rows * max(1, get_int(path, ds, "NumberOfFrames") or 1)))
+        logger.warning(
+            "%s: Pixel Data (7FE0,0010) holds %d bytes more than its header's %d rows need (about %d "
+            "more rows); the image is read as Rows (0028,0010) says and the rest is ignored",
+            path.name, extra, rows, extra // row_bytes,
+        )
 
 
 def _is_encapsulated(ts: Any) -> bool:

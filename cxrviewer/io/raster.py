@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import UnreadableImageError
+from ..errors import UnreadableImageError, UnsupportedImageError
 from ..types import Film, Grayscale, Voi
 from .limits import check_pixels
-from .sniff import RASTER_INFO, jpeg_has_end
+from .sniff import RASTER_INFO, jpeg_has_end, png_frames, tiff_pages
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,15 @@ def read_raster(path: Path, data: bytes, fmt: str) -> Film:
             f"{path.name} is damaged or not really a {kind} image: its header could not be read."
         )
     check_pixels(info.width, info.height, path, f"{kind} image")
+    # OpenCV decodes the first page of a multi-page TIFF and the first frame of an animated PNG
+    # (APNG) without a word: which page is the film is not ours to guess
+    pages = tiff_pages(data) if fmt == "tiff" else png_frames(data) if fmt == "png" else 1
+    if pages > 1:
+        what = "pages" if fmt == "tiff" else "frames (an animated PNG)"
+        raise UnsupportedImageError(
+            f"{path.name} has {pages} {what}; cxrviewer reads single-image files. Save the "
+            f"{'page' if fmt == 'tiff' else 'frame'} to score as a {kind} of its own."
+        )
     if fmt == "jpeg" and info.scan_offset is not None and not jpeg_has_end(data, info.scan_offset):
         raise UnreadableImageError(f"{path.name} is a truncated JPEG: the image data stops before its end marker.")
 

@@ -195,6 +195,59 @@ def tiff_info(data: bytes) -> HeaderInfo | None:
     return HeaderInfo(found[256], found[257], bits=bits)
 
 
+#: Pages counted at most (a TIFF's IFD chain may loop: TIFF 6.0 section 2 gives no bound).
+_MAX_PAGES = 10_000
+
+
+def tiff_pages(data: bytes) -> int:
+    """The full-resolution images of a TIFF: the IFDs of its chain (TIFF 6.0 section 2) that are
+    not a reduced-resolution copy or a transparency mask of another (NewSubfileType (254) bits 0
+    and 2), so a page with a thumbnail is one page. 1 when the chain cannot be walked."""
+    if len(data) < 16 or data[:4] not in TIFF_SIGNATURES:
+        return 1
+    bo = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    pages = 0
+    seen: set[int] = set()
+    try:
+        (offset,) = struct.unpack(bo + ("Q" if big else "I"), data[8:16] if big else data[4:8])
+        while offset and offset not in seen and len(seen) < _MAX_PAGES:
+            seen.add(offset)
+            if big:
+                (count,) = struct.unpack(bo + "Q", data[offset : offset + 8])
+                entry, start, value_at, link = 20, offset + 8, 12, "Q"
+            else:
+                (count,) = struct.unpack(bo + "H", data[offset : offset + 2])
+                entry, start, value_at, link = 12, offset + 2, 8, "I"
+            subfile = 0
+            for k in range(min(count, 4096)):
+                pos = start + k * entry
+                tag, typ = struct.unpack(bo + "HH", data[pos : pos + 4])
+                if tag == 254 and typ == 4:  # NewSubfileType, LONG
+                    (subfile,) = struct.unpack(bo + "I", data[pos + value_at : pos + value_at + 4])
+            pages += not (subfile & 0b101)
+            end = start + count * entry
+            (offset,) = struct.unpack(bo + link, data[end : end + struct.calcsize(link)])
+    except struct.error:
+        pass  # a chain cut short: the pages found so far
+    return max(1, pages)
+
+
+def png_frames(data: bytes) -> int:
+    """The frames of an animated PNG (APNG's ``acTL`` chunk, its num_frames, before the first
+    ``IDAT``); 1 for a plain PNG."""
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            return 1
+        if kind == b"acTL" and length >= 8:
+            (frames,) = struct.unpack(">I", data[pos + 8 : pos + 12])
+            return max(1, int(frames))
+        pos += 12 + length
+    return 1
+
+
 def bmp_info(data: bytes) -> HeaderInfo | None:
     """Size and bit count from the DIB header (BITMAPCOREHEADER or BITMAPINFOHEADER and later)."""
     if len(data) < 26 or not data.startswith(BMP_SIGNATURE):

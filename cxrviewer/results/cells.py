@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ..applicability import OUTSIDE_USE
 from ..io import is_url, url_key
 from ..types import Film, ModelInfo, Prediction
 
@@ -20,8 +21,7 @@ FIXED_HEAD = ("path", "status", "error", "model_version")
 #: (:mod:`cxrviewer.applicability`: not a failure, not retried); or failed (tried again on resume).
 OK, NOT_APPLICABLE, ERROR = "ok", "not_applicable", "error"
 #: The ``error`` cell of an ``ok`` row scored although outside the model's use (``--score-all``)
-#: starts with this, then the reason.
-OUTSIDE_USE = "scored outside the model's use: "
+#: starts with :data:`cxrviewer.applicability.OUTSIDE_USE`, then the reason.
 FIXED_TAIL = ("positives", "regions", "ood_score", "ood", "seconds", "file_size", "file_mtime_ns")
 #: Rows written (and fsync'ed) together: a killed run loses at most this many rows, or a batch
 #: if batches are bigger.
@@ -200,7 +200,8 @@ def result_row(result: ScoredFile, labels: Sequence[str], model_version: str) ->
     status = result.status
     error = result.error or ""
     if status == OK and result.outside_use:
-        error = OUTSIDE_USE + result.outside_use
+        # the reason first (what the row's figures mean), then any DICOM result that failed
+        error = OUTSIDE_USE + result.outside_use + (f"; {error}" if error else "")
     row.update(
         path=path_cell(result.path),
         status=status,
