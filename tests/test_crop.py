@@ -186,3 +186,27 @@ def test_a_prediction_refuses_an_unknown_crop():
     with pytest.raises(ValueError, match="unknown crop"):
         Prediction(LABELS, np.zeros(len(LABELS), np.float32), np.zeros((len(LABELS), 2, 2), np.float32),
                    (0.5,) * len(LABELS), "t", crop="centre")
+
+
+def test_the_presentation_states_graphics_lie_in_the_square(tmp_path, center_model):
+    """The GSPS draws the regions (outlines and boxes) on the source image: inside the square."""
+    import pydicom
+
+    from cxrviewer.dicom import export_dicom_gsps
+    from cxrviewer.io import read_film
+    from dicomfactory import CR_IMAGE, dicom_dataset, write_dicom
+
+    px = np.rint(film_with_patch(slice(0, 100), slice(X0, X0 + 100)).pixels * 4095).astype(np.uint16)
+    src = write_dicom(tmp_path / "wide.dcm", dicom_dataset(px, bits_stored=12, sop_class=CR_IMAGE, modality="CR",
+                                                           BodyPartExamined="CHEST", ViewPosition="PA"))
+    film = read_film(src)
+    assert (film.height, film.width) == (H, W)
+    pred = center_model.predict_one(film)
+    label = hot_label(pred, (0, 0))
+    out = export_dicom_gsps(tmp_path / "pr.dcm", film, pred, center_model.info, region_labels=[label])
+    points = [np.asarray(g.GraphicData, dtype=float).reshape(-1, 2)
+              for item in pydicom.dcmread(out).GraphicAnnotationSequence for g in item.get("GraphicObjectSequence", [])]
+    assert points
+    for pts in points:  # DICOM image coordinates (column, row): pixel (0, 0) spans 0..1
+        assert (pts[:, 0] >= X0).all() and (pts[:, 0] <= X0 + SIDE).all() and (pts[:, 1] >= 0).all(), pts
+    assert min(p[:, 0].min() for p in points) <= X0 + 1  # the top-left region starts at the square's edge
