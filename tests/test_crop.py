@@ -210,3 +210,13 @@ def test_the_presentation_states_graphics_lie_in_the_square(tmp_path, center_mod
     for pts in points:  # DICOM image coordinates (column, row): pixel (0, 0) spans 0..1
         assert (pts[:, 0] >= X0).all() and (pts[:, 0] <= X0 + SIDE).all() and (pts[:, 1] >= 0).all(), pts
     assert min(p[:, 0].min() for p in points) <= X0 + 1  # the top-left region starts at the square's edge
+
+
+def test_the_model_card_says_which_part_of_the_film_the_model_reads(tmp_path, tiny_model, capsys):
+    from cxrviewer.cli import main
+
+    center = build_tiny_model(tmp_path / "center.onnx", tiny_info(64, crop="center"))
+    assert main(["info", "--model", str(center)]) == 0
+    assert "the film's largest centred square (cxr.crop)" in capsys.readouterr().out
+    assert main(["info", "--model", str(tiny_model), "--json"]) == 0
+    assert '"crop": "none"' in capsys.readouterr().out
