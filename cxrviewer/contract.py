@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ModelError
-from .types import ANY, APPLICABLE_KEYS, Applicability, ModelInfo, OodStats
+from .types import ANY, APPLICABLE_KEYS, CROPS, Applicability, ModelInfo, OodStats
 
 #: The newest model format this module reads and writes (docs/model-format.md). Version 2 files
 #: carry maps of the class score (the logit before the sigmoid); version 1 files, maps of the
@@ -44,7 +44,7 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood", "precision", "applicable")
+OPTIONAL_KEYS = ("ood", "precision", "applicable", "crop")
 
 #: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
 #: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
@@ -75,6 +75,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     }
     if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
         values["precision"] = info.precision
+    if info.crop != "none":  # absent means the whole film: existing files stay as they were
+        values["crop"] = info.crop
     if info.applicable != Applicability():  # absent means the default rule
         values["applicable"] = info.applicable.as_dict()
     if info.ood is not None:
@@ -172,6 +174,13 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             f"cxr.precision must be one of {', '.join(json.dumps(p) for p in PRECISIONS)} (absent means \"fp32\"), "
             f"got {precision!r}"
         )
+    crop = raw.get("crop", "none")
+    if not isinstance(crop, str) or crop not in CROPS:
+        problems.append(
+            f"cxr.crop must be one of {', '.join(json.dumps(c) for c in CROPS)} (absent means \"none\": the "
+            f"whole film), got {crop!r}; this cxrviewer may be older than the file: upgrade it"
+        )
+        crop = "none"
     applicable = Applicability()
     if raw.get("applicable") is not None:
         try:
@@ -195,6 +204,7 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         ood=ood,
         precision=precision,
         applicable=applicable,
+        crop=crop,
     )
 
 

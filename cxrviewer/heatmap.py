@@ -12,6 +12,10 @@ stays under it has "no activation" (:func:`is_empty`).
 
 Regions (:func:`regions`) and :func:`display_map` still scale each map by its own peak: they
 answer *where* the model looked for one finding, whatever its strength.
+
+Where a map lies on the film (:func:`map_frame`, :func:`on_film`): over the whole film, or, for a
+model that reads the film's centred square (``cxr.crop`` = ``"center"``), over that square only,
+with zero (no heat, no region) outside it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Prediction
+from .types import Prediction, crop_box
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -54,6 +58,24 @@ def upsample(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return up
 
 
+def map_frame(prediction: Prediction, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of a film of ``shape`` = (H, W) that ``prediction``'s maps cover, as ``(x, y,
+    width, height)`` in film pixels: the part the model read (``cxr.crop``,
+    :func:`cxrviewer.types.crop_box`), the whole film unless the model reads its centred square."""
+    return crop_box(int(shape[0]), int(shape[1]), prediction.crop)
+
+
+def on_film(cam: np.ndarray, prediction: Prediction, shape: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map of ``prediction`` (its frame's grid) upsampled (:func:`upsample`) onto a film of
+    ``shape``: over :func:`map_frame`, zero outside it."""
+    x, y, w, h = map_frame(prediction, shape)
+    if (h, w) == (int(shape[0]), int(shape[1])):
+        return upsample(cam, shape)
+    out = np.zeros((int(shape[0]), int(shape[1])), dtype=np.float32)
+    out[y : y + h, x : x + w] = upsample(cam, (h, w))
+    return out
+
+
 def normalize(cam: np.ndarray) -> np.ndarray:
     """Scale a non-negative map to [0, 1] by its peak; an all-zero map stays zero."""
     cam = np.maximum(np.asarray(cam, dtype=np.float32), 0.0)
@@ -65,7 +87,7 @@ def normalize(cam: np.ndarray) -> np.ndarray:
 
 def display_map(prediction: Prediction, label: str, shape: tuple[int, int]) -> np.ndarray:
     """The film-sized [0, 1] map of one class, scaled by its own peak (where, not how strong)."""
-    return upsample(normalize(prediction.class_map(label)), shape)
+    return on_film(normalize(prediction.class_map(label)), prediction, shape)
 
 
 #: Map values under this fraction of the common reference are not drawn (fully transparent), and
@@ -116,7 +138,7 @@ def combined_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int
         return np.zeros(shape, dtype=np.float32)
     small = np.max([np.asarray(prediction.class_map(label), dtype=np.float32) for label in labels], axis=0)
     small = np.clip(np.nan_to_num(small / ref, nan=0.0), 0.0, 1.0)
-    return upsample(small, shape)
+    return on_film(small, prediction, shape)
 
 
 def opacity(heat: np.ndarray, alpha: float) -> np.ndarray:
@@ -191,12 +213,14 @@ def regions(
 
     Pieces smaller than ``min_area`` × the film's area are dropped. Largest first. Coordinates,
     boxes and areas are in film pixels; films longer than :data:`REGION_GRID` pixels are traced
-    on a grid of that size (:func:`region_grid`) and scaled up.
+    on a grid of that size (:func:`region_grid`) and scaled up. The regions lie inside the part
+    of the film the maps cover (:func:`map_frame`): the whole film, or its centred square.
     """
     small = normalize(prediction.class_map(label))
     if level > 0 and not small.any():
         return []  # an all-zero map (common: the maps are ReLU'd) has nothing above any level
-    film_h, film_w = int(shape[0]), int(shape[1])
+    # Traced on the maps' frame as if it were the film, then moved to its place on the film.
+    fx, fy, film_w, film_h = map_frame(prediction, shape)
     grid = region_grid((film_h, film_w))
     heat = upsample(small, grid)
     mask = (heat >= level).view(np.uint8)  # 0/1 without a second pass
@@ -210,7 +234,10 @@ def regions(
     contours, _ = cv2.findContours(
         mask[y0:y1, x0:x1], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
     )
-    limit = min_area * grid[0] * grid[1]  # a fraction of the film is the same fraction of the grid
+    # a fraction of the film is the same fraction of the grid (times film / frame when cropped)
+    limit = min_area * grid[0] * grid[1]
+    if (film_h, film_w) != (int(shape[0]), int(shape[1])):
+        limit *= int(shape[0]) * int(shape[1]) / (film_h * film_w)
     sy, sx = film_h / grid[0], film_w / grid[1]  # film pixels per grid pixel (1 unless scaled)
     scaled = (sy, sx) != (1.0, 1.0)
     out: list[Region] = []
@@ -242,6 +269,9 @@ def regions(
             area = int(round(area * sx * sy))
         else:
             pts, box = c, (int(x), int(y), int(w), int(h))
+        if fx or fy:  # from the frame's pixels to the film's
+            pts = pts + (fx, fy)
+            box = (box[0] + fx, box[1] + fy, box[2], box[3])
         out.append(
             Region(
                 label=label,

@@ -259,6 +259,7 @@ class Classifier:
                     features=raw.features[i],
                     ood_score=score,
                     ood_flag=bool(score is not None and score > self._ood.threshold),
+                    crop=info.crop,
                 )
             )
         return out

@@ -36,6 +36,8 @@ def model_card(clf) -> dict:
         "metrics": dict(info.metrics),
         "ood_guard": info.ood is not None,
         "precision": info.precision,
+        # which part of the film it reads (cxr.crop): "none" the whole film, "center" its centred square
+        "crop": info.crop,
         "format_version": info.format_version,
         "maps": info.maps_of,
         # which DICOM films it reads (cxr.applicable; the frontal chest default when absent)

@@ -4,9 +4,12 @@ Every caller goes through here: the GUI, the batch scorer, the exporter and ``tr
 (which computes the mean/std on :func:`resize` output and feeds :func:`standardize`). If two
 places preprocessed, one of them would be wrong.
 
-Steps: film pixels (float32 [0, 1], white = dense) → :func:`resize` to S×S with area
-interpolation (the film is squashed, not padded, as in ChestX-ray14 training) →
-:func:`standardize` with the model's stored mean/std → repeated to 3 channels (NHWC).
+Steps: film pixels (float32 [0, 1], white = dense) → :func:`crop` to the part of the film the
+model reads (``cxr.crop``: the whole film by default; ``"center"``, the largest centred square,
+as torchxrayvision's ``XRayCenterCrop``) → :func:`resize` to S×S with area interpolation (the
+whole film is squashed, not padded, as in ChestX-ray14 training) → :func:`standardize` with the
+model's stored mean/std → repeated to 3 channels (NHWC). The class maps then cover the cropped
+part only (:func:`cxrviewer.heatmap.map_frame` places them back on the film).
 """
 
 from __future__ import annotations
@@ -16,7 +19,19 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .types import Film, ModelInfo
+from .types import Film, ModelInfo, crop_box
+
+
+def crop(pixels: np.ndarray, how: str = "none") -> np.ndarray:
+    """The part of a 2-D film the model reads (:func:`cxrviewer.types.crop_box`): the film itself
+    for ``"none"``, a view of its largest centred square for ``"center"``."""
+    if how == "none":
+        return pixels
+    px = np.asarray(pixels)
+    if px.ndim != 2:
+        raise ValueError(f"expected a 2-D film, got shape {px.shape}")
+    x, y, w, h = crop_box(px.shape[0], px.shape[1], how)
+    return px[y : y + h, x : x + w]
 
 
 def resize(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -35,14 +50,14 @@ def standardize(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.repeat(z[..., np.newaxis], 3, axis=-1)
 
 
-def model_input(pixels: np.ndarray, size: int, mean: float, std: float) -> np.ndarray:
-    """One film's (size, size, 3) float32 input tensor."""
-    return standardize(resize(pixels, size), mean, std)
+def model_input(pixels: np.ndarray, size: int, mean: float, std: float, how: str = "none") -> np.ndarray:
+    """One film's (size, size, 3) float32 input tensor; ``how`` is the model's ``cxr.crop``."""
+    return standardize(resize(crop(pixels, how), size), mean, std)
 
 
 def preprocess(film: Film, info: ModelInfo) -> np.ndarray:
     """The (S, S, 3) input for ``film`` under the model described by ``info``."""
-    return model_input(film.pixels, info.input_size, info.mean, info.std)
+    return model_input(film.pixels, info.input_size, info.mean, info.std, info.crop)
 
 
 def preprocess_batch(films: Sequence[Film], info: ModelInfo) -> np.ndarray:

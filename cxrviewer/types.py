@@ -353,6 +353,28 @@ class Applicability:
         return {k: v if v == ANY else list(v) for k in APPLICABLE_KEYS for v in [getattr(self, k)]}
 
 
+#: ``cxr.crop``: which part of the film the model reads. ``"none"`` (the default when the key is
+#: absent): the whole film, squashed to S×S. ``"center"``: the largest centred square, then resized
+#: to S×S (torchxrayvision's ``XRayCenterCrop``); its maps cover that square only.
+CROPS = ("none", "center")
+
+
+def crop_box(height: int, width: int, crop: str = "none") -> tuple[int, int, int, int]:
+    """The part of a ``height``×``width`` film that a model with ``cxr.crop`` = ``crop`` reads, as
+    ``(x, y, width, height)`` in film pixels: the whole film, or its largest centred square.
+
+    The square starts at ``n // 2 − side // 2`` on the long side ``n`` (as torchxrayvision's
+    ``XRayCenterCrop``), so an odd surplus leaves the extra pixel after the square.
+    """
+    h, w = int(height), int(width)
+    if crop == "none":
+        return 0, 0, w, h
+    if crop == "center":
+        side = min(h, w)
+        return w // 2 - side // 2, h // 2 - side // 2, side, side
+    raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(CROPS)}")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file says about itself (its ONNX ``metadata_props``); see docs/model-format.md."""
@@ -375,8 +397,12 @@ class ModelInfo:
     precision: str = "fp32"
     #: which films the model reads (``cxr.applicable``; absent = the frontal chest default)
     applicable: Applicability = field(default_factory=Applicability)
+    #: which part of the film the model reads (``cxr.crop``, :data:`CROPS`; absent = ``"none"``)
+    crop: str = "none"
 
     def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise ValueError(f"unknown crop {self.crop!r}; choose one of {', '.join(CROPS)}")
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "trained_on", MappingProxyType(dict(self.trained_on)))
@@ -403,7 +429,9 @@ class Prediction:
     ``probabilities`` is (C,) in the order of ``labels``; ``class_maps`` is (C, h, w): the
     non-negative Grad-CAM map of each class at the model's feature resolution (upsample with
     :mod:`cxrviewer.heatmap`). ``features`` is the pooled feature vector when the model gives
-    one; ``ood_score`` / ``ood_flag`` are set when the model carries OOD statistics.
+    one; ``ood_score`` / ``ood_flag`` are set when the model carries OOD statistics. ``crop`` is
+    the model's ``cxr.crop``: the maps cover :func:`crop_box` of the film (all of it for
+    ``"none"``, its centred square for ``"center"``).
     """
 
     labels: tuple[str, ...]
@@ -414,8 +442,11 @@ class Prediction:
     features: np.ndarray | None = None
     ood_score: float | None = None
     ood_flag: bool = False
+    crop: str = "none"
 
     def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise ValueError(f"unknown crop {self.crop!r}; choose one of {', '.join(CROPS)}")
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "probabilities", _frozen_array(self.probabilities))
         object.__setattr__(self, "class_maps", _frozen_array(self.class_maps))

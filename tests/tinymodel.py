@@ -26,8 +26,12 @@ LABELS = (
 )
 
 
-def tiny_info(size: int = 64, labels: tuple[str, ...] = LABELS, demo: bool = True, **kw) -> ModelInfo:
+def tiny_info(size: int = 64, labels: tuple[str, ...] = LABELS, demo: bool = True, crop: str = "none",
+              **kw) -> ModelInfo:
+    """The tiny model's metadata; ``crop="center"`` makes a model that reads the film's centred
+    square (``cxr.crop``), as an imported torchxrayvision model does."""
     values = dict(
+        crop=crop,
         labels=labels,
         input_size=size,
         mean=0.5,

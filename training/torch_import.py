@@ -10,8 +10,11 @@ file honours docs/model-format.md unchanged:
   x in [0, 1] (white = dense). The wrapper's first operation turns z into the network's own input:
   torchxrayvision reads one channel on [−1024, 1024] (its ``normalize``: 1024·(2x − 1) = 1024·z);
   CheXNet reads three channels under ImageNet statistics ((x − m_c)/s_c with x = (z + 1)/2). So the
-  app, ``score``, the node and Ray keep their one preprocessing path, and nothing in the format or
-  in ``cxrviewer.preprocess`` changes for these models;
+  app, ``score``, the node and Ray keep their one preprocessing path for these models;
+* the geometry (``cxr.crop``): torchxrayvision's models read the film's largest centred square
+  (its ``XRayCenterCrop`` before ``XRayResizer``), so their files say ``"center"`` and
+  ``cxrviewer.preprocess`` crops the same square (their maps then cover that square only);
+  CheXNet's authors resized the whole film, so its files say ``"none"``;
 * output ``probs`` [N, C]: the sigmoid of the class scores, for the labels the model was trained on
   (torchxrayvision's empty labels are dropped);
 * output ``cams`` [N, h, w, C]: Grad-CAM of the class score at the last feature map (after the final
@@ -415,13 +418,14 @@ def import_torchxrayvision(name: str, out: str | Path, weights: str | Path | Non
                             "exactly where the probability equals the threshold)"
                             + (f"; none for {', '.join(defaulted)} (0.5)" if defaulted else ""),
         "input": "one channel on [-1024, 1024] (torchxrayvision normalize) computed in the graph from the "
-                 "standardized film; the whole film is resized to 224 (torchxrayvision centre-crops first)",
+                 "standardized film; the film's largest centred square (XRayCenterCrop, cxr.crop \"center\") "
+                 "resized to 224 with area interpolation (XRayResizer's cv2 engine)",
         "maps": "Grad-CAM of the class score at the last feature map (after norm5 and ReLU)",
     }
     info = ModelInfo(
         labels=net.labels, input_size=net.input_size, mean=INPUT_MEAN, std=INPUT_STD, thresholds=thresholds,
         model_version=model_version or f"torchxrayvision-{version}-{name}", demo=False, trained_on=trained_on,
-        metrics={}, format_version=contract.FORMAT_VERSION,
+        metrics={}, format_version=contract.FORMAT_VERSION, crop="center",
     )
 
     all_labels = list(getattr(model, "pathologies", None) or model.targets)
@@ -542,6 +546,8 @@ def import_chexnet(checkpoint: str | Path, out: str | Path, model_version: str |
         labels=net.labels, input_size=net.input_size, mean=INPUT_MEAN, std=INPUT_STD,
         thresholds={label: 0.5 for label in net.labels}, model_version=model_version or f"chexnet-arnoweng-{p.stem}",
         demo=False, trained_on=trained_on, metrics={}, format_version=contract.FORMAT_VERSION,
+        # ChestX-ray14 films are square and arnoweng/CheXNet resized each whole (then ten-crop): the whole film
+        crop="none",
     )
     deltas = export(net, info, out, model)
     return {"onnx": str(out), "labels": net.labels, "check": deltas}

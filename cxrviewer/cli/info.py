@@ -26,7 +26,8 @@ def run(args) -> int:
         return EXIT_OK
     print(f"model:         {card['model']}")
     print(f"version:       {card['model_version']}" + ("   ** DEMO MODEL - not for diagnosis; for a real model see docs/models.md **" if card["demo"] else ""))
-    print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
+    print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}"
+          + ("; the film's largest centred square (cxr.crop)" if card["crop"] == "center" else ""))
     print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
     print(f"maps:          Grad-CAM of the {card['maps']} (format version {card['format_version']})"
           + ("   (re-export, or `cxr-train upgrade-maps`, for maps of the class score)" if card["format_version"] < 2 else ""))

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ torchvision = pytest.importorskip("torchvision", reason="torchvision is not inst
 
 from cxrviewer.io import read_film  # noqa: E402
 from cxrviewer.model import Classifier  # noqa: E402
-from cxrviewer.preprocess import preprocess_batch, resize  # noqa: E402
+from cxrviewer.preprocess import crop, preprocess_batch, resize  # noqa: E402
+from cxrviewer.types import Film  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.torch_import import CHEXNET_LABELS, IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
@@ -90,6 +92,20 @@ def films():
     return [read_film(p) for p in FILMS]
 
 
+def non_square(films) -> list[Film]:
+    """Two non-square films cut from the (square) samples: landscape 800 × 1024 and portrait 1024 × 701
+    (an odd side: the square's offset rounds as XRayCenterCrop's does)."""
+    return [Film(np.ascontiguousarray(films[0].pixels[100:900])), Film(np.ascontiguousarray(films[1].pixels[:, 200:901]))]
+
+
+def xrv_pipeline(film: Film) -> np.ndarray:
+    """torchxrayvision's own preprocessing of one 8-bit film, in its order: ``normalize`` to
+    [−1024, 1024], ``XRayCenterCrop``, ``XRayResizer(224)`` (its cv2 engine: area interpolation)."""
+    img = xrv.utils.normalize(film.pixels * 255.0, 255)[None]
+    img = xrv.datasets.XRayCenterCrop()(img)
+    return xrv.datasets.XRayResizer(224, engine="cv2")(img).astype(np.float32)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["densenet121-res224-nih", "densenet121-res224-chex"])
 def test_torchxrayvision_import_matches_pytorch(tmp_path, films, name):
@@ -114,11 +130,16 @@ def test_torchxrayvision_import_matches_pytorch(tmp_path, films, name):
     np.testing.assert_allclose(thresholds, np.asarray(spec["op_threshs"], np.float64)[kept], rtol=1e-6)
     assert clf.info.format_version == 2 and clf.info.maps_of == "class score" and not clf.info.demo
     assert clf.info.trained_on["licence"].startswith("Apache-2.0")
+    assert clf.info.crop == "center"  # it reads the film's centred square, as torchxrayvision does
 
+    films = [*films, *non_square(films)]
     raw = clf.run(preprocess_batch(films, clf.info))
     # the reference: torchxrayvision's model as its loader gives it, on its own input of the same films
+    # made by its own preprocessing (centre crop, then resize), non-square films included
     loaded = xrv.models.DenseNet(weights=name, cache_dir=str(weights.parent)).eval()
-    x = torch.from_numpy(xrv_native(np.stack([resize(f.pixels, 224) for f in films])))
+    x = torch.from_numpy(np.stack([xrv_pipeline(f) for f in films]))
+    # on a square film that is the whole film resized, the input these files had before cxr.crop
+    np.testing.assert_allclose(x[0].numpy(), xrv_native(resize(films[0].pixels, 224)[None])[0], atol=2e-3)
     with torch.no_grad():
         calibrated = loaded(x).numpy()[:, kept]  # sigmoid then op_norm, as torchxrayvision outputs
     probs, maps = autograd_gradcam(loaded.features, loaded.classifier, x)
@@ -128,6 +149,16 @@ def test_torchxrayvision_import_matches_pytorch(tmp_path, films, name):
     # the thresholds carry op_threshs' meaning: the calibrated output is op_norm(p, threshold)
     assert np.max(np.abs(op_norm(raw.probs, thresholds) - calibrated)) <= TOL
     assert_maps_match(raw.cams, maps)
+    # the crop matters on the non-square films: squashed, they would be another input
+    squashed = clf.run(preprocess_batch(films[-2:], replace(clf.info, crop="none")))
+    assert np.max(np.abs(squashed.probs - probs[-2:])) > 1e-3
+
+
+@pytest.mark.parametrize("shape", [(200, 300), (300, 200), (200, 301), (201, 300), (301, 200), (300, 201), (64, 64)])
+def test_the_centre_crop_is_torchxrayvisions(shape):
+    """cxrviewer's ``cxr.crop = "center"`` takes the very pixels ``XRayCenterCrop`` takes, odd sides included."""
+    px = np.random.default_rng(0).random(shape, dtype=np.float32)
+    np.testing.assert_array_equal(crop(px, "center"), xrv.datasets.XRayCenterCrop()(px[None])[0])
 
 
 class ArnowengDenseNet121(torch.nn.Module):
@@ -187,6 +218,7 @@ def test_chexnet_import_matches_pytorch(tmp_path, films, chexnet_model, keys):
     clf = Classifier.load(out)
     assert clf.info.labels == CHEXNET_LABELS and clf.info.input_size == 224
     assert clf.info.format_version == 2 and not clf.info.demo
+    assert clf.info.crop == "none"  # its authors resized the whole film
     raw = clf.run(preprocess_batch(films, clf.info))
     x = torch.from_numpy(imagenet_native(np.stack([resize(f.pixels, 224) for f in films])))
     with torch.no_grad():
