@@ -22,7 +22,6 @@ from ..errors import (
     CxrError,
     MissingFolderError,
     ModelError,
-    NodeConfigError,
     NoDicomSourceError,
     NoDisplayError,
     OutputError,
@@ -41,7 +40,9 @@ logger = logging.getLogger("cxrviewer")
 COMMANDS = {"score": score, "export": export, "info": info, "listen": listen}
 SUBCOMMANDS = tuple(COMMANDS)
 
-#: The options to name when an error of this kind is printed (library messages name none).
+#: The options to name when an error of this kind is printed (library messages name none). A
+#: subcommand that knows which option an error came from sets ``flags`` on it (``cxrviewer
+#: listen`` does, for :class:`NodeConfigError`): that one is named instead.
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
@@ -50,7 +51,6 @@ FLAG_HINTS: dict[type, str] = {
     NoDicomSourceError: "--format dicom-sc",
     MissingFolderError: "--out / --parents",
     OutputFormatError: "--out / --format",
-    NodeConfigError: "--ae-title / --port / --send-to / --tls-cert / --send-associations",
     SpoolError: "--spool",
     ClusterError: "--engine ray / --ray-address",
 }
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except CxrError as exc:
-        hint = next((flags for kind, flags in FLAG_HINTS.items() if isinstance(exc, kind)), None)
+        hint = getattr(exc, "flags", None) or next((flags for kind, flags in FLAG_HINTS.items() if isinstance(exc, kind)), None)
         print(f"cxrviewer: error: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_USAGE
     except KeyboardInterrupt:
