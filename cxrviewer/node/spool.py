@@ -306,15 +306,21 @@ class Spool:
 
     def _again(self, uid: str, state: str) -> str:
         now = time.time()
-        with self._tx() as db:
-            db.execute("UPDATE jobs SET times_received = times_received + 1 WHERE uid = ?", (uid,))
-            if state == PARKED:
+        if state == PARKED:
+            with self._tx() as db:
+                db.execute("UPDATE jobs SET times_received = times_received + 1 WHERE uid = ?", (uid,))
                 db.execute("UPDATE deliveries SET state = ?, attempts = 0, next_try = ? WHERE uid = ? AND state = ?",
                            (PENDING, now, uid, PARKED))
                 db.execute("UPDATE jobs SET state = ?, finished = NULL WHERE uid = ? AND state = ?", (SCORED, uid, PARKED))
-                return RESEND
-            # waiting to write its results again (a full disk): now, rather than at its next try
-            db.execute("UPDATE jobs SET retry_at = ? WHERE uid = ? AND state = ? AND retry_at > ?", (now, uid, RECEIVED, now))
+            return RESEND
+        try:
+            with self._tx() as db:
+                db.execute("UPDATE jobs SET times_received = times_received + 1 WHERE uid = ?", (uid,))
+                # waiting to write its results again (a full disk): now, rather than at its next try
+                db.execute("UPDATE jobs SET retry_at = ? WHERE uid = ? AND state = ? AND retry_at > ?",
+                           (now, uid, RECEIVED, now))
+        except sqlite3.OperationalError as exc:  # a full disk: a count, and a try a little sooner, lost
+            logger.debug("instance %s received again, not counted: %s", uid, exc)
         return DUPLICATE
 
     @staticmethod
@@ -323,10 +329,6 @@ class Spool:
         db.execute("UPDATE jobs SET state = ?, error = NULL, finished = NULL, attempts = 0 WHERE uid = ?", (RECEIVED, uid))
         db.execute("UPDATE deliveries SET state = ?, attempts = 0, next_try = ? WHERE uid = ? AND state = ?",
                    (PENDING, now, uid, PARKED))
-
-    def _count_again(self, uid: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE jobs SET times_received = times_received + 1 WHERE uid = ?", (uid,))
 
     def recover(self, sop_class_of) -> int:
         """Enter films that reached the disk without their job (the node stopped between the
