@@ -388,7 +388,8 @@ def test_films_failed_by_a_dead_scoring_process_are_scored_again(pacs, node_port
         for pid in workers:  # the films wait in the processes' queue
             os.kill(pid, signal.SIGSTOP)
         assert store(films, node_port) == [0, 0]
-        time.sleep(1.0)  # each scoring thread has handed its film to the processes
+        wait_for(lambda: len(node._in_hand) == 2, 30, "each scoring thread to take a film")
+        time.sleep(0.5)  # and hand it to the processes
         os.kill(workers[0], signal.SIGKILL)
         wait_for(lambda: node.spool.counts()["failed"] == 2, 30, "both films to fail")
         assert main(["listen", "--status", "--spool", str(spool)]) == 0
