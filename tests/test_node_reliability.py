@@ -331,6 +331,38 @@ def test_a_full_spool_disk_refuses_new_films_and_loses_no_result(pacs, node_port
         node.stop()
 
 
+def test_a_film_the_disk_fills_under_is_refused_with_0xa700_and_said_once(tiny_model, generated_dicoms, tmp_path,
+                                                                           small_disk, caplog):
+    """The disk fills between the room check and the film's write (ENOSPC): 0xA700, no piece
+    of the film left in the spool, and one log line for that film and the next one refused
+    by the room check; with room again the film sent again is taken."""
+    caplog.set_level(logging.INFO, logger="cxrviewer")
+    films = film_copies(generated_dicoms, tmp_path / "films", 2, names=("jpeg_baseline_chest",))
+    port = free_port()
+    node = start_node(small_disk / "spool", tiny_model, port, [f"NOWHERE@{LOOPBACK}:{free_port()}"], outputs=("sr",),
+                      workers=1, min_free_bytes=0)
+    filler: list[Path] = []
+    try:
+        receive = node.spool.receive
+
+        def fill_then_receive(*args):  # after the room check, before the film is written
+            if not filler:
+                filler.append(fill(small_disk))
+            return receive(*args)
+
+        node.spool.receive = fill_then_receive
+        assert store(films, port) == [0xA700, 0xA700]
+        assert list((small_disk / "spool" / "films").iterdir()) == []
+        refusals = [r for r in caplog.records if r.levelno >= logging.WARNING and "0xA700" in r.getMessage()]
+        assert len(refusals) == 1 and "No space left on device" in refusals[0].getMessage(), refusals
+        filler[0].unlink()
+        assert store(films, port) == [0x0000, 0x0000]
+        assert any("room again" in r.getMessage() for r in caplog.records)
+        assert node.spool.counts()["received"] + node.spool.counts()["scored"] == 2
+    finally:
+        node.stop()
+
+
 @pytest.mark.slow
 @orthanc_only
 def test_a_result_the_disk_had_no_room_for_is_written_and_sent_after_a_restart(pacs, node_port, tiny_model,
@@ -402,6 +434,9 @@ def test_films_failed_by_a_dead_scoring_process_are_scored_again(pacs, node_port
         check_results(pacs, films, ("sr", "gsps"))
         assert node.wait_idle(30) and node.spool.counts()["sent"] == 2
     finally:
+        for pid in workers:  # a stopped worker would hold up the node's stop (it waits for its processes)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
         node.stop()
         for pid in workers:
             with contextlib.suppress(OSError):

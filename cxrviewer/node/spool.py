@@ -56,6 +56,12 @@ RECEIVED, SCORED, SENT, FAILED, PARKED, INCOMPLETE = "received", "scored", "sent
 STATES = (RECEIVED, SCORED, SENT, INCOMPLETE, PARKED, FAILED)
 #: the outcomes a film received again (or --retry-failed) scores again: something is missing
 RESCORED = (FAILED, INCOMPLETE)
+#: the states :meth:`Spool._settle` leaves alone: scoring still to come, or an outcome set
+#: directly that has nothing to deliver (a new outcome without results belongs here)
+UNSETTLED = (RECEIVED, FAILED)
+#: the finished jobs whose files :meth:`Spool.purge` removes after ``keep_days`` (parked ones
+#: still have results to deliver)
+FINISHED = (SENT, INCOMPLETE, FAILED)
 PENDING, DELIVERED = "pending", "delivered"
 
 #: What :meth:`Spool.receive` did with a film: stored it as a new job, stored it again to score
@@ -526,8 +532,8 @@ class Spool:
         """The job's state from its rows: under way while it waits to be scored (again) or a
         delivery is pending; then parked, incomplete (a result missing) or sent."""
         row = db.execute("SELECT state FROM jobs WHERE uid = ?", (uid,)).fetchone()
-        if row is None or row[0] in (RECEIVED, FAILED):
-            return  # scoring still to come, or nothing to deliver
+        if row is None or row[0] in UNSETTLED:
+            return
         states = {s for (s,) in db.execute("SELECT state FROM deliveries WHERE uid = ?", (uid,))}
         if PENDING in states:
             state = SCORED
@@ -596,8 +602,8 @@ class Spool:
         their files: they are still to be delivered."""
         with self._lock:
             uids = [u for (u,) in self._db.execute(
-                "SELECT uid FROM jobs WHERE state IN (?, ?, ?) AND finished < ? AND purged IS NULL",
-                (SENT, INCOMPLETE, FAILED, before),
+                f"SELECT uid FROM jobs WHERE state IN ({','.join('?' * len(FINISHED))}) AND finished < ? AND purged IS NULL",
+                (*FINISHED, before),
             )]
         for uid in uids:
             self.film_path(uid).unlink(missing_ok=True)
