@@ -45,7 +45,8 @@ def films(tmp_path):
 
 def start_node(spool, model, port, pacs, **kw):
     from cxrviewer.model import Classifier
-    from cxrviewer.node import NodeConfig, parse_destination
+    from cxrviewer.dimse import parse_destination
+    from cxrviewer.node import NodeConfig
     from cxrviewer.node.service import Node
 
     config = NodeConfig(ae_title=NODE_AET, host=LOOPBACK, port=port, spool=spool, outputs=("sr",),

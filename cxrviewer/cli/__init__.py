@@ -23,7 +23,6 @@ from ..errors import (
     CxrError,
     MissingFolderError,
     ModelError,
-    NodeConfigError,
     NoDicomSourceError,
     NoDisplayError,
     OutputError,
@@ -43,7 +42,9 @@ COMMANDS = {"score": score, "validate": validate, "export": export, "info": info
 SUBCOMMANDS = tuple(COMMANDS)
 
 #: The options to name when an error of this kind is printed (library messages name none). A
-#: subcommand's module may have its own ``FLAG_HINTS``, asked first.
+#: subcommand's module may have its own ``FLAG_HINTS``, asked first; and a subcommand that knows
+#: which option an error came from sets ``flags`` on it (``cxrviewer listen`` does, for
+#: :class:`NodeConfigError`): that one is named instead.
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
@@ -52,7 +53,6 @@ FLAG_HINTS: dict[type, str] = {
     NoDicomSourceError: "--format dicom-sc",
     MissingFolderError: "--out / --parents",
     OutputFormatError: "--out / --format",
-    NodeConfigError: "--ae-title / --port / --send-to / --tls-cert / --send-associations",
     SpoolError: "--spool",
     ClusterError: "--engine ray / --ray-address",
 }
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command.run(args)
     except CxrError as exc:
         hints = [*getattr(command, "FLAG_HINTS", {}).items(), *FLAG_HINTS.items()]
-        hint = next((flags for kind, flags in hints if isinstance(exc, kind)), None)
+        hint = getattr(exc, "flags", None) or next((flags for kind, flags in hints if isinstance(exc, kind)), None)
         print(f"cxrviewer: error: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_USAGE
     except KeyboardInterrupt:

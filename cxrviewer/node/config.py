@@ -57,6 +57,9 @@ class NodeConfig:
     max_associations: int = 8
     #: largest object accepted, in bytes (a chest film is 5–50 MB uncompressed)
     max_object_bytes: int = 256 * 1024 * 1024
+    #: room the spool's disk keeps free beyond a film and its results (the job table's
+    #: journal, the logs): a film that would leave less is refused with 0xA700
+    min_free_bytes: int = 64 * 1024 * 1024
     #: films scored side by side (None: one per core, as `cxrviewer score`)
     workers: int | None = None
     #: delivery attempts before a result is parked

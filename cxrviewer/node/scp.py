@@ -13,7 +13,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import shutil
+import sqlite3
 import ssl
+import threading
 from collections.abc import Callable
 
 from pydicom.uid import (
@@ -25,9 +28,9 @@ from pydicom.uid import (
 )
 
 from ..errors import NodeConfigError
-from .config import NodeConfig
+from .config import NodeConfig, Tls
 from ..dimse.pacing import on_conn_open
-from .spool import Spool
+from .spool import NEW, RESCORE, RESEND, Spool
 from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,11 @@ CANNOT_UNDERSTAND = 0xC000
 
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised (PS3.8 9.3.4)
 _REJECTED_PERMANENT, _SERVICE_USER, _CALLING_AE_NOT_RECOGNIZED = 0x01, 0x01, 0x03
+
+#: Room kept for a film's results when it arrives, beyond the film itself: an SR or a
+#: Presentation State holds text and coordinates; a Secondary Capture is the film drawn in RGB
+#: (three bytes a pixel, uncompressed).
+RESULT_ROOM = {"sr": 256 * 1024, "gsps": 256 * 1024}
 
 # PS3.5 9.1: UID components are digits without leading zeros, at most 64 characters in all.
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -101,6 +109,9 @@ class StorageScp:
         self.on_film = on_film
         self.cpu = cpu or CpuTally()
         self.received = 0
+        #: the spool's disk was found too full for a new film (said once in the log until there is room)
+        self.disk_full = False
+        self._disk_lock = threading.Lock()
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
         # PDUs of up to 1 MiB rather than pynetdicom's 16 kB: a film arrives in tens of PDUs
@@ -149,28 +160,28 @@ class StorageScp:
         self.ae.shutdown()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        tls = self.config.tls
-        if tls is None:
-            return None
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca) if tls.ca else None)
-            ctx.load_cert_chain(str(tls.cert), str(tls.key))
-        except (OSError, ssl.SSLError) as exc:
-            raise NodeConfigError(f"Cannot set up TLS with {tls.cert} and {tls.key}: {exc}. Check the certificate and key files.") from None
-        if tls.ca:
-            ctx.verify_mode = ssl.CERT_REQUIRED  # callers must show a certificate the CA signed
-        return ctx
+        return None if self.config.tls is None else tls_context(self.config.tls)
 
     # ------------------------------------------------------------------ handlers
     def _on_requested(self, event) -> None:
-        """Refuse callers outside the address allow-list before any negotiation."""
+        """Refuse callers outside the address allow-list before any negotiation, with an
+        A-ASSOCIATE-RJ as for a calling AE title not allowed: rejected-permanent, source
+        service-user, "calling AE title not recognised" (PS3.8 9.3.4, table 9-21: the closest
+        reason the standard has; a permanent rejection tells the sender not to retry).
+
+        As pynetdicom does for ``require_calling_aet`` (``ACSE._negotiate_as_acceptor``): the
+        reject goes to the peer, then the association is killed, which waits for the DUL to
+        send it and for the peer to close (or the ARTIM timer). Without that wait the acceptor
+        closed the socket at once, before the reject left, and the caller saw an abort."""
         allowed = self.config.allowed_hosts
         if not allowed:
             return
-        address = event.assoc.requestor.address
+        assoc = event.assoc
+        address = assoc.requestor.address
         if not _address_allowed(address, allowed):
             logger.warning("refused an association from %s: not in the allowed addresses", address)
-            event.assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, _CALLING_AE_NOT_RECOGNIZED)
+            assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, _CALLING_AE_NOT_RECOGNIZED)
+            assoc.kill()
 
     def _on_store(self, event) -> int:
         with self.cpu.thread_cpu("receive (C-STORE handler, spool)"):
@@ -195,18 +206,68 @@ class StorageScp:
             logger.info("refused instance %s from %s: a colour Secondary Capture (only grayscale films are scored)", uid, caller)
             return SOP_CLASS_NOT_SUPPORTED
         try:
+            if self.spool.wants_film(uid) and not self._room_for(uid, size, event):
+                return OUT_OF_RESOURCES
             data = event.encoded_dataset(include_meta=True)
-            new = self.spool.receive(uid, sop_class, data, caller)
-        except OSError as exc:
-            logger.error("could not store instance %s: %s", uid, exc.strerror or exc)
+            outcome = self.spool.receive(uid, sop_class, data, caller)
+        except (OSError, sqlite3.Error) as exc:
+            # PS3.4 B.2.3: 0xA7xx "Refused: Out of Resources": the sender keeps the film and retries
+            self._full(f"could not store instance {uid}: {getattr(exc, 'strerror', None) or exc}")
             return OUT_OF_RESOURCES
-        if new:
+        if outcome in (NEW, RESCORE):
             self.received += 1
-            logger.info("received instance %s (%s) from %s", uid, ACCEPTED_SOP_CLASSES[sop_class], caller)
+            self._room_again()
+            if outcome == NEW:
+                logger.info("received instance %s (%s) from %s", uid, ACCEPTED_SOP_CLASSES[sop_class], caller)
+            else:
+                logger.info("instance %s from %s was received before, but its job failed or is incomplete: scoring it "
+                            "again (only the results it lacks)", uid, caller)
             self.on_film(uid)
-        else:
+        elif outcome == RESEND:
+            logger.info("instance %s from %s was received before and its results are parked: delivering them again",
+                        uid, caller)
+        else:  # DUPLICATE: complete, or under way
             logger.info("instance %s from %s was received before; not scored again", uid, caller)
         return SUCCESS
+
+    def _room_for(self, uid: str, size: int, event) -> bool:
+        """Whether the spool's disk can take this film and its results, with
+        ``NodeConfig.min_free_bytes`` to spare. A film accepted is one the node must finish
+        (PS3.4 B.2.2), so one that would not fit is refused before, with 0xA700."""
+        need = size + self.config.min_free_bytes
+        for kind in self.config.outputs:
+            need += RESULT_ROOM.get(kind) or self._drawn_size(event, size)
+        free = shutil.disk_usage(self.spool.root).free
+        if free >= need:
+            return True
+        self._full(f"the spool's disk has {free / 2**20:.1f} MB free, not enough for instance {uid} and its results "
+                   f"with {self.config.min_free_bytes / 2**20:.0f} MB to spare ({need / 2**20:.1f} MB)")
+        return False
+
+    @staticmethod
+    def _drawn_size(event, size: int) -> int:
+        """Room for a Secondary Capture of the film: RGB, 8 bits a sample."""
+        try:
+            ds = event.dataset
+            return int(ds.Rows) * int(ds.Columns) * 3 + 64 * 1024
+        except Exception:  # noqa: BLE001 - an undecodable header: the reader will say why
+            return 4 * size
+
+    def _full(self, why: str) -> None:
+        """Say once that new films are refused for want of room, not once a film."""
+        with self._disk_lock:
+            first, self.disk_full = not self.disk_full, True
+        if first:
+            logger.error("%s; refusing new films (C-STORE status 0xA700, out of resources) until there is room. "
+                         "Films already taken are kept and finished.", why)
+        else:
+            logger.debug("%s; refused (0xA700)", why)
+
+    def _room_again(self) -> None:
+        with self._disk_lock:
+            was, self.disk_full = self.disk_full, False
+        if was:
+            logger.warning("the spool has room again; taking new films")
 
     @staticmethod
     def _grayscale(event) -> bool:
@@ -215,6 +276,19 @@ class StorageScp:
         except Exception:  # noqa: BLE001 - an undecodable header: the reader will say why
             return True
         return photometric in ("MONOCHROME1", "MONOCHROME2", "")
+
+
+def tls_context(tls: Tls) -> ssl.SSLContext:
+    """The listening port's TLS (PS3.15 B.1, Basic TLS Secure Transport): the node's certificate
+    and key, and with ``tls.ca`` callers must show a certificate that CA signed."""
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca) if tls.ca else None)
+        ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise NodeConfigError(f"Cannot set up TLS with {tls.cert} and {tls.key}: {exc}. Check the certificate and key files.") from None
+    if tls.ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED  # callers must show a certificate the CA signed
+    return ctx
 
 
 def _address_allowed(address: str, allowed: tuple[str, ...]) -> bool:

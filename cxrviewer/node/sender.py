@@ -114,7 +114,8 @@ class Sender:
         cfg = self.config
         stored = [d for d in deliveries if not any(outcome.get(f) for f in d.files)]
         with self.cpu.thread_cpu("job table"):
-            self.spool.delivered_many([d.uid for d in stored], text)  # the round's successes: one commit
+            # the round's successes, each with the results it carried: one commit
+            self.spool.delivered_many([d.uid for d in stored], text, {d.uid: d.kinds for d in stored})
         for d in stored:
             logger.info("results of %s stored at %s", d.uid, dest)
         for d in deliveries:

@@ -12,6 +12,12 @@ Stopping (:meth:`Node.stop`, SIGTERM in the CLI): the port closes, associations 
 ``drain_seconds`` to finish, each worker finishes the film in hand, the results scored by then
 are sent once more, and the spool is closed. Films not yet scored stay in the spool for the
 next start.
+
+Nothing is given up silently: a result that could not be written for want of room (or an I/O
+error) is written again later, with backoff (:meth:`Spool.write_failed`), also after a restart,
+and a job that failed or ended incomplete is scored again when its film comes again or
+``cxrviewer listen --retry-failed`` asks. A retry writes only the results the job lacks, so the
+ones delivered keep their SOP Instance UIDs.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import sqlite3
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,7 +42,7 @@ from .config import NodeConfig
 from . import workers as worker_processes
 from .scp import StorageScp
 from .sender import Sender
-from .spool import RECEIVED, Spool
+from .spool import Spool
 from .timing import CpuTally
 
 logger = logging.getLogger(__name__)
@@ -74,6 +81,12 @@ class Node:
                              busy=lambda: self._todo.unfinished_tasks > 0)
         self.address: tuple[str, int] | None = None
         self.scored = self.failed = self.not_applicable = 0
+        #: jobs whose scoring raised something unexpected (a job table on a full disk): uid →
+        #: (when to try again, tries so far), kept here as the table may be what failed
+        self._later: dict[str, tuple[float, int]] = {}
+        self._later_lock = threading.Lock()
+        #: jobs a scoring worker has in hand
+        self._in_hand: set[str] = set()
 
     def start(self) -> tuple[str, int]:
         # pydicom's value-validation warnings quote the value (a patient's name), and the node
@@ -87,9 +100,9 @@ class Node:
         recovered = self.spool.recover(_sop_class_of)
         if recovered:
             logger.info("found %d film(s) stored but not yet entered; entered them", recovered)
-        waiting = self.spool.jobs(RECEIVED)
-        for job in waiting:
-            self._todo.put(job.uid)
+        waiting = self.spool.take_waiting()
+        for uid in waiting:
+            self._todo.put(uid)
         if waiting:
             logger.info("resuming %d film(s) received before the last stop", len(waiting))
         if self.config.scoring == "processes":
@@ -108,6 +121,9 @@ class Node:
         self._sender_thread = sender
         keeper = threading.Thread(target=self._housekeeping, name="cxr-node-purge", daemon=True)
         keeper.start()
+        retrier = threading.Thread(target=self._retrying, name="cxr-node-retry", daemon=True)
+        retrier.start()
+        self._threads.append(retrier)
         self.address = self.scp.start()
         return self.address
 
@@ -177,12 +193,49 @@ class Node:
                 uid = self._todo.get(timeout=0.2)
             except queue.Empty:
                 continue
+            with self._later_lock:
+                if uid in self._in_hand:  # asked twice (a retry and a resend): once is enough
+                    self._todo.task_done()
+                    continue
+                self._in_hand.add(uid)
             try:
                 self._score(uid)
-            except Exception:  # noqa: BLE001 - a bug: the job stays "received" for the next start
-                logger.exception("unexpected error scoring instance %s; it stays in the spool", uid)
+            except Exception as exc:  # noqa: BLE001 - the job stays "received"; tried again later
+                with self._later_lock:
+                    tries = self._later.get(uid, (0.0, 0))[1] + 1
+                    wait = min(self.config.max_retry_delay, self.config.retry_delay * 2 ** (tries - 1))
+                    self._later[uid] = (time.monotonic() + wait, tries)
+                if isinstance(exc, (OSError, sqlite3.Error)):  # the spool's disk (full, failing)
+                    logger.error("instance %s: the spool could not be updated (%s); trying again in %.3g s", uid, exc, wait)
+                else:
+                    logger.exception("unexpected error scoring instance %s; it stays in the spool, tried again in %.3g s",
+                                     uid, wait)
+            else:
+                with self._later_lock:
+                    self._later.pop(uid, None)
             finally:
+                with self._later_lock:
+                    self._in_hand.discard(uid)
                 self._todo.task_done()
+
+    def _retrying(self) -> None:
+        """Hand the scoring workers the jobs whose next try has come: those waiting to write
+        their results again, those ``--retry-failed`` (another process) made due, and those
+        whose scoring raised something unexpected."""
+        while not self._stop_scoring.wait(0.25):
+            try:
+                due = self.spool.take_due()
+            except sqlite3.Error as exc:
+                logger.debug("could not look for jobs to retry: %s", exc)
+                due = []
+            now = time.monotonic()
+            with self._later_lock:
+                due += [uid for uid, (at, _) in self._later.items() if at <= now and uid not in due]
+                for uid in due:
+                    if uid in self._later:
+                        self._later[uid] = (float("inf"), self._later[uid][1])  # in hand: not twice
+            for uid in due:
+                self._todo.put(uid)
 
     def _start_processes(self) -> None:
         """A pool of ``workers`` scoring processes, each set up (model loaded) before this returns."""
@@ -197,8 +250,8 @@ class Node:
         logger.info("%d scoring process(es) ready", len(started))
         self._processes = pool
 
-    def _score_in_process(self, uid: str) -> worker_processes.Scored:
-        args = (self.spool.film_path(uid), self.spool.result_dir(uid), self.config.outputs, self.config.anonymize,
+    def _score_in_process(self, uid: str, outputs: tuple[str, ...]) -> worker_processes.Scored:
+        args = (self.spool.film_path(uid), self.spool.result_dir(uid), outputs, self.config.anonymize,
                 self.config.score_all)
         pool = self._processes
         try:
@@ -215,7 +268,8 @@ class Node:
             # again, as it may be what kills them; new workers take the next films.
             self._restart_processes(pool)
             return worker_processes.Scored(failure="the process scoring it died (killed, out of memory, or a crash "
-                                           "while decoding it); send it again to retry")
+                                           "while decoding it); send it again, or retry the failed films, to score "
+                                           "it again")
 
     def _restart_processes(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         """New scoring processes in place of the ``broken`` pool (once, whichever worker thread asks first)."""
@@ -234,7 +288,16 @@ class Node:
 
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
-        scored = self._score_here(uid) if self._processes is None else self._score_in_process(uid)
+        cfg = self.config
+        destinations = [str(d) for d in cfg.destinations]
+        # only what the job lacks: a result written before (and perhaps delivered) keeps its UIDs
+        done = self.spool.written(uid)
+        outputs = tuple(kind for kind in cfg.outputs if kind not in done)
+        if not outputs:
+            self.spool.mark_scored(uid, {}, destinations)
+            self._wake_sender.set()
+            return
+        scored = self._score_here(uid, outputs) if self._processes is None else self._score_in_process(uid, outputs)
         self.cpu.add_all(scored.stages)
         failure, written, errors = scored.failure, scored.written, scored.errors
         if scored.not_applicable is not None:
@@ -249,22 +312,37 @@ class Node:
             logger.error("instance %s could not be scored, so no results are sent for it: %s", uid, failure)
             self.spool.mark_failed(uid, failure)
             return
+        again = {kind: why for kind, why in errors.items() if kind in scored.retry}
         for kind, why in errors.items():
-            logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
-        if not written:
+            if kind not in again:
+                logger.error("instance %s: no %s result: %s", uid, kind.upper(), why)
+        if again:
+            with self.cpu.thread_cpu("job table"):
+                wait = self.spool.write_failed(uid, written, destinations, errors, cfg.max_attempts, cfg.retry_delay,
+                                               cfg.max_retry_delay)
+            kinds = ", ".join(k.upper() for k in again)
+            if wait is not None:
+                logger.warning("instance %s: %s not written (%s); trying again in %.3g s", uid, kinds, next(iter(again.values())), wait)
+            else:
+                self.failed += 1
+                logger.error("instance %s: %s not written after %d tries (%s); given up: send the film again, or retry the "
+                             "failed films, once there is room", uid, kinds, cfg.max_attempts, next(iter(again.values())))
+            if written:
+                self._wake_sender.set()
+            return
+        if not written and not done:
             self.failed += 1
             self.spool.mark_failed(uid, "; ".join(errors.values()))
             return
         with self.cpu.thread_cpu("job table"):
-            self.spool.mark_scored(uid, written, [str(d) for d in self.config.destinations],
-                                   error="; ".join(errors.values()) or None)
+            self.spool.mark_scored(uid, written, destinations, error="; ".join(errors.values()) or None, missing=errors)
         self.scored += 1
         self._wake_sender.set()
         logger.info("scored instance %s in %.2f s: %s", uid, time.perf_counter() - t0,
                     ", ".join(scored.positives) or "no finding above threshold")
 
-    def _score_here(self, uid: str) -> worker_processes.Scored:
+    def _score_here(self, uid: str, outputs: tuple[str, ...]) -> worker_processes.Scored:
         """:func:`cxrviewer.node.workers.score` in this thread, on the node's model."""
         return worker_processes.score(self.classifier, self.spool.film_path(uid), self.spool.result_dir(uid),
-                                      self.config.outputs, self.config.anonymize, clock=time.thread_time, prefix="",
+                                      outputs, self.config.anonymize, clock=time.thread_time, prefix="",
                                       score_all=self.config.score_all)

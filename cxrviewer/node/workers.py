@@ -50,6 +50,9 @@ class Scored:
     failure: str | None = None
     #: the findings above threshold, for the node's log line
     positives: tuple[str, ...] = ()
+    #: the kinds of ``errors`` that could not be written for the disk's sake (no room, an I/O
+    #: error): written again later, unlike a result that cannot be built
+    retry: tuple[str, ...] = ()
     #: CPU seconds by stage in a worker process (``"worker: read"``, ...; :mod:`cxrviewer.node.timing`;
     #: a scoring thread tallies its own as it goes)
     stages: dict[str, float] = field(default_factory=dict)
@@ -118,9 +121,11 @@ def score(classifier, path: Path, folder: Path, outputs: tuple[str, ...], anonym
     except CxrError as exc:
         return Scored(failure=str(exc), stages=stages)
     cpu: dict[str, float] = {}  # on the thread's clock: this thread writes them
-    written, errors = write_results(folder, film, prediction, classifier.info, outputs, anonymize=anonymize, cpu=cpu)
+    retry: set[str] = set()
+    written, errors = write_results(folder, film, prediction, classifier.info, outputs, anonymize=anonymize, cpu=cpu,
+                                    retry=retry)
     stages.update({f"{prefix}{k}": v for k, v in cpu.items()})
-    return Scored(written, errors, None, tuple(prediction.positives), stages)
+    return Scored(written, errors, None, tuple(prediction.positives), tuple(sorted(retry)), stages)
 
 
 def score_film(path: Path, folder: Path, outputs: tuple[str, ...], anonymize: bool, score_all: bool = False) -> Scored:
