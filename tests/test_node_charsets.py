@@ -30,7 +30,8 @@ def test_the_node_sends_every_result_of_films_in_iso2022_and_empty_character_set
     from pynetdicom import AE
 
     from cxrviewer.model import Classifier
-    from cxrviewer.node import NodeConfig, parse_destination
+    from cxrviewer.dimse import parse_destination
+    from cxrviewer.node import NodeConfig
     from cxrviewer.node.service import Node
 
     films = {case: charset_film(tmp_path / f"{case}.dcm", *CHARSETS[case]) for case in CASES}
