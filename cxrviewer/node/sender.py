@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import DicomDestination, NodeConfig, WebDestination, parse_destination
-from .pacing import on_conn_open
 from .spool import Delivery, Spool
 from .timing import CpuTally
 
@@ -58,7 +57,7 @@ def _file_meta(path: Path) -> tuple[str, str]:
 
 def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], timeout: float = 30) -> dict[Path, str | None]:
     """C-STORE ``files`` to ``dest`` on one association; for each file, None when stored, else why not."""
-    from pynetdicom import AE, evt
+    from pynetdicom import AE
 
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
@@ -66,8 +65,7 @@ def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], t
     for sop_class, syntax in contexts[:128]:  # PS3.8 9.3.2.2: at most 128 presentation contexts
         # each file goes in its own transfer syntax: nothing is re-encoded on the way
         ae.add_requested_context(sop_class, syntax)
-    # its threads wake less often between C-STOREs (pacing.py)
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open)])
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
     if not assoc.is_established:
         why = "rejected the association" if assoc.is_rejected else unreachable(dest, timeout) or "aborted the association"
         return {p: f"{dest} {why}" for p in files}
