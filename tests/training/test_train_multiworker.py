@@ -48,7 +48,7 @@ def test_two_workers_train_one_step_and_the_chief_exports_a_model_that_loads(nih
         with open(tmp_path / f"w{index}.log", "w") as log:
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # two TensorFlow workers on shared, loaded cores: ~200 s each at load 12
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             if any(p.poll() for p in procs):  # a worker failed: its peer would wait for it for minutes
                 deadline = min(deadline, time.monotonic() + 10)
