@@ -4,8 +4,7 @@ The 4 chest DICOMs of ../shared/data/dicom, scored once with the bundled demo mo
 :func:`cxrviewer.dicom.build_gsps` (regions of the positives, as `score --dicom-out` and the node
 write it) and the Part 10 encoding are timed in CPU seconds, median of ``--repeats`` per film;
 side by side, the same state built object by object by highdicom (the oracle of
-tests/test_gsps_stamp.py, how cxrviewer built it before the model's objects were frozen and
-stamped) and encoded by pydicom.
+tests/test_gsps_golden.py, written independently of cxrviewer's builder) and encoded by pydicom.
 
     python bench/bench_gsps.py [--repeats 20] [--profile]
 """
@@ -36,7 +35,7 @@ def main() -> None:
     clf = Classifier.load(demo_model(), device="cpu")
     scored = scored_chest_dicoms(clf)
     sys.path.insert(0, str(REPO / "tests"))
-    from test_gsps_stamp import highdicom_gsps
+    from test_gsps_golden import highdicom_gsps
 
     profile = cProfile.Profile() if args.profile else None
     times = time_builds(

@@ -3,8 +3,8 @@
 The 4 chest DICOMs of ../shared/data/dicom, scored once with the bundled demo model; then
 :func:`cxrviewer.dicom.build_sr` (regions of the positives, as `score --dicom-out` writes) and the
 Part 10 encoding are timed in CPU seconds, median of ``--repeats`` per film; side by side, the
-same report built item by item by highdicom's templates (the oracle of tests/test_sr_stamp.py,
-how cxrviewer built it before the model's parts were frozen and stamped) and encoded by pydicom.
+same report built item by item by highdicom's templates (the oracle of tests/test_sr_golden.py,
+written independently of cxrviewer's builder) and encoded by pydicom.
 
     python bench/bench_sr.py [--repeats 5] [--profile]
 """
@@ -34,7 +34,7 @@ def main() -> None:
     scored = scored_chest_dicoms(clf)
     profile = cProfile.Profile() if args.profile else None
     sys.path.insert(0, str(REPO / "tests"))
-    from test_sr_stamp import highdicom_sr
+    from test_sr_golden import highdicom_sr
 
     times = time_builds(
         scored, lambda film, prediction: build_sr(film, prediction, clf.info),

@@ -221,11 +221,9 @@ def test_sr_from_dicom(tmp_path, scored, demo, kind, role):
         assert n <= found.get(label, 0) <= 2 * n, label
 
 
-def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(dicom_corpus, scored, demo):
-    """highdicom's SR constructor is given the root without children (its deep copy, re-parse and
-    search of the tree were 70% of the build); the tree stamped from highdicom's templates is
-    the SR's, as it is. What that skips must still hold: every image the tree references is in
-    the evidence, and the evidence is what highdicom makes from the whole tree."""
+def test_sr_evidence_is_complete_and_its_content_is_highdicoms(dicom_corpus, scored, demo):
+    """highdicom's SR constructor gets the whole tree: every image the tree references is in the
+    evidence, and ``sr.content`` is highdicom's view of that tree."""
     from highdicom.sr.utils import collect_evidence
 
     film, pred = scored[dicom_corpus.kind, "jpeg_baseline_chest"]
@@ -237,6 +235,8 @@ def test_sr_tree_is_handed_over_not_copied_and_its_evidence_is_complete(dicom_co
     same_study, other = collect_evidence([source], sr, study_instance_uid=sr.StudyInstanceUID)  # whole tree
     assert other == [] and "PertinentOtherEvidenceSequence" not in sr
     assert sr.CurrentRequestedProcedureEvidenceSequence == same_study
+    (root,) = sr.content
+    assert [item.ConceptNameCodeSequence[0].CodeValue for item in root.ContentSequence] == names
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def test_a_folder_output_holds_the_csv_rows_cell_for_cell(films, tiny_model, tmp
     assert score([films], f"{tmp_path / 'shards'}/", tiny_model) == 1
     shards = tmp_path / "shards"
     assert cells(read_results(shards)) == cells(read_results(tmp_path / "r.csv"))
-    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest = json.loads((shards / "_manifest.json").read_text())
     assert manifest["format"] == "cxrviewer-results" and manifest["rows"] == 7
     assert [s["file"] for s in manifest["shards"]] == ["part-000000.parquet"]
     assert manifest["columns"][:2] == ["path", "status"] and manifest["labels"] == list(LABELS)
@@ -74,7 +74,7 @@ def test_a_folder_resumes_by_file_and_retries_error_rows(films, tiny_model, tmp_
     assert again.skipped == 5 and again.scored == 2 and again.failed == 1
     rows = read_results(out)
     assert len(rows) == 7 + 3 and len(os.listdir(out)) == 3  # two shards and the manifest
-    assert json.loads((out / "manifest.json").read_text())["rows"] == 10
+    assert json.loads((out / "_manifest.json").read_text())["rows"] == 10
 
 
 def test_a_killed_run_loses_only_the_shard_being_filled(tmp_path):
@@ -93,7 +93,7 @@ def test_a_killed_run_loses_only_the_shard_being_filled(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(out), str(film)], env=ENV, capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr
     left = sorted(n for n in os.listdir(out) if not n.endswith(".lock"))  # the OS dropped the lock itself
-    assert left == [".part-000009.parquet.tmp", "manifest.json", "part-000000.parquet", "part-000001.parquet"]
+    assert left == [".part-000009.parquet.tmp", "_manifest.json", "part-000000.parquet", "part-000001.parquet"]
     with ResultsDir(out, LABELS, "v") as d:  # resumes: the stale temporary shard is cleared
         assert d._next == 2
     assert len(read_results(out)) == 4 and ".part-000009.parquet.tmp" not in os.listdir(out)

@@ -130,7 +130,7 @@ def test_results_on_an_object_store_are_shards_resumed_there(films, classifier, 
         first = score_to_csv(films[:3], classifier, root, workers=2)
         assert first.scored == 3
         names = sorted(k.rsplit("/", 1)[1] for k in store.find(root.split("://", 1)[1]))
-        assert names == ["manifest.json", "part-000000.parquet"]
+        assert names == ["_manifest.json", "part-000000.parquet"]
         again = score_to_csv(films, classifier, root, workers=2)
         assert (again.skipped, again.scored, again.failed) == (3, len(films) - 4, 1)
         local = tmp_path / "local"

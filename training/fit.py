@@ -242,7 +242,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         # trace DenseNet121's train step twice (~1 minute on a CPU).
         model.optimizer.build(model.trainable_variables)
     if cfg.strategy == "multiworker":
-        from .keras_mwms import build_from_a_local_batch, reduce_scalars_across_workers
+        from .compat import build_from_a_local_batch, reduce_scalars_across_workers
 
         build_from_a_local_batch(model, train_ds)
         reduce_scalars_across_workers()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import threading
@@ -13,55 +12,13 @@ import pydicom
 from pydicom import config as dicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.filewriter import correct_ambiguous_vr, correct_ambiguous_vr_element
-from pydicom.valuerep import AMBIGUOUS_VR, VR
 
 from ..errors import DicomResultError
 from ..storage import atomic_write_bytes, check_writable_dir
 from ..types import Film, ModelInfo
-from .stamp import is_encoded, is_frozen
 
 logger = logging.getLogger(__name__)
 
-
-def _remember_iod_lookups() -> None:
-    """Let highdicom look each attribute of an IOD up once per process, not once per call.
-
-    Before it references an image, highdicom checks that the image's IOD has pixel data, or
-    frames (``highdicom._standard_utils.is_attribute_in_iod``): a linear scan of the standard's
-    module tables, ~2 ms, 15 times for one Presentation State and 18 for one SR, with the same
-    answer every time (the tables ship with highdicom). The check still runs, its answer is
-    remembered per (attribute, SOP class, excluded path elements). Where highdicom has no such
-    function (another version), nothing changes.
-    """
-    try:
-        import highdicom._standard_utils as standard
-        import highdicom.sr.content as sr_content
-        from highdicom import base
-    except ImportError:
-        return
-    lookup = getattr(standard, "is_attribute_in_iod", None)
-    if lookup is None or getattr(lookup, "_cxr_remembered", False):
-        return
-
-    @functools.lru_cache(maxsize=4096)
-    def remembered(attribute: str, sop_class_uid: str, exclude: tuple[str, ...] | None) -> bool:
-        return lookup(attribute, sop_class_uid, None if exclude is None else list(exclude))
-
-    @functools.wraps(lookup)
-    def is_attribute_in_iod(attribute, sop_class_uid, exclude_path_elements=None):
-        exclude = None if exclude_path_elements is None else tuple(exclude_path_elements)
-        return remembered(str(attribute), str(sop_class_uid), exclude)
-
-    is_attribute_in_iod._cxr_remembered = True
-    # the module's own callers (does_iod_have_pixel_data, is_multiframe_image) and the modules
-    # that imported the name
-    for module in (standard, base, sr_content):
-        if getattr(module, "is_attribute_in_iod", None) is lookup:
-            module.is_attribute_in_iod = is_attribute_in_iod
-
-
-_remember_iod_lookups()
 
 #: Series Number of every cxrviewer result (the SC export uses the same), after acquired series.
 SERIES_NUMBER = 999
@@ -106,7 +63,8 @@ def quiet_values():
     settings = dicom_config.settings
     with _validation_lock:
         if _validation_users == 0:
-            _saved_validation = (settings._reading_validation_mode, settings._writing_validation_mode)
+            # pydicom's public settings (``reading_validation_mode``, ``writing_validation_mode``)
+            _saved_validation = (settings.reading_validation_mode, settings.writing_validation_mode)
             settings.reading_validation_mode = dicom_config.IGNORE
             settings.writing_validation_mode = dicom_config.IGNORE
         _validation_users += 1
@@ -116,7 +74,7 @@ def quiet_values():
         with _validation_lock:
             _validation_users -= 1
             if _validation_users == 0:
-                settings._reading_validation_mode, settings._writing_validation_mode = _saved_validation
+                settings.reading_validation_mode, settings.writing_validation_mode = _saved_validation
 
 
 def patient_name_aside(ref: Dataset) -> DataElement | None:
@@ -141,16 +99,24 @@ def patient_name_back(result: Dataset, element: DataElement | None) -> None:
         result["PatientName"] = element
 
 
+#: what highdicom and pydicom raise for a source header they cannot use: a value that fails
+#: highdicom's checks (ValueError), an attribute it needs and the header lacks (AttributeError),
+#: a SOP class missing from its IOD tables (KeyError). A TypeError is a wrong argument: a bug.
+HEADER_ERRORS = (ValueError, AttributeError, KeyError)
+
+
 @contextmanager
 def highdicom_errors(film: Film, what: str):
-    """highdicom's refusals (a header it cannot use) as a :class:`DicomResultError`.
+    """highdicom's refusals of the source's header as a :class:`DicomResultError`.
 
-    Its messages may quote a value of the source (a patient's name), so only the error type
-    is kept; the traceback goes to the debug log without the message.
+    Put around the highdicom calls that read the header (the reference, the patient and study,
+    the Image Library), never around cxrviewer's own code: an error there is a bug, and is
+    raised as it is. highdicom's messages may quote a value of the source (a patient's name),
+    so only the error type is kept.
     """
     try:
         yield
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except HEADER_ERRORS as exc:
         logger.debug("highdicom refused the header of %s: %s", film.source, type(exc).__name__)
         raise DicomResultError(
             f"Could not build a DICOM {what} from the header of {film.name} ({type(exc).__name__}). "
@@ -159,61 +125,13 @@ def highdicom_errors(film: Film, what: str):
         ) from None
 
 
-def _resolve_encoding_once(ds: Dataset) -> None:
-    """Resolve the ambiguous VRs of ``ds`` once, for the whole tree, and let the writer copy
-    what is already encoded.
-
-    pydicom's writer resolves ambiguous VRs (``correct_ambiguous_vr``, which walks every nested
-    item) for each dataset whose "original encoding" differs from the one written: every item of
-    a dataset built in memory, so a report's tree of ~1000 items was walked once per nesting
-    level. And the walk from the root decodes every raw sequence it meets, which would undo
-    what :mod:`cxrviewer.dicom.stamp` encoded once. So the walk is done here, once: ambiguous
-    elements are resolved with their ancestors at hand, as pydicom does (its
-    ``correct_ambiguous_vr_element``); items built here are marked as already in the encoding
-    written; frozen parts (raw, in that encoding) are left as they are; items read from a file
-    in another encoding (parts of the source's header) get pydicom's own walk, with their
-    ancestors; a sequence the result encoded itself (:func:`~cxrviewer.dicom.stamp.put_sequence`)
-    is left as it is. Then the root is marked too, and the writer goes straight to the elements. The
-    bytes do not change (tests/test_dicom_encode.py, tests/test_sr_stamp.py).
-    """
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is None or not syntax.is_transfer_syntax:
-        return  # dcmwrite says what is missing
-    target = (syntax.is_implicit_VR, syntax.is_little_endian)
-    little = syntax.is_little_endian
-    stack: list[tuple[Dataset, list[Dataset]]] = [(ds, [ds])]  # an item, its ancestors nearest first
-    while stack:
-        parent, ancestors = stack.pop()
-        for element in parent.elements():
-            if element.is_raw:
-                if parent is not ds and parent.original_encoding == target:
-                    continue  # written as it is: a frozen part
-                if parent is ds and is_encoded(ds, element.tag):
-                    continue  # a sequence encoded in this encoding (stamp.put_sequence)
-                # a raw element in a built item would be written as read, in the encoding of
-                # the file it came from: decoded now, as the writer would have done
-                element = parent[element.tag]
-            if element.VR == VR.SQ:
-                for item in element.value:
-                    if is_frozen(item):
-                        continue  # encoded once, in this encoding (cxrviewer.dicom.stamp)
-                    if item.original_encoding == (None, None):  # built here
-                        item.set_original_encoding(*target, item._character_set)
-                    elif item.original_encoding != target:  # read from a file: pydicom's walk
-                        correct_ambiguous_vr(item, little, [item, *ancestors])
-                        continue
-                    stack.append((item, [item, *ancestors]))
-            elif element.VR in AMBIGUOUS_VR:
-                correct_ambiguous_vr_element(element, parent, little, ancestors)
-    ds.set_original_encoding(*target, ds._character_set)
-
-
 def encode(ds: Dataset, what: str) -> bytes:
     """The Part 10 file (preamble, ``DICM``, file meta, dataset) as bytes."""
     buf = io.BytesIO()
     try:
         with quiet_values():
-            _resolve_encoding_once(ds)
+            # pydicom's writer encodes the whole tree in the file meta's transfer syntax, and
+            # resolves the ambiguous VRs (US or SS, OB or OW: PS3.5 6.2) as it goes
             pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     except (ValueError, TypeError, OverflowError, AttributeError) as exc:
         # The message names only the error type: pydicom's may quote a value (a patient's name).

@@ -2,8 +2,7 @@
 
 :mod:`.destinations` names a DICOM AE (``AE@HOST:PORT``) or a DICOMweb service and checks AE
 titles (nothing there touches the network); :mod:`.echo` is the Verification SCU (C-ECHO);
-:mod:`.store` sends files by C-STORE, :mod:`.web` by STOW-RS; :mod:`.pacing` makes
-pynetdicom's association threads wake less often when quiet. The app's Send to PACS and the
+:mod:`.store` sends files by C-STORE, :mod:`.web` by STOW-RS. The app's Send to PACS and the
 node's sender (:mod:`cxrviewer.node.sender`) both send through here, so the app never imports
 the node. Query/retrieve (C-FIND, C-GET/C-MOVE, QIDO/WADO) belongs here too.
 

@@ -1,7 +1,7 @@
 """Sending DICOM files to an AE: C-STORE (PS3.4 Annex B) with pynetdicom, one association a call.
 
-Each file goes in its own transfer syntax (nothing is re-encoded on the way); the association's
-threads are paced (:mod:`.pacing`). Used by the node's sender and by the app's Send to PACS.
+Each file goes in its own transfer syntax (nothing is re-encoded on the way). Used by the node's
+sender and by the app's Send to PACS.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .destinations import DicomDestination
-from .pacing import on_conn_open
 
 # C-STORE statuses that mean stored: success and the warnings (PS3.4 table B.2-1)
 _STORED = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -26,7 +25,7 @@ def _file_meta(path: Path) -> tuple[str, str]:
 
 def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], timeout: float = 30) -> dict[Path, str | None]:
     """C-STORE ``files`` to ``dest`` on one association; for each file, None when stored, else why not."""
-    from pynetdicom import AE, evt
+    from pynetdicom import AE
 
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
@@ -34,8 +33,7 @@ def send_dicom(calling_ae: str, dest: DicomDestination, files: Sequence[Path], t
     for sop_class, syntax in contexts[:128]:  # PS3.8 9.3.2.2: at most 128 presentation contexts
         # each file goes in its own transfer syntax: nothing is re-encoded on the way
         ae.add_requested_context(sop_class, syntax)
-    # its threads wake less often between C-STOREs (pacing.py)
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open)])
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
     if not assoc.is_established:
         why = "rejected the association" if assoc.is_rejected else unreachable(dest, timeout) or "aborted the association"
         return {p: f"{dest} {why}" for p in files}

@@ -391,9 +391,11 @@ def _decode_first_frame(path: Path, ds: Any, ts: Any, decoder: Any, options: dic
     except MemoryError:
         raise UnreadableImageError(f"{path.name}: not enough memory to decode its pixel data.") from None
     except Exception as exc:  # noqa: BLE001 - the codec plugins raise many types on damaged data
-        message = str(exc)
-        if "missing dependencies" in message or "plugins are missing" in message:
+        # pydicom refuses to decode when no plugin's dependencies are met (a RuntimeError): said
+        # by the decoder's public state, not by the message's words
+        if isinstance(exc, RuntimeError) and not decoder.available_plugins:
             raise MissingCodecError(_missing_codec(path, ts)) from None
+        message = str(exc)
         logger.debug("decoding %s failed: %s: %s", path.name, type(exc).__name__, message)
         reason = message.splitlines()[0][:160] if message else type(exc).__name__
         raise UnreadableImageError(

@@ -29,7 +29,6 @@ from pydicom.uid import (
 
 from ..errors import NodeConfigError
 from .config import NodeConfig, Tls
-from ..dimse.pacing import on_conn_open
 from .spool import NEW, RESCORE, RESEND, Spool
 from .timing import CpuTally
 
@@ -128,7 +127,6 @@ class StorageScp:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, lambda event: SUCCESS),
             (evt.EVT_REQUESTED, self._on_requested),
-            (evt.EVT_CONN_OPEN, on_conn_open),  # quiet associations wake less often (pacing.py)
         ]
         self._server = None
 

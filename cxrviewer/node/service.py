@@ -72,6 +72,7 @@ class Node:
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
         self._processes: ProcessPoolExecutor | None = None
+        self._worker_pids: frozenset[int] = frozenset()
         self._processes_lock = threading.Lock()
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
@@ -248,6 +249,7 @@ class Node:
         # starts one for each task it cannot hand to an idle one) and has loaded its model.
         started = {f.result() for f in [pool.submit(worker_processes.ready, 0.2) for _ in range(self.workers)]}
         logger.info("%d scoring process(es) ready", len(started))
+        self._worker_pids = frozenset(started)  # what ready() returned: each worker's pid
         self._processes = pool
 
     def _score_in_process(self, uid: str, outputs: tuple[str, ...]) -> worker_processes.Scored:
@@ -279,9 +281,10 @@ class Node:
                 # The pool ends the other workers of a broken pool with SIGTERM, which they ignore
                 # (the node's to handle: workers.init), and then waits for them: they are killed
                 # here, or that wait (and the interpreter's exit, which joins it) never ends.
-                for process in list((getattr(broken, "_processes", None) or {}).values()):
-                    with contextlib.suppress(OSError, ValueError, AttributeError):
-                        process.kill()
+                for process in multiprocessing.active_children():  # this process's children only
+                    if process.pid in self._worker_pids:
+                        with contextlib.suppress(OSError, ValueError):
+                            process.kill()
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._start_processes()
             return self._processes

@@ -1,4 +1,9 @@
-"""The results folder (:class:`ResultsDir`): Parquet shards written atomically, plus a manifest."""
+"""The results folder (:class:`ResultsDir`): Parquet shards written atomically, plus a manifest.
+
+Everything in the folder that is not a shard starts with ``_`` or ``.`` (``_manifest.json``, its
+lock ``_manifest.json.lock``, ``.part-*.tmp``), the names Parquet dataset readers skip (pyarrow,
+pandas, Ray Data; DuckDB reads ``DIR/*.parquet``), so the folder is a Parquet dataset as it is.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ logger = logging.getLogger(__name__)
 SHARD_ROWS = 1000
 #: A shard is also written when its first row is this old, so a slow run loses little on a kill.
 SHARD_SECONDS = 60.0
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
+#: the manifest's name before 2026-12 (issue 27): a folder that has it still resumes, and gets
+#: ``_manifest.json`` in its place
+OLD_MANIFEST = "manifest.json"
 _MANIFEST_FORMAT = "cxrviewer-results"
 SHARD_NAME = re.compile(r"^part-(\d{6})\.parquet$")
 _KEY_COLUMNS = ["path", "status", "file_size", "file_mtime_ns"]
@@ -52,7 +60,7 @@ def import_pyarrow():
 
 
 class ResultsDir:
-    """A results folder: Parquet shards ``part-NNNNNN.parquet`` plus ``manifest.json``.
+    """A results folder: Parquet shards ``part-NNNNNN.parquet`` plus ``_manifest.json``.
 
     Each shard holds the CSV's columns with the CSV's values (:func:`result_row`, all text, so a
     shard and a CSV of the same films are equal cell for cell). A shard is written to a temporary
@@ -131,16 +139,21 @@ class ResultsDir:
         for n in names:  # shards a killed run did not finish renaming
             if n.startswith(".part-") and n.endswith(".tmp"):
                 self._remove(n)
-        if MANIFEST in names:
+        old = None
+        for manifest in (MANIFEST, OLD_MANIFEST):
+            if manifest not in names:
+                continue
             try:
-                doc = json.loads(self._read(MANIFEST).decode("utf-8"))
+                doc = json.loads(self._read(manifest).decode("utf-8"))
             except (OSError, UnicodeDecodeError, ValueError):
-                raise self._refuse(f"holds a {MANIFEST} that is not one of cxrviewer") from None
+                raise self._refuse(f"holds a {manifest} that is not one of cxrviewer") from None
             if not isinstance(doc, dict) or doc.get("format") != _MANIFEST_FORMAT:
-                raise self._refuse(f"holds a {MANIFEST} that is not one of cxrviewer")
+                raise self._refuse(f"holds a {manifest} that is not one of cxrviewer")
             if doc.get("columns") != self.columns and not overwrite:
                 raise self._refuse("holds results with other columns (another model)")
-        elif not shards and any(not n.endswith(".lock") for n in names) and not overwrite:
+            old = manifest if manifest == OLD_MANIFEST else old
+        if MANIFEST not in names and OLD_MANIFEST not in names and not shards and any(
+                not n.endswith(".lock") for n in names) and not overwrite:
             raise self._refuse("is not a results folder of cxrviewer (it holds other files and no manifest)")
         if overwrite:
             for n in shards:
@@ -161,6 +174,9 @@ class ResultsDir:
         self._done = index.freeze()
         self._next = 1 + max((int(SHARD_NAME.match(n).group(1)) for n in shards), default=-1)
         self._write_manifest()
+        if old is not None:  # an older cxrviewer's folder: its manifest is _manifest.json now
+            self._remove(old)
+            logger.info("%s: %s renamed %s, which Parquet readers skip", self.path, old, MANIFEST)
         if shards:
             logger.info("resuming %s: %d shards, %d files already scored", self.path, len(shards), len(self._done))
 

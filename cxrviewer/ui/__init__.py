@@ -10,7 +10,7 @@ Layout (napari-style: a plain model, Qt widgets that listen to it, jobs off the 
   (a ``QRunnable``) with a separate ``WorkerSignals`` ``QObject`` and the jobs they run.
 - :mod:`.film_view`, :mod:`.findings_panel`, :mod:`.film_strip` — the widgets;
   :mod:`.actions` — the menu table; :mod:`.main_window` — layout, dialogs, status bar;
-  :mod:`.app` — ``run_app(argv)``; :mod:`.refcounts` — a guard for PySide6 6.12.0 on Python 3.11.
+  :mod:`.app` — ``run_app(argv)``.
 
 Every picture of a film comes from :func:`cxrviewer.render.overlay`, the renderer behind
 ``cxrviewer export``; the film view only converts its RGB array to a ``QImage``.

@@ -283,10 +283,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow, icon_path
-    from .refcounts import protect_singletons
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "cxrviewer", *qt_args])
-    protect_singletons()  # before the first window: PySide6 6.12.0 on Python 3.11 (see refcounts)
     app.setApplicationName("cxrviewer")
     app.setOrganizationName("cxrviewer")
     app.setApplicationVersion(__version__)

@@ -34,7 +34,6 @@ from .findings_panel import FindingsPanel
 from .levels import Levels
 from .measure_tool import MeasureTool
 from .pacs_dialog import PacsActions
-from .refcounts import protect_singletons
 from .render_scheduler import RenderScheduler
 from .scoring_progress import ScoringProgress
 from .session import FilmSession
@@ -77,7 +76,6 @@ class MainWindow(QMainWindow):
         results_dir: str | Path | None = None,
         interactive: bool = True,
     ) -> None:
-        protect_singletons()
         super().__init__()
         self.setObjectName("mainWindow")
         self.store = settings if settings is not None else open_settings()

@@ -40,7 +40,6 @@ from ..classes import CUSTOM, ClassChoice
 from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
-from .refcounts import protect_singletons
 from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
     FilmJob,
@@ -84,7 +83,6 @@ class FilmSession(QObject):
         results_dir: str | Path | None = None,
         parent: QObject | None = None,
     ) -> None:
-        protect_singletons()
         super().__init__(parent)
         self.model = model if model is not None else ViewerModel()
         self.device = device

@@ -356,14 +356,46 @@ def test_a_missing_decoder_names_the_package_to_install(dicom_corpus, monkeypatc
         read_film(dicom_corpus["jpeg_baseline_chest"])
 
 
-def test_a_plugin_dependency_error_while_decoding_becomes_missing_codec(dicom_corpus, monkeypatch):
+def test_a_plugin_whose_dependencies_fail_while_decoding_becomes_missing_codec(dicom_corpus, monkeypatch):
+    """A decoder that had a plugin when asked, and has none when it fails (a plugin whose
+    dependencies break on first use): pydicom's RuntimeError is a missing codec, judged by the
+    decoder's public ``available_plugins``, not by the message's words. Another RuntimeError with
+    plugins still there is damaged data."""
     import pydicom.pixels
 
-    def fail(*args, **kwargs):
-        raise RuntimeError("Unable to decompress 'RLE Lossless' pixel data because all plugins are missing dependencies:")
+    real_get_decoder = pydicom.pixels.get_decoder
 
+    class Fading:
+        def __init__(self, uid):
+            self.wrapped = real_get_decoder(uid)
+            self.plugins = tuple(self.wrapped.available_plugins)
+
+        is_available = True
+
+        @property
+        def available_plugins(self):
+            return self.plugins
+
+    decoders = []
+
+    def get_decoder(uid):
+        decoders.append(Fading(uid))
+        return decoders[-1]
+
+    def fail(*args, **kwargs):
+        decoders[-1].plugins = ()
+        raise RuntimeError("Unable to decompress: whatever pydicom says")
+
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", get_decoder)
     monkeypatch.setattr(pydicom.pixels, "pixel_array", fail)
     with pytest.raises(MissingCodecError, match="pip install"):
+        read_film(dicom_corpus["j2k_mono1"])
+
+    def damaged(*args, **kwargs):
+        raise RuntimeError("all plugins are missing dependencies")  # the old words, plugins still there
+
+    monkeypatch.setattr(pydicom.pixels, "pixel_array", damaged)
+    with pytest.raises(UnreadableImageError, match="damaged"):
         read_film(dicom_corpus["j2k_mono1"])
 
 

@@ -1,7 +1,6 @@
-"""The Presentation State stamped from the model's frozen parts (cxrviewer.dicom.stamp) says
-exactly what highdicom's classes, built for every film, say: the oracle below builds the whole
-state with highdicom object by object, as cxrviewer did before, and the two files must decode to
-the same tree, UIDs and times aside. Generated films (tests/dicomfactory.py) and the bundled demo
+"""The Presentation State says exactly what highdicom's classes say: the oracle below builds the
+whole state with highdicom's public API object by object, independently of cxrviewer's builder,
+and the two files must decode to the same tree, UIDs and times aside. Generated films (tests/dicomfactory.py) and the bundled demo
 model (14 labels, OOD guard, demo flag); a model that is not a demo, a flagged film, a model
 version outside ASCII."""
 
@@ -29,7 +28,6 @@ from cxrviewer.dicom.output import (
     patient_name_back,
 )
 from cxrviewer.dicom.source import DEIDENTIFICATION_METHOD, read_source
-from cxrviewer.dicom.stamp import is_frozen
 from cxrviewer.io import read_film
 from cxrviewer.render import class_color
 from cxrviewer.types import Prediction
@@ -48,7 +46,7 @@ def demo():
 
 def highdicom_gsps(film, prediction, info, region_labels, anonymize=False):
     """The oracle: every layer, annotation, graphic and text object built by highdicom for this
-    film, and the state around them by its constructor (cxrviewer's code before the stamps)."""
+    film, and the state around them by its constructor."""
     src = read_source(film, "Presentation State")
     ref = src.reference(anonymize=anonymize)
     patient_name = patient_name_aside(ref)
@@ -140,7 +138,7 @@ def _cases(pred):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_stamped_gsps_is_highdicoms(generated_dicoms, demo, role):
+def test_gsps_is_highdicoms(generated_dicoms, demo, role):
     film = read_film(generated_dicoms[role])
     pred = demo.predict_one(film)
     assert demo.info.demo  # the notice layer is in the comparison
@@ -149,7 +147,7 @@ def test_stamped_gsps_is_highdicoms(generated_dicoms, demo, role):
         assert decoded(build_gsps(film, pred, demo.info, **kwargs)) == decoded(oracle), (role, kwargs)
 
 
-def test_stamped_gsps_of_a_flagged_film_and_of_a_model_that_is_no_demo(generated_dicoms, demo):
+def test_gsps_of_a_flagged_film_and_of_a_model_that_is_no_demo(generated_dicoms, demo):
     """The notice layer with both notices, with the flag's only, and none at all."""
     film = read_film(generated_dicoms["nih_dx"])
     pred = demo.predict_one(film)
@@ -164,8 +162,8 @@ def test_stamped_gsps_of_a_flagged_film_and_of_a_model_that_is_no_demo(generated
 
 
 def test_a_model_with_text_outside_ascii_gets_the_same_presentation_state(generated_dicoms, demo):
-    """Its labels and notice are not frozen (each state's character set encodes them): the state
-    is still highdicom's, object by object."""
+    """Labels and a notice outside ASCII are encoded with the state's Specific Character Set: the
+    state is still highdicom's, object by object."""
     info = dataclasses.replace(demo.info, model_version="Modèle-Ärzte 2",
                                labels=tuple(f"{label[:3]}é{label[3:]}" if i % 2 else label
                                             for i, label in enumerate(demo.info.labels)))
@@ -173,16 +171,12 @@ def test_a_model_with_text_outside_ascii_gets_the_same_presentation_state(genera
     base = demo.predict_one(film)
     pred = Prediction(info.labels, base.probabilities, base.class_maps, base.thresholds, info.model_version,
                       ood_score=base.ood_score, ood_flag=True)
-    parts = gsps_module._model_parts(info, pred)
-    assert not is_frozen(parts.layers[info.labels[1]].text) and is_frozen(parts.layers[info.labels[0]].text)
-    assert not is_frozen(parts.notices[0])
     oracle = highdicom_gsps(film, pred, info, set(pred.labels))
     assert decoded(build_gsps(film, pred, info, region_labels=list(pred.labels))) == decoded(oracle)
 
 
 def test_presentation_states_built_at_once_in_threads_each_say_their_own_film(generated_dicoms, demo):
-    """The frozen parts are shared by every state of the model, across threads: nothing a state
-    changes reaches another one."""
+    """States built at once in threads each say their own film."""
     roles = list(ROLES) * 3
     films = {role: read_film(generated_dicoms[role]) for role in ROLES}
     preds = {role: demo.predict_one(film) for role, film in films.items()}
@@ -191,21 +185,3 @@ def test_presentation_states_built_at_once_in_threads_each_say_their_own_film(ge
     got = run_in_threads(lambda role: decoded(build_gsps(films[role], preds[role], demo.info)), [(role,) for role in roles])
     for role, result in zip(roles, got):
         assert result == expected[role], role
-
-
-def test_floats_are_encoded_as_pydicom_encodes_them():
-    """stamp.floats: the same bytes as pydicom's writer, rounding to single precision included."""
-    from pydicom.dataelem import DataElement
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_data_element
-
-    from cxrviewer.dicom.stamp import floats
-
-    values = np.concatenate([np.random.default_rng(0).uniform(0, 4096, 199), [0.1, 182.39999999999998, 1e-7, 3e38]])
-    buf = DicomBytesIO()
-    buf.is_implicit_VR, buf.is_little_endian = False, True
-    write_data_element(buf, DataElement(0x00700022, "FL", values.tolist()))
-    raw = floats("GraphicData", values)
-    assert raw.VR == "FL" and buf.getvalue()[8:] == raw.value  # after the tag, VR and length
-    with pytest.raises(ValueError, match="not an FL"):
-        floats("UnformattedTextValue", values)
