@@ -82,6 +82,9 @@ class LabelTable:
     rows_without_name: int = 0
     #: whether the file has a patient column (the bootstrap then resamples patients)
     has_patients: bool = False
+    #: file name → row, and name without its extension → row (None when two rows share it)
+    _by_name: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _by_stem: dict[str, int | None] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         by_name: dict[str, int] = {}
@@ -101,9 +104,9 @@ class LabelTable:
         without its extension is the film's (``00000022_000.png`` for ``00000022_000.dcm``),
         when only one row has that stem; None when the file does not list it."""
         name = file_name(film)
-        row = self._by_name.get(name)  # type: ignore[attr-defined]
+        row = self._by_name.get(name)
         if row is None:
-            row = self._by_stem.get(_stem(name))  # type: ignore[attr-defined]
+            row = self._by_stem.get(_stem(name))
         return row
 
 
