@@ -39,9 +39,13 @@ from PySide6.QtWidgets import (
 
 from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
 from ..model_card import defaulted_thresholds
-from ..render import OOD_MARK, class_color, legend_ramp
+from ..render import OOD_MARK, class_color, finding_hues, legend_ramp
 from ..types import Prediction
 from .viewer_model import ERROR, QUEUED, READING, ViewerModel
+
+RAMP_CAPTION = "Grad-CAM, one scale for all findings: faint (transparent) → strong"
+HUED_CAPTION = ("Several findings: each in its own colour (the swatches; the legend on the film), "
+                "one scale: faint (transparent) → strong")
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +265,8 @@ class FindingsPanel(QWidget):
         self.ramp.setObjectName("ramp")
         self.ramp.setScaledContents(True)
         self.ramp.setFixedHeight(10)
-        self.ramp_caption = QLabel("Grad-CAM, one scale for all findings: faint (transparent) → strong", self)
+        self.ramp_caption = QLabel(RAMP_CAPTION, self)
+        self.ramp_caption.setWordWrap(True)
         self.ramp_caption.setObjectName("legend")
         form.addWidget(self.ramp, 3, 0, 1, 3)
         form.addWidget(self.ramp_caption, 4, 0, 1, 3)
@@ -347,6 +352,9 @@ class FindingsPanel(QWidget):
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())
         contour = self.model.display.mode == "contour"
+        # several heatmaps on: each finding in its own colour, its swatch the legend (as in contour mode)
+        hued = dict(finding_hues(pred, self.model.shown_classes(), self.model.display.mode))
+        self._show_ramp(not contour, bool(hued))
         clf = self.model.classifier
         defaulted = defaulted_thresholds(clf.info.trained_on) if clf is not None else frozenset()
         self._syncing = True
@@ -368,7 +376,8 @@ class FindingsPanel(QWidget):
                         "strongest map: there is nothing to show." if empty else ""
                     )
                     # the swatch is the legend: only for a finding that draws an outline
-                    row.check.setIcon(_swatch(class_color(pred, label)) if contour and not empty else QIcon())
+                    swatch = (contour and not empty) or label in hued
+                    row.check.setIcon(_swatch(class_color(pred, label)) if swatch else QIcon())
                 else:
                     row.note.setText("")
                     row.bar.set_values(None, None)
@@ -435,11 +444,15 @@ class FindingsPanel(QWidget):
         finally:
             self._syncing = False
         self.ramp.setPixmap(colormap_ramp(d.colormap, alpha=max(d.alpha, 0.05)))
-        heat = d.mode == "heatmap"
-        self.ramp.setVisible(heat)
-        self.ramp_caption.setVisible(heat)
-        self.colormap_combo.setEnabled(heat)
         self._fill(self.model.prediction)
+
+    def _show_ramp(self, heat: bool, hued: bool) -> None:
+        """The colormap's ramp for one heatmap; with several, each in its own colour, the caption
+        says so (the colormap is then not used)."""
+        self.ramp.setVisible(heat and not hued)
+        self.ramp_caption.setVisible(heat)
+        self.ramp_caption.setText(HUED_CAPTION if hued else RAMP_CAPTION)
+        self.colormap_combo.setEnabled(heat and not hued)
 
     # ------------------------------------------------------------- actions
     def show_only(self, label: str) -> None:

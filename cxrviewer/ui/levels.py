@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject
 from ..io import grayscale
 from ..render import resized_film
 from ..types import Film, Voi
-from .status_text import describe_value
+from .status_text import describe_finding, describe_value
 
 #: Share of the film's value range the level moves per screen pixel dragged (400 px: the range).
 LEVEL_PER_PIXEL = 1.0 / 400.0
@@ -133,4 +133,6 @@ class Levels(QObject):
             self.window.cursor_label.setText("")
             return
         fx, fy = self.model.display.orientation.to_film(x + 0.5, y + 0.5, film.height, film.width)
-        self.window.cursor_label.setText(describe_value(film, int(fx), int(fy)))
+        text = describe_value(film, int(fx), int(fy))
+        finding = describe_finding(film, self.model.prediction, self.model.shown_classes(), int(fx), int(fy))
+        self.window.cursor_label.setText(f"{text} · {finding}" if text and finding else text)

@@ -11,7 +11,7 @@ import html
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from .actions import MENUS, SEPARATOR, ActionSpec
+from .actions import MENUS, ActionSpec
 
 
 def _plain(text: str) -> str:

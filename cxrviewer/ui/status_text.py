@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ..heatmap import strongest_at
 from ..io.grayscale import value_at, value_range
-from ..types import CALIBRATION_SOURCES, Calibration, Film, Voi
+from ..types import CALIBRATION_SOURCES, Calibration, Film, Prediction, Voi
 
 
 def _number(v: float, span: float) -> str:
@@ -36,6 +39,18 @@ def describe_value(film: Film | None, x: int, y: int) -> str:
     value = value_at(film.gray, x, y)
     text = f"{value:.0f}" if hi - lo >= 50 and float(value).is_integer() else f"{value:.4g}"
     return f"x {x}  y {y}  value {text}"
+
+
+def describe_finding(film: Film | None, prediction: Prediction | None, shown: Sequence[str], x: int, y: int) -> str:
+    """The finding whose map is drawn strongest at film pixel (x, y), of those ``shown``:
+    ``Edema (map 62%)``, the map's value on the film's common scale; "" where no map is drawn."""
+    if film is None or prediction is None or not shown:
+        return ""
+    found = strongest_at(prediction, shown, (film.height, film.width), x, y)
+    if found is None:
+        return ""
+    label, value = found
+    return f"{label.replace('_', ' ')} (map {value:.0%})"
 
 
 def describe_film(film: Film | None, calibration: Calibration | None = None) -> str:
