@@ -116,6 +116,10 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
                    "Measure with the file's own calibration again (or in pixels)"),
         ActionSpec("measure_stop", "&Stop measuring", lambda w: w.measure.start(None), ("Esc",)),
         ActionSpec("measure_delete", "D&elete selected measurement", lambda w: w.measure.delete_selected(), (Key.Delete,)),
+        SEPARATOR,
+        ActionSpec("measure_panel", "Measurements &list", lambda w, on: w.measure.show_panel(on), (),
+                   "Show the panel that lists this film's measurements (it floats: the film keeps its zoom)",
+                   checkable=True),
     )),
     ("&Heatmaps", (
         ActionSpec("positives", "&Positives only", _display(policy="positives"), ("Ctrl+1",)),

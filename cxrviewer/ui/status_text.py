@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..heatmap import strongest_at
 from ..io.grayscale import value_at, value_range
@@ -70,3 +71,16 @@ def describe_film(film: Film | None, calibration: Calibration | None = None) -> 
     else:
         text += " · pixel size unknown"
     return text
+
+
+def results_message(summary: str, out: Path | None) -> str:
+    """The message after a folder run: the summary, then the CSV's name and the folder it is in
+    (``~`` for the home folder), name first so that a cut message still names the file; never a
+    bare path that, cut after its first folder, reads as if the results went to the home folder."""
+    if out is None:
+        return summary
+    folder = str(out.parent)
+    home = str(Path.home())
+    if home not in ("", "/") and (folder == home or folder.startswith(home + "/")):
+        folder = "~" + folder[len(home):]
+    return f"{summary}; results in {out.name} (folder {folder})"
