@@ -130,6 +130,7 @@ class _Row:
         self.note = QLabel("", parent)
         self.note.setObjectName(f"note_{label}")
         self.note.setProperty("muted", True)
+        self.note.setMinimumWidth(self.note.fontMetrics().horizontalAdvance(NO_ACTIVATION) + 2)  # never cut
 
 
 def _swatch(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -160,6 +161,9 @@ class FindingsPanel(QWidget):
         self._syncing = False
         #: the title names the film (two panels on screen: which film is which)
         self.named = False
+        #: a second film's panel (View ▸ Compare): the findings only; the notes are the main panel's
+        self.compact = compact
+        self.brief = compact
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
@@ -197,10 +201,12 @@ class FindingsPanel(QWidget):
         host_layout.addStretch(1)
         scroll.setWidget(host)
         layout.addWidget(scroll, 1)
+        self._scroll = scroll
 
-        legend = QLabel("white tick = threshold · amber = at or above it", self)
+        legend = self.tick_legend = QLabel("white tick = threshold · amber = at or above it", self)
         legend.setObjectName("legend")
         legend.setWordWrap(True)
+        legend.setVisible(not compact)
         layout.addWidget(legend)
 
         self.threshold_note = QLabel("", self)
@@ -297,6 +303,10 @@ class FindingsPanel(QWidget):
     def is_highlighted(self, label: str) -> bool:
         return self._rows[label].bar.positive
 
+    def value_label(self, label: str) -> QLabel:
+        """The row's number ("0.83")."""
+        return self._rows[label].value
+
     def note(self, label: str) -> str:
         """What the row says beside its number: "no activation" for an empty map, else ""."""
         return self._rows[label].note.text()
@@ -305,6 +315,14 @@ class FindingsPanel(QWidget):
     def _entry_changed(self, index: int) -> None:
         if index == self.model.current:
             self._update_status()
+
+    def set_brief(self, on: bool) -> None:
+        """Without the explanatory notes (``True``: while comparing, when two panels share the
+        column and every row counts): the tick legend, the default-threshold note and the heatmap
+        caption; the findings and the controls stay."""
+        self.brief = on
+        self.tick_legend.setVisible(not on and not self.compact)
+        self._fill(self.model.prediction)
 
     def set_named(self, on: bool) -> None:
         self.named = on
@@ -348,6 +366,10 @@ class FindingsPanel(QWidget):
             self._grid.addWidget(row.value, i, 2)
             self._grid.addWidget(row.note, i, 3)
             self._rows[label] = row
+        # as wide as the rows need with the vertical scroll bar showing: a scroll bar never
+        # covers the numbers ("0.8" for 0.83 in a short compare panel)
+        bar = self._scroll.verticalScrollBar().sizeHint().width()
+        self._scroll.setMinimumWidth(self._rows_host.minimumSizeHint().width() + bar + 2)
 
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())
@@ -400,7 +422,7 @@ class FindingsPanel(QWidget):
                 + " the default: the model's validation films had too few cases to choose "
                 + ("them" if n != 1 else "it") + " from."
             )
-        self.threshold_note.setVisible(bool(in_list))
+        self.threshold_note.setVisible(bool(in_list) and not self.brief)
         if pred is not None and pred.ood_flag:
             score = f" (score {pred.ood_score:.2f})" if pred.ood_score is not None else ""
             self.ood_label.setText(
@@ -450,7 +472,7 @@ class FindingsPanel(QWidget):
         """The colormap's ramp for one heatmap; with several, each in its own colour, the caption
         says so (the colormap is then not used)."""
         self.ramp.setVisible(heat and not hued)
-        self.ramp_caption.setVisible(heat)
+        self.ramp_caption.setVisible(heat and not self.brief)
         self.ramp_caption.setText(HUED_CAPTION if hued else RAMP_CAPTION)
         self.colormap_combo.setEnabled(heat and not hued)
 

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 APP_NAME = "cxrviewer"
 #: The most of the status bar's width each field may take (it elides beyond, its tooltip holding
 #: the whole text); together with the zoom and the results link they leave ~20% to the messages.
-STATUS_SHARES = {"cursorInfo": 0.24, "filmInfo": 0.14, "wlInfo": 0.12, "timeInfo": 0.09, "modelInfo": 0.13}
+STATUS_SHARES = {"cursorInfo": 0.22, "filmInfo": 0.12, "wlInfo": 0.10, "timeInfo": 0.08, "modelInfo": 0.11}
 DEMO_BANNER = "DEMO MODEL — not for diagnosis"
 
 

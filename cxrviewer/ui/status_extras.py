@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLabel
 
 
 #: The most of the status bar's width the results link may take (its file name elides beyond).
-RESULTS_SHARE = 0.18
+RESULTS_SHARE = 0.15
 
 
 class StatusExtras(QObject):

@@ -1,0 +1,138 @@
+"""Every screenshot of the app in README.md and docs/, from the real window, at the sizes a
+reader uses: one script, so they stay true to the app.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" env QT_QPA_PLATFORM=xcb \\
+        .venv/bin/python scripts/screenshots.py [DOCS_DIR]
+
+At 1280×800 and 1920×1080 it writes ``app-SIZE-folder.png`` (the samples folder scored, the
+worklist on, several findings' heatmaps each in its own colour with the legend on the film),
+``app-SIZE-measure.png`` (a distance and a cardiothoracic ratio, the Measurements list open) and
+``app-SIZE-compare.png`` (two films side by side); and docs/screenshot.png (the README's: the
+folder at 1280×800). Uses the bundled demo model (else the tiny test model); settings go to a
+temporary file. Each window is grabbed with ``QWidget.grab()``; a PNG over 300 KB is reduced to
+256 colours. It also prints any status or panel label that is cut (there should be none).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+LIMIT = 300_000
+SIZES = ((1280, 800), (1920, 1080))
+
+
+def main(argv: list[str]) -> int:
+    from PySide6.QtCore import QElapsedTimer, QSettings
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    from cxrviewer.paths import samples_dir
+    from cxrviewer.ui.app import apply_theme
+    from cxrviewer.ui.elided_label import ElidedLabel
+    from cxrviewer.ui.main_window import MainWindow
+
+    docs = Path(argv[0]) if argv else ROOT / "docs"
+    tmp = Path(tempfile.mkdtemp())
+    os.environ["CXRVIEWER_SETTINGS"] = str(tmp / "settings.ini")
+    model = ROOT / "resources" / "models" / "cxr-demo-densenet121-320.onnx"
+    if not model.is_file():
+        from tinymodel import build_tiny_model, tiny_info
+
+        model = build_tiny_model(tmp / "tiny.onnx", tiny_info(64))
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+
+    def wait(cond, ms: int = 120_000) -> None:
+        timer = QElapsedTimer()
+        timer.start()
+        while not cond():
+            app.processEvents()
+            if timer.elapsed() > ms:
+                raise TimeoutError("the window did not get there in time")
+
+    def settle(window, ms: int = 500) -> None:
+        wait(window.render_idle)
+        wait(lambda: window.compare.renderer.idle())
+        timer = QElapsedTimer()
+        timer.start()
+        while timer.elapsed() < ms:
+            app.processEvents()
+
+    def check(window, name: str) -> None:
+        for label in window.findChildren(QLabel):
+            if not label.isVisible() or not label.text() or label.wordWrap():
+                continue
+            if isinstance(label, ElidedLabel):
+                if label.elided() and label.text() not in label.toolTip():
+                    print(f"  {name}: {label.objectName()} elided without its text in the tooltip")
+            elif label.width() < label.sizeHint().width():
+                print(f"  {name}: {label.objectName() or label.text()[:30]!r} is cut ({label.width()} < {label.sizeHint().width()} px)")
+
+    def save(window, name: str) -> None:
+        check(window, name)
+        image = window.grab().toImage()
+        out = docs / name
+        image.save(str(out), "PNG", 9)
+        if out.stat().st_size > LIMIT:  # a film in a window: fewer colours, the same picture
+            image.convertToFormat(QImage.Format.Format_Indexed8).save(str(out), "PNG", 9)
+        print(f"wrote {out} ({image.width()}×{image.height()}, {out.stat().st_size // 1000} KB)")
+
+    folder = tmp / "films"
+    folder.mkdir()
+    for png in sorted(samples_dir().glob("*.png")):
+        shutil.copy(png, folder / png.name)
+    for width, height in SIZES:
+        tag = f"{width}x{height}"
+        shutil.rmtree(tmp / "results", ignore_errors=True)
+        w = MainWindow(QSettings(str(tmp / f"settings-{tag}.ini"), QSettings.Format.IniFormat), model_path=model,
+                       device="cpu", results_dir=tmp / "results")
+        w.resize(width, height)
+        w.show()
+        wait(lambda: w.model.classifier is not None)
+        # 1. a folder, scored; several findings' heatmaps, each in its own colour, the legend on the film
+        w.open_paths([folder])
+        wait(lambda: w.progress is None and all(e.status in ("scored", "error") for e in w.model.entries))
+        w.model.set_current(0)
+        wait(lambda: w.model.prediction is not None)
+        w.model.set_display(policy="positives", mode="heatmap", alpha=0.55)
+        settle(w)
+        film = w.model.film
+        w.view.hovered.emit(film.width * 2 // 3, film.height * 3 // 4)
+        settle(w)
+        save(w, f"app-{tag}-folder.png")
+        if (width, height) == SIZES[0]:
+            shutil.copy(docs / f"app-{tag}-folder.png", docs / "screenshot.png")
+            print(f"wrote {docs / 'screenshot.png'} (the README's)")
+        # 2. measurements: a distance and a cardiothoracic ratio, the list open
+        w.model.set_display(policy="none")
+        w.measure.start("distance")
+        for p in ((0.22, 0.25), (0.22, 0.45)):
+            w.view.pointPicked.emit(film.width * p[0], film.height * p[1])
+        w.measure.start("ctr")
+        for p in ((0.36, 0.62), (0.66, 0.62), (0.12, 0.55), (0.88, 0.55)):
+            w.view.pointPicked.emit(film.width * p[0], film.height * p[1])
+        w.measure.start(None)
+        w.act_measure_panel.setChecked(True)
+        settle(w)
+        save(w, f"app-{tag}-measure.png")
+        w.act_measure_panel.setChecked(False)
+        # 3. compare: the next film beside it, same scale, tops aligned, each with its findings
+        w.model.set_display(policy="positives")
+        w.act_compare.trigger()
+        wait(lambda: w.compare.film is not None)
+        settle(w, 800)
+        save(w, f"app-{tag}-compare.png")
+        w.act_compare.trigger()
+        w.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
