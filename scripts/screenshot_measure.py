@@ -33,7 +33,7 @@ def main(out: Path) -> int:
     from cxrviewer.ui.main_window import MainWindow
     from cxrviewer.ui.refcounts import protect_singletons
 
-    app = QApplication([sys.argv[0]])
+    app = QApplication.instance() or QApplication([sys.argv[0]])
     protect_singletons()
     apply_theme(app)
     window = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat),

@@ -8,7 +8,8 @@ At 1280×800 and 1920×1080 it writes ``app-SIZE-folder.png`` (the samples folde
 worklist on, several findings' heatmaps each in its own colour with the legend on the film),
 ``app-SIZE-measure.png`` (a distance and a cardiothoracic ratio, the Measurements list open) and
 ``app-SIZE-compare.png`` (two films side by side); and docs/screenshot.png (the README's: the
-folder at 1280×800). Uses the bundled demo model (else the tiny test model); settings go to a
+folder at 1280×800); then runs scripts/screenshots_reading.py and scripts/screenshot_measure.py
+for the other pictures of docs/gui.md (``--only-app``: not those). Uses the bundled demo model (else the tiny test model); settings go to a
 temporary file. Each window is grabbed with ``QWidget.grab()``; a PNG over 300 KB is reduced to
 256 colours. It also prints any status or panel label that is cut (there should be none).
 """
@@ -37,7 +38,8 @@ def main(argv: list[str]) -> int:
     from cxrviewer.ui.elided_label import ElidedLabel
     from cxrviewer.ui.main_window import MainWindow
 
-    docs = Path(argv[0]) if argv else ROOT / "docs"
+    args = [a for a in argv if not a.startswith("--")]
+    docs = Path(args[0]) if args else ROOT / "docs"
     tmp = Path(tempfile.mkdtemp())
     os.environ["CXRVIEWER_SETTINGS"] = str(tmp / "settings.ini")
     model = ROOT / "resources" / "models" / "cxr-demo-densenet121-320.onnx"
@@ -131,7 +133,15 @@ def main(argv: list[str]) -> int:
         w.act_compare.trigger()
         w.close()
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    if "--only-app" in argv:
+        return 0
+    # the pictures of docs/gui.md's reading-room sections, by the scripts that set them up
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import screenshot_measure
+    import screenshots_reading
+
+    code = screenshots_reading.main([str(docs)])
+    return code or screenshot_measure.main(docs / "gui-calibrate-ctr.png")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("open_folder", "Open &folder…", lambda w: w.open_folder_dialog(), ("Ctrl+Shift+O",),
                    "Open every film in a folder and score them all"),
         RECENT,
+        ActionSpec("close_all", "C&lose all", lambda w: w.close_all(), ("Ctrl+Shift+W",),
+                   "Empty the worklist (Open adds films and folders to it)"),
         ActionSpec("recursive", "Include sub-folders", lambda w, on: None, (),
                    "Also open the films in sub-folders of an opened folder", checkable=True),
         SEPARATOR,

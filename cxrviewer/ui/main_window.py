@@ -237,9 +237,17 @@ class MainWindow(QMainWindow):
         first = paths[0]
         self.prefs.last_folder = str((first if first.is_dir() else first.parent).resolve())
         self.prefs.save(self.store)
-        self.strip.setVisible(len(films) > 1)
+        self.strip.setVisible(len(self.model.entries) > 1)
         self._sync_actions()
         return True
+
+    def close_all(self) -> None:
+        """File ▸ Close all: an empty worklist, no results link."""
+        self._announced = self._film_announced = None
+        self.session.close_all()
+        self.status_extras.clear_file()
+        self.strip.setVisible(False)
+        self._sync_actions()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

@@ -136,20 +136,40 @@ class FilmSession(QObject):
             where = ", ".join(Path(p).name or str(p) for p in paths)
             self.failed.emit("No films", f"No films found in {where} (looked for {' '.join(SUPPORTED_SUFFIXES)} and DICOM files).")
             return []
-        self._stop_batch()
         entry = self.model.entry
+        self._explicit_single = len(films) == 1
+        if self.model.entries:
+            # Open adds to the worklist (a second folder, one more film); File ▸ Close all clears it
+            self._before_open = None
+            if len(films) == 1 and entry is not None and entry.status != ERROR and self.model.index_of(films[0]) < 0:
+                self._before_open = (films[0], entry.path)  # a film that cannot be read leaves again
+            added = self.model.add_paths(films)
+            self.model.set_current(self.model.index_of(films[0]))
+            if len(added) > 1:
+                self.score(added)
+            return films
+        self._stop_batch()
         self._before_open = None
-        if len(films) == 1 and entry is not None and entry.status != ERROR:
-            self._before_open = (list(self.model.entries), self.model.current, entry.path, self._films.get(entry.path))
         self._generation += 1
         self._inflight.clear()
         self._films.clear()
-        self._explicit_single = len(films) == 1
         self.model.set_paths(films)
         self.model.set_current(0)
         if len(films) > 1:
             self.score(films)
         return films
+
+    def close_all(self) -> None:
+        """Empty the worklist (File ▸ Close all): stops a folder run, forgets the films."""
+        self._stop_batch()
+        self._before_open = None
+        self._generation += 1
+        for worker in list(self._inflight.values()):
+            worker.cancel()
+        self._inflight.clear()
+        self._films.clear()
+        self.last_results = None
+        self.model.set_paths([])
 
     def _current_changed(self, _index: int) -> None:
         self._drop_stale_reads()
@@ -224,9 +244,10 @@ class FilmSession(QObject):
         if index < 0:
             return
         before, self._before_open = self._before_open, None
-        if self._explicit_single and before is not None and len(self.model.entries) == 1:
+        if self._explicit_single and before is not None and before[0] == path:
             # one film opened by name could not be read: keep what was on screen, say why once
-            self._restore(before)
+            self.model.remove_path(path)
+            self.model.set_current(self.model.index_of(before[1]))
             self.failed.emit(f"Cannot open {path.name}", err.message)
             return
         self.model.update_entry(index, status=ERROR, error=err.message)
@@ -235,17 +256,6 @@ class FilmSession(QObject):
         self.filmFailed.emit(str(path), err.message)
         if index == self.model.current and (self._explicit_single or err.bug):
             self.failed.emit(f"Cannot open {path.name}", err.message)
-
-    def _restore(self, before: tuple[list, int, Path | None, Film | None]) -> None:
-        entries, current, path, film = before
-        self._generation += 1
-        self._explicit_single = len(entries) == 1
-        if path is not None and film is not None:
-            self._films[path] = film
-        self.model.set_paths([e.path for e in entries])
-        self.model.entries[:] = entries  # with their predictions, statuses and thumbnails
-        self.model.events.entries.emit()
-        self.model.set_current(current)
 
     def _film_job_finished(self, path: Path) -> None:
         self._inflight.pop(path, None)

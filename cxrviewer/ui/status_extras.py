@@ -33,6 +33,7 @@ class StatusExtras(QObject):
         bar.addPermanentWidget(self.zoom)
         window.view.zoomChanged.connect(self.show_zoom)
         session = window.session
+        session.scoringStarted.connect(self._scoring)
         session.scoringFinished.connect(self._scored)
         session.exported.connect(lambda out: self.show_file("Exported", Path(out)))
         self._session = session
@@ -72,6 +73,10 @@ class StatusExtras(QObject):
         self.results.setText("")
         self.results.setToolTip("")
         self.results.setVisible(False)
+
+    def _scoring(self, _total: int, out: str) -> None:
+        """A new folder run: the link names its CSV from the start (not the last run's)."""
+        self.show_file("Results", Path(out), "being written")
 
     def _scored(self, summary) -> None:
         out = self._session.last_results
