@@ -5,7 +5,7 @@ tall as the main view, both films against the top of their panes; it is drawn by
 :class:`~cxrviewer.ui.render_scheduler.RenderScheduler` with the one renderer
 (:func:`cxrviewer.render.picture`). Its findings panel sits under the main film's in the
 right-hand column (each named by its film): the second film's
-findings and heatmap switches live in a :class:`~cxrviewer.ui.viewer_model.ViewerModel` of its
+findings and heatmap switches live in a :class:`~cxrviewer.ui.state.viewer_model.ViewerModel` of its
 own (:attr:`Compare.pane_model`, one film), so ticking a finding in one pane leaves the other
 alone. The pane starts with the main view's choice of heatmaps; opacity, colormap, contour
 mode, invert and rotation follow the main view. With View ▸ Link compared views on, zoom and pan
@@ -28,7 +28,7 @@ from ..types import Film, Prediction
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .render_scheduler import RenderScheduler
-from .viewer_model import ERROR, READING, SCORED, ViewerModel
+from .state.viewer_model import ERROR, READING, SCORED, ViewerModel
 from .workers import FilmJob, Rendered, RenderRequest, Worker, WorkerError, WorkerHandle, read_and_score
 
 logger = logging.getLogger(__name__)

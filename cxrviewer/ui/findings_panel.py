@@ -7,7 +7,7 @@ colour swatch. Clicking a row's bar shows that finding's map alone.
 Below: "Positives" / "All" / "None", opacity, colormap and contour mode. Above: a warning when
 the model flags the film as unusual (out of distribution).
 
-The panel wraps the :class:`~cxrviewer.ui.viewer_model.ViewerModel`: it calls its setters and
+The panel wraps the :class:`~cxrviewer.ui.state.viewer_model.ViewerModel`: it calls its setters and
 redraws on its events. Nothing here runs the model: a prediction is computed once per film.
 View ▸ Compare gives its second film a panel of its own (``compact``: the findings and the
 Positives / All / None buttons; opacity, colormap and contour mode stay the main panel's), over
@@ -41,7 +41,7 @@ from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
 from ..model_card import defaulted_thresholds
 from ..render import OOD_MARK, class_color, finding_hues, legend_ramp
 from ..types import Prediction
-from .viewer_model import ERROR, QUEUED, READING, ViewerModel
+from .state.viewer_model import ERROR, QUEUED, READING, ViewerModel
 
 RAMP_CAPTION = "Grad-CAM, one scale for all findings: faint (transparent) → strong"
 HUED_CAPTION = ("Several findings: each in its own colour (the swatches; the legend on the film), "

@@ -27,7 +27,7 @@ from ..types import Orientation
 from .actions import build_menus
 from .compare import Compare
 from .elided_label import ElidedLabel
-from .export_choice import export_filters, export_target
+from .state.export_choice import export_filters, export_target
 from .film_overlay import Overlays
 from .film_strip import FilmStrip
 from .film_view import FilmView
@@ -41,8 +41,8 @@ from .scoring_progress import ScoringProgress
 from .session import FilmSession
 from .settings import AppSettings, open_settings
 from .status_extras import StatusExtras
-from .status_text import describe_film, describe_window, results_message
-from .viewer_model import ERROR, ViewerModel
+from .state.status_text import describe_film, describe_window, results_message
+from .state.viewer_model import ERROR, ViewerModel
 from .workers import Rendered, RenderRequest
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ view into points: two make a distance, three an angle (the vertex second), four 
 heart's widest width, then the thorax's widest inner width, each kept horizontal on the film).
 Points are kept in the film's own coordinates (:class:`~cxrviewer.types.Measurement`), so
 measurements stay put when the film is turned, mirrored or zoomed; each film keeps its own while
-the app runs (:attr:`~cxrviewer.ui.viewer_model.ViewerModel.measurements`). A left drag on a
+the app runs (:attr:`~cxrviewer.ui.state.viewer_model.ViewerModel.measurements`). A left drag on a
 measurement's point moves it (the label follows); Delete removes the selected one. The panel
 opens only on request (Measure ▸ Measurements list), floating, so the film keeps its zoom. They are drawn
 by the one renderer (:func:`cxrviewer.render.picture`) and so appear in exports too.

@@ -4,7 +4,7 @@
 the session owns the thread pool, the generation counter (late answers for films or a model
 that are gone are dropped), the jobs in flight, a small cache of films' pixels, model loading,
 reading and scoring one film, folder runs into a CSV, and exports. It writes what it learns
-into the :class:`~cxrviewer.ui.viewer_model.ViewerModel` (plain Python that the widgets listen
+into the :class:`~cxrviewer.ui.state.viewer_model.ViewerModel` (plain Python that the widgets listen
 to) and *emits* what happened; it never calls a widget. Each job is a frozen request handed to
 a :class:`~cxrviewer.ui.workers.Worker` and a frozen response back, as napari's layer slicer
 does; a response from an older generation is stale and ignored.
@@ -39,7 +39,7 @@ from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
 from .refcounts import protect_singletons
-from .viewer_model import ERROR, QUEUED, READING, SCORED, ViewerModel
+from .state.viewer_model import ERROR, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
     FilmJob,
     ScoredFilm,
@@ -409,7 +409,7 @@ class FilmSession(QObject):
         DICOM film) a DICOM Structured Report or Presentation State of the findings shown,
         written off the UI thread (``exported`` or ``failed`` follows). False when there is
         nothing to export, or the film cannot have that format (``failed`` says why)."""
-        from .export_choice import unavailable_reason
+        from .state.export_choice import unavailable_reason
 
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:

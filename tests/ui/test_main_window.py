@@ -182,7 +182,7 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
     import pydicom
     from PySide6.QtWidgets import QFileDialog
 
-    from cxrviewer.ui.export_choice import EXPORT_FILTERS
+    from cxrviewer.ui.state.export_choice import EXPORT_FILTERS
 
     open_and_wait(qtbot, window, [dicom_film])
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
@@ -383,7 +383,7 @@ def test_unexpected_exception_is_logged_and_shown(qtbot, window, dialogs, caplog
 
 def test_window_level_is_described_in_the_films_units():
     from cxrviewer.types import Film
-    from cxrviewer.ui.status_text import describe_film, describe_window
+    from cxrviewer.ui.state.status_text import describe_film, describe_window
 
     from cxrviewer.types import Grayscale, Voi
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import CUSTOM, RULES, name_key
-from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
-from ..io import grayscale
-from ..render import MODES, RenderOptions
-from ..types import Calibration, Film, Measurement, Orientation, Prediction, Voi
+from ...classes import CUSTOM, RULES, name_key
+from ...heatmap import COLORMAPS, DEFAULT_COLORMAP
+from ...io import grayscale
+from ...render import MODES, RenderOptions
+from ...types import Calibration, Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 

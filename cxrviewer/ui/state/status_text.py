@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..heatmap import strongest_at
-from ..io.grayscale import value_at, value_range
-from ..types import CALIBRATION_SOURCES, Calibration, Film, Prediction, Voi
+from ...heatmap import strongest_at
+from ...io.grayscale import value_at, value_range
+from ...types import CALIBRATION_SOURCES, Calibration, Film, Prediction, Voi
 
 
 def _number(v: float, span: float) -> str:
