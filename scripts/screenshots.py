@@ -8,7 +8,8 @@ At 1280×800 and 1920×1080 it writes ``app-SIZE-folder.png`` (the samples folde
 worklist on, several findings' heatmaps each in its own colour with the legend on the film),
 ``app-SIZE-measure.png`` (a distance and a cardiothoracic ratio, the Measurements list open) and
 ``app-SIZE-compare.png`` (two films side by side); and docs/screenshot.png (the README's: the
-folder at 1280×800); then runs scripts/screenshots_reading.py and scripts/screenshot_measure.py
+folder at 1280×800); docs/heatmaps.md's pictures (the app with every map on and in contour mode,
+two ``cxrviewer export`` PNGs at 60%); then runs scripts/screenshots_reading.py and scripts/screenshot_measure.py
 for the other pictures of docs/gui.md (``--only-app``: not those). Uses the bundled demo model (else the tiny test model); settings go to a
 temporary file. Each window is grabbed with ``QWidget.grab()``; a PNG over 300 KB is reduced to
 256 colours. It also prints any status or panel label that is cut (there should be none).
@@ -120,6 +121,7 @@ def main(argv: list[str]) -> int:
         for p in ((0.36, 0.62), (0.66, 0.62), (0.12, 0.55), (0.88, 0.55)):
             w.view.pointPicked.emit(film.width * p[0], film.height * p[1])
         w.measure.start(None)
+        w.statusBar().clearMessage()  # the tool's hint: a transient message, gone by the time one looks
         w.act_measure_panel.setChecked(True)
         settle(w)
         save(w, f"app-{tag}-measure.png")
@@ -132,6 +134,7 @@ def main(argv: list[str]) -> int:
         save(w, f"app-{tag}-compare.png")
         w.act_compare.trigger()
         w.close()
+    heatmap_pictures(docs, model, tmp, app, wait, settle, save)
     shutil.rmtree(tmp, ignore_errors=True)
     if "--only-app" in argv:
         return 0
@@ -142,6 +145,40 @@ def main(argv: list[str]) -> int:
 
     code = screenshots_reading.main([str(docs)])
     return code or screenshot_measure.main(docs / "gui-calibrate-ctr.png")
+
+
+def heatmap_pictures(docs: Path, model: Path, tmp: Path, app, wait, settle, save) -> None:
+    """docs/heatmaps.md's pictures: the app with every finding's map on (a colour each, the
+    legend), the app in contour mode, and two ``cxrviewer export`` PNGs scaled to 60%."""
+    import cv2
+    from PySide6.QtCore import QSettings
+
+    from cxrviewer.cli import main as cli
+    from cxrviewer.paths import samples_dir
+    from cxrviewer.ui.main_window import MainWindow
+
+    w = MainWindow(QSettings(str(tmp / "settings-heatmaps.ini"), QSettings.Format.IniFormat), model_path=model,
+                   device="cpu", results_dir=tmp / "results")
+    w.resize(1280, 800)
+    w.show()
+    wait(lambda: w.model.classifier is not None)
+    w.open_paths([samples_dir() / "00000103_000.png"])
+    wait(lambda: w.model.prediction is not None)
+    w.model.set_display(policy="all", mode="heatmap", alpha=0.55)
+    settle(w)
+    save(w, "heatmaps-app.png")
+    w.model.set_display(mode="contour")
+    settle(w)
+    save(w, "heatmaps-app-contour.png")
+    w.close()
+    for src, out, extra in (("00001232_002.png", "heatmaps-export.png", ["--classes", "all", "--mode", "contour"]),
+                            ("00000103_000.png", "heatmaps-export-heatmap.png", [])):
+        full = tmp / out
+        assert cli(["export", str(samples_dir() / src), "--out", str(full), "--model", str(model), *extra]) == 0
+        img = cv2.imread(str(full))
+        small = cv2.resize(img, (img.shape[1] * 3 // 5, img.shape[0] * 3 // 5), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(docs / out), small)
+        print(f"wrote {docs / out} (cxrviewer export, 60%)")
 
 
 if __name__ == "__main__":

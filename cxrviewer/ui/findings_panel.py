@@ -307,6 +307,10 @@ class FindingsPanel(QWidget):
         """The row's number ("0.83")."""
         return self._rows[label].value
 
+    def note_label(self, label: str) -> QLabel:
+        """The row's note ("no activation")."""
+        return self._rows[label].note
+
     def note(self, label: str) -> str:
         """What the row says beside its number: "no activation" for an empty map, else ""."""
         return self._rows[label].note.text()
@@ -368,8 +372,17 @@ class FindingsPanel(QWidget):
             self._rows[label] = row
         # as wide as the rows need with the vertical scroll bar showing: a scroll bar never
         # covers the numbers ("0.8" for 0.83 in a short compare panel)
+        # (summed by column: rows added to a shown panel count as hidden until the layout shows them)
+        rows = list(self._rows.values())
+        columns = (
+            max((r.check.sizeHint().width() for r in rows), default=0),
+            max((max(r.bar.minimumSizeHint().width(), r.bar.minimumWidth()) for r in rows), default=0),
+            max((max(r.value.minimumWidth(), r.value.fontMetrics().horizontalAdvance("0.00") + 6) for r in rows), default=0),
+            max((r.note.minimumWidth() for r in rows), default=0),
+        )
+        rows_width = sum(columns) + 3 * self._grid.horizontalSpacing()
         bar = self._scroll.verticalScrollBar().sizeHint().width()
-        self._scroll.setMinimumWidth(self._rows_host.minimumSizeHint().width() + bar + 2)
+        self._scroll.setMinimumWidth(rows_width + bar + 2)
 
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())

@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
         self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([230, 900, 340])
         self.strip.setMinimumWidth(160)
-        self.panel.setMinimumWidth(280)
+        # the panel is as wide as its rows need (FindingsPanel sets its list's minimum): no number or note is cut
         self.strip.setVisible(False)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)

@@ -40,6 +40,15 @@ def _check(window) -> None:
     problems = [p for w in fields if (p := _cut(w))]
     for panel in (window.panel,):
         problems += [p for w in panel.findChildren(QLabel) if (p := _cut(w))]
+    # every row's number and note lie inside the list's viewport (a clipped note is not elided: it is cut)
+    for label in window.model.prediction.labels if window.model.prediction is not None else ():
+        for part in (window.panel.value_label(label), window.panel.note_label(label)):
+            viewport = part.parentWidget().parentWidget().parentWidget()  # rows host > host > viewport
+            right = part.mapTo(viewport, QPoint(part.width(), 0)).x()
+            if part.text():
+                fits = part.width() >= part.fontMetrics().horizontalAdvance(part.text())
+                if not (right <= viewport.width() and fits):
+                    problems.append(f"{label}: {part.text()!r} cut ({right} > {viewport.width()})")
     assert not problems, problems
     boxes = [(w.objectName(), w.geometry().translated(w.parent().mapTo(bar, QPoint(0, 0)))) for w in fields]
     for i, (a, ga) in enumerate(boxes):
@@ -62,7 +71,10 @@ def test_status_bar_and_panel_fit(qtbot, make_window, tmp_path, size):
     film = w.model.film
     w.view.hovered.emit(film.width // 2, film.height // 2)
     w.status_extras.show_file("Results", tmp_path / ("a-very-long-folder-run-name-" * 3 + ".csv"), "detail")
+    sizes = w.splitter.sizes()  # the findings panel as narrow as it goes (a reader dragged it)
+    w.splitter.setSizes([sizes[0], sum(sizes[1:]) - 1, *[0] * (len(sizes) - 3), 1])
     qtbot.wait(50)
+    assert w.panel.width() > 0
     assert len(samples) > 1
     assert w.cursor_label.text().startswith("x ")
     _check(w)
