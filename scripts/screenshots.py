@@ -6,10 +6,12 @@ reader uses: one script, so they stay true to the app.
 
 At 1280×800 and 1920×1080 it writes ``app-SIZE-folder.png`` (the samples folder scored, the
 worklist on, several findings' heatmaps each in its own colour with the legend on the film),
-``app-SIZE-measure.png`` (a distance and a cardiothoracic ratio, the Measurements list open) and
+``app-SIZE-measure.png`` (a distance and a cardiothoracic ratio; the Measurements list floats
+apart, outside the grab) and
 ``app-SIZE-compare.png`` (two films side by side); and docs/screenshot.png (the README's: the
 folder at 1280×800); docs/heatmaps.md's pictures (the app with every map on and in contour mode,
-two ``cxrviewer export`` PNGs at 60%); then runs scripts/screenshots_reading.py and scripts/screenshot_measure.py
+two ``cxrviewer export`` PNGs at 60%); docs/gui.md's DICOM pictures (gui-window-file/-full,
+gui-rotate-markers, gui-measure, gui-header, gui-worklist); then runs scripts/screenshots_reading.py and scripts/screenshot_measure.py
 for the other pictures of docs/gui.md (``--only-app``: not those). Uses the bundled demo model (else the tiny test model); settings go to a
 temporary file. Each window is grabbed with ``QWidget.grab()``; a PNG over 300 KB is reduced to
 256 colours. It also prints any status or panel label that is cut (there should be none).
@@ -135,6 +137,7 @@ def main(argv: list[str]) -> int:
         w.act_compare.trigger()
         w.close()
     heatmap_pictures(docs, model, tmp, app, wait, settle, save)
+    dicom_pictures(docs, model, tmp, wait, settle, save)
     shutil.rmtree(tmp, ignore_errors=True)
     if "--only-app" in argv:
         return 0
@@ -145,6 +148,75 @@ def main(argv: list[str]) -> int:
 
     code = screenshots_reading.main([str(docs)])
     return code or screenshot_measure.main(docs / "gui-calibrate-ctr.png")
+
+
+def dicom_pictures(docs: Path, model: Path, tmp: Path, wait, settle, save) -> None:
+    """docs/gui.md's reading pictures on DICOM films made from the samples (tests/dicomfactory.py):
+    a stored window that clips, full range, markers turned, a distance and an angle, the header
+    viewer, and the strip sorted by suspicion."""
+    import pydicom
+    from dicomfactory import make_generated_corpus
+    from PySide6.QtCore import QSettings
+
+    from cxrviewer.types import Measurement
+    from cxrviewer.ui.main_window import MainWindow
+
+    corpus = make_generated_corpus(tmp / "dicom")
+    ds = pydicom.dcmread(corpus["no_preamble_chest"], force=True)
+    ds.WindowCenter, ds.WindowWidth = [560, 400, 500], [80, 300, 900]
+    ds.WindowCenterWidthExplanation = ["NARROW", "LUNG", "WIDE"]
+    presets = tmp / "presets.dcm"
+    ds.save_as(presets)
+    w = MainWindow(QSettings(str(tmp / "settings-dicom.ini"), QSettings.Format.IniFormat), model_path=model,
+                   device="cpu", results_dir=tmp / "results")
+    w.resize(1280, 800)
+    w.show()
+    wait(lambda: w.model.classifier is not None)
+    w.model.set_display(policy="none")
+
+    def show(path: Path) -> None:
+        w.act_close_all.trigger()
+        w.open_paths([path])
+        wait(lambda: w.model.prediction is not None and w.model.film is not None)
+
+    show(presets)
+    settle(w)
+    save(w, "gui-window-file.png")
+    w.act_full_range.trigger()
+    settle(w)
+    save(w, "gui-window-full.png")
+    show(corpus["j2k_mono1"])
+    w.model.turn(1)
+    w.model.turn(flip=True)
+    settle(w)
+    save(w, "gui-rotate-markers.png")
+    w.model.set_display(orientation=type(w.model.display.orientation)())
+    show(corpus["jpeg_baseline_chest"])
+    film = w.model.film
+    pts = lambda *ps: tuple((film.width * x, film.height * y) for x, y in ps)  # noqa: E731
+    w.model.add_measurement(Measurement("distance", pts((0.25, 0.3), (0.25, 0.6))))
+    w.model.add_measurement(Measurement("angle", pts((0.55, 0.35), (0.7, 0.6), (0.85, 0.4))))
+    w.act_measure_panel.setChecked(True)
+    settle(w)
+    save(w, "gui-measure.png")
+    w.act_measure_panel.setChecked(False)
+    w.act_dicom_header.trigger()
+    from cxrviewer.ui.header_view import HeaderDialog
+
+    wait(lambda: any(d.isVisible() for d in w.findChildren(HeaderDialog)))
+    dialog = next(d for d in w.findChildren(HeaderDialog) if d.isVisible())
+    dialog.resize(900, 640)
+    settle(w)
+    save(dialog, "gui-header.png")
+    dialog.close()
+    w.act_close_all.trigger()
+    w.open_paths([tmp / "films"])
+    wait(lambda: w.progress is None and all(e.status in ("scored", "error") for e in w.model.entries))
+    w.act_sort_worklist.trigger()
+    w.model.set_display(policy="positives")
+    settle(w)
+    save(w, "gui-worklist.png")
+    w.close()
 
 
 def heatmap_pictures(docs: Path, model: Path, tmp: Path, app, wait, settle, save) -> None:
