@@ -132,8 +132,10 @@ def strongest_map(prediction: Prediction, labels: Sequence[str], shape: tuple[in
     for i, label in enumerate(labels):
         small = np.clip(np.nan_to_num(np.asarray(prediction.class_map(label), dtype=np.float32) / ref, nan=0.0), 0.0, 1.0)
         up = upsample(small, shape)
-        stronger = up > heat
-        which[stronger] = i
+        if i == 0:
+            heat = up
+            continue
+        np.copyto(which, np.uint8(i), where=up > heat)
         np.maximum(heat, up, out=heat)
     return heat, which
 

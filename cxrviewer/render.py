@@ -239,7 +239,11 @@ def _hue_overlay(film: Film, prediction: Prediction, hues, alpha: float, window,
     with :func:`cxrviewer.heatmap.opacity` of that map's value, as the colormap overlay is."""
     shape = (film.height, film.width)
     heat, which = heatmap.strongest_map(prediction, [label for label, _ in hues], shape)
-    colors = np.array([c for _, c in hues], dtype=np.float32)  # K×3, RGB
+    # per channel, a 256-entry table from the finding's index to its colour (cv2.LUT: fast on uint8)
+    tables = [np.zeros(256, np.uint8) for _ in range(3)]
+    for k, (_, color) in enumerate(hues):
+        for c in range(3):
+            tables[c][k] = color[c]
     a = float(np.clip(alpha, 0.0, 1.0))
     shade = film_shader(film, window, invert)
     out = np.empty((*shape, 3), dtype=np.uint8)
@@ -250,7 +254,7 @@ def _hue_overlay(film: Film, prediction: Prediction, hues, alpha: float, window,
         idx = which[rows]
         channels = []
         for c in range(3):
-            mixed = colors[:, c][idx] * w
+            mixed = cv2.LUT(idx, tables[c]) * w
             mixed += film_term
             np.rint(mixed, out=mixed)
             channel = np.empty(idx.shape, dtype=np.uint8)
