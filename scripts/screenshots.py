@@ -249,7 +249,7 @@ def heatmap_pictures(docs: Path, model: Path, tmp: Path, app, wait, settle, save
         assert cli(["export", str(samples_dir() / src), "--out", str(full), "--model", str(model), *extra]) == 0
         img = cv2.imread(str(full))
         small = cv2.resize(img, (img.shape[1] * 3 // 5, img.shape[0] * 3 // 5), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(docs / out), small)
+        cv2.imwrite(str(docs / out), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(f"wrote {docs / out} (cxrviewer export, 60%)")
 
 
