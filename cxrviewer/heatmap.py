@@ -141,6 +141,57 @@ def combined_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int
     return on_film(small, prediction, shape)
 
 
+def strongest_map(prediction: Prediction, labels: Sequence[str], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(heat, which): the per-pixel maximum of ``labels``' maps on the common scale, as
+    :func:`combined_map` gives it, and the index into ``labels`` of the map that holds it there
+    (uint8, film-sized). With several findings drawn in their own hues, ``which`` picks each
+    pixel's colour: every pixel shows the finding whose map is strongest there."""
+    ref = reference(prediction)
+    heat = np.zeros(shape, dtype=np.float32)
+    which = np.zeros(shape, dtype=np.uint8)
+    if not labels or ref <= 0.0:
+        return heat, which
+    for i, label in enumerate(labels):
+        small = np.clip(np.nan_to_num(np.asarray(prediction.class_map(label), dtype=np.float32) / ref, nan=0.0), 0.0, 1.0)
+        up = upsample(small, shape)
+        if i == 0:
+            heat = up
+            continue
+        np.copyto(which, np.uint8(i), where=up > heat)
+        np.maximum(heat, up, out=heat)
+    return heat, which
+
+
+def sample(cam: np.ndarray, shape: tuple[int, int], x: float, y: float) -> float:
+    """The value at film pixel (``x``, ``y``) of ``cam`` upsampled to ``shape`` (as :func:`upsample`
+    computes it: OpenCV's bilinear resize, pixel centres aligned), without upsampling the map."""
+    cam = np.asarray(cam, dtype=np.float32)
+    h, w = cam.shape
+    fy = min(max((y + 0.5) * h / shape[0] - 0.5, 0.0), h - 1.0)
+    fx = min(max((x + 0.5) * w / shape[1] - 0.5, 0.0), w - 1.0)
+    y0, x0 = int(fy), int(fx)
+    y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+    dy, dx = fy - y0, fx - x0
+    top = cam[y0, x0] * (1 - dx) + cam[y0, x1] * dx
+    bottom = cam[y1, x0] * (1 - dx) + cam[y1, x1] * dx
+    return max(0.0, float(top * (1 - dy) + bottom * dy))
+
+
+def strongest_at(prediction: Prediction, labels: Sequence[str], shape: tuple[int, int], x: float, y: float) -> tuple[str, float] | None:
+    """(label, value on the common scale) of the strongest of ``labels``' maps at film pixel
+    (``x``, ``y``) of a film of ``shape``; ``None`` where none reaches :data:`VISIBLE_LEVEL`
+    (nothing is drawn there). The hover readout names this finding."""
+    ref = reference(prediction)
+    if ref <= 0.0:
+        return None
+    best: tuple[str, float] | None = None
+    for label in labels:
+        v = sample(prediction.class_map(label), shape, x, y) / ref
+        if v >= VISIBLE_LEVEL and (best is None or v > best[1]):
+            best = (label, min(v, 1.0))
+    return best
+
+
 def opacity(heat: np.ndarray, alpha: float) -> np.ndarray:
     """Blend weight of a common-scale map: 0 up to :data:`VISIBLE_LEVEL`, then rising as the
     square of the value's place between it and the reference, to ``alpha`` at the reference.

@@ -172,7 +172,8 @@ def overlay(
     In heatmap mode the maps are on one scale for all findings (:func:`cxrviewer.heatmap.combined_map`)
     and each pixel's blend weight is :func:`cxrviewer.heatmap.opacity` of the value there: weak
     activation leaves the film untouched, the film's strongest spot shows the colour at
-    ``alpha``. In contour mode each class's regions (:func:`cxrviewer.heatmap.regions`) are
+    ``alpha``. With two or more findings drawn, each is in its own colour (:func:`finding_hues`):
+    the colormap is for a single finding. In contour mode each class's regions (:func:`cxrviewer.heatmap.regions`) are
     outlined in the class's colour and labelled with its name and probability
     (:func:`draw_outlines`). Either way, classes whose map is empty draw nothing.
     """
@@ -181,10 +182,13 @@ def overlay(
     if prediction is None or not classes or alpha <= 0:
         return film_rgb(film, window, invert)
     shape = (film.height, film.width)
+    if mode == "heatmap" and colormap not in heatmap.COLORMAPS:
+        heatmap.colorize(np.zeros((1, 1), np.float32), colormap)  # raises the one clear error
+    hues = finding_hues(prediction, classes, mode)
+    if hues:
+        return _hue_overlay(film, prediction, hues, alpha, window, invert)
     if mode == "heatmap":
         heat = heatmap.combined_map(prediction, classes, shape)
-        if colormap not in heatmap.COLORMAPS:
-            heatmap.colorize(heat[:1, :1], colormap)  # raises the one clear error
         a = np.clip(alpha, 0.0, 1.0)
         planes = _colormap_planes(colormap)
         shade = film_shader(film, window, invert)
@@ -213,6 +217,82 @@ def overlay(
     out = film_rgb(film, window, invert)
     draw_outlines(out, prediction, classes)
     return out
+
+
+def finding_hues(prediction: Prediction | None, classes: Sequence[str], mode: str = "heatmap") -> tuple[tuple[str, tuple[int, int, int]], ...]:
+    """(label, colour) of each finding drawn in a hue of its own, else ``()``.
+
+    In heatmap mode with two or more findings that draw something, one colormap cannot say which
+    colour is which finding: each is drawn in its :data:`PALETTE` colour (the contour mode's,
+    colour-blind checked) and a legend names them (:func:`draw_legend`). One finding keeps the
+    chosen colormap (jet, turbo, inferno ...), whose colour then says how strong the map is.
+    """
+    if prediction is None or mode != "heatmap":
+        return ()
+    drawn = heatmap.active(prediction, classes)
+    return legend_entries(prediction, drawn) if len(drawn) >= 2 else ()
+
+
+def _hue_overlay(film: Film, prediction: Prediction, hues, alpha: float, window, invert: bool) -> np.ndarray:
+    """The film with each finding of ``hues`` in its own colour: each pixel takes the colour of
+    the finding whose map is strongest there (:func:`cxrviewer.heatmap.strongest_map`), blended
+    with :func:`cxrviewer.heatmap.opacity` of that map's value, as the colormap overlay is."""
+    shape = (film.height, film.width)
+    heat, which = heatmap.strongest_map(prediction, [label for label, _ in hues], shape)
+    # per channel, a 256-entry table from the finding's index to its colour (cv2.LUT: fast on uint8)
+    tables = [np.zeros(256, np.uint8) for _ in range(3)]
+    for k, (_, color) in enumerate(hues):
+        for c in range(3):
+            tables[c][k] = color[c]
+    a = float(np.clip(alpha, 0.0, 1.0))
+    shade = film_shader(film, window, invert)
+    out = np.empty((*shape, 3), dtype=np.uint8)
+
+    def blend(rows: slice) -> None:
+        w = heatmap.opacity(heat[rows], a)
+        film_term = shade(rows) * (1.0 - w)
+        idx = which[rows]
+        channels = []
+        for c in range(3):
+            mixed = cv2.LUT(idx, tables[c]) * w
+            mixed += film_term
+            np.rint(mixed, out=mixed)
+            channel = np.empty(idx.shape, dtype=np.uint8)
+            np.clip(mixed, 0, 255, out=channel, casting="unsafe")
+            channels.append(channel)
+        out[rows] = cv2.merge(channels)
+
+    _by_rows(blend, shape[0], shape[1])
+    return out
+
+
+def draw_legend(rgb: np.ndarray, hues: Sequence[tuple[str, tuple[int, int, int]]]) -> None:
+    """Name the findings' colours on the picture (in place): a swatch and the finding's name a
+    row, on a dark plate in the bottom-left corner (the markers use the edges' middles and the
+    top-left corner). Drawn by :func:`picture`, so the app and every export show the same."""
+    if not hues:
+        return
+    h, w = rgb.shape[:2]
+    scale = max(0.4, min(h, w) / 1400.0)
+    thick = max(1, round(scale * 1.6))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    texts = [drawable_text(label.replace("_", " ")) for label, _ in hues]
+    sizes = [cv2.getTextSize(t, font, scale, thick) for t in texts]
+    th = max(s[0][1] for s in sizes)
+    base = max(s[1] for s in sizes)
+    pad = max(3, round(8 * scale))
+    sw = th + base  # the swatch: a square as tall as a line of text
+    row = sw + pad
+    plate_w = min(w, 3 * pad + sw + max(s[0][0] for s in sizes))
+    plate_h = min(h, pad + row * len(hues))
+    x0, y0 = max(0, round(12 * scale)), max(0, h - plate_h - round(12 * scale))
+    x1, y1 = min(w, x0 + plate_w), min(h, y0 + plate_h)
+    rgb[y0:y1, x0:x1] = (rgb[y0:y1, x0:x1].astype(np.uint16) * 2 // 7).astype(rgb.dtype)
+    y = y0 + pad
+    for text, (_, color) in zip(texts, hues):
+        cv2.rectangle(rgb, (x0 + pad, y), (x0 + pad + sw, y + sw), color, -1)
+        cv2.putText(rgb, text, (x0 + 2 * pad + sw, y + th), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        y += row
 
 
 def draw_outlines(out: np.ndarray, prediction: Prediction, classes: Sequence[str]) -> None:
@@ -452,12 +532,13 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
     bar_w = pw - (bar_x - x0) - int(92 * u)
     row = int(40 * u)
     drawn = dict(legend_entries(prediction, options.classes))  # empty maps have no swatch
+    hued = bool(finding_hues(prediction, options.classes, options.mode))
     for label, p, t in prediction.ranked():
         positive = p >= t
         color = (255, 210, 80) if positive else (220, 220, 220)
         if label in drawn:
             sw = int(14 * u)
-            c = drawn[label] if options.mode == "contour" else (255, 255, 255)
+            c = drawn[label] if options.mode == "contour" or hued else (255, 255, 255)
             cv2.rectangle(canvas, (x, y - sw), (x + sw, y), c, -1)
         _text(canvas, label.replace("_", " ")[:20], (x + int(22 * u), y), u, color, 0.6, bold=positive)
         top, bh = y - int(16 * u), int(18 * u)
@@ -480,7 +561,12 @@ def _panel(canvas, x0, pw, prediction: Prediction, info: ModelInfo, options: Ren
             line += f" {name},"
         y += int(28 * u)
         _text(canvas, line.rstrip(","), (x, y), u, (170, 170, 170), 0.5)
-    if drawn and options.mode == "heatmap":
+    if hued:
+        y += int(44 * u)
+        _text(canvas, "Grad-CAM, one scale: colour = finding,", (x, y), u, (200, 200, 200), 0.55)
+        y += int(28 * u)
+        _text(canvas, "opacity = strength (faint -> strong)", (x, y), u, (200, 200, 200), 0.55)
+    elif drawn and options.mode == "heatmap":
         y += int(44 * u)
         _text(canvas, f"Grad-CAM ({options.colormap}), one scale: faint -> strong", (x, y), u, (200, 200, 200), 0.55)
         y += int(14 * u)
@@ -501,6 +587,7 @@ def picture(film: Film, prediction: Prediction | None, options: RenderOptions) -
         rgb = np.ascontiguousarray(o.orientation.apply(rgb))
     if o.markers:
         draw_markers(rgb, film, o.orientation)
+    draw_legend(rgb, finding_hues(prediction, o.classes, o.mode))
     if o.measurements:
         draw_measurements(rgb, film, o.measurements, o.orientation, o.calibration or film.calibration)
     return rgb

@@ -32,7 +32,7 @@ def main(out: Path) -> int:
     from cxrviewer.ui.app import apply_theme
     from cxrviewer.ui.main_window import MainWindow
 
-    app = QApplication([sys.argv[0]])
+    app = QApplication.instance() or QApplication([sys.argv[0]])
     apply_theme(app)
     window = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat),
                         results_dir=tmp / "results", interactive=False)

@@ -163,7 +163,68 @@ def test_banners_leave_every_film_pixel_unchanged(classifier, mode):
     pic = annotate(film, pred, info, opts)
     x, y, w, h = render.film_box(film.height, film.width)
     assert (w, h) == (1024, 1024)
-    expected = overlay(film, pred, opts.classes, opts.alpha, opts.colormap, mode)
+    expected = render.picture(film, pred, opts)  # the overlay, with its legend when several are hued
     assert np.array_equal(pic[y : y + h, x : x + w], expected)
     # the banners are there, above and below the film
     assert pic[: y, :w][..., 0].mean() > 150 and pic[y + h :, :w][..., 1].mean() > 90
+
+
+# ------------------------------------------------ several findings: a hue each, a legend
+def _two_blobs():
+    a, b = LABELS[0], LABELS[1]  # blobs centred on cells (2, 2) and (5, 7) of the 10x10 maps
+    return a, b, prediction_with({a: 1.0, b: 0.9}), Film(np.full((200, 200), 0.5, np.float32))
+
+
+def test_several_findings_are_each_drawn_in_their_own_palette_colour():
+    a, b, pred, film = _two_blobs()
+    out = overlay(film, pred, [a, b], alpha=1.0)
+    ca, cb = np.array(render.class_color(pred, a)), np.array(render.class_color(pred, b))
+    at_a, at_b = out[50, 50].astype(int), out[110, 150].astype(int)  # film pixels over the two peaks
+    assert np.abs(at_a - ca).sum() < np.abs(at_a - cb).sum() and np.abs(at_a - ca).max() < 25
+    assert np.abs(at_b - cb).sum() < np.abs(at_b - ca).sum()
+    # the colormap is not what says which is which: it changes nothing with two findings ...
+    assert np.array_equal(out, overlay(film, pred, [a, b], alpha=1.0, colormap="inferno"))
+    # ... and stays for one finding, where its colours say how strong the map is
+    assert not np.array_equal(overlay(film, pred, [a], alpha=1.0), overlay(film, pred, [a], alpha=1.0, colormap="inferno"))
+    assert render.finding_hues(pred, [a]) == ()
+    assert render.finding_hues(pred, [a, b], "contour") == ()
+    # a finding with an empty map does not count: one finding drawn keeps the colormap
+    assert render.finding_hues(pred, [a, LABELS[5]]) == ()
+
+
+def test_the_legend_names_the_hues_on_the_film_and_in_exports(classifier):
+    a, b, pred, film = _two_blobs()
+    both = render.picture(film, pred, RenderOptions(classes=(a, b), alpha=1.0))
+    bare = overlay(film, pred, [a, b], alpha=1.0)
+    corner = (slice(150, 200), slice(0, 100))  # the legend's place: bottom left
+    assert not np.array_equal(both[corner], bare[corner])
+    assert np.array_equal(both[:100, 100:], bare[:100, 100:])  # and nowhere else
+    for label in (a, b):  # a swatch of each colour on the plate
+        assert np.all(both[corner] == render.class_color(pred, label), axis=-1).sum() >= 16
+    one = RenderOptions(classes=(a,), alpha=1.0)
+    assert np.array_equal(render.picture(film, pred, one), overlay(film, pred, [a], alpha=1.0))  # no legend for one
+    # exports draw with the same renderer: the legend is on the exported film too
+    pic = annotate(film, pred, classifier.info, RenderOptions(classes=(a, b), alpha=1.0))
+    x, y, w, h = render.film_box(film.height, film.width)
+    film_part = pic[y : y + h, x : x + w]
+    for label in (a, b):
+        assert np.all(film_part == render.class_color(pred, label), axis=-1).sum() >= 16
+
+
+def test_strongest_at_names_the_finding_under_a_point():
+    a, b, pred, _film = _two_blobs()
+    shape = (200, 200)
+    assert heatmap.strongest_at(pred, [a, b], shape, 50, 50)[0] == a
+    assert heatmap.strongest_at(pred, [a, b], shape, 150, 110)[0] == b
+    assert heatmap.strongest_at(pred, [b], shape, 50, 50) is None  # b's map is not drawn there
+    assert heatmap.strongest_at(pred, [a, b], shape, 199, 0) is None
+    # the point's value is the upsampled map's, without upsampling
+    up = heatmap.upsample(pred.class_map(a), shape)
+    rng = np.random.default_rng(1)
+    for x, y in rng.integers(0, 200, (20, 2)):
+        assert heatmap.sample(pred.class_map(a), shape, x, y) == pytest.approx(float(up[y, x]), abs=1e-5)
+    heat, which = heatmap.strongest_map(pred, [a, b], shape)
+    assert which[50, 50] == 0 and which[110, 150] == 1
+    # the maximum of the upsampled maps: never above the upsampled maximum, equal on each map's own ground
+    combined = heatmap.combined_map(pred, [a, b], shape)
+    assert np.all(heat <= combined + 1e-6) and heat[50, 50] == pytest.approx(combined[50, 50], abs=1e-6)

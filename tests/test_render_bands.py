@@ -24,9 +24,17 @@ def plain_film_rgb(px, window=None, invert=False):
 
 def plain_overlay(film, pred, classes, alpha=0.4, colormap="jet", window=None, invert=False):
     base = plain_film_rgb(film.pixels, window, invert)
-    heat = heatmap.combined_map(pred, classes, (film.height, film.width))
-    u8 = np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
-    color = cv2.cvtColor(cv2.applyColorMap(u8, heatmap.COLORMAPS[colormap]), cv2.COLOR_BGR2RGB).astype(np.float32)
+    drawn = heatmap.active(pred, classes)
+    if len(drawn) >= 2:  # each finding in its palette colour, where its map is the strongest
+        ref = heatmap.reference(pred)
+        heats = np.stack([heatmap.upsample(np.clip(pred.class_map(c) / ref, 0, 1), (film.height, film.width)) for c in drawn])
+        heat = heats.max(axis=0)
+        palette = np.array([render.class_color(pred, c) for c in drawn], np.float32)
+        color = palette[heats.argmax(axis=0)]
+    else:
+        heat = heatmap.combined_map(pred, classes, (film.height, film.width))
+        u8 = np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
+        color = cv2.cvtColor(cv2.applyColorMap(u8, heatmap.COLORMAPS[colormap]), cv2.COLOR_BGR2RGB).astype(np.float32)
     # the weight's own rule is tested in test_heatmaps.py; here: bands give the whole-film picture
     weight = heatmap.opacity(heat, np.clip(alpha, 0.0, 1.0))[..., None]
     out = base.astype(np.float32) * (1.0 - weight) + color * weight

@@ -207,6 +207,19 @@ def apply_theme(app) -> None:
     app.setStyleSheet(load_stylesheet())
 
 
+def show_window(window, size: tuple[int, int] | None = None) -> None:
+    """Show the main window: at ``size`` (``--window-size``) when given; maximized on the first
+    start (no saved geometry); else as it was left (its saved geometry, maximized included,
+    restored by the window and saved again on quit)."""
+    if size is not None:
+        window.resize(*size)
+        window.show()
+    elif window.prefs.geometry is None:
+        window.showMaximized()
+    else:
+        window.show()
+
+
 def _parse_size(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -301,10 +314,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     )
     apply_display_options(window, args)
     previous_hook = install_excepthook(lambda: window)
-    size = _parse_size(args.window_size)
-    if size is not None:
-        window.resize(*size)
-    window.show()
+    show_window(window, _parse_size(args.window_size))
 
     code = {"value": 0}
 

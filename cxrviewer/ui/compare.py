@@ -1,9 +1,11 @@
 """View ▸ Compare: a second film (e.g. a prior) beside the current one.
 
-The second pane is another :class:`~cxrviewer.ui.film_view.FilmView` in the splitter, drawn by
-its own :class:`~cxrviewer.ui.render_scheduler.RenderScheduler` with the one renderer
-(:func:`cxrviewer.render.picture`), with its own findings panel under it: the second film's
-findings and heatmap switches live in a :class:`~cxrviewer.ui.viewer_model.ViewerModel` of its
+The second pane is another :class:`~cxrviewer.ui.film_view.FilmView` in the splitter, as wide and
+tall as the main view, both films against the top of their panes; it is drawn by its own
+:class:`~cxrviewer.ui.render_scheduler.RenderScheduler` with the one renderer
+(:func:`cxrviewer.render.picture`). Its findings panel sits under the main film's in the
+right-hand column (each named by its film): the second film's
+findings and heatmap switches live in a :class:`~cxrviewer.ui.state.viewer_model.ViewerModel` of its
 own (:attr:`Compare.pane_model`, one film), so ticking a finding in one pane leaves the other
 alone. The pane starts with the main view's choice of heatmaps; opacity, colormap, contour
 mode, invert and rotation follow the main view. With View ▸ Link compared views on, zoom and pan
@@ -26,7 +28,7 @@ from ..types import Film, Prediction
 from .film_view import FilmView
 from .findings_panel import FindingsPanel
 from .render_scheduler import RenderScheduler
-from .viewer_model import ERROR, NOT_APPLICABLE, READING, SCORED, ViewerModel
+from .state.viewer_model import ERROR, NOT_APPLICABLE, READING, SCORED, ViewerModel
 from .workers import FilmJob, Rendered, RenderRequest, Worker, WorkerError, WorkerHandle, read_and_score
 
 logger = logging.getLogger(__name__)
@@ -41,21 +43,28 @@ class Compare(QObject):
         self.model = window.model
         #: the second film alone, with its own choice of heatmaps (its findings panel's model)
         self.pane_model = ViewerModel(display=self.model.display)
+        # The second film gets a pane as tall as the main view's (two equal panes, the films at
+        # the same scale, their tops aligned); its findings go under the main film's in the
+        # right-hand column, each list named by its film.
         self.pane = QSplitter(Qt.Orientation.Vertical, window.splitter)
         self.pane.setObjectName("comparePane")
         self.view = FilmView(self.pane)
         self.view.setObjectName("compareView")
-        self.panel = FindingsPanel(self.pane_model, self.pane, compact=True)
-        self.panel.setObjectName("compareFindings")
-        self.panel.set_named(True)
         self.pane.addWidget(self.view)
-        self.pane.addWidget(self.panel)
-        self.pane.setStretchFactor(0, 3)
-        self.pane.setStretchFactor(1, 2)
         self.pane.setCollapsible(0, False)
         window.splitter.insertWidget(2, self.pane)
         window.splitter.setStretchFactor(2, 1)
         self.pane.setVisible(False)
+        self.side = QSplitter(Qt.Orientation.Vertical, window.splitter)
+        self.side.setObjectName("findingsColumn")
+        window.splitter.insertWidget(window.splitter.indexOf(window.panel), self.side)
+        self.side.addWidget(window.panel)
+        self.panel = FindingsPanel(self.pane_model, self.side, compact=True)
+        self.panel.setObjectName("compareFindings")
+        self.panel.set_named(True)
+        self.side.addWidget(self.panel)
+        self.side.setCollapsible(0, False)
+        self.panel.setVisible(False)
         self.renderer = RenderScheduler(self)
         self.renderer.rendered.connect(self._rendered)
         self.pool = QThreadPool(self)
@@ -82,7 +91,10 @@ class Compare(QObject):
         """Show the second pane with the film after the current one (before it, for the last)."""
         if not on:
             self.pane.setVisible(False)
+            self.panel.setVisible(False)
+            self._align(False)
             self.window.panel.set_named(False)
+            self.window.panel.set_brief(False)
             return
         n = len(self.model.entries)
         if n < 2 or self.model.current < 0:
@@ -93,18 +105,27 @@ class Compare(QObject):
         d = self.model.display
         self.pane_model.set_display(policy=d.policy, custom=d.custom)
         self.pane.setVisible(True)
+        self.panel.setVisible(True)
+        self._align(True)
         self.window.panel.set_named(True)
+        self.window.panel.set_brief(True)  # two lists share the column: no notes
         sizes = self.window.splitter.sizes()  # the two films share the space the main view had
         both = sizes[1] + sizes[2]
         sizes[1], sizes[2] = both - both // 2, both // 2
         self.window.splitter.setSizes(sizes)
-        tall = sum(self.pane.sizes()) or self.window.splitter.height()
-        self.pane.setSizes([tall * 3 // 5, tall - tall * 3 // 5])  # the film above, its findings below
+        tall = sum(self.side.sizes()) or self.window.splitter.height()
+        self.side.setSizes([tall * 11 // 20, tall - tall * 11 // 20])  # the main film's findings (and the controls), then the second's
         cur = self.model.current
         # the next film the worklist's filter lists (the previous one for the last); any film
         # when the filter lists no other
         nearest = self._listed_from(cur, +1)
         self.show_entry(nearest if nearest is not None else (cur + 1 if cur + 1 < n else cur - 1))
+
+    def _align(self, on: bool) -> None:
+        """Both films against the top of their panes while comparing (centred otherwise)."""
+        top = Qt.AlignmentFlag.AlignHCenter | (Qt.AlignmentFlag.AlignTop if on else Qt.AlignmentFlag.AlignVCenter)
+        for view in (self.window.view, self.view):
+            view.setAlignment(top)
 
     def _listed_from(self, start: int, delta: int) -> int | None:
         """The first film after ``start`` in direction ``delta`` (wrapping) that the worklist's
@@ -217,7 +238,10 @@ class Compare(QObject):
             self.index = i
             if i < 0:
                 self.pane.setVisible(False)
+                self.panel.setVisible(False)
+                self._align(False)
                 self.window.panel.set_named(False)
+                self.window.panel.set_brief(False)
 
     def shutdown(self) -> None:
         self.renderer.shutdown()

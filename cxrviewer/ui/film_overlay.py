@@ -31,7 +31,7 @@ from PySide6.QtWidgets import QGraphicsView, QWidget
 
 from ..io.dicom_header import overlay_attributes
 from ..types import Film, Voi
-from .status_text import describe_window
+from .state.status_text import describe_window
 from .workers import Worker, WorkerError, WorkerHandle
 
 logger = logging.getLogger(__name__)

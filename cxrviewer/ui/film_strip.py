@@ -4,12 +4,12 @@ Badges: grey = queued, blue = being read/scored, green = scored (nothing above t
 amber = scored with findings above threshold, red "!" = could not be read (the tooltip and the
 second line say why). Selecting a row selects the film in the model.
 
-The strip is a view over the :class:`~cxrviewer.ui.viewer_model.ViewerModel`
+The strip is a view over the :class:`~cxrviewer.ui.state.viewer_model.ViewerModel`
 (:class:`FilmList`): Qt asks only for the rows on screen, and their icons are drawn then and
 kept for the last :data:`ICON_CACHE` rows shown, so a folder of 10,000 films costs no more
 pixmaps than one of 500.
 
-Above the rows, a filter (:mod:`cxrviewer.ui.worklist_filter`: all films, any positive,
+Above the rows, a filter (:mod:`cxrviewer.ui.state.worklist_filter`: all films, any positive,
 positive for a finding, out of distribution, unreadable) and how many films it lists
 ("12 of 200 films"). It hides rows (Qt's ``setRowHidden``), so row numbers stay the model's
 and the filter combines with the worklist sort; films scored later obey it as they arrive.
@@ -26,8 +26,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
-from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, FilmEntry, ViewerModel
-from .worklist_filter import ALL, FilmFilter, count_text, filter_choices
+from .state.viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, FilmEntry, ViewerModel
+from .state.worklist_filter import ALL, FilmFilter, count_text, filter_choices
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ colour swatch. Clicking a row's bar shows that finding's map alone.
 Below: "Positives" / "All" / "None", opacity, colormap and contour mode. Above: a warning when
 the model flags the film as unusual (out of distribution).
 
-The panel wraps the :class:`~cxrviewer.ui.viewer_model.ViewerModel`: it calls its setters and
+The panel wraps the :class:`~cxrviewer.ui.state.viewer_model.ViewerModel`: it calls its setters and
 redraws on its events. Nothing here runs the model: a prediction is computed once per film.
 View ▸ Compare gives its second film a panel of its own (``compact``: the findings and the
 Positives / All / None buttons; opacity, colormap and contour mode stay the main panel's), over
@@ -44,9 +44,13 @@ from PySide6.QtWidgets import (
 
 from ..heatmap import COLORMAPS, VISIBLE_LEVEL, colorize, is_empty
 from ..model_card import defaulted_thresholds
-from ..render import OOD_MARK, class_color, legend_ramp
+from ..render import OOD_MARK, class_color, finding_hues, legend_ramp
 from ..types import Prediction
-from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, ViewerModel
+from .state.viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, ViewerModel
+
+RAMP_CAPTION = "Grad-CAM, one scale for all findings: faint (transparent) → strong"
+HUED_CAPTION = ("Several findings: each in its own colour (the swatches; the legend on the film), "
+                "one scale: faint (transparent) → strong")
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +135,7 @@ class _Row:
         self.note = QLabel("", parent)
         self.note.setObjectName(f"note_{label}")
         self.note.setProperty("muted", True)
+        self.note.setMinimumWidth(self.note.fontMetrics().horizontalAdvance(NO_ACTIVATION) + 2)  # never cut
 
 
 def _swatch(rgb: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -164,6 +169,9 @@ class FindingsPanel(QWidget):
         self._syncing = False
         #: the title names the film (two panels on screen: which film is which)
         self.named = False
+        #: a second film's panel (View ▸ Compare): the findings only; the notes are the main panel's
+        self.compact = compact
+        self.brief = compact
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
@@ -243,9 +251,10 @@ class FindingsPanel(QWidget):
         self.findings_list = scroll
         self.findings_list.setObjectName("findingsList")
 
-        legend = QLabel("white tick = threshold · amber = at or above it", self)
+        legend = self.tick_legend = QLabel("white tick = threshold · amber = at or above it", self)
         legend.setObjectName("legend")
         legend.setWordWrap(True)
+        legend.setVisible(not compact)
         layout.addWidget(legend)
 
         self.threshold_note = QLabel("", self)
@@ -310,7 +319,8 @@ class FindingsPanel(QWidget):
         self.ramp.setObjectName("ramp")
         self.ramp.setScaledContents(True)
         self.ramp.setFixedHeight(10)
-        self.ramp_caption = QLabel("Grad-CAM, one scale for all findings: faint (transparent) → strong", self)
+        self.ramp_caption = QLabel(RAMP_CAPTION, self)
+        self.ramp_caption.setWordWrap(True)
         self.ramp_caption.setObjectName("legend")
         form.addWidget(self.ramp, 3, 0, 1, 3)
         form.addWidget(self.ramp_caption, 4, 0, 1, 3)
@@ -341,6 +351,14 @@ class FindingsPanel(QWidget):
     def is_highlighted(self, label: str) -> bool:
         return self._rows[label].bar.positive
 
+    def value_label(self, label: str) -> QLabel:
+        """The row's number ("0.83")."""
+        return self._rows[label].value
+
+    def note_label(self, label: str) -> QLabel:
+        """The row's note ("no activation")."""
+        return self._rows[label].note
+
     def note(self, label: str) -> str:
         """What the row says beside its number: "no activation" for an empty map, else ""."""
         return self._rows[label].note.text()
@@ -363,6 +381,14 @@ class FindingsPanel(QWidget):
         self.outside_label.setText(f"⚠ Scored outside the model's use: {entry.outside_use}. These findings may "
                                    "mean nothing." if scored_anyway else "")
         self.outside_label.setVisible(scored_anyway)
+
+    def set_brief(self, on: bool) -> None:
+        """Without the explanatory notes (``True``: while comparing, when two panels share the
+        column and every row counts): the tick legend, the default-threshold note and the heatmap
+        caption; the findings and the controls stay."""
+        self.brief = on
+        self.tick_legend.setVisible(not on and not self.compact)
+        self._fill(self.model.prediction)
 
     def set_named(self, on: bool) -> None:
         self.named = on
@@ -406,10 +432,26 @@ class FindingsPanel(QWidget):
             self._grid.addWidget(row.value, i, 2)
             self._grid.addWidget(row.note, i, 3)
             self._rows[label] = row
+        # as wide as the rows need with the vertical scroll bar showing: a scroll bar never
+        # covers the numbers ("0.8" for 0.83 in a short compare panel)
+        # (summed by column: rows added to a shown panel count as hidden until the layout shows them)
+        rows = list(self._rows.values())
+        columns = (
+            max((r.check.sizeHint().width() for r in rows), default=0),
+            max((max(r.bar.minimumSizeHint().width(), r.bar.minimumWidth()) for r in rows), default=0),
+            max((max(r.value.minimumWidth(), r.value.fontMetrics().horizontalAdvance("0.00") + 6) for r in rows), default=0),
+            max((r.note.minimumWidth() for r in rows), default=0),
+        )
+        rows_width = sum(columns) + 3 * self._grid.horizontalSpacing()
+        bar = self.findings_list.verticalScrollBar().sizeHint().width()
+        self.findings_list.setMinimumWidth(rows_width + bar + 2)
 
     def _fill(self, pred: Prediction | None) -> None:
         shown = set(self.model.shown_classes())
         contour = self.model.display.mode == "contour"
+        # several heatmaps on: each finding in its own colour, its swatch the legend (as in contour mode)
+        hued = dict(finding_hues(pred, self.model.shown_classes(), self.model.display.mode))
+        self._show_ramp(not contour, bool(hued))
         clf = self.model.classifier
         defaulted = defaulted_thresholds(clf.info.trained_on) if clf is not None else frozenset()
         self._syncing = True
@@ -431,7 +473,8 @@ class FindingsPanel(QWidget):
                         "strongest map: there is nothing to show." if empty else ""
                     )
                     # the swatch is the legend: only for a finding that draws an outline
-                    row.check.setIcon(_swatch(class_color(pred, label)) if contour and not empty else QIcon())
+                    swatch = (contour and not empty) or label in hued
+                    row.check.setIcon(_swatch(class_color(pred, label)) if swatch else QIcon())
                 else:
                     row.note.setText("")
                     row.bar.set_values(None, None)
@@ -454,7 +497,7 @@ class FindingsPanel(QWidget):
                 + " the default: the model's validation films had too few cases to choose "
                 + ("them" if n != 1 else "it") + " from."
             )
-        self.threshold_note.setVisible(bool(in_list))
+        self.threshold_note.setVisible(bool(in_list) and not self.brief)
         if pred is not None and pred.ood_flag:
             score = f" (score {pred.ood_score:.2f})" if pred.ood_score is not None else ""
             self.ood_label.setText(
@@ -501,11 +544,15 @@ class FindingsPanel(QWidget):
         finally:
             self._syncing = False
         self.ramp.setPixmap(colormap_ramp(d.colormap, alpha=max(d.alpha, 0.05)))
-        heat = d.mode == "heatmap"
-        self.ramp.setVisible(heat)
-        self.ramp_caption.setVisible(heat)
-        self.colormap_combo.setEnabled(heat)
         self._fill(self.model.prediction)
+
+    def _show_ramp(self, heat: bool, hued: bool) -> None:
+        """The colormap's ramp for one heatmap; with several, each in its own colour, the caption
+        says so (the colormap is then not used)."""
+        self.ramp.setVisible(heat and not hued)
+        self.ramp_caption.setVisible(heat and not self.brief)
+        self.ramp_caption.setText(HUED_CAPTION if hued else RAMP_CAPTION)
+        self.colormap_combo.setEnabled(heat and not hued)
 
     # ------------------------------------------------------------- actions
     def show_only(self, label: str) -> None:

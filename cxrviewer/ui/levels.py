@@ -6,7 +6,7 @@ brings back what the file's default window clipped. A right-drag (or Ctrl + left
 level by a fixed share of the film's value range per screen pixel and scales the width; the
 presets the file holds (all its Window Center/Width pairs and VOI LUTs, PS3.3 C.11.2) are on the
 number keys 1–9 and in the Levels menu, as Weasis puts them. Everything is a change of
-:attr:`~cxrviewer.ui.viewer_model.Display.window`; the picture is drawn by the one renderer
+:attr:`~cxrviewer.ui.state.viewer_model.Display.window`; the picture is drawn by the one renderer
 (:func:`cxrviewer.render.overlay`), as ``cxrviewer export --window`` draws it.
 """
 
@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject
 from ..io import grayscale
 from ..render import resized_film
 from ..types import Film, Voi
-from .status_text import describe_value
+from .state.status_text import describe_finding, describe_value
 
 #: Share of the film's value range the level moves per screen pixel dragged (400 px: the range).
 LEVEL_PER_PIXEL = 1.0 / 400.0
@@ -133,4 +133,6 @@ class Levels(QObject):
             self.window.cursor_label.setText("")
             return
         fx, fy = self.model.display.orientation.to_film(x + 0.5, y + 0.5, film.height, film.width)
-        self.window.cursor_label.setText(describe_value(film, int(fx), int(fy)))
+        text = describe_value(film, int(fx), int(fy))
+        finding = describe_finding(film, self.model.prediction, self.model.shown_classes(), int(fx), int(fy))
+        self.window.cursor_label.setText(f"{text} · {finding}" if text and finding else text)

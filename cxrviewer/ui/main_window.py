@@ -26,7 +26,8 @@ from ..io import SUPPORTED_SUFFIXES
 from ..types import Orientation
 from .actions import build_menus
 from .compare import Compare
-from .export_choice import export_filters, export_target
+from .elided_label import ElidedLabel
+from .state.export_choice import export_filters, export_target
 from .film_overlay import Overlays
 from .film_strip import FilmStrip
 from .film_view import FilmView
@@ -39,13 +40,16 @@ from .scoring_progress import ScoringProgress
 from .session import FilmSession
 from .settings import AppSettings, open_settings
 from .status_extras import StatusExtras
-from .status_text import describe_film, describe_window
-from .viewer_model import ERROR, ViewerModel
+from .state.status_text import describe_film, describe_window, results_message
+from .state.viewer_model import ERROR, ViewerModel
 from .workers import Rendered, RenderRequest
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "cxrviewer"
+#: The most of the status bar's width each field may take (it elides beyond, its tooltip holding
+#: the whole text); together with the zoom and the results link they leave ~20% to the messages.
+STATUS_SHARES = {"cursorInfo": 0.22, "filmInfo": 0.12, "wlInfo": 0.10, "timeInfo": 0.08, "modelInfo": 0.11}
 DEMO_BANNER = "DEMO MODEL — not for diagnosis · for a real model see docs/models.md"
 
 
@@ -151,19 +155,23 @@ class MainWindow(QMainWindow):
         self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([230, 900, 340])
         self.strip.setMinimumWidth(160)
-        self.panel.setMinimumWidth(280)
+        # the panel is as wide as its rows need (FindingsPanel sets its list's minimum): no number or note is cut
         self.strip.setVisible(False)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
         labels = {}
-        # all permanent (right-hand side): transient messages on the left never hide them
-        for name in ("cursorInfo", "filmInfo", "wlInfo", "timeInfo", "modelInfo"):
-            labels[name] = QLabel("", self)
+        # all permanent (right-hand side): transient messages on the left never hide them. Each
+        # elides to the width it gets, with the whole text in its tooltip (never cut or drawn
+        # over its neighbour), and none may take more than its share of the bar (STATUS_SHARES):
+        # the rest is left to the messages.
+        for name in STATUS_SHARES:
+            labels[name] = ElidedLabel("", self)
             labels[name].setObjectName(name)
             self.statusBar().addPermanentWidget(labels[name])
+        self.status_fields: dict[str, ElidedLabel] = labels
         self.cursor_label, self.film_label, self.wl_label, self.time_label, self.model_label = labels.values()
-        self.cursor_label.setMinimumWidth(150)
+        self.cursor_label.setMinimumWidth(120)
 
     def _connect(self) -> None:
         ev = self.model.events
@@ -230,9 +238,17 @@ class MainWindow(QMainWindow):
         first = paths[0]
         self.prefs.last_folder = str((first if first.is_dir() else first.parent).resolve())
         self.prefs.save(self.store)
-        self.strip.setVisible(len(films) > 1)
+        self.strip.setVisible(len(self.model.entries) > 1)
         self._sync_actions()
         return True
+
+    def close_all(self) -> None:
+        """File ▸ Close all: an empty worklist, no results link."""
+        self._announced = self._film_announced = None
+        self.session.close_all()
+        self.status_extras.clear_file()
+        self.strip.setVisible(False)
+        self._sync_actions()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -372,6 +388,19 @@ class MainWindow(QMainWindow):
             self.time_label.setText(f"inference {1000 * entry.seconds:.0f} ms")
         self._sync_actions()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_status()
+
+    def _fit_status(self) -> None:
+        """Cap each status field at its share of the bar (STATUS_SHARES); they elide beyond it."""
+        width = max(1, self.statusBar().width())
+        for name, share in STATUS_SHARES.items():
+            label = self.status_fields[name]
+            label.setMaximumWidth(max(label.minimumWidth(), int(share * width)))
+        if hasattr(self, "status_extras"):
+            self.status_extras.fit(width)
+
     # ================================================================= model
     def _load_startup_model(self) -> None:
         from ..paths import default_model_path
@@ -442,7 +471,7 @@ class MainWindow(QMainWindow):
 
     def _scoring_finished(self, summary) -> None:
         if summary is not None:
-            self.statusBar().showMessage(f"{summary.line()} → {self.session.last_results}", 30000)
+            self.statusBar().showMessage(results_message(summary.line(), self.session.last_results), 30000)
         self._close_progress()
         self.scoringFinished.emit(summary)
 

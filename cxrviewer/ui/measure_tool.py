@@ -6,8 +6,9 @@ view into points: two make a distance, three an angle (the vertex second), four 
 heart's widest width, then the thorax's widest inner width, each kept horizontal on the film).
 Points are kept in the film's own coordinates (:class:`~cxrviewer.types.Measurement`), so
 measurements stay put when the film is turned, mirrored or zoomed; each film keeps its own while
-the app runs (:attr:`~cxrviewer.ui.viewer_model.ViewerModel.measurements`). A left drag on a
-measurement's point moves it (the label follows); Delete removes the selected one. They are drawn
+the app runs (:attr:`~cxrviewer.ui.state.viewer_model.ViewerModel.measurements`). A left drag on a
+measurement's point moves it (the label follows); Delete removes the selected one. The panel
+opens only on request (Measure ▸ Measurements list), floating, so the film keeps its zoom. They are drawn
 by the one renderer (:func:`cxrviewer.render.picture`) and so appear in exports too.
 
 Lengths follow the film's :class:`~cxrviewer.types.Calibration` (PS3.3 10.7.1.3, C.8.11.4) and say
@@ -105,6 +106,29 @@ class MeasureTool(QObject):
         self.dock.setWidget(body)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.setVisible(False)
+        self.dock.visibilityChanged.connect(self._dock_shown)
+
+    # ------------------------------------------------------------------ panel
+    def show_panel(self, on: bool = True) -> None:
+        """Show (Measure ▸ Measurements list) or hide the panel. It opens only when asked, never
+        with a tool, and floats over the window's right-hand side: docking it would narrow the
+        film view and change the film's zoom under the reader's eyes (issue 28). Dragged onto the
+        window's edge it docks like any panel."""
+        if on and not self.dock.isVisible():
+            self.dock.setFloating(True)
+            view = self.window.view
+            size = self.dock.sizeHint().expandedTo(self.dock.minimumSizeHint())
+            width, height = max(260, size.width()), max(240, min(size.height(), view.height() - 20))
+            corner = view.mapToGlobal(view.rect().topRight())
+            self.dock.setGeometry(corner.x() - width - 12, corner.y() + 12, width, height)
+        self.dock.setVisible(on)
+
+    def _dock_shown(self, visible: bool) -> None:
+        act = getattr(self.window, "act_measure_panel", None)
+        if act is not None and act.isChecked() != visible:
+            act.blockSignals(True)
+            act.setChecked(visible)
+            act.blockSignals(False)
 
     # ------------------------------------------------------------------- tool
     def start(self, kind: str | None) -> None:
@@ -115,7 +139,6 @@ class MeasureTool(QObject):
         self._show_pending()
         self.window.view.set_measuring(self.kind is not None)
         if self.kind is not None:
-            self.dock.setVisible(True)
             self.window.statusBar().showMessage(f"{HINTS[self.kind]}; Esc stops.", 8000)
 
     def pick(self, x: float, y: float) -> None:
@@ -239,7 +262,6 @@ class MeasureTool(QObject):
         if items:
             # a new one is selected; an edited or deleted one keeps the selection where it was
             self.list.setCurrentRow(len(items) - 1 if grew or row < 0 else min(row, len(items) - 1))
-            self.dock.setVisible(True)
         self.note.setText(calibration_note(cal, film.calibration) if film is not None else "")
         self.delete_button.setEnabled(bool(items))
         self.reset_button.setVisible(self.model.manual_calibration() is not None)

@@ -4,7 +4,7 @@
 the session owns the thread pool, the generation counter (late answers for films or a model
 that are gone are dropped), the jobs in flight, a small cache of films' pixels, model loading,
 reading and scoring one film, folder runs into a CSV, and exports. It writes what it learns
-into the :class:`~cxrviewer.ui.viewer_model.ViewerModel` (plain Python that the widgets listen
+into the :class:`~cxrviewer.ui.state.viewer_model.ViewerModel` (plain Python that the widgets listen
 to) and *emits* what happened; it never calls a widget. Each job is a frozen request handed to
 a :class:`~cxrviewer.ui.workers.Worker` and a frozen response back, as napari's layer slicer
 does; a response from an older generation is stale and ignored.
@@ -40,7 +40,7 @@ from ..classes import CUSTOM, ClassChoice
 from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
-from .viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, ViewerModel
+from .state.viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
     FilmJob,
     ScoredFilm,
@@ -137,20 +137,40 @@ class FilmSession(QObject):
             where = ", ".join(Path(p).name or str(p) for p in paths)
             self.failed.emit("No films", f"No films found in {where} (looked for {' '.join(SUPPORTED_SUFFIXES)} and DICOM files).")
             return []
-        self._stop_batch()
         entry = self.model.entry
+        self._explicit_single = len(films) == 1
+        if self.model.entries:
+            # Open adds to the worklist (a second folder, one more film); File ▸ Close all clears it
+            self._before_open = None
+            if len(films) == 1 and entry is not None and entry.status != ERROR and self.model.index_of(films[0]) < 0:
+                self._before_open = (films[0], entry.path)  # a film that cannot be read leaves again
+            added = self.model.add_paths(films)
+            self.model.set_current(self.model.index_of(films[0]))
+            if len(added) > 1:
+                self.score(added)
+            return films
+        self._stop_batch()
         self._before_open = None
-        if len(films) == 1 and entry is not None and entry.status != ERROR:
-            self._before_open = (list(self.model.entries), self.model.current, entry.path, self._films.get(entry.path))
         self._generation += 1
         self._inflight.clear()
         self._films.clear()
-        self._explicit_single = len(films) == 1
         self.model.set_paths(films)
         self.model.set_current(0)
         if len(films) > 1:
             self.score(films)
         return films
+
+    def close_all(self) -> None:
+        """Empty the worklist (File ▸ Close all): stops a folder run, forgets the films."""
+        self._stop_batch()
+        self._before_open = None
+        self._generation += 1
+        for worker in list(self._inflight.values()):
+            worker.cancel()
+        self._inflight.clear()
+        self._films.clear()
+        self.last_results = None
+        self.model.set_paths([])
 
     def _current_changed(self, _index: int) -> None:
         self._drop_stale_reads()
@@ -249,9 +269,10 @@ class FilmSession(QObject):
         if index < 0:
             return
         before, self._before_open = self._before_open, None
-        if self._explicit_single and before is not None and len(self.model.entries) == 1:
+        if self._explicit_single and before is not None and before[0] == path:
             # one film opened by name could not be read: keep what was on screen, say why once
-            self._restore(before)
+            self.model.remove_path(path)
+            self.model.set_current(self.model.index_of(before[1]))
             self.failed.emit(f"Cannot open {path.name}", err.message)
             return
         self.model.update_entry(index, status=ERROR, error=err.message)
@@ -260,17 +281,6 @@ class FilmSession(QObject):
         self.filmFailed.emit(str(path), err.message)
         if index == self.model.current and (self._explicit_single or err.bug):
             self.failed.emit(f"Cannot open {path.name}", err.message)
-
-    def _restore(self, before: tuple[list, int, Path | None, Film | None]) -> None:
-        entries, current, path, film = before
-        self._generation += 1
-        self._explicit_single = len(entries) == 1
-        if path is not None and film is not None:
-            self._films[path] = film
-        self.model.set_paths([e.path for e in entries])
-        self.model.entries[:] = entries  # with their predictions, statuses and thumbnails
-        self.model.events.entries.emit()
-        self.model.set_current(current)
 
     def _film_job_finished(self, path: Path) -> None:
         self._inflight.pop(path, None)
@@ -430,7 +440,7 @@ class FilmSession(QObject):
         DICOM film) a DICOM Structured Report or Presentation State of the findings shown,
         written off the UI thread (``exported`` or ``failed`` follows). False when there is
         nothing to export, or the film cannot have that format (``failed`` says why)."""
-        from .export_choice import unavailable_reason
+        from .state.export_choice import unavailable_reason
 
         film, pred, clf = self.model.film, self.model.prediction, self.model.classifier
         if film is None or pred is None or clf is None:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ..render import MODES
-from .viewer_model import POLICIES, Display
+from .state.viewer_model import POLICIES, Display
 
 logger = logging.getLogger(__name__)
 

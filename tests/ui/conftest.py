@@ -116,7 +116,7 @@ def film_folder(tmp_path, nih_images):
 def session(qtbot, tiny_model, tmp_path):
     """A FilmSession (no window) on the tiny model, shut down after the test."""
     from cxrviewer.ui.session import FilmSession
-    from cxrviewer.ui.viewer_model import ViewerModel
+    from cxrviewer.ui.state.viewer_model import ViewerModel
 
     s = FilmSession(ViewerModel(), device="cpu", results_dir=tmp_path / "results")
     with qtbot.waitSignal(s.modelChanged, timeout=WAIT_MS):

@@ -63,3 +63,38 @@ def test_compare_needs_two_films(qtbot, window, nih_film):
     window.act_compare.trigger()
     assert not window.compare.active and not window.act_compare.isChecked()
     assert "two films" in window.statusBar().currentMessage()
+
+
+def test_compare_at_1280x800_two_equal_panes_same_scale_tops_aligned(qtbot, make_window):
+    """Issue 28: two equal panes, the films at the same scale with their tops aligned, and each
+    film's findings readable ("0.83", not "0.8") at 1280×800."""
+    from cxrviewer.paths import DEMO_MODEL_NAME, resource_path, samples_dir
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QScrollArea
+
+    w = make_window(model_path=resource_path("models", DEMO_MODEL_NAME))
+    w.resize(1280, 800)
+    films = sorted(samples_dir().glob("*.png"))[:2]
+    open_and_wait(qtbot, w, films)
+    qtbot.waitUntil(lambda: all(e.prediction is not None for e in w.model.entries), timeout=60_000)
+    shown(qtbot, w)
+    w.act_compare.trigger()
+    compare_shown(qtbot, w)
+    qtbot.wait(100)
+    main, second = w.view, w.compare.view
+    assert abs(main.width() - second.width()) <= 2 and main.height() == second.height()
+    assert second.zoom == pytest.approx(main.zoom)  # the same scale
+    # each film's top edge at the top of its pane
+    top_main = main.mapFromScene(main.sceneRect().topLeft()).y()
+    top_second = second.mapFromScene(second.sceneRect().topLeft()).y()
+    assert top_main == top_second
+    assert main.mapTo(w, QPoint(0, 0)).y() == second.mapTo(w, QPoint(0, 0)).y()
+    for panel in (w.panel, w.compare.panel):
+        assert panel.isVisible()
+        for label in w.model.prediction.labels:
+            value = panel.value_label(label)
+            assert value.text() and value.width() >= value.sizeHint().width(), (label, value.text())
+            # not under the list's scroll bar
+            bar = panel.findChild(QScrollArea).verticalScrollBar()
+            if bar.isVisible():
+                assert value.mapTo(panel, QPoint(value.width(), 0)).x() <= bar.mapTo(panel, QPoint(0, 0)).x(), label

@@ -14,7 +14,7 @@ from uihelpers import WAIT_MS, open_in_session  # noqa: E402
 import highdicom as hd  # noqa: E402
 import pydicom  # noqa: E402
 
-from cxrviewer.ui.export_choice import EXPORT_FILTERS, export_filters, export_target  # noqa: E402
+from cxrviewer.ui.state.export_choice import EXPORT_FILTERS, export_filters, export_target  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from cxrviewer.ui.film_strip import ICON_CACHE, FilmStrip  # noqa: E402
-from cxrviewer.ui.viewer_model import SCORED, ViewerModel  # noqa: E402
+from cxrviewer.ui.state.viewer_model import SCORED, ViewerModel  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -183,7 +183,7 @@ def test_export_dicom_sc_from_the_gui_keeps_or_replaces_the_study(qtbot, window,
     import pydicom
     from PySide6.QtWidgets import QFileDialog
 
-    from cxrviewer.ui.export_choice import EXPORT_FILTERS
+    from cxrviewer.ui.state.export_choice import EXPORT_FILTERS
 
     open_and_wait(qtbot, window, [dicom_film])
     source = pydicom.dcmread(dicom_film, stop_before_pixels=True)
@@ -293,7 +293,7 @@ def test_zoom_fit_and_actual_size(qtbot, window, nih_film):
     # the cursor readout
     window.view.hovered.emit(5, 7)
     value = int(window.model.film.gray.stored[7, 5])  # a PNG's values are its samples
-    assert window.cursor_label.text() == f"x 5  y 7  value {value}"
+    assert window.cursor_label.text().split(" · ")[0] == f"x 5  y 7  value {value}"  # then the finding there
 
 
 def test_settings_persist_between_runs(qtbot, make_window, nih_film):
@@ -384,7 +384,7 @@ def test_unexpected_exception_is_logged_and_shown(qtbot, window, dialogs, caplog
 
 def test_window_level_is_described_in_the_films_units():
     from cxrviewer.types import Film
-    from cxrviewer.ui.status_text import describe_film, describe_window
+    from cxrviewer.ui.state.status_text import describe_film, describe_window
 
     from cxrviewer.types import Grayscale, Voi
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from uihelpers import WAIT_MS, open_and_wait, shown  # noqa: E402
 
 from cxrviewer.io import read_film  # noqa: E402
-from cxrviewer.ui.viewer_model import NOT_APPLICABLE, SCORED  # noqa: E402
+from cxrviewer.ui.state.viewer_model import NOT_APPLICABLE, SCORED  # noqa: E402
 from gatefilms import LATERAL_REASON, TIBIA_REASON, frontal_chest, lateral_chest, tibia_cr  # noqa: E402
 from test_worklist_filter import choose, listed  # noqa: E402
 

@@ -47,11 +47,16 @@ def test_folder_run_writes_csv_and_badges_errors(qtbot, window, film_folder, dia
     assert window.strip.text_of(0).split("\n")[1].startswith("scored · ")
     assert dialogs == []
     assert "6 scored, 1 failed" in window.statusBar().currentMessage()
+    # the message names the CSV before its folder: a cut message never reads as "→ /home/…"
+    assert f"results in {out.name} (folder " in window.statusBar().currentMessage()
     # the results stay readable after the message goes: the CSV's name, a link to its folder
     link = window.status_extras.results
     assert link.isVisible() and str(out) in link.toolTip() and "6 scored, 1 failed" in link.toolTip()
-    assert link.text() == f'Results: <a href="{out.parent.as_uri()}">{out.name}</a>'
+    # the name, elided in the middle when long (the tooltip has the whole path)
+    assert link.text().startswith(f'Results: <a href="{out.parent.as_uri()}">{out.name[:6]}')
+    assert link.text().endswith(f'{out.name[-7:]}</a>')
     assert link.width() >= link.sizeHint().width()
+    assert window.status_extras.current_file() == out
 
     # the strip and the keys move between films; predictions come from the cache
     assert window.model.current == 0

@@ -13,7 +13,7 @@ pytest.importorskip("PySide6")
 from uihelpers import WAIT_MS  # noqa: E402
 
 from cxrviewer.ui.session import FilmSession  # noqa: E402
-from cxrviewer.ui.viewer_model import ViewerModel  # noqa: E402
+from cxrviewer.ui.state.viewer_model import ViewerModel  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -183,7 +183,7 @@ def test_a_pick_of_findings_the_model_lacks_is_said_not_silently_empty(qtbot, ti
     """`cxrviewer --classes Mas` (or a pick saved with another model): one message, then the
     positive findings; a display name (`Pleural Thickening`) is a name the model has."""
     from cxrviewer.ui.session import FilmSession
-    from cxrviewer.ui.viewer_model import ViewerModel
+    from cxrviewer.ui.state.viewer_model import ViewerModel
 
     model = ViewerModel()
     session = FilmSession(model, device="cpu")

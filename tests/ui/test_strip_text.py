@@ -12,7 +12,7 @@ pytest.importorskip("PySide6")
 
 from cxrviewer.types import Prediction  # noqa: E402
 from cxrviewer.ui.film_strip import entry_text  # noqa: E402
-from cxrviewer.ui.viewer_model import SCORED, FilmEntry  # noqa: E402
+from cxrviewer.ui.state.viewer_model import SCORED, FilmEntry  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

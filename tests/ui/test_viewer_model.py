@@ -9,7 +9,7 @@ import pytest
 
 from cxrviewer.types import Prediction
 from cxrviewer.types import Film
-from cxrviewer.ui.viewer_model import Display, FilmEntry, ViewerModel
+from cxrviewer.ui.state.viewer_model import Display, FilmEntry, ViewerModel
 
 pytestmark = pytest.mark.gui  # lives with the app; needs no Qt itself
 

@@ -45,7 +45,7 @@ def test_the_sort_key_on_the_plain_model():
     import numpy as np
 
     from cxrviewer.types import Prediction
-    from cxrviewer.ui.viewer_model import ViewerModel
+    from cxrviewer.ui.state.viewer_model import ViewerModel
 
     def pred(*p):
         return Prediction(("A", "B"), np.array(p, np.float32), np.zeros((2, 1, 1), np.float32), (0.5, 0.5), "v")

@@ -19,8 +19,8 @@ from uihelpers import WAIT_MS  # noqa: E402
 from cxrviewer.paths import samples_dir  # noqa: E402
 from cxrviewer.types import Prediction  # noqa: E402
 from cxrviewer.ui.film_strip import FilmStrip  # noqa: E402
-from cxrviewer.ui.viewer_model import ViewerModel  # noqa: E402
-from cxrviewer.ui.worklist_filter import FINDING, FilmFilter, filter_choices  # noqa: E402
+from cxrviewer.ui.state.viewer_model import ViewerModel  # noqa: E402
+from cxrviewer.ui.state.worklist_filter import FINDING, FilmFilter, filter_choices  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..types import Film
+from ...types import Film
 
 # Export dialog file types → (format, anonymize); the first is the default.
 EXPORT_FILTERS = {
@@ -29,7 +29,7 @@ def unavailable_reason(fmt: str, film: Film) -> str | None:
     """Why ``film`` cannot be exported as ``fmt``, or ``None`` when it can."""
     if fmt not in NEEDS_DICOM:
         return None
-    from ..dicom.source import source_kind
+    from ...dicom.source import source_kind
 
     if source_kind(film) == "dicom":
         return None

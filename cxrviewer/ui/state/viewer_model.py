@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import CUSTOM, RULES, name_key
-from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
-from ..io import grayscale
-from ..render import MODES, RenderOptions
-from ..types import Calibration, Film, Measurement, Orientation, Prediction, Voi
+from ...classes import CUSTOM, RULES, name_key
+from ...heatmap import COLORMAPS, DEFAULT_COLORMAP
+from ...io import grayscale
+from ...render import MODES, RenderOptions
+from ...types import Calibration, Film, Measurement, Orientation, Prediction, Voi
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,35 @@ class ViewerModel:
         self.film = None
         self.events.entries.emit()
         self.events.film.emit()
+
+    def add_paths(self, paths: Sequence[Path]) -> list[Path]:
+        """Append the films of ``paths`` not in the list yet (File ▸ Open adds to the worklist);
+        the current film stays. Returns those added."""
+        added = []
+        for p in map(Path, paths):
+            if self.index_of(p) < 0 and p not in added:
+                added.append(p)
+        if added:
+            self.entries.extend(FilmEntry(p) for p in added)
+            self._reindex()
+            self.events.entries.emit()
+        return added
+
+    def remove_path(self, path: Path) -> None:
+        """Take one film out of the list (one opened by name that could not be read)."""
+        i = self.index_of(path)
+        if i < 0:
+            return
+        current = self.entry.path if self.entry is not None and self.current != i else None
+        del self.entries[i]
+        self._reindex()
+        self.current = -1
+        self.film = None
+        self.events.entries.emit()
+        if current is not None:
+            self.set_current(self.index_of(current))
+        else:
+            self.events.film.emit()
 
     def index_of(self, path: Path) -> int:
         i = self._index.get(Path(path), -1)

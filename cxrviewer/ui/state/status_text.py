@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ..io.grayscale import value_at, value_range
-from ..types import CALIBRATION_SOURCES, Calibration, Film, Voi
+from collections.abc import Sequence
+from pathlib import Path
+
+from ...heatmap import strongest_at
+from ...io.grayscale import value_at, value_range
+from ...types import CALIBRATION_SOURCES, Calibration, Film, Prediction, Voi
 
 
 def _number(v: float, span: float) -> str:
@@ -38,6 +42,18 @@ def describe_value(film: Film | None, x: int, y: int) -> str:
     return f"x {x}  y {y}  value {text}"
 
 
+def describe_finding(film: Film | None, prediction: Prediction | None, shown: Sequence[str], x: int, y: int) -> str:
+    """The finding whose map is drawn strongest at film pixel (x, y), of those ``shown``:
+    ``Edema (map 62%)``, the map's value on the film's common scale; "" where no map is drawn."""
+    if film is None or prediction is None or not shown:
+        return ""
+    found = strongest_at(prediction, shown, (film.height, film.width), x, y)
+    if found is None:
+        return ""
+    label, value = found
+    return f"{label.replace('_', ' ')} (map {value:.0%})"
+
+
 def describe_film(film: Film | None, calibration: Calibration | None = None) -> str:
     """The film's size and the pixel size lengths are measured with: ``calibration`` (the reader's
     manual one) when given, else the file's; its source is named unless it is Pixel Spacing."""
@@ -55,3 +71,16 @@ def describe_film(film: Film | None, calibration: Calibration | None = None) -> 
     else:
         text += " · pixel size unknown"
     return text
+
+
+def results_message(summary: str, out: Path | None) -> str:
+    """The message after a folder run: the summary, then the CSV's name and the folder it is in
+    (``~`` for the home folder), name first so that a cut message still names the file; never a
+    bare path that, cut after its first folder, reads as if the results went to the home folder."""
+    if out is None:
+        return summary
+    folder = str(out.parent)
+    home = str(Path.home())
+    if home not in ("", "/") and (folder == home or folder.startswith(home + "/")):
+        folder = "~" + folder[len(home):]
+    return f"{summary}; results in {out.name} (folder {folder})"
