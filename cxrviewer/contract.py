@@ -41,13 +41,16 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood", "precision")
+OPTIONAL_KEYS = ("ood", "precision", "forbid_precisions")
 
 #: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
 #: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
 #: outputs are still float32 (``cxr-train export RUN --int8``).
 PRECISIONS = ("fp32", "int8")
 PRECISION_KEY = PREFIX + "precision"
+#: ``cxr.forbid_precisions``: precisions the model must not be run at (its maker found them
+#: inaccurate for it); fp32 is what every model runs at and cannot be forbidden.
+FORBIDDABLE_PRECISIONS = ("bf16", "int8")
 
 _FIX = (
     "Export the model with `cxr-train export RUN` (or `cxr-train import-weights ...`), "
@@ -72,6 +75,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
     }
     if info.precision != "fp32":  # absent means fp32: fp32 files stay as they always were
         values["precision"] = info.precision
+    if info.forbid_precisions:
+        values["forbid_precisions"] = list(info.forbid_precisions)
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -154,6 +159,13 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             f"cxr.precision must be one of {', '.join(json.dumps(p) for p in PRECISIONS)} (absent means \"fp32\"), "
             f"got {precision!r}"
         )
+    forbid = raw.get("forbid_precisions", [])
+    if not (isinstance(forbid, list) and all(isinstance(p, str) and p in FORBIDDABLE_PRECISIONS for p in forbid)):
+        problems.append(
+            f"cxr.forbid_precisions must be a list of {', '.join(json.dumps(p) for p in FORBIDDABLE_PRECISIONS)}, "
+            f"got {forbid!r}"
+        )
+        forbid = []
     if problems:
         raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
     return ModelInfo(
@@ -170,6 +182,7 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         format_version=version,
         ood=ood,
         precision=precision,
+        forbid_precisions=tuple(dict.fromkeys(forbid)),
     )
 
 

@@ -334,9 +334,12 @@ class ModelInfo:
     ood: OodStats | None = None
     #: ``"fp32"``, or ``"int8"`` for a static-quantized copy (``cxr.precision``; absent = fp32).
     precision: str = "fp32"
+    #: precisions the model must never run at (``cxr.forbid_precisions``; e.g. ``("bf16",)``)
+    forbid_precisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "forbid_precisions", tuple(self.forbid_precisions))
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "trained_on", MappingProxyType(dict(self.trained_on)))
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
