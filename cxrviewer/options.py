@@ -1,6 +1,6 @@
 """Options the command line and the desktop app share, defined once.
 
-``--model``, ``--device``, ``--classes``, ``--alpha``, ``--colormap`` and ``--mode`` mean the same
+``--model``, ``--device``, ``--backend``, ``--precision``, ``--classes``, ``--alpha``, ``--colormap`` and ``--mode`` mean the same
 in ``cxrviewer score``, ``cxrviewer export`` and ``cxrviewer`` (the app): their choices come from
 the renderer's own constants, and a class list goes through :mod:`cxrviewer.classes` everywhere.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import heatmap
 from .classes import ClassChoice
-from .model import DEVICES
+from .model import BACKEND_CHOICES, DEVICES, PRECISION_CHOICES
 from .render import DEFAULT_ALPHA, MODES
 
 
@@ -24,6 +24,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", choices=DEVICES, default="auto",
         help="where the model runs: auto (CUDA when it works, else CPU), cpu or cuda (default: auto)",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKEND_CHOICES, default="auto",
+        help="what runs the model on the CPU: onnxruntime, openvino (the 'openvino' extra), or auto: the "
+        "fastest that keeps parity with fp32 ONNX Runtime here, measured once per model and machine (default: auto)",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default="auto",
+        help="fp32; bf16 (OpenVINO, CPUs with AMX or AVX-512 BF16); int8 (the model's int8 copy, "
+        "model.int8.onnx beside it, or an int8 file itself); auto: measured as --backend (default: auto)",
     )
 
 

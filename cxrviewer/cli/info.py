@@ -1,4 +1,4 @@
-"""``cxrviewer info``: the model card, the execution provider in use, library versions."""
+"""``cxrviewer info``: the model card, the engine in use and why it was chosen, library versions."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def run(args) -> int:
     print(f"input:         {card['input_size']}x{card['input_size']}x3 {card['layout']}, mean {card['mean']:.4f}, std {card['std']:.4f}")
     print(f"precision:     {card['precision']}" + ("   (static-quantized copy of an fp32 export; docs/training.md)" if card["precision"] == "int8" else ""))
     print(f"provider:      {card['provider']}")
+    engine = card["engine"]
+    print(f"engine:        {engine['lines'][0]}" + (f"  file {engine['file']}" if engine["file"] != card["model"] else ""))
+    for line in engine["lines"][1:]:
+        print(f"               {line}")
     training = describe_training(card["trained_on"]).split(" · ")
     print(f"trained on:    {training[0]}")
     for line in training[1:]:

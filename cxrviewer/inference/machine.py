@@ -163,7 +163,10 @@ def candidates(machine: Machine, *, device: str = "auto", backend: str = "auto",
         return Candidates((Engine(ONNXRUNTIME, "cuda", p),), reference, ())
 
     engines: list[Engine] = []
-    for engine in PREFERENCE:
+    tried = list(PREFERENCE)
+    if backend != "auto" and precision != "auto" and Engine(backend, "cpu", precision) not in tried:
+        tried.append(Engine(backend, "cpu", precision))  # e.g. ONNX Runtime bf16: say why not
+    for engine in tried:
         if backend not in ("auto", engine.backend) or precision not in ("auto", engine.precision):
             continue
         reason = why_not(engine)

@@ -54,7 +54,7 @@ class Scored:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def init(parent: int, model: str, device: str, threads: int) -> None:
+def init(parent: int, model: str, device: str, threads: int, engine=None) -> None:
     """A worker process: the node's signals are the parent's to handle (systemd sends SIGTERM to
     the whole group; the parent then lets the films in hand finish), OpenCV serial as in the
     batch path (one film a core already), and the model loaded once. The values pydicom and
@@ -75,8 +75,9 @@ def init(parent: int, model: str, device: str, threads: int) -> None:
     cv2.setNumThreads(1)
     dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
     dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
-    # the parent checked the model's outputs when it loaded the same file
-    _classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False)
+    # the parent checked the model's outputs when it loaded the same file, and chose the engine
+    # (backend and precision) its scoring threads would use: the same one here
+    _classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False, engine=engine)
     _startup_cpu = time.process_time()
 
 

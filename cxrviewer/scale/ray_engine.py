@@ -37,7 +37,7 @@ from ..batch import (
 )
 from ..errors import ClusterError
 from ..io import is_url
-from ..model import Classifier
+from ..model import Classifier, Engine
 from ..results import (
     FIXED_HEAD,
     Summary,
@@ -103,14 +103,16 @@ class FilmScorer:
     """A Ray Data actor: one model session, the local engine's per-film function."""
 
     def __init__(self, model: str, device: str, threads: int, labels: Sequence[str], model_version: str,
-                 exports: ExportPlan | None = None) -> None:
+                 exports: ExportPlan | None = None, engine: Engine | None = None) -> None:
         import cv2
 
         # on a CPU one core per actor: its own film on one thread and OpenCV serial, as a worker
         # thread of the local engine (the same one-thread session gives the same numbers)
         if threads == 1:
             cv2.setNumThreads(1)
-        self.classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False)
+        # CPU actors run on the driver's engine (backend and precision: the choice is made once,
+        # by the driver, and every film is scored the same way); GPU actors on the device asked for
+        self.classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False, engine=engine)
         if tuple(self.classifier.info.labels) != tuple(labels) or self.classifier.info.model_version != model_version:
             raise ClusterError(f"The model at {model} on this worker is not the driver's model "
                                f"(version {self.classifier.info.model_version}); give every node the same file.")
@@ -149,6 +151,7 @@ def score_on_ray(
     out: Path | str,
     *,
     device: str = "cpu",
+    engine: Engine | None = None,
     options: RayOptions = RayOptions(),
     overwrite: bool = False,
     cancel: Cancel = None,
@@ -158,7 +161,9 @@ def score_on_ray(
 ) -> Summary:
     """Score ``paths`` on Ray into the results ``out`` (a CSV or a folder; resumed like the local
     engine's). ``model`` must be readable at the same path on every node (a shared file system).
-    ``progress(row, done, total)`` is called for each film's row as it is written.
+    ``progress(row, done, total)`` is called for each film's row as it is written. ``engine``: what
+    CPU actors run the model on (the driver's :attr:`Classifier.engine`; default fp32 ONNX
+    Runtime); every node needs the runtime it names (the ``openvino`` extra for OpenVINO).
     ``exports``: the pictures and DICOM results each actor writes for its films (the local
     engine's :func:`~cxrviewer.batch.export_film`; destinations every node can reach: a shared
     folder or an object store), counted in ``tally``."""
@@ -184,7 +189,7 @@ def score_on_ray(
             if todo:
                 names = picture_names(film_path(p) for p in paths) if exports is not None else {}
                 _run(ray, todo, str(Path(model).resolve()), device, labels, version, options, sink,
-                     summary, cancel, progress, exports, names, tally if tally is not None else ExportTally())
+                     summary, cancel, progress, exports, names, tally if tally is not None else ExportTally(), engine)
     finally:
         if started:
             ray.shutdown()
@@ -215,7 +220,7 @@ def _connect(ray, address: str | None) -> bool:
 
 
 def _run(ray, todo, model, device, labels, version, options, sink, summary, cancel, progress, exports, names,
-         tally) -> None:
+         tally, engine=None) -> None:
     gpus = float(options.gpus_per_worker or 0.0)
     if options.workers:
         workers = int(options.workers)
@@ -230,7 +235,8 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
     ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         FilmScorer,
         fn_constructor_kwargs={"model": model, "device": device if gpus else "cpu", "threads": 0 if gpus else 1,
-                               "labels": list(labels), "model_version": version, "exports": exports},
+                               "labels": list(labels), "model_version": version, "exports": exports,
+                               "engine": None if gpus or engine is None or engine.device != "cpu" else engine},
         batch_size=max(1, int(options.batch_size)),
         # workers asked for are all started at once; without a number the pool grows to one per
         # CPU (or GPU share). When a node is lost its batches are retried on the actors left.
