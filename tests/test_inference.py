@@ -324,3 +324,31 @@ def test_info_prints_the_engine_and_why(tiny_model, capsys, cache):
     card = json.loads(capsys.readouterr().out)
     assert card["engine"]["how"] == ("cached" if HAS_OPENVINO else "given")
     assert card["engine"]["precision"] in ("fp32", "bf16")
+
+
+# ----------------------------------------------------------------------------- the demo model's numbers
+GOLDEN = Path(__file__).parent / "data" / "golden_probabilities.json"
+
+
+@pytest.mark.slow
+def test_precision_fp32_gives_todays_probabilities_and_auto_stays_within_1e3(nih_samples, shared_data, cache):
+    """``--precision fp32`` (any backend) writes what fp32 ONNX Runtime wrote before (≤ 1e-6,
+    tests/data/golden_probabilities.json); ``auto`` (whatever it picks here) stays within 1e-3 of
+    fp32 ONNX Runtime on every shared film."""
+    from cxrviewer.io import read_film
+    from cxrviewer.paths import default_model_path
+
+    golden = json.loads(GOLDEN.read_text())["films"]
+    fp32 = Classifier.load(default_model_path(), backend="auto", precision="fp32")
+    auto = Classifier.load(default_model_path(), backend="auto", precision="auto")
+    assert fp32.engine.precision == "fp32"
+    worst_fp32 = worst_auto = 0.0
+    for rel, want in golden.items():
+        path = shared_data / rel
+        film = read_film(path)
+        want = np.asarray(want, dtype=np.float64)
+        if path.name in {p.name for p in nih_samples} or rel.startswith("dicom/"):
+            worst_fp32 = max(worst_fp32, float(np.abs(fp32.predict_one(film).probabilities - want).max()))
+        worst_auto = max(worst_auto, float(np.abs(auto.predict_one(film).probabilities - want).max()))
+    assert worst_fp32 <= 1e-6
+    assert worst_auto <= 1e-3
