@@ -352,3 +352,19 @@ def test_precision_fp32_gives_todays_probabilities_and_auto_stays_within_1e3(nih
         worst_auto = max(worst_auto, float(np.abs(auto.predict_one(film).probabilities - want).max()))
     assert worst_fp32 <= 1e-6
     assert worst_auto <= 1e-3
+
+
+@needs_openvino
+def test_openvino_refuses_what_onnxruntime_refuses(tmp_path):
+    bad = build_tiny_model(tmp_path / "bad.onnx", tiny_info(64), output_names=("prob", "cams", "features"))
+    with pytest.raises(ModelError, match="output 'probs' is missing"):
+        Classifier.load(bad, backend="openvino", precision="fp32")
+    nan = build_tiny_model(tmp_path / "nan.onnx", tiny_info(64), nan_output="cams")
+    with pytest.raises(ModelError, match="invalid numbers"):
+        Classifier.load(nan, backend="openvino", precision="fp32")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        Classifier.load(junk, backend="openvino", precision="fp32")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        Classifier.load(junk, backend="auto", precision="auto")
