@@ -192,6 +192,9 @@ def openvino_module():
         import openvino
     except ImportError:
         return None
+    except Exception as exc:  # noqa: BLE001 - a broken install (a library missing): run without it
+        logger.warning("OpenVINO is installed but cannot be loaded (%s); using ONNX Runtime only", exc)
+        return None
     return openvino
 
 
