@@ -368,3 +368,28 @@ def test_openvino_refuses_what_onnxruntime_refuses(tmp_path):
         Classifier.load(junk, backend="openvino", precision="fp32")
     with pytest.raises(ModelError, match="not a readable ONNX model"):
         Classifier.load(junk, backend="auto", precision="auto")
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_the_nodes_scoring_processes_run_the_engine_they_are_given(tiny_model):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cxrviewer.node import workers
+
+    for engine in (OV_FP32, ORT_FP32):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=workers.init,
+                                 initargs=(os.getpid(), str(tiny_model), "cpu", 1, engine)) as pool:
+            assert pool.submit(workers.loaded_engine).result() == engine
+
+
+def test_score_refuses_an_impossible_engine_with_the_reason(tiny_model, tmp_path, capsys):
+    from cxrviewer.cli import main
+    from helpers import synthetic_pixels, write_png
+
+    film = write_png(tmp_path / "f.png", synthetic_pixels())
+    code = main(["score", str(film), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
+                 "--backend", "onnxruntime", "--precision", "bf16", "--no-progress"])
+    assert code == 2
+    assert "bf16 runs on OpenVINO only" in capsys.readouterr().err

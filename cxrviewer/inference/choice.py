@@ -58,7 +58,7 @@ MAX_PROB_DELTA_FP32 = 1e-5
 MAX_MAP_DELTA = 0.01
 #: Engines this much slower than the fastest count as as fast (the most exact is preferred).
 TIE = 0.05
-TIMING_ROUNDS = 5
+TIMING_ROUNDS = 7
 #: Bumped when the rules above change: older cached choices are then measured again.
 CHOICE_VERSION = 1
 CACHE_ENV = "CXRVIEWER_CACHE_DIR"

@@ -79,6 +79,14 @@ def init(parent: int, model: str, device: str, threads: int, engine=None) -> Non
     # (backend and precision) its scoring threads would use: the same one here
     _classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False, engine=engine)
     _startup_cpu = time.process_time()
+    logger.info("scoring process %d ready on %s", os.getpid(), _classifier.engine)
+
+
+def loaded_engine():
+    """The engine this worker process scores on (:attr:`cxrviewer.model.Classifier.engine`)."""
+    if _classifier is None:
+        raise RuntimeError("not a scoring process: call init() first")
+    return _classifier.engine
 
 
 def _leave_with(parent: int) -> None:
