@@ -190,6 +190,9 @@ class Classifier:
             candidates(this_machine(), device=runner.engine.device, backend=backend, precision=precision,
                        file_precision=info.precision if weights == p else "fp32", int8_copy=weights != p,
                        forbidden=info.forbid_precisions)
+        if (runner.engine.precision == "int8") != (info.precision == "int8"):
+            raise ModelError(f"{weights.name} is {info.precision}, so it cannot run at {runner.engine.precision}: "
+                             "an int8 copy runs at int8 only, and int8 needs the copy (`cxr-train export RUN --int8`).")
         if runner.engine.precision in info.forbid_precisions:
             raise ModelError(f"{p.name} forbids running at {runner.engine.precision} (cxr.forbid_precisions); "
                              "choose --precision fp32 or auto.")

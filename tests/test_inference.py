@@ -211,6 +211,14 @@ def test_the_int8_copy_runs_when_asked_for_and_the_given_file_stays_the_model(wi
         Classifier.load(int8_copy_path(with_copy), precision="fp32")
 
 
+def test_an_engine_given_must_fit_the_file(tiny_model, with_copy):
+    with pytest.raises(ModelError, match="cannot run at int8"):
+        Classifier.load(tiny_model, engine=ORT_INT8)  # no int8 copy: the fp32 file is not run as "int8"
+    with pytest.raises(ModelError, match="cannot run at fp32"):
+        Classifier.load(int8_copy_path(with_copy), engine=ORT_FP32)
+    assert Classifier.load(with_copy, engine=ORT_INT8).weights_path == int8_copy_path(with_copy)
+
+
 def test_fp32_onnxruntime_is_what_it_always_was(tiny_model, synthetic_film):
     from cxrviewer.preprocess import preprocess_batch
 
