@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,6 @@ class Choice:
     films: int = 0
     measured_at: str = ""
     machine: str = ""
-    extra: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """For ``cxrviewer info``: the choice, its reason, and each measurement."""
