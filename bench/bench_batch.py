@@ -255,6 +255,8 @@ def main() -> None:
     ap.add_argument("--no-keras", action="store_true", help="skip (a) (no TensorFlow installed)")
     ap.add_argument("--cli", action="store_true", help="also run `cxrviewer score` end to end in-process")
     ap.add_argument("--sweep", action="store_true", help="sweep batch size x workers")
+    ap.add_argument("--backend", default="onnxruntime", help="(b) and (c) on this backend (auto: cxrviewer's default choice)")
+    ap.add_argument("--precision", default="file", help="(b) and (c) at this precision (default: the model file's own)")
     ap.add_argument("--engines", action="store_true", help="every backend x precision this machine runs")
     ap.add_argument("--engine-films", type=int, default=24, help="films for --engines (b) and (c)")
     ap.add_argument("--processes", action="store_true",
@@ -280,11 +282,12 @@ def main() -> None:
         sweep(films, args, tmp)
         return
 
-    clf = Classifier.load(args.model or demo_model(), device="auto")
+    clf = Classifier.load(args.model or demo_model(), device="auto", backend=args.backend,
+                          precision=None if args.precision == "file" else args.precision)
     bs = args.batch_size or batch.default_batch_size(clf.provider)
     workers = args.workers or batch.default_workers(clf.provider)
     size = clf.info.input_size
-    print(f"machine: {machine()}; model {clf.info.model_version} ({getattr(clf.info, 'precision', 'fp32')}) {size}px on {clf.provider}; {len(films)} NIH PNGs 1024x1024")
+    print(f"machine: {machine()}; model {clf.info.model_version} ({getattr(clf.info, 'precision', 'fp32')}) {size}px on {clf.engine}; {len(films)} NIH PNGs 1024x1024")
     x = preprocess_batch([read_film(p) for p in films], clf.info)
     seed = None
     if not args.no_keras:
