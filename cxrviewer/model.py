@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract
-from .errors import ModelError, ModelOutputError
+from .errors import EngineError, ModelError, ModelOutputError
 from .inference import ONNXRUNTIME, Engine
 from .inference.choice import Choice, choose, weights_for
 from .inference.machine import candidates, this_machine
@@ -168,8 +168,8 @@ class Classifier:
             raise ModelError(f"Model file not found: {p}. Choose an exported .onnx model file.")
         if backend not in BACKEND_CHOICES or (precision is not None and precision not in PRECISION_CHOICES) \
                 or device not in DEVICES:
-            raise ModelError(f"Unknown engine: --device {device} --backend {backend} --precision {precision}; "
-                             f"choose from {DEVICES}, {BACKEND_CHOICES} and {PRECISION_CHOICES}.")
+            raise EngineError(f"Unknown engine: device {device}, backend {backend}, precision {precision}; "
+                              f"choose from {DEVICES}, {BACKEND_CHOICES} and {PRECISION_CHOICES}.")
         choice = None
         if engine is None and "auto" in (backend, precision):
             choice = choose(p, device=device, backend=backend, precision=precision or "auto")
@@ -191,11 +191,12 @@ class Classifier:
                        file_precision=info.precision if weights == p else "fp32", int8_copy=weights != p,
                        forbidden=info.forbid_precisions)
         if (runner.engine.precision == "int8") != (info.precision == "int8"):
-            raise ModelError(f"{weights.name} is {info.precision}, so it cannot run at {runner.engine.precision}: "
-                             "an int8 copy runs at int8 only, and int8 needs the copy (`cxr-train export RUN --int8`).")
+            raise EngineError(f"{weights.name} is {info.precision}, so it cannot run at {runner.engine.precision}: "
+                              "an int8 copy runs at int8 only, and int8 needs such a copy (cxr-train export, "
+                              "docs/training.md, int8).")
         if runner.engine.precision in info.forbid_precisions:
-            raise ModelError(f"{p.name} forbids running at {runner.engine.precision} (cxr.forbid_precisions); "
-                             "choose --precision fp32 or auto.")
+            raise EngineError(f"{p.name} forbids running at {runner.engine.precision} (cxr.forbid_precisions); "
+                              "choose the precision fp32 or auto.")
         _check_signature(runner, info, weights.name)
         clf = cls(runner, info, p, threads=int(threads), choice=choice)
         if check_outputs:

@@ -400,4 +400,5 @@ def test_score_refuses_an_impossible_engine_with_the_reason(tiny_model, tmp_path
     code = main(["score", str(film), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_model),
                  "--backend", "onnxruntime", "--precision", "bf16", "--no-progress"])
     assert code == 2
-    assert "bf16 runs on OpenVINO only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bf16 runs on OpenVINO only" in err and err.rstrip().endswith("(--backend / --precision / --device)")

@@ -20,6 +20,7 @@ from .. import __version__
 from ..errors import (
     ClusterError,
     CxrError,
+    EngineError,
     MissingFolderError,
     ModelError,
     NodeConfigError,
@@ -45,6 +46,7 @@ SUBCOMMANDS = tuple(COMMANDS)
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
+    EngineError: "--backend / --precision / --device",
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",

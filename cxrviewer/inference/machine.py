@@ -17,7 +17,7 @@ import platform
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from ..errors import ModelError
+from ..errors import EngineError
 from .runners import CUDA, ONNXRUNTIME, OPENVINO, Engine, openvino_module, ort
 
 #: The flags that matter here: AMX (bf16/int8 tiles), AVX-512 BF16 and VNNI (int8 dot products).
@@ -127,7 +127,7 @@ def candidates(machine: Machine, *, device: str = "auto", backend: str = "auto",
     ``file_precision`` is the model file's ``cxr.precision``: an int8 file runs as int8 only. An
     fp32 file can run at int8 when ``int8_copy`` (its int8 copy sits beside it). ``forbidden``:
     the precisions the model's metadata forbids. A fixed choice that cannot be met raises a
-    :class:`ModelError` saying why; ``auto`` just leaves such combinations out, with the reason.
+    :class:`EngineError` saying why; ``auto`` just leaves such combinations out, with the reason.
     """
     excluded: list[tuple[str, str]] = []
     reference = Engine(ONNXRUNTIME, "cpu", "int8" if file_precision == "int8" else "fp32")
@@ -140,7 +140,7 @@ def candidates(machine: Machine, *, device: str = "auto", backend: str = "auto",
         if file_precision == "int8" and engine.precision != "int8":
             return "the model file is an int8 copy: it runs as int8 only (load the fp32 file for fp32 or bf16)"
         if engine.precision == "int8" and file_precision != "int8" and not int8_copy:
-            return "the model has no int8 copy beside it (make one with `cxr-train export RUN --int8`)"
+            return "the model has no int8 copy beside it (cxr-train export makes one: docs/training.md, int8)"
         if engine.precision == "bf16" and engine.backend != OPENVINO:
             return "bf16 runs on OpenVINO only"
         if engine.precision == "bf16" and not machine.bf16:
@@ -151,14 +151,14 @@ def candidates(machine: Machine, *, device: str = "auto", backend: str = "auto",
 
     if device == "cuda" or (device == "auto" and machine.cuda and backend in ("auto", ONNXRUNTIME)):
         if backend == OPENVINO:
-            raise ModelError("OpenVINO runs on the CPU here: choose --device cpu or --backend onnxruntime.")
+            raise EngineError("OpenVINO runs on the CPU here: choose the device cpu, or the onnxruntime backend.")
         if device == "cuda" and not machine.cuda:
-            raise ModelError("CUDA was requested but this ONNX Runtime has no CUDA support: install the GPU "
+            raise EngineError("CUDA was requested but this ONNX Runtime has no CUDA support: install the GPU "
                              "build with `pip uninstall onnxruntime && pip install 'cxrviewer[gpu]'`.")
         p = file_precision if precision == "auto" else precision
         if p not in ("fp32", "int8") or (p != file_precision and not (p == "int8" and int8_copy)):
-            raise ModelError(f"--precision {precision} cannot run on CUDA with this model: choose fp32 there "
-                             "(or --device cpu).")
+            raise EngineError(f"The precision {precision} cannot run on CUDA with this model: choose fp32 there "
+                              "(or the device cpu).")
         # a GPU outruns every CPU combination: no measurement (bench/RESULTS.md)
         return Candidates((Engine(ONNXRUNTIME, "cuda", p),), reference, ())
 
@@ -175,8 +175,8 @@ def candidates(machine: Machine, *, device: str = "auto", backend: str = "auto",
         else:
             excluded.append((str(engine), reason))
     if not engines:
-        asked = " ".join(f"--{k} {v}" for k, v in (("backend", backend), ("precision", precision)) if v != "auto")
+        asked = ", ".join(f"{k} {v}" for k, v in (("backend", backend), ("precision", precision)) if v != "auto")
         reasons = "; ".join(f"{name}: {reason}" for name, reason in excluded) or "no such combination"
-        raise ModelError(f"This model cannot run with {asked or 'these options'} here ({reasons}). "
-                         "Choose another --precision/--backend, or auto.")
+        raise EngineError(f"This model cannot run with {asked or 'these options'} here ({reasons}). "
+                          "Choose another precision or backend, or auto.")
     return Candidates(tuple(engines), reference, tuple(excluded))

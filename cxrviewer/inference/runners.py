@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from .. import contract
-from ..errors import ModelError
+from ..errors import EngineError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +203,8 @@ def openvino_core():
     global _core
     ov = openvino_module()
     if ov is None:
-        raise ModelError("OpenVINO is not installed: run `pip install 'cxrviewer[openvino]'`, "
-                         "or choose --backend onnxruntime.")
+        raise EngineError("OpenVINO is not installed: run `pip install 'cxrviewer[openvino]'`, "
+                         "or choose the onnxruntime backend.")
     with _core_lock:
         if _core is None:
             _core = ov.Core()
@@ -244,8 +244,8 @@ class OpenVinoRunner:
         try:
             self._compiled = core.compile_model(self._model, "CPU", config)
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"OpenVINO cannot compile {path.name} ({str(exc).strip()[:200]}); "
-                             "choose --backend onnxruntime.") from None
+            raise EngineError(f"OpenVINO cannot compile {path.name} ({str(exc).strip()[:200]}); "
+                             "choose the onnxruntime backend.") from None
         self.engine = Engine(OPENVINO, "cpu", precision)
         self.provider = "OpenVINO CPU"
         self._local = threading.local()
