@@ -402,3 +402,22 @@ def test_score_refuses_an_impossible_engine_with_the_reason(tiny_model, tmp_path
     assert code == 2
     err = capsys.readouterr().err
     assert "bf16 runs on OpenVINO only" in err and err.rstrip().endswith("(--backend / --precision / --device)")
+
+
+def test_without_openvino_everything_runs_on_onnxruntime_as_before(tiny_model, tmp_path):
+    """A Python where ``import openvino`` fails (the extra not installed): auto runs ONNX Runtime
+    fp32, says why, and asking for OpenVINO says how to install it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['openvino'] = None\n"
+            "from cxrviewer.cli import main\n"
+            f"sys.exit(main(sys.argv[1:] + ['--model', {str(tiny_model)!r}]))")
+    env = dict(os.environ, CXRVIEWER_CACHE_DIR=str(tmp_path / "cache"))
+    run = lambda *a: subprocess.run([sys.executable, "-c", code, *a], capture_output=True, text=True, env=env)
+    info = run("info")
+    assert info.returncode == 0, info.stderr
+    assert "engine:        ONNX Runtime CPU fp32  (given)" in info.stdout
+    assert "OpenVINO is not installed" in info.stdout
+    asked = run("info", "--backend", "openvino")
+    assert asked.returncode == 2 and "pip install 'cxrviewer[openvino]'" in asked.stderr
