@@ -218,9 +218,12 @@ _OV_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 class OpenVinoRunner:
     """An OpenVINO compiled model on the CPU, read straight from the ONNX file.
 
-    Thread-safe as ONNX Runtime's sessions are: each thread gets its own infer request (a request
-    is not to be shared across threads), and the outputs are copied out of the request's buffers,
-    which its next run overwrites.
+    Thread-safe as ONNX Runtime's sessions are: a run takes an idle infer request from the
+    runner's pool (a new one when every request is busy) and gives it back after, so no request
+    is used by two threads at once, and the outputs are copied out of the request's buffers,
+    which its next run overwrites. The requests belong to the runner, not to threads: one kept in
+    a thread's local storage would be destroyed when the thread's Python state is, and a Qt pool
+    thread deletes that state after each task (PySide6's GIL release), which crashed the app.
     """
 
     def __init__(self, path: Path, threads: int = 0, precision: str = "fp32") -> None:
@@ -248,19 +251,21 @@ class OpenVinoRunner:
                              "choose the onnxruntime backend.") from None
         self.engine = Engine(OPENVINO, "cpu", precision)
         self.provider = "OpenVINO CPU"
-        self._local = threading.local()
+        self._idle: list = []
+        self._idle_lock = threading.Lock()
         self._names = list(contract.OUTPUT_NAMES)
 
-    def _request(self):
-        req = getattr(self._local, "request", None)
-        if req is None:
-            req = self._local.request = self._compiled.create_infer_request()
-        return req
-
     def run(self, batch: np.ndarray):
-        req = self._request()
-        req.infer({contract.INPUT_NAME: batch})
-        probs, cams, features = (np.array(req.get_tensor(name).data, copy=True) for name in self._names)
+        with self._idle_lock:
+            req = self._idle.pop() if self._idle else None
+        if req is None:
+            req = self._compiled.create_infer_request()
+        try:
+            req.infer({contract.INPUT_NAME: batch})
+            probs, cams, features = (np.array(req.get_tensor(name).data, copy=True) for name in self._names)
+        finally:
+            with self._idle_lock:
+                self._idle.append(req)
         return probs, cams, features
 
     def metadata(self) -> dict[str, str]:

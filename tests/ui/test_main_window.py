@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
@@ -441,3 +442,16 @@ def test_the_engine_comes_from_the_settings_unless_given(qtbot, make_window, iso
     assert (AppSettings.load(store).backend, AppSettings.load(store).precision) == ("auto", "auto")
     given = make_window(backend="onnxruntime", precision="auto")  # the command line wins
     assert (given.session.backend, given.session.precision) == ("onnxruntime", "auto")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                    reason="OpenVINO is not installed (pip install 'cxrviewer[openvino]')")
+def test_the_app_scores_on_openvino(qtbot, make_window, nih_film):
+    """OpenVINO in the app's pool threads: its infer requests must outlive a Qt pool thread's
+    Python state (kept per thread, they were destroyed with it and the app crashed)."""
+    w = make_window(backend="openvino", precision="fp32")
+    assert str(w.model.classifier.engine) == "OpenVINO CPU fp32"
+    for _ in range(2):
+        open_and_wait(qtbot, w, [nih_film])
+        assert w.model.prediction is not None and w.model.prediction.model_version == "tiny-test-1"
+    assert w.model_label.text().endswith(" · OpenVINO CPU")
