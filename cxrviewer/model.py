@@ -105,7 +105,7 @@ def probe_film(size: int) -> Film:
 
 class Classifier:
     """A loaded model. Thread-safe: its runner may be run from several threads (ONNX Runtime
-    sessions are; OpenVINO gets one infer request a thread)."""
+    sessions are; OpenVINO runs each call on an idle infer request of its pool)."""
 
     def __init__(self, runner: Runner, info: ModelInfo, path: Path, threads: int = 0,
                  choice: Choice | None = None) -> None:

@@ -271,7 +271,7 @@ def test_openvino_fp32_equals_onnxruntime_fp32_on_the_demo_model(nih_samples):
 
 
 @needs_openvino
-def test_openvino_is_thread_safe_with_one_request_a_thread(tiny_model, nih_samples):
+def test_openvino_is_thread_safe_with_its_pool_of_requests(tiny_model, nih_samples):
     from concurrent.futures import ThreadPoolExecutor
 
     from cxrviewer.io import read_film
