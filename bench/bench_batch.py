@@ -18,6 +18,14 @@ alike; b/a and b/c are medians of the per-repeat ratios. Prints films/s (medians
     python bench/bench_batch.py --sweep      # the table behind the defaults in cxrviewer/batch.py
     python bench/bench_batch.py --cli        # also time `cxrviewer score` end to end (model load included)
     python bench/bench_batch.py --model RUN/model.int8.onnx   # (b) and (c) with another model file
+    python bench/bench_batch.py --engines    # (b) and (c) on every backend x precision this machine runs
+    python bench/bench_batch.py --engines --processes   # also `cxrviewer score` as whole processes:
+                                             # --backend/--precision auto vs fp32 ONNX Runtime, interleaved
+
+--engines prints the CPU model and its flags, then for each engine (cxrviewer.inference: ONNX
+Runtime / OpenVINO at fp32, bf16 where the CPU has it, int8 where the model has an int8 copy)
+(b) and (c) as above, all engines taking turns repeat after repeat, and which engine `auto`
+picks here and why.
 """
 
 from __future__ import annotations
@@ -141,6 +149,99 @@ def sweep(films, args, tmp: Path) -> None:
             print(f"{bs:5d} {w:7d} {med(r['b']):11.2f} {med(r['c1']):14.2f} {med(r['c2']):17.2f} {med(r['b/c']):5.2f}", flush=True)
 
 
+def engines(films, args, tmp: Path) -> None:
+    """(b) and (c) for every engine this machine runs, interleaved; then what auto picks."""
+    from cxrviewer.batch import default_workers, score_to_csv
+    from cxrviewer.inference.choice import choose, int8_copy_path
+    from cxrviewer.inference.machine import candidates, this_machine
+    from cxrviewer.io import read_film
+    from cxrviewer.model import Classifier
+    from cxrviewer.preprocess import preprocess_batch
+
+    model = args.model or demo_model()
+    m = this_machine()
+    print(f"machine: {machine()}")
+    print(f"engines: {m.describe()}")
+    cands = candidates(m, file_precision=Classifier.load(model, device="cpu").info.precision,
+                       int8_copy=int8_copy_path(Path(model)).is_file())
+    for name, why in cands.excluded:
+        print(f"  not run: {name}: {why}")
+    clfs = {str(e): Classifier.load(model, engine=e) for e in cands.engines}
+    some = films[: args.engine_films]
+    x = preprocess_batch([read_film(p) for p in some], next(iter(clfs.values())).info)
+    workers = args.workers or default_workers()
+    print(f"{len(some)} NIH PNGs, batch 1, {workers} workers; every engine's (b), (c1), (c2) in turn, "
+          f"{args.repeats} repeats; films/s (medians)", flush=True)
+    rates: dict[str, dict[str, list[float]]] = {k: {"b": [], "c1": [], "c2": []} for k in clfs}
+    one = {k: c.for_throughput() for k, c in clfs.items()}
+    chunks = [x[i : i + 1] for i in range(len(x))]
+
+    def b(k):
+        score_to_csv(some, clfs[k], tmp / "e.csv", batch_size=1, workers=workers, overwrite=True)
+
+    def c1(k):
+        for chunk in chunks:
+            clfs[k].run(chunk)
+
+    def c2(k):
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one[k].run, chunks))
+
+    for k in clfs:  # warm-up
+        b(k), c1(k), c2(k)
+    for _ in range(args.repeats):
+        for k in clfs:
+            for name, fn in (("b", b), ("c1", c1), ("c2", c2)):
+                rates[k][name].append(len(some) / timed(lambda: fn(k)))
+    med = statistics.median
+    ref = "ONNX Runtime CPU fp32"
+    best_c = max(max(med(r["c1"]), med(r["c2"])) for r in rates.values())
+    print(f"{'engine':<24} {'(b) score':>10} {'(c1) all cores':>15} {'(c2) side by side':>18} {'b/c':>5} {'c/best c':>8} {'b vs fp32 ORT':>13}")
+    for k, r in rates.items():
+        c = max(med(r["c1"]), med(r["c2"]))
+        vs = med(r["b"]) / med(rates[ref]["b"]) if ref in rates else float("nan")
+        print(f"{k:<24} {med(r['b']):10.2f} {med(r['c1']):15.2f} {med(r['c2']):18.2f} {med(r['b']) / c:5.2f} "
+              f"{c / best_c:8.2f} {vs:13.2f}")
+        print(f"{'':<24} runs (b) {fmt(r['b'])}; (c1) {fmt(r['c1'])}; (c2) {fmt(r['c2'])}")
+    choice = choose(Path(model))
+    print(f"auto picks: {choice.engine} ({choice.how}): {choice.reason}")
+    for line in choice.lines()[2:]:
+        print(line)
+    if args.processes:
+        processes(films, args, tmp)
+
+
+def processes(films, args, tmp: Path) -> None:
+    """`cxrviewer score` of the films as whole processes (start-up and model load included):
+    --backend/--precision auto against --backend onnxruntime --precision fp32, interleaved."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    model = ["--model", str(args.model)] if args.model else []
+    runs = {"auto": ["--backend", "auto", "--precision", "auto"],
+            "fp32 ONNX Runtime": ["--backend", "onnxruntime", "--precision", "fp32"]}
+
+    def run(flags):
+        cmd = [sys.executable, "-m", "cxrviewer", "score", *map(str, films), "--out", str(tmp / "p.csv"),
+               "--overwrite", "--no-progress", *model, *flags]
+        return timed(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True))
+
+    for flags in runs.values():  # warm-up (page cache; auto's choice measured and cached)
+        run(flags)
+    secs: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(args.repeats):
+        for k, flags in runs.items():
+            secs[k].append(run(flags))
+    med = statistics.median
+    for k, v in secs.items():
+        print(f"`cxrviewer score` {len(films)} films, whole process, {k:<18} {med(v):6.2f} s "
+              f"({len(films) / med(v):5.2f} films/s)   runs {fmt(v)} s")
+    ratios = [f / a for a, f in zip(secs["auto"], secs["fp32 ONNX Runtime"])]
+    print(f"auto / fp32 ONNX Runtime speed = {med(ratios):.2f}  (median of per-repeat ratios {fmt(ratios)})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -154,6 +255,12 @@ def main() -> None:
     ap.add_argument("--no-keras", action="store_true", help="skip (a) (no TensorFlow installed)")
     ap.add_argument("--cli", action="store_true", help="also run `cxrviewer score` end to end in-process")
     ap.add_argument("--sweep", action="store_true", help="sweep batch size x workers")
+    ap.add_argument("--backend", default="onnxruntime", help="(b) and (c) on this backend (auto: cxrviewer's default choice)")
+    ap.add_argument("--precision", default="file", help="(b) and (c) at this precision (default: the model file's own)")
+    ap.add_argument("--engines", action="store_true", help="every backend x precision this machine runs")
+    ap.add_argument("--engine-films", type=int, default=24, help="films for --engines (b) and (c)")
+    ap.add_argument("--processes", action="store_true",
+                    help="with --engines: `cxrviewer score` of all films as whole processes, auto vs fp32 ONNX Runtime")
     ap.add_argument("--sweep-batches", type=int, nargs="+", default=[1, 2, 8])
     ap.add_argument("--sweep-workers", type=int, nargs="+", default=[1, 2, 3])
     args = ap.parse_args()
@@ -167,16 +274,20 @@ def main() -> None:
 
     films = nih_pngs()
     tmp = Path(tempfile.mkdtemp())
+    if args.engines:
+        engines(films, args, tmp)
+        return
     if args.sweep:
         print(f"machine: {machine()}; {len(films)} NIH PNGs 1024x1024; medians of {args.repeats}")
         sweep(films, args, tmp)
         return
 
-    clf = Classifier.load(args.model or demo_model(), device="auto")
+    clf = Classifier.load(args.model or demo_model(), device="auto", backend=args.backend,
+                          precision=None if args.precision == "file" else args.precision)
     bs = args.batch_size or batch.default_batch_size(clf.provider)
     workers = args.workers or batch.default_workers(clf.provider)
     size = clf.info.input_size
-    print(f"machine: {machine()}; model {clf.info.model_version} ({getattr(clf.info, 'precision', 'fp32')}) {size}px on {clf.provider}; {len(films)} NIH PNGs 1024x1024")
+    print(f"machine: {machine()}; model {clf.info.model_version} ({getattr(clf.info, 'precision', 'fp32')}) {size}px on {clf.engine}; {len(films)} NIH PNGs 1024x1024")
     x = preprocess_batch([read_film(p) for p in films], clf.info)
     seed = None
     if not args.no_keras:

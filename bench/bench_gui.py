@@ -21,6 +21,7 @@ the longest gap between beats, less the interval), and the process's memory (RSS
 within a fixed budget while the films are scored (``--load-for`` seconds of it; 0: to the end).
 
     QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--repeats 7] [--toggles 20] [--load 2000]
+    ... --load 0 --backend auto --precision auto    # the app's default engine choice (fp32 ORT otherwise)
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ def main() -> None:
     ap.add_argument("--load-for", type=float, default=60.0, help="seconds of scoring watched under load (0: to the end)")
     ap.add_argument("--load-only", action="store_true", help="only the measurement under load")
     ap.add_argument("--load-model", type=Path, help="model for the run under load (default: the demo model)")
+    ap.add_argument("--backend", default="onnxruntime", help="what runs the model (the app's --backend; default onnxruntime)")
+    ap.add_argument("--precision", default="fp32", help="the app's --precision (default fp32; auto: the app's default)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="cxr-bench-gui-"))
@@ -252,7 +255,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         return
     store = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(store, model_path=demo_model(), device="cpu", results_dir=tmp / "results")
+    window = MainWindow(store, model_path=demo_model(), device="cpu", results_dir=tmp / "results",
+                        backend=args.backend, precision=args.precision)
     loaded = []
     window.modelLoaded.connect(loaded.append)
     window.resize(1400, 900)
@@ -269,7 +273,7 @@ def main() -> None:
     film = read_film(large)
     print(
         f"machine: {machine()}; Qt platform {app.platformName()}; window 1400x900; "
-        f"model {clf.info.model_version} on {clf.provider} (loaded in {time.perf_counter() - t_model:.2f} s)"
+        f"model {clf.info.model_version} on {clf.engine} (loaded in {time.perf_counter() - t_model:.2f} s)"
     )
     md = film.metadata
     print(f"large film: {film.width}x{film.height}, 16-bit samples ({md.get('bits_stored')} bits stored), "

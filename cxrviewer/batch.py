@@ -37,7 +37,7 @@ from .export import export_png
 from .storage import check_writable_dir, join, upload_file, url_exists
 from .heatmap import DEFAULT_COLORMAP
 from .io import is_url, read_film, read_url
-from .model import CPU, Classifier, choose_providers
+from .model import CPU, CUDA, Classifier, choose_providers
 from .preprocess import preprocess
 from .render import DEFAULT_ALPHA, RenderOptions, select_classes
 from .results import (  # noqa: F401 - the CSV names, importable from here as before
@@ -177,7 +177,7 @@ def default_workers(provider: str = CPU) -> int:
     held in memory (not yet measured on a GPU).
     """
     cores = max(1, os.cpu_count() or 1)
-    return cores if provider == CPU else min(cores, 4)
+    return min(cores, 4) if provider == CUDA else cores
 
 
 def session_threads(workers: int | None = None, device: str = "auto") -> int:
@@ -197,7 +197,7 @@ DEFAULT_GPU_BATCH_SIZE = 8
 
 
 def default_batch_size(provider: str = CPU) -> int:
-    return DEFAULT_BATCH_SIZE if provider == CPU else DEFAULT_GPU_BATCH_SIZE
+    return DEFAULT_GPU_BATCH_SIZE if provider == CUDA else DEFAULT_BATCH_SIZE
 
 
 def iter_scores(

@@ -44,13 +44,16 @@ KEYS = (
     "trained_on",
     "metrics",
 )
-OPTIONAL_KEYS = ("ood", "precision", "applicable", "crop")
+OPTIONAL_KEYS = ("ood", "precision", "applicable", "crop", "forbid_precisions")
 
 #: ``cxr.precision``: the numeric precision of the weights and activations. Absent means fp32;
 #: ``int8`` is an ONNX Runtime static-quantized (QDQ) copy of an fp32 export whose inputs and
 #: outputs are still float32 (``cxr-train export RUN --int8``).
 PRECISIONS = ("fp32", "int8")
 PRECISION_KEY = PREFIX + "precision"
+#: ``cxr.forbid_precisions``: precisions the model must not be run at (its maker found them
+#: inaccurate for it); fp32 is what every model runs at and cannot be forbidden.
+FORBIDDABLE_PRECISIONS = ("bf16", "int8")
 
 _FIX = (
     "Export the model with `cxr-train export RUN` (or `cxr-train import-weights ...`), "
@@ -79,6 +82,8 @@ def to_metadata(info: ModelInfo) -> dict[str, str]:
         values["crop"] = info.crop
     if info.applicable != Applicability():  # absent means the default rule
         values["applicable"] = info.applicable.as_dict()
+    if info.forbid_precisions:
+        values["forbid_precisions"] = list(info.forbid_precisions)
     if info.ood is not None:
         o = info.ood
         values["ood"] = {
@@ -187,6 +192,13 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
             applicable = parse_applicable(raw["applicable"])
         except (TypeError, ValueError) as exc:
             problems.append(f"cxr.applicable is malformed ({exc})")
+    forbid = raw.get("forbid_precisions", [])
+    if not (isinstance(forbid, list) and all(isinstance(p, str) and p in FORBIDDABLE_PRECISIONS for p in forbid)):
+        problems.append(
+            f"cxr.forbid_precisions must be a list of {', '.join(json.dumps(p) for p in FORBIDDABLE_PRECISIONS)}, "
+            f"got {forbid!r}"
+        )
+        forbid = []
     if problems:
         raise ModelError(f"{source} has invalid metadata: {'; '.join(problems)}. {_FIX}")
     return ModelInfo(
@@ -205,6 +217,7 @@ def from_metadata(props: Mapping[str, str], source: str = "the model") -> ModelI
         precision=precision,
         applicable=applicable,
         crop=crop,
+        forbid_precisions=tuple(dict.fromkeys(forbid)),
     )
 
 

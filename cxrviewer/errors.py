@@ -32,6 +32,10 @@ class ModelError(CxrError):
     """The model file is missing, corrupt, or does not honour the cxrviewer model contract."""
 
 
+class EngineError(ModelError):
+    """The model cannot run on the backend, device or precision asked for (on this machine)."""
+
+
 class OutputError(CxrError):
     """An output path cannot be written."""
 

@@ -1,9 +1,14 @@
-"""``Classifier``: an ONNX Runtime session over a model file that honours the contract.
+"""``Classifier``: a model file that honours the contract, on ONNX Runtime or OpenVINO.
 
 ``Classifier.load(path)`` validates the file (docs/model-format.md) and raises one
 :class:`~cxrviewer.errors.ModelError` naming what is wrong; ``predict(films)`` preprocesses,
 runs one batched forward pass and returns a :class:`~cxrviewer.types.Prediction` per film
 with probabilities and every class's Grad-CAM map from the same pass.
+
+What runs it (:mod:`cxrviewer.inference`): ONNX Runtime (CPU or CUDA) or OpenVINO (CPU), at fp32,
+bf16 or int8; ``auto`` picks the fastest that keeps parity with fp32 ONNX Runtime on this
+machine, measured once per model file and cached. :attr:`Classifier.engine` says which, and
+:attr:`Classifier.choice` why.
 
 Outputs are checked before they become a prediction: a model that gives NaN or infinite
 numbers (a broken export, an overflowing layer) would otherwise put ``nan`` in a results file
@@ -25,17 +30,26 @@ from pathlib import Path
 import numpy as np
 
 from . import contract
-from .errors import ModelError, ModelOutputError
+from .errors import EngineError, ModelError, ModelOutputError
+from .inference import ONNXRUNTIME, Engine
+from .inference.choice import Choice, choose, weights_for
+from .inference.machine import candidates, this_machine
+from .inference.runners import CPU, CUDA, Runner, TensorSpec, choose_providers, open_runner
 from .ood import OodModel
 from .preprocess import preprocess_batch
 from .types import Film, ModelInfo, Prediction
 
 logger = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
+__all__ = ["CPU", "CUDA", "DEVICES", "BACKEND_CHOICES", "PRECISION_CHOICES", "Classifier", "RawOutputs",
+           "choose_providers", "probe_film"]
+
 #: What ``device`` may be (:func:`choose_providers`).
 DEVICES = ("auto", "cpu", "cuda")
+#: What ``backend`` may be: ``auto`` measures (:mod:`cxrviewer.inference.choice`).
+BACKEND_CHOICES = ("auto", "onnxruntime", "openvino")
+#: What ``precision`` may be: ``auto`` measures; fp32, bf16 (OpenVINO), int8 (the int8 copy).
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 
 
 #: How far a probability may stray outside [0, 1]: a float32 sigmoid never does, but a
@@ -89,119 +103,126 @@ def probe_film(size: int) -> Film:
     return Film(ramp[yy + xx], metadata={"format": "probe"})
 
 
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise ModelError(
-            "ONNX Runtime is not installed: run `pip install onnxruntime` "
-            "(or `pip install 'cxrviewer[gpu]'` for NVIDIA GPUs)."
-        ) from exc
-    return onnxruntime
-
-
-def choose_providers(device: str = "auto") -> list[str]:
-    """Execution providers to ask for: CUDA then CPU when a CUDA build is installed.
-
-    ``device`` is ``auto``, ``cpu`` or ``cuda``. With the pip CUDA wheels the CUDA libraries
-    must be preloaded or the provider cannot find them; a session asked for CUDA on a
-    machine without a working GPU silently falls back to CPU, which is why callers read
-    :attr:`Classifier.provider` (``session.get_providers()``), never this list.
-    """
-    ort = _ort()
-    if device == "cpu":
-        return [CPU]
-    available = ort.get_available_providers()
-    if CUDA not in available:
-        if device == "cuda":
-            raise ModelError(
-                "CUDA was requested but this ONNX Runtime has no CUDA support: install the GPU "
-                "build with `pip uninstall onnxruntime && pip install 'cxrviewer[gpu]'`."
-            )
-        return [CPU]
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        try:
-            preload()
-        except Exception as exc:  # noqa: BLE001 - preload is best effort; the session reports
-            logger.warning("could not preload CUDA libraries: %s", exc)
-    return [CUDA, CPU]
-
-
 class Classifier:
-    """A loaded model. Thread-safe: ONNX Runtime sessions may be run from several threads."""
+    """A loaded model. Thread-safe: its runner may be run from several threads (ONNX Runtime
+    sessions are; OpenVINO runs each call on an idle infer request of its pool)."""
 
-    def __init__(self, session, info: ModelInfo, path: Path, threads: int = 0) -> None:
-        self._session = session
+    def __init__(self, runner: Runner, info: ModelInfo, path: Path, threads: int = 0,
+                 choice: Choice | None = None) -> None:
+        self._runner = runner
         self.info = info
+        #: the model file given (an int8 copy beside it may be what runs: :attr:`weights_path`)
         self.path = path
         self.threads = int(threads)
-        self.provider: str = session.get_providers()[0]
+        #: ONNX Runtime's execution provider (``CPUExecutionProvider``...), or ``OpenVINO CPU``
+        self.provider: str = runner.provider
+        #: what runs the model, and why (``cxrviewer info`` prints it)
+        self.choice: Choice = choice if choice is not None else Choice(runner.engine, "the combination asked for")
         self._ood = OodModel(info.ood) if info.ood is not None else None
         self._throughput: Classifier | None = None
         self._lock = threading.Lock()
 
     @property
     def session(self):
-        """The ONNX Runtime ``InferenceSession`` that runs the model: for callers that need its
-        raw outputs or types (training compares an export with Keras through it)."""
-        return self._session
+        """The ONNX Runtime ``InferenceSession`` that runs the model, or None on OpenVINO: for
+        callers that need its raw outputs or types (training compares an export with Keras
+        through it, on ONNX Runtime)."""
+        return getattr(self._runner, "session", None)
+
+    @property
+    def engine(self) -> Engine:
+        """The backend, device and precision the model runs on: give it to a worker's
+        :meth:`load` (``engine=``) and it runs the film the same way."""
+        return self._runner.engine
+
+    @property
+    def runner(self) -> Runner:
+        """The backend's runner (read-only): ``run(batch)`` gives the three raw outputs."""
+        return self._runner
+
+    @property
+    def weights_path(self) -> Path:
+        """The file that runs: :attr:`path`, or the int8 copy beside it at int8."""
+        return self._runner.path
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], device: str = "auto", threads: int = 0, check_outputs: bool = True
+        cls, path: str | os.PathLike[str], device: str = "auto", threads: int = 0, check_outputs: bool = True,
+        *, backend: str = ONNXRUNTIME, precision: str | None = None, engine: Engine | None = None,
     ) -> "Classifier":
         """Open and validate a model file.
 
-        ``threads`` sets ONNX Runtime's intra-op threads (0 = one per core, its default).
+        ``threads`` sets the runtime's intra-op threads (0 = one per core, its default).
         ``check_outputs``: run the model once on :func:`probe_film` and refuse it when its outputs
         are not valid numbers: one forward pass of one film (its cost: bench/RESULTS.md).
         Skipped only for a second session over a file already checked.
+
+        What runs it: ``backend`` (``onnxruntime``, ``openvino`` or ``auto``) and ``precision``
+        (None: the file's own, ``fp32``, ``bf16``, ``int8`` or ``auto``) on ``device``. Where either
+        is ``auto`` the fastest combination that keeps parity with fp32 ONNX Runtime is measured
+        once per model file and machine (:mod:`cxrviewer.inference.choice`). ``engine``: run on
+        exactly this one (a worker given its driver's :attr:`engine`), nothing measured.
         """
-        ort = _ort()
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"Model file not found: {p}. Choose an exported .onnx model file.")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
-        providers = choose_providers(device)
-        try:
-            session = ort.InferenceSession(str(p), sess_options=opts, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own types for corrupt files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(
-                f"{p.name} is not a readable ONNX model ({first[:200]}). "
-                "The file may be truncated or not an .onnx file: export it again."
-            ) from None
-        meta = session.get_modelmeta().custom_metadata_map
-        info = contract.from_metadata(meta, source=p.name)
-        _check_signature(session, info, p.name)
-        clf = cls(session, info, p, threads=int(threads))
+        if backend not in BACKEND_CHOICES or (precision is not None and precision not in PRECISION_CHOICES) \
+                or device not in DEVICES:
+            raise EngineError(f"Unknown engine: device {device}, backend {backend}, precision {precision}; "
+                              f"choose from {DEVICES}, {BACKEND_CHOICES} and {PRECISION_CHOICES}.")
+        choice = None
+        if engine is None and "auto" in (backend, precision):
+            choice = choose(p, device=device, backend=backend, precision=precision or "auto")
+            engine = choice.engine
+        if engine is not None:
+            weights = weights_for(p, engine)
+            runner = open_runner(weights, engine, threads=int(threads))
+        else:  # a fixed backend: the file's own precision, or the one asked for
+            asked = precision or "fp32"
+            guess = Engine(backend, "cuda" if device == "cuda" else "cpu", asked)
+            weights = weights_for(p, guess)
+            runner = open_runner(weights, guess, threads=int(threads), device=device)
+        info = contract.from_metadata(runner.metadata(), source=weights.name)
+        if engine is None and precision is None and info.precision != runner.engine.precision:
+            runner.engine = Engine(runner.engine.backend, runner.engine.device, info.precision)
+        if engine is None and precision is not None:
+            # a precision asked for by name: refuse what this model or machine cannot do, with the reason
+            candidates(this_machine(), device=runner.engine.device, backend=backend, precision=precision,
+                       file_precision=info.precision if weights == p else "fp32", int8_copy=weights != p,
+                       forbidden=info.forbid_precisions)
+        if (runner.engine.precision == "int8") != (info.precision == "int8"):
+            raise EngineError(f"{weights.name} is {info.precision}, so it cannot run at {runner.engine.precision}: "
+                              "an int8 copy runs at int8 only, and int8 needs such a copy (cxr-train export, "
+                              "docs/training.md, int8).")
+        if runner.engine.precision in info.forbid_precisions:
+            raise EngineError(f"{p.name} forbids running at {runner.engine.precision} (cxr.forbid_precisions); "
+                              "choose the precision fp32 or auto.")
+        _check_signature(runner, info, weights.name)
+        clf = cls(runner, info, p, threads=int(threads), choice=choice)
         if check_outputs:
             clf._check_outputs()
         logger.info(
             "loaded model %s (version %s, %d labels, %d px) on %s",
-            p.name, info.model_version, info.num_classes, info.input_size, clf.provider,
+            weights.name, info.model_version, info.num_classes, info.input_size, clf.engine,
         )
         return clf
 
     def for_throughput(self) -> "Classifier":
         """This model set up to score many films side by side (the batch path).
 
-        On CPU: the same model file in a second session with one intra-op thread, made once and
+        On CPU: the same model file on the same engine with one intra-op thread, made once and
         kept, so that the batch path runs one film per core at once rather than one film on all
         cores: no core then waits at a synchronisation point while a worker decodes, so decoding
         overlaps inference (measured: bench/RESULTS.md, (c1) vs (c2)). A classifier already on
         one thread, or on a GPU, is returned as it is.
         """
-        if self.provider != CPU or self.threads == 1 or (os.cpu_count() or 1) == 1:
+        if self.engine.device != "cpu" or self.threads == 1 or (os.cpu_count() or 1) == 1:
             return self
         with self._lock:
             if self._throughput is None:
-                self._throughput = Classifier.load(self.path, device="cpu", threads=1, check_outputs=False)
+                self._throughput = Classifier.load(self.path, threads=1, check_outputs=False, engine=self.engine)
+                self._throughput.choice = self.choice
             return self._throughput
 
     def _check_outputs(self) -> None:
@@ -225,9 +246,9 @@ class Classifier:
     def run(self, batch: np.ndarray) -> RawOutputs:
         """One forward pass on a preprocessed (N, S, S, 3) float32 batch."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        probs, cams, features = self._session.run(
-            list(contract.OUTPUT_NAMES), {contract.INPUT_NAME: x}
-        )
+        # the three outputs by name from one run, on every backend: maps and features always
+        # belong to the probabilities they are shown with
+        probs, cams, features = self._runner.run(x)
         # cams come NHWC (N, h, w, C) from the graph; the app indexes by class first.
         return RawOutputs(probs=probs, cams=np.transpose(cams, (0, 3, 1, 2)), features=features)
 
@@ -285,10 +306,10 @@ class Classifier:
         return self.predict([film])[0]
 
 
-def _check_signature(session, info: ModelInfo, name: str) -> None:
+def _check_signature(runner: Runner, info: ModelInfo, name: str) -> None:
     """Inputs and outputs must match the contract and the metadata."""
     problems: list[str] = []
-    inputs = session.get_inputs()
+    inputs: list[TensorSpec] = runner.inputs()
     s, c = info.input_size, info.num_classes
     if len(inputs) != 1 or inputs[0].name != contract.INPUT_NAME:
         problems.append(
@@ -297,23 +318,27 @@ def _check_signature(session, info: ModelInfo, name: str) -> None:
     else:
         shape = inputs[0].shape
         if len(shape) != 4 or list(shape[1:]) != [s, s, 3]:
-            problems.append(f"input {contract.INPUT_NAME!r} must be [N, {s}, {s}, 3], is {shape}")
-        if inputs[0].type != "tensor(float)":
-            problems.append(f"input must be float32, is {inputs[0].type}")
-    outputs = {o.name: o for o in session.get_outputs()}
+            problems.append(f"input {contract.INPUT_NAME!r} must be [N, {s}, {s}, 3], is {_shape(shape)}")
+        if inputs[0].dtype != "float32":
+            problems.append(f"input must be float32, is {inputs[0].dtype}")
+    outputs = {o.name: o for o in runner.outputs()}
     for name_ in contract.OUTPUT_NAMES:
         if name_ not in outputs:
             problems.append(f"output {name_!r} is missing (has {sorted(outputs)})")
     if contract.PROBS in outputs:
         shape = outputs[contract.PROBS].shape
-        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != c):
-            problems.append(f"output 'probs' must be [N, {c}], is {shape}")
+        if len(shape) != 2 or (shape[1] is not None and shape[1] != c):
+            problems.append(f"output 'probs' must be [N, {c}], is {_shape(shape)}")
     if contract.CAMS in outputs:
         shape = outputs[contract.CAMS].shape
-        if len(shape) != 4 or (isinstance(shape[3], int) and shape[3] != c):
-            problems.append(f"output 'cams' must be [N, h, w, {c}], is {shape}")
+        if len(shape) != 4 or (shape[3] is not None and shape[3] != c):
+            problems.append(f"output 'cams' must be [N, h, w, {c}], is {_shape(shape)}")
     if problems:
         raise ModelError(
             f"{name} does not honour the cxrviewer model contract: {'; '.join(problems)}. "
             "Export it with `cxr-train export`; see docs/model-format.md."
         )
+
+
+def _shape(shape) -> list:
+    return ["N" if d is None else d for d in shape]

@@ -43,6 +43,9 @@ def model_card(clf) -> dict:
         # which DICOM films it reads (cxr.applicable; the frontal chest default when absent)
         "applicable": info.applicable.as_dict(),
         "provider": clf.provider,
+        "engine": {"backend": clf.engine.backend, "device": clf.engine.device, "precision": clf.engine.precision,
+                   "name": str(clf.engine), "file": str(clf.weights_path), "how": clf.choice.how,
+                   "reason": clf.choice.reason, "lines": clf.choice.lines()},
         "versions": {
             "cxrviewer": __version__,
             "onnxruntime": onnxruntime.__version__,
@@ -50,8 +53,15 @@ def model_card(clf) -> dict:
             "pydicom": pydicom.__version__,
             "opencv": cv2.__version__,
             "python": sys.version.split()[0],
+            **({"openvino": ov} if (ov := _openvino_version()) else {}),
         },
     }
+
+
+def _openvino_version() -> str | None:
+    from .inference.machine import this_machine
+
+    return this_machine().openvino
 
 
 def defaulted_thresholds(trained_on: Mapping[str, Any]) -> frozenset[str]:

@@ -1,6 +1,6 @@
 """Options the command line and the desktop app share, defined once.
 
-``--model``, ``--device``, ``--classes``, ``--alpha``, ``--colormap`` and ``--mode`` mean the same
+``--model``, ``--device``, ``--backend``, ``--precision``, ``--classes``, ``--alpha``, ``--colormap`` and ``--mode`` mean the same
 in ``cxrviewer score``, ``cxrviewer export`` and ``cxrviewer`` (the app): their choices come from
 the renderer's own constants, and a class list goes through :mod:`cxrviewer.classes` everywhere.
 """
@@ -12,11 +12,14 @@ from pathlib import Path
 
 from . import heatmap
 from .classes import ClassChoice
-from .model import DEVICES
+from .model import BACKEND_CHOICES, DEVICES, PRECISION_CHOICES
 from .render import DEFAULT_ALPHA, MODES
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, engine_default: str | None = "auto") -> None:
+    """``--model/--device/--backend/--precision``; ``engine_default=None``: the app's settings
+    decide a backend or precision not given (auto unless changed there)."""
+    remembered = "as in the app's settings, auto unless changed"
     parser.add_argument(
         "--model", type=Path, metavar="M.onnx",
         help="ONNX model file honouring docs/model-format.md (default: $CXRVIEWER_MODEL, else the bundled demo model)",
@@ -24,6 +27,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", choices=DEVICES, default="auto",
         help="where the model runs: auto (CUDA when it works, else CPU), cpu or cuda (default: auto)",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKEND_CHOICES, default=engine_default,
+        help="what runs the model on the CPU: onnxruntime, openvino (the 'openvino' extra), or auto: the "
+        "fastest that keeps parity with fp32 ONNX Runtime here, measured once per model and machine "
+        f"(default: {engine_default or remembered})",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default=engine_default,
+        help="fp32; bf16 (OpenVINO, CPUs with AMX or AVX-512 BF16); int8 (the model's int8 copy, "
+        f"model.int8.onnx beside it, or an int8 file itself); auto: measured as --backend (default: {engine_default or remembered})",
     )
 
 

@@ -399,11 +399,14 @@ class ModelInfo:
     applicable: Applicability = field(default_factory=Applicability)
     #: which part of the film the model reads (``cxr.crop``, :data:`CROPS`; absent = ``"none"``)
     crop: str = "none"
+    #: precisions the model must never run at (``cxr.forbid_precisions``; e.g. ``("bf16",)``)
+    forbid_precisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
             raise ValueError(f"unknown crop {self.crop!r}; choose one of {', '.join(CROPS)}")
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "forbid_precisions", tuple(self.forbid_precisions))
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "trained_on", MappingProxyType(dict(self.trained_on)))
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))

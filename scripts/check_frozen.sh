@@ -30,6 +30,7 @@ say "no TensorFlow, Keras, tf2onnx or training inside"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+export CXRVIEWER_CACHE_DIR="$out/cache"  # the engine choice (auto) of this check, not the user's
 
 # --- info: the bundled model, found through cxrviewer/paths.py from inside the bundle
 "$app/cxrviewer" info --json > "$out/info.json"
@@ -42,6 +43,22 @@ assert Path(card["model"]).resolve().is_relative_to(bundle), f"model not from th
 assert card["demo"] and len(card["labels"]) == 14, card
 print(f"check_frozen: info OK: {Path(card['model']).name}, {card['provider']}, {len(card['labels'])} labels")
 EOF
+
+# --- OpenVINO, when the build bundled it (pyinstaller.spec): it must really run the model there
+if ls "$app"/_internal/openvino/libs/*intel_cpu_plugin* >/dev/null 2>&1; then
+  "$app/cxrviewer" info --backend openvino --precision fp32 --json > "$out/info-ov.json" \
+    || fail "the bundled OpenVINO cannot run the model"
+  python - "$out/info-ov.json" <<'EOF'
+import json, sys
+engine = json.loads(open(sys.argv[1]).read())["engine"]
+assert engine["backend"] == "openvino", engine
+print(f"check_frozen: OpenVINO OK: {engine['name']}")
+EOF
+  "$app/cxrviewer" info > "$out/info-auto.txt" || fail "auto could not choose an engine in the bundle"
+  say "auto: $(grep '^engine:' "$out/info-auto.txt")"
+else
+  say "OpenVINO not bundled (the app runs on ONNX Runtime)"
+fi
 
 # --- score the bundled samples
 n=$(ls resources/samples/*.png | wc -l)

@@ -16,6 +16,19 @@ from helpers import SAMPLES, SHARED_DATA, synthetic_pixels  # noqa: E402
 from tinymodel import build_tiny_model, tiny_info  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """The engine choices (cxrviewer.inference.choice) go to a folder of the test session's own,
+    never the user's cache; subprocesses inherit it."""
+    old = os.environ.get("CXRVIEWER_CACHE_DIR")
+    os.environ["CXRVIEWER_CACHE_DIR"] = str(tmp_path_factory.mktemp("engine-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CXRVIEWER_CACHE_DIR", None)
+    else:
+        os.environ["CXRVIEWER_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` from the repository root, for tests that only add cases from it; no

@@ -21,6 +21,7 @@ from ..io.dicom import install_decoder_traceback_filter
 from ..errors import (
     ClusterError,
     CxrError,
+    EngineError,
     MissingFolderError,
     ModelError,
     NoDicomSourceError,
@@ -48,6 +49,7 @@ SUBCOMMANDS = tuple(COMMANDS)
 FLAG_HINTS: dict[type, str] = {
     UnknownResultsFileError: "--out / --overwrite",
     OutputInUseError: "--out",
+    EngineError: "--backend / --precision / --device",
     ModelError: "--model",
     UnknownClassError: "--classes",
     NoDicomSourceError: "--format dicom-sc",

@@ -22,7 +22,8 @@ def load_classifier(args, threads: int = 0):
     from ..model import Classifier
     from ..paths import default_model_path
 
-    return Classifier.load(args.model or default_model_path(), device=args.device, threads=threads)
+    return Classifier.load(args.model or default_model_path(), device=args.device, threads=threads,
+                           backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"))
 
 
 def check_inputs(inputs: Sequence[Path]) -> None:

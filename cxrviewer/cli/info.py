@@ -1,4 +1,4 @@
-"""``cxrviewer info``: the model card, the execution provider in use, library versions."""
+"""``cxrviewer info``: the model card, the engine in use and why it was chosen, library versions."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def run(args) -> int:
     print(f"maps:          Grad-CAM of the {card['maps']} (format version {card['format_version']})"
           + ("   (re-export, or `cxr-train upgrade-maps`, for maps of the class score)" if card["format_version"] < 2 else ""))
     print(f"provider:      {card['provider']}")
+    engine = card["engine"]
+    print(f"engine:        {engine['lines'][0]}" + (f"  file {engine['file']}" if engine["file"] != card["model"] else ""))
+    for line in engine["lines"][1:]:
+        print(f"               {line}")
     training = describe_training(card["trained_on"]).split(" · ")
     print(f"trained on:    {training[0]}")
     for line in training[1:]:

@@ -118,7 +118,7 @@ def run(args) -> int:
             from ..scale import RayOptions, score_on_ray
 
             options = RayOptions(args.ray_address, args.workers, args.gpus_per_worker, args.batch_size or 1)
-            return score_on_ray(paths, clf.path, out, device=args.device, options=options, cancel=stop,
+            return score_on_ray(paths, clf.path, out, device=args.device, engine=clf.engine, options=options, cancel=stop,
                                 progress=progress, overwrite=args.overwrite, exports=plan, tally=tally,
                                 score_all=args.score_all)
         return score_to_csv(

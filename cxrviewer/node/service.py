@@ -244,7 +244,8 @@ class Node:
         # spawn, not fork: the parent has threads and ONNX Runtime sessions a fork would copy mid-use
         pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_processes.init,
-                                   initargs=(os.getpid(), str(clf.path), "cpu" if clf.provider == CPU else "auto", clf.threads))
+                                   initargs=(os.getpid(), str(clf.path), "cpu" if clf.provider == CPU else "auto", clf.threads,
+                                             clf.engine))
         # One task a worker, each waiting a little, so that every process is started (the pool
         # starts one for each task it cannot hand to an idle one) and has loaded its model.
         started = {f.result() for f in [pool.submit(worker_processes.ready, 0.2) for _ in range(self.workers)]}

@@ -61,7 +61,7 @@ class Scored:
     not_applicable: str | None = None
 
 
-def init(parent: int, model: str, device: str, threads: int) -> None:
+def init(parent: int, model: str, device: str, threads: int, engine=None) -> None:
     """A worker process: the node's signals are the parent's to handle (systemd sends SIGTERM to
     the whole group; the parent then lets the films in hand finish), OpenCV serial as in the
     batch path (one film a core already), and the model loaded once. The values pydicom and
@@ -82,9 +82,18 @@ def init(parent: int, model: str, device: str, threads: int) -> None:
     cv2.setNumThreads(1)
     dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
     dicom_config.settings.writing_validation_mode = dicom_config.IGNORE
-    # the parent checked the model's outputs when it loaded the same file
-    _classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False)
+    # the parent checked the model's outputs when it loaded the same file, and chose the engine
+    # (backend and precision) its scoring threads would use: the same one here
+    _classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False, engine=engine)
     _startup_cpu = time.process_time()
+    logger.info("scoring process %d ready on %s", os.getpid(), _classifier.engine)
+
+
+def loaded_engine():
+    """The engine this worker process scores on (:attr:`cxrviewer.model.Classifier.engine`)."""
+    if _classifier is None:
+        raise RuntimeError("not a scoring process: call init() first")
+    return _classifier.engine
 
 
 def _leave_with(parent: int) -> None:

@@ -37,7 +37,7 @@ from ..batch import (
 )
 from ..errors import ClusterError
 from ..io import is_url
-from ..model import Classifier
+from ..model import Classifier, Engine
 from ..results import (
     FIXED_HEAD,
     OUTSIDE_USE,
@@ -104,14 +104,16 @@ class FilmScorer:
     """A Ray Data actor: one model session, the local engine's per-film function."""
 
     def __init__(self, model: str, device: str, threads: int, labels: Sequence[str], model_version: str,
-                 exports: ExportPlan | None = None, score_all: bool = False) -> None:
+                 exports: ExportPlan | None = None, score_all: bool = False, engine: Engine | None = None) -> None:
         import cv2
 
         # on a CPU one core per actor: its own film on one thread and OpenCV serial, as a worker
         # thread of the local engine (the same one-thread session gives the same numbers)
         if threads == 1:
             cv2.setNumThreads(1)
-        self.classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False)
+        # CPU actors run on the driver's engine (backend and precision: the choice is made once,
+        # by the driver, and every film is scored the same way); GPU actors on the device asked for
+        self.classifier = Classifier.load(model, device=device, threads=threads, check_outputs=False, engine=engine)
         if tuple(self.classifier.info.labels) != tuple(labels) or self.classifier.info.model_version != model_version:
             raise ClusterError(f"The model at {model} on this worker is not the driver's model "
                                f"(version {self.classifier.info.model_version}); give every node the same file.")
@@ -151,6 +153,7 @@ def score_on_ray(
     out: Path | str,
     *,
     device: str = "cpu",
+    engine: Engine | None = None,
     options: RayOptions = RayOptions(),
     overwrite: bool = False,
     cancel: Cancel = None,
@@ -161,7 +164,9 @@ def score_on_ray(
 ) -> Summary:
     """Score ``paths`` on Ray into the results ``out`` (a CSV or a folder; resumed like the local
     engine's). ``model`` must be readable at the same path on every node (a shared file system).
-    ``progress(row, done, total)`` is called for each film's row as it is written.
+    ``progress(row, done, total)`` is called for each film's row as it is written. ``engine``: what
+    CPU actors run the model on (the driver's :attr:`Classifier.engine`; default fp32 ONNX
+    Runtime); every node needs the runtime it names (the ``openvino`` extra for OpenVINO).
     ``exports``: the pictures and DICOM results each actor writes for its films (the local
     engine's :func:`~cxrviewer.batch.export_film`; destinations every node can reach: a shared
     folder or an object store), counted in ``tally``. ``score_all``: films the model does not
@@ -190,7 +195,7 @@ def score_on_ray(
                 names = picture_names(film_path(p) for p in paths) if exports is not None else {}
                 _run(ray, todo, str(Path(model).resolve()), device, labels, version, options, sink,
                      summary, cancel, progress, exports, names, tally if tally is not None else ExportTally(),
-                     score_all)
+                     score_all, engine)
     finally:
         if started:
             ray.shutdown()
@@ -222,7 +227,7 @@ def _connect(ray, address: str | None) -> bool:
 
 
 def _run(ray, todo, model, device, labels, version, options, sink, summary, cancel, progress, exports, names,
-         tally, score_all=False) -> None:
+         tally, score_all=False, engine=None) -> None:
     gpus = float(options.gpus_per_worker or 0.0)
     if options.workers:
         workers = int(options.workers)
@@ -238,7 +243,8 @@ def _run(ray, todo, model, device, labels, version, options, sink, summary, canc
         FilmScorer,
         fn_constructor_kwargs={"model": model, "device": device if gpus else "cpu", "threads": 0 if gpus else 1,
                                "labels": list(labels), "model_version": version, "exports": exports,
-                               "score_all": score_all},
+                               "score_all": score_all,
+                               "engine": None if gpus or engine is None or engine.device != "cpu" else engine},
         batch_size=max(1, int(options.batch_size)),
         # workers asked for are all started at once; without a number the pool grows to one per
         # CPU (or GPU share). When a node is lost its batches are retried on the actors left.

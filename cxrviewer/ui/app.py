@@ -4,6 +4,8 @@ Options besides files and folders to open:
 
 - ``--model M.onnx`` / ``--device auto|cpu|cuda``: the model (default: ``$CXRVIEWER_MODEL`` or the
   bundled demo model, or the one last chosen with File ▸ Load model);
+- ``--backend auto|onnxruntime|openvino`` / ``--precision auto|fp32|bf16|int8``: what runs it
+  (default: the settings' ``model/backend`` and ``model/precision``, ``auto``);
 - ``--exit-after-result``: quit once the first film's findings are on screen, with exit code 0
   (1 when the film or the model could not be loaded): the packaging smoke test;
 - ``--screenshot OUT.png``: save a picture of the window once the first film's findings are on
@@ -45,7 +47,7 @@ EXIT_NO_DISPLAY = 2
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cxrviewer", description="Chest X-ray viewer with per-finding heatmaps.")
     p.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER", help="films and folders to open")
-    add_model_options(p)
+    add_model_options(p, engine_default=None)
     p.add_argument("--recursive", "-r", action="store_true", help="also open films in sub-folders")
     add_display_options(p, None)  # None: what is not given stays as the user left it last time
     p.add_argument("--exit-after-result", action="store_true", help="quit once the first film's findings are shown (exit 0; 1 on failure)")
@@ -310,7 +312,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
 
     unattended = args.exit_after_result or args.screenshot is not None
     window = MainWindow(
-        model_path=args.model, device=args.device, results_dir=args.results_dir, interactive=not unattended,
+        model_path=args.model, device=args.device, backend=args.backend, precision=args.precision,
+        results_dir=args.results_dir, interactive=not unattended,
     )
     apply_display_options(window, args)
     previous_hook = install_excepthook(lambda: window)

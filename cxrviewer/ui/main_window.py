@@ -76,6 +76,8 @@ class MainWindow(QMainWindow):
         *,
         model_path: str | Path | None = None,
         device: str = "auto",
+        backend: str | None = None,
+        precision: str | None = None,
         load_default_model: bool = True,
         results_dir: str | Path | None = None,
         interactive: bool = True,
@@ -88,7 +90,9 @@ class MainWindow(QMainWindow):
         #: unattended runs such as --exit-after-result).
         self.interactive = interactive
         self.model = ViewerModel(display=self.prefs.display())
-        self.session = FilmSession(self.model, device=device, results_dir=results_dir, parent=self)
+        # None: the settings' choice (auto unless changed): what runs the model
+        self.session = FilmSession(self.model, device=device, results_dir=results_dir, parent=self,
+                                   backend=backend or self.prefs.backend, precision=precision or self.prefs.precision)
         self.renderer = RenderScheduler(self)
         self.progress: ScoringProgress | None = None
         self._remember_model = self._fallback = False
@@ -370,11 +374,11 @@ class MainWindow(QMainWindow):
             self.demo_banner.setVisible(False)
         else:
             demo = " (demo)" if clf.info.demo else ""
-            precision = f" · {clf.info.precision}" if clf.info.precision != "fp32" else ""
+            precision = f" · {clf.engine.precision}" if clf.engine.precision != "fp32" else ""
             # "CPU", "CUDA": the status bar is narrow; the tooltip has the provider's full name
             device = clf.provider.removesuffix("ExecutionProvider")
             self.model_label.setText(f"model {clf.info.model_version}{demo}{precision} · {device}")
-            self.model_label.setToolTip(f"{clf.path}\n{clf.provider}")
+            self.model_label.setToolTip(f"{clf.path}\n{clf.provider}: {clf.engine} ({clf.choice.how}), {clf.choice.reason}")
             self.demo_banner.setVisible(bool(clf.info.demo))
         self._sync_actions()
 

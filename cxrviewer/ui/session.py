@@ -82,10 +82,14 @@ class FilmSession(QObject):
         device: str = "auto",
         results_dir: str | Path | None = None,
         parent: QObject | None = None,
+        backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         super().__init__(parent)
         self.model = model if model is not None else ViewerModel()
         self.device = device
+        #: what runs the model (cxrviewer.inference): auto measures once per model file and machine
+        self.backend, self.precision = backend, precision
         self.results_dir = Path(results_dir) if results_dir is not None else None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(JOB_THREADS)
@@ -293,7 +297,7 @@ class FilmSession(QObject):
         """Load a model in the background; on success every film is scored again with it."""
         path = Path(path)
         self._run(
-            load_model, path, self.device,
+            load_model, path, self.device, self.backend, self.precision,
             result=self._model_loaded,
             error=lambda err: self.modelFailed.emit(str(path), err.message),
         )

@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from ..heatmap import COLORMAPS, DEFAULT_COLORMAP
+from ..model import BACKEND_CHOICES, PRECISION_CHOICES
 from ..render import MODES
 from .state.viewer_model import POLICIES, Display
 
@@ -73,6 +74,8 @@ class AppSettings:
     last_folder: str = ""
     recent: list[str] = field(default_factory=list)
     model_path: str = ""  # a model chosen with File ▸ Load model; "" = the default
+    backend: str = "auto"  # what runs the model: auto measures the fastest that keeps parity
+    precision: str = "auto"
     geometry: QByteArray | None = None
     splitter: QByteArray | None = None
 
@@ -93,6 +96,10 @@ class AppSettings:
         s.last_folder = str(store.value("paths/last_folder", "") or "")
         s.recent = _str_list(store.value("paths/recent"))[:MAX_RECENT]
         s.model_path = str(store.value("model/path", "") or "")
+        backend = str(store.value("model/backend", s.backend) or s.backend)
+        s.backend = backend if backend in BACKEND_CHOICES else "auto"
+        precision = str(store.value("model/precision", s.precision) or s.precision)
+        s.precision = precision if precision in PRECISION_CHOICES else "auto"
         geometry = store.value("window/geometry")
         s.geometry = geometry if isinstance(geometry, QByteArray) else None
         splitter = store.value("window/splitter")
@@ -110,6 +117,8 @@ class AppSettings:
         store.setValue("paths/last_folder", self.last_folder)
         store.setValue("paths/recent", list(self.recent))
         store.setValue("model/path", self.model_path)
+        store.setValue("model/backend", self.backend)
+        store.setValue("model/precision", self.precision)
         if self.geometry is not None:
             store.setValue("window/geometry", self.geometry)
         if self.splitter is not None:

@@ -182,11 +182,12 @@ def make_thumbnail(film: Film, size: int = THUMB_SIZE) -> np.ndarray:
     return np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8)
 
 
-def load_model(path: str | Path, device: str = "auto"):
-    """Open a model file (:meth:`cxrviewer.model.Classifier.load`)."""
+def load_model(path: str | Path, device: str = "auto", backend: str = "onnxruntime", precision: str | None = None):
+    """Open a model file (:meth:`cxrviewer.model.Classifier.load`); ``auto`` may measure the engine
+    once per model file and machine (seconds, in this worker thread)."""
     from ..model import Classifier
 
-    return Classifier.load(path, device=device)
+    return Classifier.load(path, device=device, backend=backend, precision=precision)
 
 
 @dataclass(frozen=True, eq=False)

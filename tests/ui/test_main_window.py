@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QMouseEvent  # noqa: E402
 from uihelpers import open_and_wait, shown  # noqa: E402
 
@@ -77,8 +78,12 @@ def test_open_nih_film_shows_every_label_sorted(qtbot, window, nih_film, classif
     # default: the positives' heatmaps are on, and the view shows exactly the core renderer's picture
     assert m.shown_classes() == m.prediction.positives
     assert np.array_equal(shown(qtbot, window), expected(window))
-    assert "tiny-test-1" in window.model_label.text() and window.model_label.text().endswith(" · CPU")
-    assert "CPUExecutionProvider" in window.model_label.toolTip()
+    clf = window.model.classifier
+    # what runs it: the settings' auto choice (ONNX Runtime or OpenVINO on this CPU), and why
+    assert clf.engine.device == "cpu" and window.session.backend == window.session.precision == "auto"
+    shown_device = " · CPU" if clf.engine.backend == "onnxruntime" else " · OpenVINO CPU"
+    assert "tiny-test-1" in window.model_label.text() and window.model_label.text().endswith(shown_device)
+    assert clf.provider in window.model_label.toolTip() and str(clf.engine) in window.model_label.toolTip()
     assert window.time_label.text().startswith("inference ")
     assert "1024 × 1024 px" in window.film_label.text()
     assert window.demo_banner.isVisible() and "not for diagnosis" in window.demo_banner.text()
@@ -418,3 +423,36 @@ def test_empty_window_says_how_to_open_a_film(window):
     assert "Ctrl+O" in window.view.placeholder
     assert "Open a film" in window.panel.status_label.text()
     assert not window.act_export.isEnabled()
+
+
+def test_the_engine_comes_from_the_settings_unless_given(qtbot, make_window, isolated_settings):
+    from cxrviewer.ui.settings import AppSettings
+
+    store = QSettings(str(isolated_settings), QSettings.Format.IniFormat)
+    prefs = AppSettings.load(store)
+    assert (prefs.backend, prefs.precision) == ("auto", "auto")  # the default
+    prefs.backend, prefs.precision = "onnxruntime", "fp32"
+    prefs.save(store)
+    w = make_window()
+    assert (w.session.backend, w.session.precision) == ("onnxruntime", "fp32")
+    assert str(w.model.classifier.engine) == "ONNX Runtime CPU fp32"
+    w.close()
+    store.setValue("model/backend", "tensorflow")  # a value this version does not know: auto
+    store.setValue("model/precision", "fp8")
+    store.sync()
+    assert (AppSettings.load(store).backend, AppSettings.load(store).precision) == ("auto", "auto")
+    given = make_window(backend="onnxruntime", precision="auto")  # the command line wins
+    assert (given.session.backend, given.session.precision) == ("onnxruntime", "auto")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                    reason="OpenVINO is not installed (pip install 'cxrviewer[openvino]')")
+def test_the_app_scores_on_openvino(qtbot, make_window, nih_film):
+    """OpenVINO in the app's pool threads: its infer requests must outlive a Qt pool thread's
+    Python state (kept per thread, they were destroyed with it and the app crashed)."""
+    w = make_window(backend="openvino", precision="fp32")
+    assert str(w.model.classifier.engine) == "OpenVINO CPU fp32"
+    for _ in range(2):
+        open_and_wait(qtbot, w, [nih_film])
+        assert w.model.prediction is not None and w.model.prediction.model_version == "tiny-test-1"
+    assert w.model_label.text().endswith(" · OpenVINO CPU")
