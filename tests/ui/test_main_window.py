@@ -447,12 +447,13 @@ def test_the_engine_comes_from_the_settings_unless_given(qtbot, make_window, iso
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                     reason="OpenVINO is not installed (pip install 'cxrviewer[openvino]')")
-def test_the_app_scores_on_openvino(qtbot, make_window, nih_film):
+def test_the_app_scores_on_openvino(qtbot, make_window, nih_images):
     """OpenVINO in the app's pool threads: its infer requests must outlive a Qt pool thread's
-    Python state (kept per thread, they were destroyed with it and the app crashed)."""
+    Python state (kept per thread, they were destroyed with it and the app crashed). Two films,
+    each scored on a pool thread (a film opened again is only shown: it is in the worklist)."""
     w = make_window(backend="openvino", precision="fp32")
     assert str(w.model.classifier.engine) == "OpenVINO CPU fp32"
-    for _ in range(2):
-        open_and_wait(qtbot, w, [nih_film])
+    for film in nih_images[:2]:
+        open_and_wait(qtbot, w, [film])
         assert w.model.prediction is not None and w.model.prediction.model_version == "tiny-test-1"
     assert w.model_label.text().endswith(" · OpenVINO CPU")
