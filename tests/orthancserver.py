@@ -3,7 +3,8 @@
 Each server gets a temporary configuration and storage, never the system service's. Orthanc
 1.10 has no option to bind its DICOM port to one address, so it is told to take C-STORE and
 C-ECHO only from the modalities it names, each checked by address (127.0.0.1), and its HTTP
-port refuses remote access. DICOMweb (STOW-RS) is there when Debian's orthanc-dicomweb plugin is.
+port refuses remote access. DICOMweb (STOW-RS, QIDO-RS, WADO-RS) is there when Debian's orthanc-dicomweb plugin is.
+Any caller on loopback may query (C-FIND) and C-GET; C-MOVE sends only to the named modalities.
 """
 
 from __future__ import annotations
@@ -134,9 +135,13 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.is_file() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            # Only the named modalities, from their own address, may store or echo.
+            # Only the named modalities, from their own address, may store or echo; anyone on
+            # loopback may query and C-GET (cxrviewer's query/retrieve tests); a C-MOVE goes only
+            # to a named modality (its AE title, address and port).
             "DicomAlwaysAllowStore": False,
             "DicomAlwaysAllowEcho": False,
+            "DicomAlwaysAllowFind": True,
+            "DicomAlwaysAllowGet": True,
             "DicomCheckModalityHost": True,
             "DicomModalities": {name: [aet, LOOPBACK, port] for name, (aet, port) in modalities.items()},
             "StableAge": 1,

@@ -1,4 +1,4 @@
-"""Command line: ``cxrviewer score | export | info | listen``; no subcommand starts the desktop app.
+"""Command line: ``cxrviewer score | export | info | listen | query | retrieve``; no subcommand starts the desktop app.
 
 Exit codes: 0 every film scored; 1 some films could not be scored (their rows say why); 2 usage
 or setup errors (bad arguments, a missing input, an output that is one of the inputs, an unusable
@@ -28,17 +28,20 @@ from ..errors import (
     OutputError,
     OutputFormatError,
     OutputInUseError,
+    PacsQueryError,
+    PacsRetrieveError,
+    RetrieveCancelledError,
     SpoolError,
     UnknownClassError,
     UnknownResultsFileError,
 )
-from . import export, info, listen, score
+from . import export, info, listen, query, retrieve, score
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 
 logger = logging.getLogger("cxrviewer")
 
 #: The subcommands, each a module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
-COMMANDS = {"score": score, "export": export, "info": info, "listen": listen}
+COMMANDS = {"score": score, "export": export, "info": info, "listen": listen, "query": query, "retrieve": retrieve}
 SUBCOMMANDS = tuple(COMMANDS)
 
 #: The options to name when an error of this kind is printed (library messages name none).
@@ -53,6 +56,9 @@ FLAG_HINTS: dict[type, str] = {
     NodeConfigError: "--ae-title / --port / --send-to / --tls-cert / --send-associations",
     SpoolError: "--spool",
     ClusterError: "--engine ray / --ray-address",
+    RetrieveCancelledError: "",
+    PacsQueryError: "--pacs / --calling-ae / --timeout / --tls-ca",
+    PacsRetrieveError: "--pacs / --method / --move-to-port / --calling-ae",
 }
 
 
