@@ -14,23 +14,23 @@ logger = logging.getLogger("cxrviewer")
 def add_connection_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--pacs", required=required, metavar="AE@HOST:PORT|URL",
                    help="the PACS: a DICOM AE (AE_TITLE@HOST:PORT, C-FIND/C-GET/C-MOVE) or a DICOMweb "
-                        "service (https://HOST/dicom-web, QIDO-RS/WADO-RS)")
+                        "service (https://HOST/dicom-web, QIDO-RS/WADO-RS)" + ("" if required else " (default: none, score the INPUTs)"))
     p.add_argument("--calling-ae", default="CXRVIEWER", metavar="AE", help="our AE title, as the PACS knows us (default: CXRVIEWER)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each network step (default: 30)")
-    p.add_argument("--tls-ca", type=Path, metavar="PEM", help="TLS towards the PACS, whose certificate this CA bundle must have signed (DICOM TLS, or https)")
-    p.add_argument("--tls-cert", type=Path, metavar="PEM", help="with TLS: our certificate, for a PACS that asks for one (with --tls-key)")
-    p.add_argument("--tls-key", type=Path, metavar="PEM", help="with TLS: our private key")
+    p.add_argument("--tls-ca", type=Path, metavar="PEM", help="TLS towards the PACS, whose certificate this CA bundle must have signed (DICOM TLS, or https) (default: no TLS; https with the system's CAs)")
+    p.add_argument("--tls-cert", type=Path, metavar="PEM", help="with TLS: our certificate, for a PACS that asks for one (with --tls-key) (default: none)")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="with TLS: our private key (default: none)")
 
 
 def add_filter_options(p: argparse.ArgumentParser, study_uids: bool = True) -> None:
     f = p.add_argument_group("which studies (all given must match)")
-    f.add_argument("--patient-id", default="", metavar="ID", help="Patient ID (wildcards * and ? allowed)")
-    f.add_argument("--patient-name", default="", metavar="NAME", help='Patient Name, DICOM style with wildcards: "DOE^J*"')
-    f.add_argument("--accession", default="", metavar="A", help="Accession Number")
-    f.add_argument("--study-date", default="", metavar="DATE", help="YYYYMMDD, a range YYYYMMDD-YYYYMMDD (either end open), or today")
+    f.add_argument("--patient-id", default="", metavar="ID", help="Patient ID (wildcards * and ? allowed) (default: any)")
+    f.add_argument("--patient-name", default="", metavar="NAME", help='Patient Name, DICOM style with wildcards: "DOE^J*" (default: any)')
+    f.add_argument("--accession", default="", metavar="A", help="Accession Number (default: any)")
+    f.add_argument("--study-date", default="", metavar="DATE", help="YYYYMMDD, a range YYYYMMDD-YYYYMMDD (either end open), or today (default: any)")
     f.add_argument("--modality", default="CR,DX", metavar="LIST", help="modalities, comma-separated (default: CR,DX); only their series are retrieved")
     if study_uids:
-        f.add_argument("--study", action="append", default=[], metavar="UID", help="a Study Instance UID (repeatable)")
+        f.add_argument("--study", action="append", default=[], metavar="UID", help="a Study Instance UID (repeatable) (default: any)")
 
 
 def add_retrieve_options(p: argparse.ArgumentParser, default_cache: bool) -> None:
@@ -39,7 +39,7 @@ def add_retrieve_options(p: argparse.ArgumentParser, default_cache: bool) -> Non
                    help="get: C-GET, the films come back on our association (default); move: C-MOVE to a "
                         "Storage SCP we open on --move-to-port (the PACS must know our AE title there). "
                         "A DICOMweb PACS always uses WADO-RS")
-    r.add_argument("--move-to-port", type=int, metavar="PORT", help="with --method move: the port our temporary Storage SCP listens on")
+    r.add_argument("--move-to-port", type=int, metavar="PORT", help="with --method move: the port our temporary Storage SCP listens on (default: none)")
     r.add_argument("--move-host", default="", metavar="ADDR", help="with --method move: the address it listens on (default: all)")
     if default_cache:
         r.add_argument("--cache", type=Path, default=None, metavar="DIR", help="the retrieve cache (default: ~/.cache/cxrviewer/pacs)")

@@ -53,6 +53,17 @@ def quiet_identifying_loggers() -> None:
             lib.setLevel(logging.WARNING)
 
 
+def need(module: str) -> None:
+    """Import ``module`` (pynetdicom, dicomweb_client, requests) or say which extra brings it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise PacsQueryError(f"Query/retrieve needs {module}, which is not installed: install cxrviewer's "
+                             "'pacs' extra (pip install 'cxrviewer[pacs]').") from None
+
+
 def is_uid(text: str) -> bool:
     return len(text) <= 64 and _UID.match(text) is not None
 
@@ -259,6 +270,7 @@ def find_studies(conn: Connection, query: StudyQuery) -> list[Study]:
     of ModalitiesInStudy, PS3.4 C.2.2.2.1: multiple value matching is not asked of every PACS),
     merged by Study Instance UID; with ``study_uids``, one query per UID."""
     quiet_identifying_loggers()
+    need("requests" if conn.is_web else "pynetdicom")
     modalities = query.modalities or ("",)
     uids = query.study_uids or ("",)
     found: dict[str, Study] = {}
@@ -285,6 +297,7 @@ def find_series(conn: Connection, study_uid: str, modalities: Sequence[str] = DE
     if not is_uid(study_uid):
         raise PacsQueryError(f"{study_uid!r} is not a Study Instance UID.")
     quiet_identifying_loggers()
+    need("requests" if conn.is_web else "pynetdicom")
     if conn.is_web:
         answers = _find_web_series(conn, study_uid)
     else:
@@ -352,7 +365,7 @@ def _find_dimse(conn: Connection, level: str, filters: dict[str, str], keys: Seq
         for status, identifier in assoc.send_c_find(ds, FIND):
             if not status or "Status" not in status:
                 raise PacsQueryError(f"{conn.source} did not answer the C-FIND within {conn.timeout:.0f} s "
-                                     "(or ended the association); try again, or a longer --timeout.")
+                                     "(or ended the association); try again, or wait longer.")
             code = int(status.Status)
             if code in (0xFF00, 0xFF01):  # Pending: one match each (PS3.4 C.4.1.1.4)
                 if identifier is not None:

@@ -45,6 +45,7 @@ from .query import (
     find_series,
     find_studies,
     is_uid,
+    need,
     quiet_identifying_loggers,
     web_client,
     web_error,
@@ -312,7 +313,7 @@ def _final_status(conn: Connection, status, partial: PartialSeries, op: str) -> 
         raise RetrieveCancelledError(f"The retrieve from {conn.source} was cancelled; nothing of the series in hand is kept.")
     if code == 0xA801:
         raise PacsRetrieveError(f"{conn.source} does not know the move destination {conn.calling_ae}: add our AE "
-                                "title with this computer's address and the --move-to-port port to its modalities.")
+                                "title with this computer's address and our listening port to its modalities.")
     if code not in (0x0000, 0xB000):
         raise _failure(conn, f"answered the {op} with status 0x{code:04X}" + (
             f" (check that it allows {op} from {conn.calling_ae})" if (code >> 8) in (0x01, 0xA7, 0xA9, 0xC0) else ""))
@@ -356,7 +357,7 @@ def _run_retrieve(conn: Connection, assoc, responses, partial: PartialSeries, op
                 hint = ""
                 if op == "C-MOVE" and partial.count == 0:
                     hint = (f"; a PACS ends a C-MOVE at once when it does not know the AE title asking "
-                            f"({conn.calling_ae}): add it, with this computer's address and the --move-to-port "
+                            f"({conn.calling_ae}): add it, with this computer's address and our listening "
                             "port, to its modalities")
                 raise _failure(conn, f"went away or did not answer within {conn.timeout:.0f} s during the {op} "
                                      f"({partial.count} instance(s) had arrived{hint})")
@@ -445,7 +446,7 @@ class MoveDestination:
             self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         except OSError as exc:
             raise PacsRetrieveError(f"Cannot listen on port {self.port} for the C-MOVE: {exc.strerror or exc}. "
-                                    "Choose another --move-to-port, or retrieve by C-GET.") from None
+                                    "Choose another port, or retrieve by C-GET.") from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -525,8 +526,9 @@ def retrieve_series(conn: Connection, wanted: Sequence[Series], cache: RetrieveC
     if method not in METHODS:
         raise PacsRetrieveError(f"Unknown retrieve method {method!r}; choose get or move.")
     quiet_identifying_loggers()
+    need("dicomweb_client" if conn.is_web else "pynetdicom")
     if method == "move" and not conn.is_web and move_port is None:
-        raise PacsRetrieveError("A C-MOVE needs a port of ours for the PACS to send to: give --move-to-port.")
+        raise PacsRetrieveError("A C-MOVE needs a port of ours for the PACS to send to: give one, or retrieve by C-GET.")
     out: list[CachedSeries] = []
     fetched = 0
     total = len(wanted)
