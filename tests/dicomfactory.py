@@ -396,7 +396,7 @@ def make_pacs_studies(folder: Path, today: str, size: int = 128) -> list[PacsFil
                                    StudyInstanceUID=study, SeriesInstanceUID=series, StudyDate=date,
                                    StudyTime="101500", StudyDescription=f"CHEST PA LAT {s}",
                                    AccessionNumber=accession, ViewPosition=view, SeriesNumber=1 if view == "PA" else 2,
-                                   InstanceNumber=1, SeriesDescription=f"{view} view")
+                                   InstanceNumber=1, SeriesDescription=f"{view} view", StudyID=str(s + 1))
                 path = write_dicom(folder / f"{pid}-{s}-{view}.dcm", ds)
                 out.append(PacsFilm(path, pid, name, study, series, str(ds.SOPInstanceUID), date, accession, modality, view))
             if p == 0 and s == 0:
@@ -412,7 +412,8 @@ def make_pacs_studies(folder: Path, today: str, size: int = 128) -> list[PacsFil
             study, series = generate_uid(), generate_uid()
             ds = dicom_dataset(sample_gray(samples[0], 64), sop_class="1.2.840.10008.5.1.4.1.1.2", modality="CT",
                                PatientID=pid, PatientName=name, StudyInstanceUID=study, SeriesInstanceUID=series,
-                               StudyDate="20250301", AccessionNumber=f"ACC{p}CT", StudyDescription="CT THORAX")
+                               StudyDate="20250301", AccessionNumber=f"ACC{p}CT", StudyDescription="CT THORAX",
+                               StudyID="9", StudyTime="090000", SeriesNumber=1, InstanceNumber=1)
             path = write_dicom(folder / f"{pid}-CT.dcm", ds)
             out.append(PacsFilm(path, pid, name, study, series, str(ds.SOPInstanceUID), "20250301", f"ACC{p}CT", "CT", ""))
     return out

@@ -4,7 +4,8 @@ Each server gets a temporary configuration and storage, never the system service
 1.10 has no option to bind its DICOM port to one address, so it is told to take C-STORE and
 C-ECHO only from the modalities it names, each checked by address (127.0.0.1), and its HTTP
 port refuses remote access. DICOMweb (STOW-RS, QIDO-RS, WADO-RS) is there when Debian's orthanc-dicomweb plugin is.
-Any caller on loopback may query (C-FIND) and C-GET; C-MOVE sends only to the named modalities.
+With ``query_retrieve`` any caller on loopback may query (C-FIND) and C-GET; C-MOVE sends only
+to the named modalities.
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ class Orthanc:
         return ids
 
     # ------------------------------------------------------------- lifecycle
-    def start(self, modalities: dict[str, tuple[str, int]]) -> None:
+    def start(self, modalities: dict[str, tuple[str, int]], query_retrieve: bool = False) -> None:
+        """Start on ``modalities`` ({name: (AE title, port)}); with ``query_retrieve`` any caller
+        on loopback may C-FIND and C-GET (it then also accepts associations from AE titles it
+        does not list, which the node's tests want refused)."""
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "cxrviewer-test-pacs",
@@ -135,13 +139,13 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.is_file() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            # Only the named modalities, from their own address, may store or echo; anyone on
-            # loopback may query and C-GET (cxrviewer's query/retrieve tests); a C-MOVE goes only
-            # to a named modality (its AE title, address and port).
+            # Only the named modalities, from their own address, may store or echo; with
+            # query_retrieve anyone on loopback may query and C-GET (cxrviewer's query/retrieve
+            # tests); a C-MOVE goes only to a named modality (its AE title, address and port).
             "DicomAlwaysAllowStore": False,
             "DicomAlwaysAllowEcho": False,
-            "DicomAlwaysAllowFind": True,
-            "DicomAlwaysAllowGet": True,
+            "DicomAlwaysAllowFind": query_retrieve,
+            "DicomAlwaysAllowGet": query_retrieve,
             "DicomCheckModalityHost": True,
             "DicomModalities": {name: [aet, LOOPBACK, port] for name, (aet, port) in modalities.items()},
             "StableAge": 1,
@@ -185,11 +189,11 @@ def referenced_uids(ds: pydicom.Dataset) -> set[str]:
 
 
 @contextlib.contextmanager
-def running_orthanc(folder: Path, peers: dict):
+def running_orthanc(folder: Path, peers: dict, query_retrieve: bool = False):
     """A real Orthanc in ``folder`` on free loopback ports, knowing ``peers``
-    ({name: (AE title, port)}), stopped on leaving."""
+    ({name: (AE title, port)}), stopped on leaving; ``query_retrieve``: see :meth:`Orthanc.start`."""
     server = Orthanc(folder, free_port(), free_port())
-    server.start(peers)
+    server.start(peers, query_retrieve)
     try:
         yield server
     finally:

@@ -41,7 +41,7 @@ def pacs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pacs")
     films = make_pacs_studies(root / "films", TODAY)
     move_port = free_port()
-    with running_orthanc(root / "orthanc", {"cxrtest": (CALLING_AE, move_port)}) as server:
+    with running_orthanc(root / "orthanc", {"cxrtest": (CALLING_AE, move_port)}, query_retrieve=True) as server:
         for f in films:
             server.upload(f.path)
         real = {}
@@ -243,7 +243,7 @@ def big_pacs(tmp_path):
     """An Orthanc of its own holding one long series (to cancel or kill in the middle of)."""
     films = make_big_series(tmp_path / "big", 40)
     move_port = free_port()
-    with running_orthanc(tmp_path / "orthanc", {"cxrtest": (CALLING_AE, move_port)}) as server:
+    with running_orthanc(tmp_path / "orthanc", {"cxrtest": (CALLING_AE, move_port)}, query_retrieve=True) as server:
         for f in films:
             server.upload(f)
         server.move_port = move_port
