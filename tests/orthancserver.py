@@ -123,10 +123,11 @@ class Orthanc:
         return ids
 
     # ------------------------------------------------------------- lifecycle
-    def start(self, modalities: dict[str, tuple[str, int]], query_retrieve: bool = False) -> None:
+    def start(self, modalities: dict[str, tuple[str, int]], query_retrieve: bool = False, extra: dict | None = None) -> None:
         """Start on ``modalities`` ({name: (AE title, port)}); with ``query_retrieve`` any caller
         on loopback may C-FIND and C-GET (it then also accepts associations from AE titles it
-        does not list, which the node's tests want refused)."""
+        does not list, which the node's tests want refused); ``extra`` adds configuration
+        options (e.g. DICOM TLS)."""
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "cxrviewer-test-pacs",
@@ -150,6 +151,7 @@ class Orthanc:
             "DicomModalities": {name: [aet, LOOPBACK, port] for name, (aet, port) in modalities.items()},
             "StableAge": 1,
             "HttpTimeout": 30,
+            **(extra or {}),
         }
         cfg = self.root / "orthanc.json"
         cfg.write_text(json.dumps(config, indent=1))
@@ -189,11 +191,11 @@ def referenced_uids(ds: pydicom.Dataset) -> set[str]:
 
 
 @contextlib.contextmanager
-def running_orthanc(folder: Path, peers: dict, query_retrieve: bool = False):
+def running_orthanc(folder: Path, peers: dict, query_retrieve: bool = False, extra: dict | None = None):
     """A real Orthanc in ``folder`` on free loopback ports, knowing ``peers``
     ({name: (AE title, port)}), stopped on leaving; ``query_retrieve``: see :meth:`Orthanc.start`."""
     server = Orthanc(folder, free_port(), free_port())
-    server.start(peers, query_retrieve)
+    server.start(peers, query_retrieve, extra)
     try:
         yield server
     finally:

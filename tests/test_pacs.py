@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import signal
@@ -252,7 +253,8 @@ def big_pacs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,method", [("dimse", "get"), ("dimse", "move"), ("web", "get")])
-def test_cancel_keeps_nothing_half_done(big_pacs, tmp_path, kind, method):
+def test_cancel_keeps_nothing_half_done(big_pacs, tmp_path, kind, method, caplog):
+    caplog.set_level(logging.DEBUG, logger="cxrviewer.dimse.retrieve")
     conn = connect(kind, big_pacs)
     cancel = threading.Event()
     seen = []
@@ -267,6 +269,8 @@ def test_cancel_keeps_nothing_half_done(big_pacs, tmp_path, kind, method):
         retrieve_studies(conn, StudyQuery(patient_id="PACS-BIG-0009"), cache, method=method, cancel=cancel,
                          progress=progress, move_port=big_pacs.move_port, move_host="127.0.0.1")
     assert max(seen) < 40  # it stopped before the end
+    if kind == "dimse":  # a real C-CANCEL, answered by the PACS with Cancel (PS3.4 C.4.2.1.5)
+        assert any("final status 0xFE00" in r.getMessage() for r in caplog.records)
     assert cache.entries() == [] and not any((tmp_path / "cache").glob(".partial*"))
 
 
@@ -321,6 +325,12 @@ def test_cli_errors_name_the_flags(pacs, capsys):
     assert "could not be reached" in err and "--pacs" in err and "Traceback" not in err
     assert main(["query", "--pacs", pacs.destination, "--study-date", "20251301"]) == 2
     assert "20251301" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(["score", "film.png", "--out", "r.csv", "--patient-id", "X"])
+    assert stopped.value.code == 2 and "go with --pacs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["score", "--out", "r.csv"])
+    assert "give the films to score" in capsys.readouterr().err
 
 
 def test_nothing_identifying_is_logged_even_at_debug(pacs, tmp_path):
@@ -389,3 +399,51 @@ def test_score_pacs_scores_exactly_that_patients_films(pacs, tmp_path, tiny_mode
     assert again.returncode == 0, again.stderr
     assert "0 series retrieved, 6 already" in again.stderr
     assert (tmp_path / "r.csv").read_bytes() == before
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a certificate it signed for 127.0.0.1 (openssl), for DICOM TLS."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    folder.mkdir()
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "pacs.key", "pacs.csr", "pacs.pem"))
+    ext = folder / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for cmd in (
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=cxrviewer test CA"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True, timeout=60)
+    return ca, cert, key
+
+
+@pytest.mark.slow
+def test_dicom_tls_towards_the_pacs(tmp_path):
+    """Orthanc speaking DICOM TLS only: with --tls-ca we query and C-GET; without it, or with
+    another CA, a clear error."""
+    from cxrviewer.dimse.query import ClientTls
+
+    ca, cert, key = _certificates(tmp_path / "tls")
+    films = make_pacs_studies(tmp_path / "films", TODAY, size=64)
+    tls = {"DicomTlsEnabled": True, "DicomTlsCertificate": str(cert), "DicomTlsPrivateKey": str(key),
+           "DicomTlsTrustedCertificates": str(ca), "DicomTlsRemoteCertificateRequired": False}
+    with running_orthanc(tmp_path / "orthanc", {}, query_retrieve=True, extra=tls) as server:
+        for f in films[:2]:
+            server.upload(f.path)
+        dest = parse_destination(server.destination)
+        conn = Connection(dest, calling_ae=CALLING_AE, timeout=10, tls=ClientTls(ca=ca))
+        found = find_studies(conn, StudyQuery(patient_id=films[0].patient_id))
+        assert [s.StudyInstanceUID for s in found] == [films[0].study_uid]
+        got = retrieve_studies(conn, StudyQuery(patient_id=films[0].patient_id), RetrieveCache(tmp_path / "c"))
+        assert len(got.files) == 2
+        with pytest.raises(PacsQueryError, match="aborted the association"):
+            find_studies(Connection(dest, calling_ae=CALLING_AE, timeout=5), StudyQuery(patient_id="x"))
+        other_ca, _, _ = _certificates(tmp_path / "other")
+        with pytest.raises(PacsQueryError, match="TLS"):
+            find_studies(Connection(dest, calling_ae=CALLING_AE, timeout=5, tls=ClientTls(ca=other_ca)), StudyQuery())

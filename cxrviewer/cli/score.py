@@ -53,6 +53,8 @@ def check_args(args, parser: argparse.ArgumentParser) -> None:
         check_pacs_args(args, parser)
     elif not args.inputs:
         parser.error("give the films to score (INPUT), or --pacs with filters")
+    elif args.patient_id or args.patient_name or args.accession or args.study_date or args.study:
+        parser.error("the study filters (--patient-id, --patient-name, --accession, --study-date, --study) go with --pacs")
     if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if args.workers is not None and args.workers < 1:

@@ -370,10 +370,12 @@ def _run_retrieve(conn: Connection, assoc, responses, partial: PartialSeries, op
                         cancel_sent = time.monotonic()
                         logger.info("%s: %s cancelled (C-CANCEL sent)", conn.source, op)
                     elif time.monotonic() - cancel_sent > CANCEL_GRACE:
+                        logger.info("%s: no answer to the C-CANCEL within %.0f s; aborting", conn.source, CANCEL_GRACE)
                         assoc.abort()  # it ignores the C-CANCEL
                         break
                 continue
             final = status
+            logger.debug("%s: %s final status 0x%04X after %d instance(s)", conn.source, op, code, partial.count)
             break
     finally:
         if assoc.is_established:
