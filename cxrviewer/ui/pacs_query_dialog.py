@@ -151,6 +151,11 @@ class PacsQueryDialog(QDialog):
         layout.addLayout(buttons)
         self.resize(900, 560)
 
+    @property
+    def busy(self) -> bool:
+        """A search or a retrieve is running."""
+        return self._job is not None
+
     # ------------------------------------------------------------------ inputs
     def connection(self) -> Connection:
         text = self.source.currentText().strip()

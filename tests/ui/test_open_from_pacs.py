@@ -48,7 +48,7 @@ def search(qtbot, d, **fields) -> None:
     for name, value in fields.items():
         getattr(d, name).setText(value)
     d.search_button.click()
-    qtbot.waitUntil(lambda: d._job is None and d.status.text().endswith(("found", "open it")), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not d.busy and d.status.text().endswith(("found", "open it")), timeout=WAIT_MS)
 
 
 def test_menu_has_the_two_items(window):
@@ -80,7 +80,7 @@ def test_a_bad_pacs_says_so_without_a_traceback(qtbot, window, pacs, tmp_path):
     d = dialog_for(window, pacs, tmp_path)
     d.source.setEditText(f"{pacs.aet}@{LOOPBACK}:1")
     d.search_button.click()
-    qtbot.waitUntil(lambda: d._job is None and "could not be reached" in d.status.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not d.busy and "could not be reached" in d.status.text(), timeout=WAIT_MS)
     d.source.setEditText("")
     d.search_button.click()
     assert "No PACS is set" in d.status.text()
@@ -95,7 +95,7 @@ def test_cancel_opens_nothing_and_keeps_nothing(qtbot, window, pacs, tmp_path):
     d.open_row(0)
     qtbot.waitUntil(lambda: d.progress.maximum() == 40 and d.progress.value() >= 2, timeout=WAIT_MS)
     d.cancel_button.click()
-    qtbot.waitUntil(lambda: d._job is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not d.busy, timeout=WAIT_MS)
     assert "cancelled" in d.status.text() and "Traceback" not in d.status.text()
     assert [e.path for e in window.model.entries] == before
     assert not list((tmp_path / "cache").glob("*/*/" + MANIFEST)) and not list((tmp_path / "cache").glob(".partial*"))
