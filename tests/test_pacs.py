@@ -237,6 +237,23 @@ def test_a_series_not_committed_is_never_complete(tmp_path):
     assert [f.name for f in done.files] == ["1.2.3.4.6.dcm"] and done.bytes == 3
     with pytest.raises(PacsRetrieveError, match="not a DICOM UID"):
         cache.begin("1.2.3", "../../x")
+    # what a killed process left: an old partial folder goes when a cache is next opened there, a
+    # young one (maybe another process's retrieve in hand) stays
+    old, young = cache.begin("1.2.3", "1.2.3.7"), cache.begin("1.2.3", "1.2.3.8")
+    old.add("1.2.3.7.1", b"x")
+    os.utime(old.folder, (0, 0))
+    RetrieveCache(tmp_path)
+    assert not old.folder.exists() and young.folder.exists()
+    assert [folder.name for _, _, folder in cache.entries()] == ["1.2.3.4"]
+
+
+def test_name_matching_of_dicomweb_answers():
+    from cxrviewer.dimse.query import name_matches
+
+    assert name_matches("DOE^J*", "DOE^JOHN") and name_matches("doe^j*", "DOE^JANE")
+    assert not name_matches("DOE^J*", "DOEX^JOHN") and not name_matches("DOE^J*", "DOEJOHN")
+    assert name_matches("ROE^RICH?RD", "ROE^RICHARD") and not name_matches("ROE^RICH?RD", "ROE^RICHHARD")
+    assert name_matches("[A]*", "[A]BC") and not name_matches("[A]*", "ABC")  # brackets are literal
 
 
 @pytest.fixture

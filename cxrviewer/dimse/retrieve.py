@@ -56,6 +56,9 @@ logger = logging.getLogger(__name__)
 MANIFEST = ".cxrviewer-series.json"
 _PARTIAL = ".partial-"
 _TRASH = ".trash-"
+#: a ``.partial-*`` folder older than this (seconds) is a leftover of a process that stopped
+#: mid-retrieve (killed, a power cut): the next cache opened there removes it
+STALE_PARTIAL = 24 * 3600
 #: seconds a PACS gets to answer a C-CANCEL before the association is aborted
 CANCEL_GRACE = 5.0
 METHODS = ("get", "move")
@@ -205,6 +208,20 @@ class RetrieveCache:
             raise OutputError(f"Cannot use {self.root} as the retrieve cache: {exc.strerror or exc}. "
                               "Choose another folder.") from None
         self._thread_lock = threading.RLock()
+        self._remove_stale()
+
+    def _remove_stale(self) -> None:
+        """Remove what stopped retrieves left: ``.partial-*`` folders older than
+        :data:`STALE_PARTIAL` (a younger one may be another process's retrieve in hand) and
+        ``.trash-*`` folders."""
+        now = time.time()
+        for leftover in self.root.iterdir():
+            try:
+                old = leftover.name.startswith(_PARTIAL) and now - leftover.stat().st_mtime > STALE_PARTIAL
+            except OSError:
+                continue
+            if old or leftover.name.startswith(_TRASH):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
