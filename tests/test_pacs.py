@@ -464,3 +464,17 @@ def test_dicom_tls_towards_the_pacs(tmp_path):
         other_ca, _, _ = _certificates(tmp_path / "other")
         with pytest.raises(PacsQueryError, match="TLS"):
             find_studies(Connection(dest, calling_ae=CALLING_AE, timeout=5, tls=ClientTls(ca=other_ca)), StudyQuery())
+
+
+def test_getscu_gets_what_we_get(pacs, tmp_path):
+    """dcmtk's getscu, a C-GET SCU nobody here wrote, receives the same instances and pixels."""
+    pid = PACS_PATIENTS[2][0]
+    ours = retrieve_studies(dimse(pacs), StudyQuery(patient_id=pid), RetrieveCache(tmp_path / "ours"))
+    out = tmp_path / "theirs"
+    out.mkdir()
+    for s in ours.series:
+        r = subprocess.run([dcmtk("getscu"), "-S", "-aet", CALLING_AE, "-aec", pacs.aet, "-k", "QueryRetrieveLevel=SERIES",
+                            "-k", f"StudyInstanceUID={s.StudyInstanceUID}", "-k", f"SeriesInstanceUID={s.SeriesInstanceUID}",
+                            "-od", str(out), "127.0.0.1", str(pacs.dicom_port)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    assert _pixels_by_sop(ours.files) == _pixels_by_sop(sorted(out.iterdir())) and len(ours.files) == 6

@@ -396,7 +396,7 @@ def _run_retrieve(conn: Connection, assoc, responses, partial: PartialSeries, op
             break
     finally:
         if assoc.is_established:
-            if cancel_sent is not None and final is None:
+            if final is None:  # cancelled, failed or interrupted mid-way: a release would wait for the PACS
                 assoc.abort()
             else:
                 assoc.release()
