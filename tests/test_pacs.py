@@ -478,3 +478,15 @@ def test_getscu_gets_what_we_get(pacs, tmp_path):
                             "-od", str(out), "127.0.0.1", str(pacs.dicom_port)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
     assert _pixels_by_sop(ours.files) == _pixels_by_sop(sorted(out.iterdir())) and len(ours.files) == 6
+
+
+def test_check_connection_echoes_or_says_why_not(pacs):
+    from cxrviewer.dimse.query import check_connection
+
+    assert check_connection(dimse(pacs)) == f"{pacs.destination} answered the C-ECHO"
+    assert "answered a QIDO-RS search" in check_connection(web(pacs))
+    with pytest.raises(PacsQueryError, match="could not be reached"):
+        check_connection(Connection(parse_destination(f"ORTHANC@127.0.0.1:{free_port()}"), timeout=3))
+    stranger = Connection(parse_destination(pacs.destination), calling_ae="STRANGER", timeout=5)
+    with pytest.raises(PacsQueryError, match="C-ECHO"):  # Orthanc answers, and refuses a caller it does not know
+        check_connection(stranger)

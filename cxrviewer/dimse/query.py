@@ -311,6 +311,27 @@ def find_series(conn: Connection, study_uid: str, modalities: Sequence[str] = DE
     return sorted(out, key=lambda s: (s.SeriesNumber is None, s.SeriesNumber or 0, s.SeriesInstanceUID))
 
 
+def check_connection(conn: Connection) -> str:
+    """Whether the PACS answers: a C-ECHO (PS3.7 9.1.5) for a DICOM AE, a one-study QIDO-RS
+    search for a DICOMweb service; returns what it answered, else raises :class:`PacsQueryError`."""
+    from ..errors import PacsSendError
+
+    need("requests" if conn.is_web else "pynetdicom")
+    if conn.is_web:
+        qido(conn, "studies", {"limit": "1"}, ())
+        return f"{conn.source} answered a QIDO-RS search"
+    from .echo import echo
+    from .store import unreachable
+
+    assert isinstance(conn.source, DicomDestination)
+    try:
+        echo(conn.calling_ae, conn.source, conn.timeout)
+    except PacsSendError as exc:
+        why = unreachable(conn.source, conn.timeout)  # pynetdicom says "aborted" for both
+        raise PacsQueryError(f"{conn.source} {why}: check the host and port." if why else str(exc)) from None
+    return f"{conn.source} answered the C-ECHO"
+
+
 # --------------------------------------------------------------------------- DIMSE
 def associate(conn: Connection, contexts: Sequence[tuple[str, Sequence[str] | None]], *, roles=None,
               evt_handlers=None):

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..dimse import parse_destination
-from ..dimse.query import Connection, Study, StudyQuery, find_studies, parse_modalities
+from ..dimse.query import Connection, Study, StudyQuery, check_connection, find_studies, parse_modalities
 from ..dimse.retrieve import DEFAULT_CACHE_BYTES, RetrieveCache, default_cache_dir, retrieve_studies
 from ..errors import CxrError, NodeConfigError
 from .pacs import TIMEOUT, load_target
@@ -109,6 +109,10 @@ class PacsQueryDialog(QDialog):
         form.addRow("Study date", self.study_date)
         form.addRow("Modalities", self.modalities)
 
+        self.test_button = QPushButton("&Test", self)
+        self.test_button.setObjectName("pacs_test")
+        self.test_button.setToolTip("Ask the PACS whether it answers (C-ECHO; a QIDO-RS search for DICOMweb)")
+        self.test_button.clicked.connect(self.test)
         self.search_button = QPushButton("&Search", self)
         self.search_button.setObjectName("pacs_search")
         self.search_button.clicked.connect(self.search)
@@ -139,6 +143,7 @@ class PacsQueryDialog(QDialog):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.search_button)
+        buttons.addWidget(self.test_button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.cancel_button)
@@ -185,6 +190,7 @@ class PacsQueryDialog(QDialog):
 
     def _busy(self, busy: bool, retrieving: bool = False) -> None:
         self.search_button.setEnabled(not busy)
+        self.test_button.setEnabled(not busy)
         self.open_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and retrieving)
         self.progress.setVisible(busy)
@@ -197,6 +203,17 @@ class PacsQueryDialog(QDialog):
 
     def _failed(self, err: WorkerError) -> None:
         self.status.setText(str(err))
+
+    def test(self) -> None:
+        if self._job is not None:
+            return
+        try:
+            conn = self.connection()
+        except CxrError as exc:
+            self.status.setText(str(exc))
+            return
+        self.status.setText(f"Asking {conn.source}…")
+        self._start(check_connection, conn, result=lambda said: self.status.setText(f"✓ {said}"), error=self._failed)
 
     def search(self) -> None:
         if self._job is not None:

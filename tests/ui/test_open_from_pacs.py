@@ -11,7 +11,7 @@ pytest.importorskip("PySide6")
 
 import pydicom  # noqa: E402
 from dicomfactory import PACS_PATIENTS, make_big_series, make_pacs_studies  # noqa: E402
-from orthancserver import LOOPBACK, available, running_orthanc  # noqa: E402
+from orthancserver import LOOPBACK, available, free_port, running_orthanc  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from uihelpers import WAIT_MS  # noqa: E402
 
@@ -30,7 +30,8 @@ def pacs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pacs-app")
     films = make_pacs_studies(root / "films", TODAY)
     big = make_big_series(root / "big", 40)
-    with running_orthanc(root / "orthanc", {}, query_retrieve=True) as server:
+    # it knows our AE title (CXRAPP): it answers our C-ECHO
+    with running_orthanc(root / "orthanc", {"app": ("CXRAPP", free_port())}, query_retrieve=True) as server:
         for f in [*(f.path for f in films), *big]:
             server.upload(f)
         server.films = films
@@ -78,9 +79,18 @@ def test_search_sort_and_double_click_opens_the_study(qtbot, window, pacs, tmp_p
 
 def test_a_bad_pacs_says_so_without_a_traceback(qtbot, window, pacs, tmp_path):
     d = dialog_for(window, pacs, tmp_path)
+    d.test_button.click()
+    qtbot.waitUntil(lambda: not d.busy and d.status.text().startswith("✓"), timeout=WAIT_MS)
+    assert "answered the C-ECHO" in d.status.text()
+    d.source.setEditText(pacs.dicomweb)
+    d.test_button.click()
+    qtbot.waitUntil(lambda: not d.busy and d.status.text().startswith("✓"), timeout=WAIT_MS)
     d.source.setEditText(f"{pacs.aet}@{LOOPBACK}:1")
     d.search_button.click()
     qtbot.waitUntil(lambda: not d.busy and "could not be reached" in d.status.text(), timeout=WAIT_MS)
+    d.test_button.click()
+    qtbot.waitUntil(lambda: not d.busy and "could not be reached" in d.status.text() and "…" not in d.status.text(),
+                    timeout=WAIT_MS)
     d.source.setEditText("")
     d.search_button.click()
     assert "No PACS is set" in d.status.text()
