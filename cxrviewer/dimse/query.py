@@ -268,25 +268,27 @@ def _study_filters(query: StudyQuery, modality: str, study_uid: str = "") -> dic
 def find_studies(conn: Connection, query: StudyQuery) -> list[Study]:
     """The studies ``query`` selects, newest first. One query per modality (single value matching
     of ModalitiesInStudy, PS3.4 C.2.2.2.1: multiple value matching is not asked of every PACS),
-    merged by Study Instance UID; with ``study_uids``, one query per UID."""
+    merged by Study Instance UID; with ``study_uids``, one query per UID. A DICOM AE gets them
+    all on one association."""
     quiet_identifying_loggers()
     need("requests" if conn.is_web else "pynetdicom")
-    modalities = query.modalities or ("",)
-    uids = query.study_uids or ("",)
+    asked = [(uid, modality, _study_filters(query, modality, uid))
+             for uid in (query.study_uids or ("",)) for modality in (query.modalities or ("",))]
+    if conn.is_web:
+        answers = [_find_web_studies(conn, filters) for _, _, filters in asked]
+    else:
+        answers = _find_dimse(conn, "STUDY", [filters for _, _, filters in asked], STUDY_KEYS)
     found: dict[str, Study] = {}
-    for uid in uids:
-        for modality in modalities:
-            filters = _study_filters(query, modality, uid)
-            answers = _find_web_studies(conn, filters) if conn.is_web else _find_dimse(conn, "STUDY", filters, STUDY_KEYS)
-            for ds in answers:
-                study = study_from(ds)
-                if study is None:
-                    continue
-                if modality and study.ModalitiesInStudy and modality not in study.ModalitiesInStudy:
-                    continue  # a PACS that ignored the key: hold it to what was asked
-                if uid and study.StudyInstanceUID != uid:
-                    continue
-                found.setdefault(study.StudyInstanceUID, study)
+    for (uid, modality, _), datasets in zip(asked, answers):
+        for ds in datasets:
+            study = study_from(ds)
+            if study is None:
+                continue
+            if modality and study.ModalitiesInStudy and modality not in study.ModalitiesInStudy:
+                continue  # a PACS that ignored the key: hold it to what was asked
+            if uid and study.StudyInstanceUID != uid:
+                continue
+            found.setdefault(study.StudyInstanceUID, study)
     logger.info("%s: %d stud%s found", conn.source, len(found), "y" if len(found) == 1 else "ies")
     return _sorted(found.values())
 
@@ -294,21 +296,29 @@ def find_studies(conn: Connection, query: StudyQuery) -> list[Study]:
 def find_series(conn: Connection, study_uid: str, modalities: Sequence[str] = DEFAULT_MODALITIES) -> list[Series]:
     """The series of ``study_uid`` whose Modality is one of ``modalities`` (all when empty), by
     Series Number."""
-    if not is_uid(study_uid):
-        raise PacsQueryError(f"{study_uid!r} is not a Study Instance UID.")
+    return find_series_of(conn, [study_uid], modalities)
+
+
+def find_series_of(conn: Connection, study_uids: Sequence[str], modalities: Sequence[str] = DEFAULT_MODALITIES) -> list[Series]:
+    """:func:`find_series` of each study in turn (one association for them all), in that order."""
+    for uid in study_uids:
+        if not is_uid(uid):
+            raise PacsQueryError(f"{uid!r} is not a Study Instance UID.")
     quiet_identifying_loggers()
     need("requests" if conn.is_web else "pynetdicom")
+    if not study_uids:
+        return []
     if conn.is_web:
-        answers = _find_web_series(conn, study_uid)
+        answers = [_find_web_series(conn, uid) for uid in study_uids]
     else:
-        answers = _find_dimse(conn, "SERIES", {"StudyInstanceUID": study_uid}, SERIES_KEYS)
+        answers = _find_dimse(conn, "SERIES", [{"StudyInstanceUID": uid} for uid in study_uids], SERIES_KEYS)
     wanted = {m.upper() for m in modalities}
     out = []
-    for ds in answers:
-        s = series_from(ds, study_uid)
-        if s is not None and (not wanted or s.Modality in wanted):
-            out.append(s)
-    return sorted(out, key=lambda s: (s.SeriesNumber is None, s.SeriesNumber or 0, s.SeriesInstanceUID))
+    for uid, datasets in zip(study_uids, answers):
+        found = [s for s in (series_from(ds, uid) for ds in datasets)
+                 if s is not None and (not wanted or s.Modality in wanted)]
+        out.extend(sorted(found, key=lambda s: (s.SeriesNumber is None, s.SeriesNumber or 0, s.SeriesInstanceUID)))
+    return out
 
 
 def check_connection(conn: Connection) -> str:
@@ -368,9 +378,22 @@ def associate(conn: Connection, contexts: Sequence[tuple[str, Sequence[str] | No
     return assoc
 
 
-def _find_dimse(conn: Connection, level: str, filters: dict[str, str], keys: Sequence[str]) -> list[Any]:
-    from pydicom.dataset import Dataset
+def _find_dimse(conn: Connection, level: str, filter_sets: Sequence[dict[str, str]], keys: Sequence[str]) -> list[list[Any]]:
+    """One C-FIND per filter set, on one association; the matches of each."""
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+    assoc = associate(conn, [(FIND, None)])
+    try:
+        out = [_c_find(conn, assoc, FIND, _identifier(level, filters, keys), i + 1) for i, filters in enumerate(filter_sets)]
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    logger.debug("%s: %d C-FIND(s) at %s level: %d match(es)", conn.source, len(out), level, sum(map(len, out)))
+    return out
+
+
+def _identifier(level: str, filters: dict[str, str], keys: Sequence[str]):
+    from pydicom.dataset import Dataset
 
     ds = Dataset()
     ds.QueryRetrieveLevel = level  # PS3.4 C.6.2.1: Study Root, STUDY or SERIES level
@@ -380,32 +403,30 @@ def _find_dimse(conn: Connection, level: str, filters: dict[str, str], keys: Seq
         ds.StudyInstanceUID = ""  # a unique key of the level above (PS3.4 C.4.1.2.1)
     for key, value in filters.items():
         setattr(ds, key, value)
-    assoc = associate(conn, [(FIND, None)])
+    return ds
+
+
+def _c_find(conn: Connection, assoc, model, ds, msg_id: int) -> list[Any]:
     out: list[Any] = []
-    try:
-        for status, identifier in assoc.send_c_find(ds, FIND):
-            if not status or "Status" not in status:
-                raise PacsQueryError(f"{conn.source} did not answer the C-FIND within {conn.timeout:.0f} s "
-                                     "(or ended the association); try again, or wait longer.")
-            code = int(status.Status)
-            if code in (0xFF00, 0xFF01):  # Pending: one match each (PS3.4 C.4.1.1.4)
-                if identifier is not None:
-                    out.append(identifier)
-            elif code == 0x0000:
-                break
-            elif code == 0xFE00:
-                raise PacsQueryError(f"{conn.source} cancelled the C-FIND.")
-            else:
-                reason = {0xA700: "out of resources", 0xA900: "the query does not match the SOP class",
-                          0xC000: "unable to process"}.get(code, "failed")
-                if code == 0x0122 or (code >> 8) == 0x01:
-                    reason = "Study Root C-FIND is not supported or not allowed for us"
-                raise PacsQueryError(f"{conn.source} answered the C-FIND with status 0x{code:04X} ({reason}); "
-                                     f"check that it allows queries from {conn.calling_ae}.")
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    logger.debug("%s: C-FIND at %s level: %d match(es)", conn.source, level, len(out))
+    for status, identifier in assoc.send_c_find(ds, model, msg_id=msg_id):
+        if not status or "Status" not in status:
+            raise PacsQueryError(f"{conn.source} did not answer the C-FIND within {conn.timeout:.0f} s "
+                                 "(or ended the association); try again, or wait longer.")
+        code = int(status.Status)
+        if code in (0xFF00, 0xFF01):  # Pending: one match each (PS3.4 C.4.1.1.4)
+            if identifier is not None:
+                out.append(identifier)
+        elif code == 0x0000:
+            break
+        elif code == 0xFE00:
+            raise PacsQueryError(f"{conn.source} cancelled the C-FIND.")
+        else:
+            reason = {0xA700: "out of resources", 0xA900: "the query does not match the SOP class",
+                      0xC000: "unable to process"}.get(code, "failed")
+            if code == 0x0122 or (code >> 8) == 0x01:
+                reason = "Study Root C-FIND is not supported or not allowed for us"
+            raise PacsQueryError(f"{conn.source} answered the C-FIND with status 0x{code:04X} ({reason}); "
+                                 f"check that it allows queries from {conn.calling_ae}.")
     return out
 
 

@@ -42,7 +42,7 @@ from .query import (
     Study,
     StudyQuery,
     associate,
-    find_series,
+    find_series_of,
     find_studies,
     is_uid,
     need,
@@ -599,8 +599,6 @@ def retrieve_studies(conn: Connection, query: StudyQuery, cache: RetrieveCache, 
     progress)."""
     if studies is None:
         studies = find_studies(conn, query)
-    wanted: list[Series] = []
-    for study in studies:
-        wanted.extend(find_series(conn, study.StudyInstanceUID, query.modalities))
+    wanted = find_series_of(conn, [s.StudyInstanceUID for s in studies], query.modalities)
     series, fetched = retrieve_series(conn, wanted, cache, **kwargs)
     return Retrieved(tuple(studies), tuple(series), fetched, len(series) - fetched)
