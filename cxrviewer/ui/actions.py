@@ -48,7 +48,7 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
         ActionSpec("open_pacs", "Open from P&ACS…", lambda w: open_pacs_dialog(w), (),
                    "Search the PACS (C-FIND or DICOMweb) and open a study's films (as `cxrviewer query` / `retrieve`)"),
         ActionSpec("open_cd", "Open DICOM &CD…", lambda w: open_dicom_cd(w), (),
-                   "Open a study from a DICOM CD or USB stick (its DICOMDIR)"),
+                   "Open a study from a DICOM CD or USB stick: its DICOMDIR, or its files' headers"),
         RECENT,
         ActionSpec("recursive", "Include sub-folders", lambda w, on: None, (),
                    "Also open the films in sub-folders of an opened folder", checkable=True),

@@ -8,8 +8,8 @@ them in the window. Search and retrieve run on the session's thread pool as :cla
 the dialog shows their progress and can cancel the retrieve (C-CANCEL). A failed or cancelled
 retrieve opens nothing: what had arrived of the series in hand is not kept.
 
-:class:`CdDialog` lists the studies of a DICOMDIR (:func:`cxrviewer.io.dicomdir.read_dicomdir`)
-and opens one.
+:class:`CdDialog` lists the studies of a DICOMDIR, or of a folder's DICOM files by their headers
+(:func:`cxrviewer.io.dicomdir.read_cd`), and opens one.
 """
 
 from __future__ import annotations
@@ -342,21 +342,21 @@ def open_pacs_dialog(window) -> PacsQueryDialog:
 
 
 def open_dicom_cd(window, path: Path | str | None = None) -> CdDialog | None:
-    """File ▸ Open DICOM CD…: choose the DICOMDIR (or its folder), then a study."""
-    from ..io.dicomdir import read_dicomdir
+    """File ▸ Open DICOM CD…: choose the CD's folder (its DICOMDIR is read; without one, the
+    headers of its DICOM files), then a study."""
+    from ..io.dicomdir import read_cd
 
     if path is None:
-        path, _ = QFileDialog.getOpenFileName(window, "Open a DICOM CD (its DICOMDIR)", window.prefs.last_folder,
-                                              "DICOMDIR (DICOMDIR dicomdir DICOMDIR.*);;All files (*)")
+        path = QFileDialog.getExistingDirectory(window, "Open a DICOM CD (its top folder)", window.prefs.last_folder)
         if not path:
             return None
     try:
-        studies = read_dicomdir(path)
+        studies = read_cd(path)
     except CxrError as exc:
         QMessageBox.warning(window, "Open DICOM CD", str(exc))
         return None
     if not studies:
-        QMessageBox.information(window, "Open DICOM CD", f"{path} lists no study with films on this CD.")
+        QMessageBox.information(window, "Open DICOM CD", f"{path} holds no DICOM study.")
         return None
     dialog = CdDialog(window, studies)
     window.cd_dialog = dialog

@@ -8,7 +8,7 @@ from dicomfactory import PACS_PATIENTS, make_pacs_studies
 from pydicom.fileset import FileSet
 
 from cxrviewer.errors import UnreadableImageError
-from cxrviewer.io.dicomdir import read_dicomdir
+from cxrviewer.io.dicomdir import read_cd, read_dicomdir, read_study_folder
 
 
 def test_dicomdir_lists_each_study_with_its_files(tmp_path):
@@ -40,3 +40,22 @@ def test_not_a_dicomdir_says_so(tmp_path):
         read_dicomdir(tmp_path)
     with pytest.raises(UnreadableImageError, match="not a readable DICOMDIR"):
         read_dicomdir(tmp_path / "missing")
+
+
+def test_a_folder_without_dicomdir_is_read_by_its_headers(tmp_path):
+    films = make_pacs_studies(tmp_path / "films", "20250606", size=32)
+    # names that say nothing (UIDs without a suffix, as PACS exports write them), sub-folders,
+    # and a PNG that is not DICOM
+    disc = tmp_path / "disc"
+    for i, f in enumerate(films):
+        target = disc / f"D{i % 3}" / f.sop_uid
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.path.read_bytes())
+    (disc / "readme.png").write_bytes(b"not a film")
+    studies = read_cd(disc)
+    assert studies == read_study_folder(disc)
+    assert {s.StudyInstanceUID for s in studies} == {f.study_uid for f in films}
+    for s in studies:
+        assert {p.name for p in s.files} == {f.sop_uid for f in films if f.study_uid == s.StudyInstanceUID}
+    sr_study = next(f.study_uid for f in films if f.modality == "SR")
+    assert next(s for s in studies if s.StudyInstanceUID == sr_study).modalities in (("CR", "SR"), ("SR", "CR"))

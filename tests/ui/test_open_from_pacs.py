@@ -131,3 +131,6 @@ def test_dicom_cd_lists_its_studies_and_opens_one(qtbot, window, pacs, tmp_path,
     (tmp_path / "notcd").write_bytes(b"nothing")
     assert open_dicom_cd(window, tmp_path / "notcd") is None
     assert dialogs and "not a readable DICOMDIR" in dialogs[-1][2]
+    (tmp_path / "empty").mkdir()
+    assert open_dicom_cd(window, tmp_path / "empty") is None
+    assert "holds no DICOM study" in dialogs[-1][2]
