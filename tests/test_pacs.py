@@ -490,3 +490,18 @@ def test_check_connection_echoes_or_says_why_not(pacs):
     stranger = Connection(parse_destination(pacs.destination), calling_ae="STRANGER", timeout=5)
     with pytest.raises(PacsQueryError, match="C-ECHO"):  # Orthanc answers, and refuses a caller it does not know
         check_connection(stranger)
+
+
+@pytest.mark.parametrize("kind", CONNECTIONS)
+def test_find_prior_is_the_same_patients_previous_chest_study(pacs, kind):
+    from cxrviewer.dimse.query import find_prior
+
+    conn = connect(kind, pacs)
+    bravo = PACS_PATIENTS[1][0]
+    by_date = {s.StudyDate: s for s in find_studies(conn, StudyQuery(patient_id=bravo))}
+    assert sorted(by_date) == ["20250115", "20250420", TODAY]
+    assert find_prior(conn, by_date[TODAY]).StudyInstanceUID == by_date["20250420"].StudyInstanceUID  # not the CT of 20250301
+    assert find_prior(conn, by_date["20250420"]).StudyInstanceUID == by_date["20250115"].StudyInstanceUID
+    assert find_prior(conn, by_date["20250115"]) is None
+    ct = find_studies(conn, StudyQuery(patient_id=bravo, modalities=("CT",)))[0]
+    assert find_prior(conn, by_date[TODAY], ("CT",)).StudyInstanceUID == ct.StudyInstanceUID

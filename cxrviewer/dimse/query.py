@@ -293,6 +293,18 @@ def find_studies(conn: Connection, query: StudyQuery) -> list[Study]:
     return _sorted(found.values())
 
 
+def find_prior(conn: Connection, study: Study, modalities: Sequence[str] = DEFAULT_MODALITIES) -> Study | None:
+    """The same patient's most recent study of ``modalities`` before ``study`` (by Study Date,
+    then Study Time), or None; a study without a Patient ID has no prior we can find."""
+    if not study.PatientID or not study.StudyDate:
+        return None
+    earlier = [s for s in find_studies(conn, StudyQuery(patient_id=study.PatientID, study_date=f"-{study.StudyDate}",
+                                                        modalities=tuple(modalities)))
+               if s.StudyInstanceUID != study.StudyInstanceUID and s.PatientID == study.PatientID
+               and (s.StudyDate, s.StudyTime) < (study.StudyDate, study.StudyTime)]
+    return max(earlier, key=lambda s: (s.StudyDate, s.StudyTime, s.StudyInstanceUID), default=None)
+
+
 def find_series(conn: Connection, study_uid: str, modalities: Sequence[str] = DEFAULT_MODALITIES) -> list[Series]:
     """The series of ``study_uid`` whose Modality is one of ``modalities`` (all when empty), by
     Series Number."""

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..dimse import parse_destination
-from ..dimse.query import Connection, Study, StudyQuery, check_connection, find_studies, parse_modalities
+from ..dimse.query import Connection, Study, StudyQuery, check_connection, find_prior, find_studies, parse_modalities
 from ..dimse.retrieve import DEFAULT_CACHE_BYTES, RetrieveCache, default_cache_dir, retrieve_studies
 from ..errors import CxrError, NodeConfigError
 from .pacs import TIMEOUT, load_target
@@ -68,6 +68,16 @@ def retrieve_study(conn: Connection, query: StudyQuery, cache: RetrieveCache, st
     if not got.files:
         raise CxrError(f"Study {study.StudyInstanceUID} has no {', '.join(query.modalities) or ''} film to open.")
     return got.files
+
+
+def retrieve_with_prior(conn: Connection, query: StudyQuery, cache: RetrieveCache, study: Study, *, progress,
+                        cancel) -> tuple[list[Path], list[Path], Study | None]:
+    """The films of ``study`` and of the same patient's previous study (none when there is none)."""
+    files = retrieve_study(conn, query, cache, study, progress=progress, cancel=cancel)
+    prior = find_prior(conn, study, query.modalities)
+    if prior is None:
+        return files, [], None
+    return files, retrieve_study(conn, query, cache, prior, progress=progress, cancel=cancel), prior
 
 
 class PacsQueryDialog(QDialog):
@@ -134,6 +144,10 @@ class PacsQueryDialog(QDialog):
         self.open_button = QPushButton("&Open", self)
         self.open_button.setObjectName("pacs_open")
         self.open_button.clicked.connect(lambda: self.open_row(self.table.currentRow()))
+        self.prior_button = QPushButton("Open with &prior", self)
+        self.prior_button.setObjectName("pacs_open_prior")
+        self.prior_button.setToolTip("Open the study and the same patient's previous one side by side (View ▸ Compare)")
+        self.prior_button.clicked.connect(lambda: self.open_row(self.table.currentRow(), with_prior=True))
         self.cancel_button = QPushButton("Cancel retrieve", self)
         self.cancel_button.setObjectName("pacs_cancel")
         self.cancel_button.setEnabled(False)
@@ -146,6 +160,7 @@ class PacsQueryDialog(QDialog):
         buttons.addWidget(self.test_button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.prior_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(close)
         layout = QVBoxLayout(self)
@@ -192,6 +207,7 @@ class PacsQueryDialog(QDialog):
         self.search_button.setEnabled(not busy)
         self.test_button.setEnabled(not busy)
         self.open_button.setEnabled(not busy)
+        self.prior_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and retrieving)
         self.progress.setVisible(busy)
         if busy:
@@ -248,7 +264,7 @@ class PacsQueryDialog(QDialog):
         item = self.table.item(row, 0) if row >= 0 else None
         return item.data(STUDY_ROLE) if item is not None else None
 
-    def open_row(self, row: int) -> None:
+    def open_row(self, row: int, with_prior: bool = False) -> None:
         study = self.study_at(row)
         if study is None or self._job is not None:
             return
@@ -260,6 +276,10 @@ class PacsQueryDialog(QDialog):
             self.status.setText(str(exc))
             return
         self.status.setText(f"Retrieving study {study.StudyDescription or study.StudyInstanceUID}…")
+        if with_prior:
+            self._start(retrieve_with_prior, conn, query, cache, study, reports=True, result=self._retrieved_with_prior,
+                        error=self._failed, progress=self._progress)
+            return
         self._start(retrieve_study, conn, query, cache, study, reports=True, result=self._retrieved,
                     error=self._failed, progress=self._progress)
 
@@ -273,6 +293,21 @@ class PacsQueryDialog(QDialog):
         self.status.setText(f"{len(files)} film(s) retrieved")
         if self.window.open_paths(files):
             self.accept()
+
+    def _retrieved_with_prior(self, got: tuple[list[Path], list[Path], Study | None]) -> None:
+        files, prior_files, prior = got
+        if not self.window.open_paths([*files, *prior_files]):
+            return
+        w = self.window
+        if prior is None:
+            w.statusBar().showMessage("No earlier study of this patient on the PACS: the study is open alone.", 10000)
+        else:
+            # the study in the main view, the prior's first film beside it (View ▸ Compare)
+            w.act_compare.setChecked(True)
+            if w.compare.active:
+                w.compare.show_entry(len(files))
+            w.statusBar().showMessage(f"Compared with the prior study of {_date(prior.StudyDate)}", 10000)
+        self.accept()
 
     def cancel(self) -> None:
         if self._job is not None:

@@ -77,6 +77,22 @@ def test_search_sort_and_double_click_opens_the_study(qtbot, window, pacs, tmp_p
     assert not d.isVisible()  # accepted
 
 
+def test_open_with_prior_compares_the_previous_study(qtbot, window, pacs, tmp_path):
+    d = dialog_for(window, pacs, tmp_path)
+    pid = PACS_PATIENTS[0][0]
+    search(qtbot, d, patient_id=pid)
+    d.table.sortItems(0, Qt.SortOrder.DescendingOrder)
+    newest = d.study_at(0)
+    assert newest.StudyDate == TODAY
+    d.table.selectRow(0)
+    d.prior_button.click()
+    qtbot.waitUntil(lambda: len(window.model.entries) == 4, timeout=WAIT_MS)
+    prior = next(f.study_uid for f in pacs.films if f.patient_id == pid and f.study_date == "20250320")
+    uids = [str(pydicom.dcmread(e.path, stop_before_pixels=True).StudyInstanceUID) for e in window.model.entries]
+    assert uids[:2] == [newest.StudyInstanceUID] * 2 and uids[2:] == [prior] * 2
+    assert window.compare.active and window.compare.index == 2  # the prior beside the study
+
+
 def test_a_bad_pacs_says_so_without_a_traceback(qtbot, window, pacs, tmp_path):
     d = dialog_for(window, pacs, tmp_path)
     d.test_button.click()
