@@ -1,12 +1,13 @@
-"""Picture File ▸ Open from PACS (a search's results) and the study it opens (docs/gui.md).
+"""Picture File ▸ Open from PACS (a search's results) and the study it opens with its prior
+side by side (docs/gui.md).
 
-    xvfb-run -a -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb PYTHONPATH=tests \\
-        .venv/bin/python scripts/screenshot_pacs.py docs/gui-open-pacs.png docs/gui-open-pacs-study.png
+    xvfb-run -a -s "-screen 0 1700x1000x24" env QT_QPA_PLATFORM=xcb PYTHONPATH=tests \\
+        .venv/bin/python scripts/screenshot_pacs.py docs/gui-open-pacs.png docs/gui-open-pacs-prior.png
 
 Starts a real Orthanc (Debian's, on loopback ports: tests/orthancserver.py) loaded with the test
 suite's generated patients (tests/dicomfactory.py, NIH sample pixels), searches it for
-``DOE^J*`` through the dialog, grabs the dialog, double-clicks the first study and grabs the
-window once its films are scored. PNGs over 300 KB are reduced to 256 colours.
+``DOE^J*`` through the dialog, grabs the dialog, opens the newest study with its prior (Open with
+prior) and grabs the window once the films are scored. PNGs over 300 KB are reduced to 256 colours.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def main(dialog_png: Path, window_png: Path) -> int:
             server.upload(f.path)
         store = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(store, device="cpu", results_dir=tmp / "results")
-        window.resize(1280, 800)
+        window.resize(1600, 900)
         window.show()
         save_target(store, PacsTarget(server.aet, LOOPBACK, server.dicom_port, "CXRVIEWER"))
         dialog = PacsQueryDialog(window, cache=RetrieveCache(tmp / "cache"))
@@ -74,9 +75,10 @@ def main(dialog_png: Path, window_png: Path) -> int:
         wait(lambda: not dialog.busy and dialog.table.rowCount() > 0, 30)
         wait(lambda: False, 0.5)
         _save(dialog, dialog_png)
-        dialog.open_row(0)
-        wait(lambda: len(window.model.entries) == 2 and window.model.prediction is not None, 60)
-        wait(lambda: False, 3)
+        dialog.table.sortItems(0)  # newest last: its prior is the row above
+        dialog.open_row(dialog.table.rowCount() - 1, with_prior=True)
+        wait(lambda: len(window.model.entries) == 4 and window.model.prediction is not None, 60)
+        wait(lambda: False, 5)  # the compared pane reads and scores its film
         _save(window, window_png)
         window.session.shutdown(10_000)
     return 0
