@@ -111,6 +111,20 @@ class PacsSendError(CxrError):
     """Results could not be sent to the PACS destination set in the app (unreachable, refused)."""
 
 
+class PacsQueryError(CxrError):
+    """A PACS (DICOM AE or DICOMweb service) could not be queried: unreachable, refused, a
+    malformed filter, or an answer that is not DICOM."""
+
+
+class PacsRetrieveError(CxrError):
+    """Films could not be retrieved from a PACS (refused, unreachable, it went away mid-way, or
+    some of a series' instances did not arrive); nothing partial is kept as complete."""
+
+
+class RetrieveCancelledError(PacsRetrieveError):
+    """A retrieve was cancelled (C-CANCEL sent); what had arrived of the series is discarded."""
+
+
 class ClusterError(CxrError):
     """The cluster engine cannot run: Ray is missing, its cluster cannot be reached, or a worker
     could not load the model."""

@@ -348,3 +348,85 @@ def corpus_cases(*roles: str) -> list:
 
     return [pytest.param(kind, role, id=f"{kind}-{role}") for kind in CORPORA for role in roles
             if kind == "generated" or role in ROLES]
+
+
+# --- A PACS's worth of studies (query/retrieve tests) -------------------------------------------
+
+#: (patient ID, patient name) of the generated PACS patients; the IDs are long and unusual so a
+#: test can look for them in log output.
+PACS_PATIENTS = (("PACS-ALPHA-0001", "DOE^JOHN"), ("PACS-BRAVO-0002", "DOE^JANE"), ("PACS-CHARLIE-0003", "ROE^RICHARD"))
+
+
+@dataclass(frozen=True)
+class PacsFilm:
+    """One generated instance of :func:`make_pacs_studies` and what it was made with."""
+
+    path: Path
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    study_date: str
+    accession: str
+    modality: str
+    view: str
+
+
+def make_pacs_studies(folder: Path, today: str, size: int = 128) -> list[PacsFilm]:
+    """Every patient of :data:`PACS_PATIENTS` with three chest studies (two dated in 2025, one
+    ``today``), each a PA and a lateral film in a series of its own (CR for the first patient's,
+    DX for the others'), real NIH pixels; the first patient's first study also holds a Basic Text
+    SR series (not a film: never retrieved for CR/DX), and the second patient has a CT-only
+    study (not a chest film study)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = sorted(p.name for p in SAMPLES.glob("*.png"))
+    out: list[PacsFilm] = []
+    k = 0
+    for p, (pid, name) in enumerate(PACS_PATIENTS):
+        modality, sop = ("CR", CR_IMAGE) if p == 0 else ("DX", DX_IMAGE)
+        for s, date in enumerate(("20250115", f"2025{p + 3:02d}20", today)):
+            study = generate_uid()
+            accession = f"ACC{p}{s}"
+            for view in ("PA", "LL"):
+                px = sample_gray(samples[k % len(samples)], size)
+                k += 1
+                series = generate_uid()
+                ds = dicom_dataset(px, sop_class=sop, modality=modality, PatientID=pid, PatientName=name,
+                                   StudyInstanceUID=study, SeriesInstanceUID=series, StudyDate=date,
+                                   StudyTime="101500", StudyDescription=f"CHEST PA LAT {s}",
+                                   AccessionNumber=accession, ViewPosition=view, SeriesNumber=1 if view == "PA" else 2,
+                                   InstanceNumber=1, SeriesDescription=f"{view} view", StudyID=str(s + 1))
+                path = write_dicom(folder / f"{pid}-{s}-{view}.dcm", ds)
+                out.append(PacsFilm(path, pid, name, study, series, str(ds.SOPInstanceUID), date, accession, modality, view))
+            if p == 0 and s == 0:
+                series = generate_uid()
+                ds = dicom_dataset(np.zeros((8, 8), np.uint8), sop_class=BASIC_TEXT_SR, modality="SR", PatientID=pid,
+                                   PatientName=name, StudyInstanceUID=study, SeriesInstanceUID=series, StudyDate=date,
+                                   AccessionNumber=accession, PixelData=None, Rows=None, Columns=None,
+                                   BitsAllocated=None, BitsStored=None, HighBit=None, PixelRepresentation=None,
+                                   SamplesPerPixel=None, PhotometricInterpretation=None)
+                path = write_dicom(folder / f"{pid}-{s}-SR.dcm", ds)
+                out.append(PacsFilm(path, pid, name, study, series, str(ds.SOPInstanceUID), date, accession, "SR", ""))
+        if p == 1:
+            study, series = generate_uid(), generate_uid()
+            ds = dicom_dataset(sample_gray(samples[0], 64), sop_class="1.2.840.10008.5.1.4.1.1.2", modality="CT",
+                               PatientID=pid, PatientName=name, StudyInstanceUID=study, SeriesInstanceUID=series,
+                               StudyDate="20250301", AccessionNumber=f"ACC{p}CT", StudyDescription="CT THORAX",
+                               StudyID="9", StudyTime="090000", SeriesNumber=1, InstanceNumber=1)
+            path = write_dicom(folder / f"{pid}-CT.dcm", ds)
+            out.append(PacsFilm(path, pid, name, study, series, str(ds.SOPInstanceUID), "20250301", f"ACC{p}CT", "CT", ""))
+    return out
+
+
+def make_big_series(folder: Path, n: int, size: int = 512) -> list[Path]:
+    """One patient (``PACS-BIG-0009``), one study, one DX series of ``n`` films: a retrieve long
+    enough to cancel or to kill the PACS in the middle of."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series = generate_uid(), generate_uid()
+    px = sample_gray(CHEST_SAMPLE, size).astype(np.uint16) * 16
+    return [write_dicom(folder / f"big-{i:03d}.dcm",
+                        dicom_dataset(px, sop_class=DX_IMAGE, modality="DX", bits_stored=12, PatientID="PACS-BIG-0009",
+                                      PatientName="BIG^SERIES", StudyInstanceUID=study, SeriesInstanceUID=series,
+                                      StudyDate="20250505", InstanceNumber=i + 1, ViewPosition="PA"))
+            for i in range(n)]

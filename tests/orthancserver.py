@@ -3,7 +3,9 @@
 Each server gets a temporary configuration and storage, never the system service's. Orthanc
 1.10 has no option to bind its DICOM port to one address, so it is told to take C-STORE and
 C-ECHO only from the modalities it names, each checked by address (127.0.0.1), and its HTTP
-port refuses remote access. DICOMweb (STOW-RS) is there when Debian's orthanc-dicomweb plugin is.
+port refuses remote access. DICOMweb (STOW-RS, QIDO-RS, WADO-RS) is there when Debian's orthanc-dicomweb plugin is.
+With ``query_retrieve`` any caller on loopback may query (C-FIND) and C-GET; C-MOVE sends only
+to the named modalities.
 """
 
 from __future__ import annotations
@@ -121,7 +123,11 @@ class Orthanc:
         return ids
 
     # ------------------------------------------------------------- lifecycle
-    def start(self, modalities: dict[str, tuple[str, int]]) -> None:
+    def start(self, modalities: dict[str, tuple[str, int]], query_retrieve: bool = False, extra: dict | None = None) -> None:
+        """Start on ``modalities`` ({name: (AE title, port)}); with ``query_retrieve`` any caller
+        on loopback may C-FIND and C-GET (it then also accepts associations from AE titles it
+        does not list, which the node's tests want refused); ``extra`` adds configuration
+        options (e.g. DICOM TLS)."""
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "cxrviewer-test-pacs",
@@ -134,13 +140,18 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.is_file() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            # Only the named modalities, from their own address, may store or echo.
+            # Only the named modalities, from their own address, may store or echo; with
+            # query_retrieve anyone on loopback may query and C-GET (cxrviewer's query/retrieve
+            # tests); a C-MOVE goes only to a named modality (its AE title, address and port).
             "DicomAlwaysAllowStore": False,
             "DicomAlwaysAllowEcho": False,
+            "DicomAlwaysAllowFind": query_retrieve,
+            "DicomAlwaysAllowGet": query_retrieve,
             "DicomCheckModalityHost": True,
             "DicomModalities": {name: [aet, LOOPBACK, port] for name, (aet, port) in modalities.items()},
             "StableAge": 1,
             "HttpTimeout": 30,
+            **(extra or {}),
         }
         cfg = self.root / "orthanc.json"
         cfg.write_text(json.dumps(config, indent=1))
@@ -180,11 +191,11 @@ def referenced_uids(ds: pydicom.Dataset) -> set[str]:
 
 
 @contextlib.contextmanager
-def running_orthanc(folder: Path, peers: dict):
+def running_orthanc(folder: Path, peers: dict, query_retrieve: bool = False, extra: dict | None = None):
     """A real Orthanc in ``folder`` on free loopback ports, knowing ``peers``
-    ({name: (AE title, port)}), stopped on leaving."""
+    ({name: (AE title, port)}), stopped on leaving; ``query_retrieve``: see :meth:`Orthanc.start`."""
     server = Orthanc(folder, free_port(), free_port())
-    server.start(peers)
+    server.start(peers, query_retrieve, extra)
     try:
         yield server
     finally:

@@ -1,4 +1,4 @@
-"""Command line: ``cxrviewer score | validate | export | info | listen``; no subcommand starts the desktop app.
+"""Command line: ``cxrviewer score | validate | export | info | listen | query | retrieve``; no subcommand starts the desktop app.
 
 Exit codes: 0 every film scored; 1 some films could not be scored (their rows say why); 2 usage
 or setup errors (bad arguments, a missing input, an output that is one of the inputs, an unusable
@@ -29,17 +29,21 @@ from ..errors import (
     OutputError,
     OutputFormatError,
     OutputInUseError,
+    PacsQueryError,
+    PacsRetrieveError,
+    RetrieveCancelledError,
     SpoolError,
     UnknownClassError,
     UnknownResultsFileError,
 )
-from . import export, info, listen, score, validate
+from . import export, info, listen, query, retrieve, score, validate
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 
 logger = logging.getLogger("cxrviewer")
 
 #: The subcommands, each a module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
-COMMANDS = {"score": score, "validate": validate, "export": export, "info": info, "listen": listen}
+COMMANDS = {"score": score, "validate": validate, "export": export, "info": info, "listen": listen, "query": query,
+            "retrieve": retrieve}
 SUBCOMMANDS = tuple(COMMANDS)
 
 #: The options to name when an error of this kind is printed (library messages name none). A
@@ -57,6 +61,9 @@ FLAG_HINTS: dict[type, str] = {
     OutputFormatError: "--out / --format",
     SpoolError: "--spool",
     ClusterError: "--engine ray / --ray-address",
+    RetrieveCancelledError: "",
+    PacsQueryError: "--pacs / --calling-ae / --timeout / --tls-ca",
+    PacsRetrieveError: "--pacs / --method / --move-to-port / --calling-ae",
 }
 
 

@@ -21,7 +21,7 @@ logger = logging.getLogger("cxrviewer")
 
 def add_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score films and folders into a CSV", description="Score PNG/JPEG/DICOM films and folders into a CSV (resumes an existing --out).")
-    s.add_argument("inputs", nargs="+", type=_input, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them; also URLs (s3://, gs://, file://)")
+    s.add_argument("inputs", nargs="*", type=_input, metavar="INPUT", help="film files (PNG, JPEG, TIFF, BMP, DICOM) and folders of them; also URLs (s3://, gs://, file://); or none, with --pacs")
     s.add_argument("--out", type=str, required=True, metavar="CSV_OR_DIR", help="results CSV, or a folder (an existing one, or a name ending in /) of Parquet shards; a folder may be a URL (s3://bucket/results/, gs://, file://); one of ours that exists is resumed (required)")
     s.add_argument("--recursive", "-r", action="store_true", help="also score films in sub-folders (default: the folder itself only)")
     s.add_argument("--export-dir", type=_input, metavar="DIR", help="also write an annotated PNG per scored film into DIR, a folder or a URL (s3://, gs://, file://) (default: none)")
@@ -37,10 +37,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
     add_model_options(s)
     add_display_options(s, "positives")
+    from .pacs import add_connection_options, add_filter_options, add_retrieve_options
+
+    pacs = s.add_argument_group("from a PACS (instead of INPUTs): retrieve the studies the filters select, then score them")
+    add_connection_options(pacs, required=False)
+    add_filter_options(s)
+    add_retrieve_options(s, default_cache=True)
     return s
 
 
 def check_args(args, parser: argparse.ArgumentParser) -> None:
+    if args.pacs:
+        from .pacs import check_pacs_args
+
+        if args.inputs:
+            parser.error("give INPUTs or --pacs, not both")
+        check_pacs_args(args, parser)
+    elif not args.inputs:
+        parser.error("give the films to score (INPUT), or --pacs with filters")
+    elif args.patient_id or args.patient_name or args.accession or args.study_date or args.study:
+        parser.error("the study filters (--patient-id, --patient-name, --accession, --study-date, --study) go with --pacs")
     if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if args.workers is not None and args.workers < 1:
@@ -73,9 +89,15 @@ def run(args) -> int:
     from ..storage import check_writable_dir
     from ..io import is_url, list_films
 
-    check_inputs([p for p in args.inputs if not is_url(p)])
     out = _results_target(args.out)
-    paths = list_films(args.inputs, recursive=args.recursive)
+    if args.pacs:
+        from .pacs import retrieve
+
+        # the films land in the retrieve cache, always under the same names: a second run resumes
+        paths = retrieve(args, None, show_progress=not args.no_progress).files
+    else:
+        check_inputs([p for p in args.inputs if not is_url(p)])
+        paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
         raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
     clf = load_classifier(args, threads=session_threads(args.workers, args.device))

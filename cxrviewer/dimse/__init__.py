@@ -4,7 +4,9 @@
 titles (nothing there touches the network); :mod:`.echo` is the Verification SCU (C-ECHO);
 :mod:`.store` sends files by C-STORE, :mod:`.web` by STOW-RS. The app's Send to PACS and the
 node's sender (:mod:`cxrviewer.node.sender`) both send through here, so the app never imports
-the node. Query/retrieve (C-FIND, C-GET/C-MOVE, QIDO/WADO) belongs here too.
+the node. :mod:`.query` finds studies (C-FIND at Study Root, QIDO-RS) and :mod:`.retrieve` brings
+their films into a retrieve cache (C-GET, C-MOVE, WADO-RS), for ``cxrviewer query`` /
+``retrieve`` / ``score --pacs`` and the app's File ▸ Open from PACS (docs/pacs.md).
 
 Importing the package loads only the destinations: pynetdicom and dicomweb-client are imported
 by the calls that use them.

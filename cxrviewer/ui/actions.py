@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
 from .header_view import show_header
+from .pacs_query_dialog import open_dicom_cd, open_pacs_dialog
 
 Key = QKeySequence.StandardKey
 
@@ -44,6 +45,10 @@ MENUS: tuple[tuple[str, tuple[ActionSpec | str, ...]], ...] = (
                    "Open films (PNG, JPEG, TIFF, BMP, DICOM)"),
         ActionSpec("open_folder", "Open &folder…", lambda w: w.open_folder_dialog(), ("Ctrl+Shift+O",),
                    "Open every film in a folder and score them all"),
+        ActionSpec("open_pacs", "Open from P&ACS…", lambda w: open_pacs_dialog(w), (),
+                   "Search the PACS (C-FIND or DICOMweb) and open a study's films (as `cxrviewer query` / `retrieve`)"),
+        ActionSpec("open_cd", "Open DICOM &CD…", lambda w: open_dicom_cd(w), (),
+                   "Open a study from a DICOM CD or USB stick: its DICOMDIR, or its files' headers"),
         RECENT,
         ActionSpec("close_all", "C&lose all", lambda w: w.close_all(), ("Ctrl+Shift+W",),
                    "Empty the worklist (Open adds films and folders to it)"),
