@@ -360,9 +360,8 @@ def associate(conn: Connection, contexts: Sequence[tuple[str, Sequence[str] | No
     """An established association with ``conn``'s AE proposing ``contexts`` ((abstract syntax,
     transfer syntaxes or None for pynetdicom's default)), with TLS when ``conn`` has it; raises
     :class:`PacsQueryError` saying why not."""
-    from pynetdicom import AE, evt
+    from pynetdicom import AE
 
-    from .pacing import on_conn_open
     from .store import unreachable
 
     dest = conn.source
@@ -375,7 +374,7 @@ def associate(conn: Connection, contexts: Sequence[tuple[str, Sequence[str] | No
         else:
             ae.add_requested_context(abstract, list(syntaxes))
     tls_args = (conn.tls.context(), dest.host) if conn.tls is not None else None
-    handlers = [(evt.EVT_CONN_OPEN, on_conn_open), *(evt_handlers or [])]
+    handlers = list(evt_handlers or [])
     assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, ext_neg=roles or None,
                          evt_handlers=handlers, tls_args=tls_args)
     if not assoc.is_established:

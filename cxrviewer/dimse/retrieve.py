@@ -454,13 +454,12 @@ class MoveDestination:
     def __enter__(self) -> MoveDestination:
         from pynetdicom import AE, evt
 
-        from .pacing import on_conn_open
 
         ae = AE(ae_title=self.conn.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.conn.timeout
         for sop in STORAGE_CLASSES:
             ae.add_supported_context(sop, list(TRANSFER_SYNTAXES))
-        handlers = [(evt.EVT_C_STORE, _store_handler(self._route)), (evt.EVT_CONN_OPEN, on_conn_open)]
+        handlers = [(evt.EVT_C_STORE, _store_handler(self._route))]
         try:
             self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         except OSError as exc:
