@@ -454,7 +454,6 @@ class MoveDestination:
     def __enter__(self) -> MoveDestination:
         from pynetdicom import AE, evt
 
-
         ae = AE(ae_title=self.conn.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.conn.timeout
         for sop in STORAGE_CLASSES:
