@@ -14,8 +14,9 @@ Two layouts are read, told apart by their header:
 
 Findings are matched to the model's labels by name as :mod:`cxrviewer.classes` matches them
 (``Pleural_Thickening`` = ``pleural thickening``). A name the model does not have is counted
-(``unknown_labels``), never an error; so is a film listed twice (the first row counts).
-Films are matched to rows by file name (:meth:`LabelTable.row_for`). No patient name or ID is
+(``unknown_labels``), never an error; so is a film listed twice (the same path; the first row
+counts). Films are matched to rows by file name, rows of the same name by their folders
+(:meth:`LabelTable.row_for`). Columns may be separated by ``,``, ``;`` or tabs. No patient name or ID is
 ever logged: a patient ID is only used to group films for the bootstrap.
 """
 
@@ -83,34 +84,68 @@ class LabelTable:
     #: whether the file has a patient column (the bootstrap then resamples patients)
     has_patients: bool = False
 
+    #: each row's file cell as a path (``/``-separated, as the file gives it): tells apart rows
+    #: that name files of the same name in different folders (CheXpert's ``view1_frontal.jpg``)
+    cells: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
-        by_name: dict[str, int] = {}
-        by_stem: dict[str, int | None] = {}
+        by_name: dict[str, list[int]] = {}
+        by_stem: dict[str, list[int]] = {}
         for i, name in enumerate(self.names):
-            by_name.setdefault(name, i)
-            stem = _stem(name)
-            by_stem[stem] = None if stem in by_stem and by_stem[stem] != i else i
+            by_name.setdefault(name, []).append(i)
+            by_stem.setdefault(_stem(name), []).append(i)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_stem", by_stem)
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def row_for(self, film: Path | str) -> int | None:
-        """The row of ``film``: the row whose file name is the film's, else the one whose name
-        without its extension is the film's (``00000022_000.png`` for ``00000022_000.dcm``),
-        when only one row has that stem; None when the file does not list it."""
+    def row_for(self, film: Path | str, *, stem: bool = True) -> int | None:
+        """The row of ``film``: the row whose file name is the film's, else (``stem``) the one
+        whose name without its extension is the film's (``00000022_000.png`` for
+        ``00000022_000.dcm``); where several rows have that name, the one whose path shares the
+        most trailing folders with the film's (none when that is a tie); None when the file does
+        not list it."""
         name = file_name(film)
-        row = self._by_name.get(name)  # type: ignore[attr-defined]
-        if row is None:
-            row = self._by_stem.get(_stem(name))  # type: ignore[attr-defined]
-        return row
+        rows = self._by_name.get(name)  # type: ignore[attr-defined]
+        if not rows and stem:
+            rows = self._by_stem.get(_stem(name))  # type: ignore[attr-defined]
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return rows[0]
+        parts = _parts(os.fspath(film))[:-1]
+        shared = [_common_tail(parts, _parts(self.cells[r])[:-1]) if self.cells else 0 for r in rows]
+        best = max(shared)
+        return rows[shared.index(best)] if best > 0 and shared.count(best) == 1 else None
 
 
 def file_name(path: Path | str) -> str:
     """The last part of a path, a URL or a labels cell (either kind of separator)."""
     text = os.fspath(path).rstrip("/\\")
     return PureWindowsPath(PurePosixPath(text).name).name
+
+
+def _parts(text: str) -> list[str]:
+    """A path, URL or labels cell as its parts (either kind of separator; no empty or ``.`` parts)."""
+    return [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _common_tail(a: Sequence[str], b: Sequence[str]) -> int:
+    """How many trailing parts ``a`` and ``b`` share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def _delimiter(header: str) -> str:
+    """The field separator of a CSV whose first line is ``header``: ``,``, or ``;`` / tab where
+    they split it into more columns (a spreadsheet saved as CSV in a locale whose decimal
+    separator is the comma writes ``;``)."""
+    counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in (",", ";", "\t")}
+    best = max(counts.values())
+    return next(d for d, n in counts.items() if n == best)
 
 
 def _stem(name: str) -> str:
@@ -124,7 +159,9 @@ def read_labels(path: Path | str, labels: Sequence[str]) -> LabelTable:
     opener = gzip.open if path.suffix.lower() == ".gz" else open  # Data_Entry_2017.csv.gz as the NIH ships it
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            delimiter = _delimiter(fh.readline())
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
             records = [r for r in reader if any(cell.strip() for cell in r)]
     except FileNotFoundError:
@@ -181,6 +218,7 @@ class _Rows:
         self.sex_col = _column(header_keys, _SEX_COLUMNS)
         self.view_col = _column(header_keys, _VIEW_COLUMNS)
         self.names: list[str] = []
+        self.cells: list[str] = []
         self.values: list[np.ndarray] = []
         self.patients: list[str] = []
         self.ages: list[float] = []
@@ -192,15 +230,17 @@ class _Rows:
 
     def take(self, record: Sequence[str]) -> str | None:
         """The film's name when the row is new (its metadata recorded), else None."""
-        name = file_name(_cell(record, self.file_col))
+        cell = "/".join(_parts(_cell(record, self.file_col)))
+        name = file_name(cell)
         if not name:
             self.nameless += 1
             return None
-        if name in self.seen:
+        if cell in self.seen:
             self.duplicates += 1
             return None
-        self.seen.add(name)
+        self.seen.add(cell)
         self.names.append(name)
+        self.cells.append(cell)
         self.patients.append(_cell(record, self.patient_col))
         self.ages.append(parse_age(_cell(record, self.age_col)))
         self.sexes.append(parse_sex(_cell(record, self.sex_col)))
@@ -215,7 +255,7 @@ class _Rows:
         values = np.array(self.values, dtype=np.float64).reshape(len(self.names), len(labels))
         return LabelTable(
             path=path, layout=layout, labels=labels, names=tuple(self.names), values=values,
-            patients=tuple(self.patients), ages=np.array(self.ages, dtype=np.float64),
+            cells=tuple(self.cells), patients=tuple(self.patients), ages=np.array(self.ages, dtype=np.float64),
             sexes=tuple(self.sexes), views=tuple(self.views), unknown_labels=dict(sorted(unknown.items())),
             absent_labels=absent, duplicate_rows=self.duplicates, rows_without_name=self.nameless,
             has_patients=self.patient_col is not None and any(self.patients),

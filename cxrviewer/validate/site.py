@@ -66,17 +66,21 @@ class Validation:
 
 def match_films(films: Sequence[Path | str], table: LabelTable) -> tuple[list[tuple[Path | str, int]], list[Path | str]]:
     """([(film, its labels row)], films the labels file does not list); a row claimed by an
-    earlier film is not given to a later one of the same name (that one counts as unlisted)."""
-    matched: list[tuple[Path | str, int]] = []
-    unlisted: list[Path | str] = []
+    earlier film is not given to a later one of the same name (that one counts as unlisted).
+    Films whose file name a row gives exactly are matched first: ``a.png`` keeps its row when an
+    ``a.dcm`` beside it would take it by its stem."""
+    rows: dict[int, int] = {}
     taken: set[int] = set()
-    for f in films:
-        row = table.row_for(f)
-        if row is None or row in taken:
-            unlisted.append(f)
-        else:
-            taken.add(row)
-            matched.append((f, row))
+    for stem in (False, True):
+        for i, f in enumerate(films):
+            if i in rows:
+                continue
+            row = table.row_for(f, stem=stem)
+            if row is not None and row not in taken:
+                taken.add(row)
+                rows[i] = row
+    matched = [(f, rows[i]) for i, f in enumerate(films) if i in rows]
+    unlisted = [f for i, f in enumerate(films) if i not in rows]
     return matched, unlisted
 
 

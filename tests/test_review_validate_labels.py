@@ -1,0 +1,47 @@
+"""Labels files as real sites write them (review): a spreadsheet's semicolon CSV, CheXpert's paths
+whose file names repeat, and a PNG beside a DICOM of the same stem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinymodel import LABELS
+
+from cxrviewer.validate.labels import read_labels
+from cxrviewer.validate.site import match_films
+
+
+def test_a_semicolon_csv_with_bom_and_crlf_is_read(tmp_path):
+    # Excel in a locale whose decimal separator is the comma saves "CSV" with semicolons
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufeffImage Index;Finding Labels;Patient ID;View Position;OriginalImage[Width,Height]\r\n"
+                     "a.png;Mass|Edema;1;PA;2500,2048\r\nb.png;No Finding;2;AP;2500,2048\r\n".encode("utf-8"))
+    table = read_labels(path, LABELS)
+    assert table.layout == "nih" and table.names == ("a.png", "b.png")
+    assert table.values[0, LABELS.index("Mass")] == 1 and table.views == ("PA", "AP") and table.has_patients
+
+
+def test_rows_of_the_same_file_name_in_other_folders_are_told_apart_by_their_path(tmp_path):
+    # CheXpert names every frontal film view1_frontal.jpg: the folders say which film a row is
+    path = tmp_path / "valid.csv"
+    path.write_text("Path,Mass,Edema\n"
+                    "CheXpert-v1.0-small/valid/patient1/study1/view1_frontal.jpg,1,0\n"
+                    "CheXpert-v1.0-small/valid/patient2/study1/view1_frontal.jpg,0,1\n"
+                    "CheXpert-v1.0-small/valid/patient2/study1/view1_frontal.jpg,1,1\n")
+    table = read_labels(path, LABELS)
+    assert len(table) == 2 and table.duplicate_rows == 1  # only the same path twice is a duplicate
+    films = [Path("/data/chexpert/valid/patient2/study1/view1_frontal.jpg"),
+             Path("/data/chexpert/valid/patient1/study1/view1_frontal.jpg"),
+             Path("/data/other/view1_frontal.jpg")]  # shares no folder with either row: not guessed
+    matched, unlisted = match_films(films, table)
+    assert matched == [(films[0], 1), (films[1], 0)] and unlisted == [films[2]]
+    assert table.values[1, LABELS.index("Edema")] == 1 and table.values[1, LABELS.index("Mass")] == 0
+
+
+def test_a_film_named_exactly_keeps_its_row_from_a_film_of_the_same_stem(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("Image Index,Finding Labels\n00000003_001.png,Hernia\n")
+    table = read_labels(path, LABELS)
+    films = [Path("/f/00000003_001.dcm"), Path("/f/00000003_001.png")]  # the DICOM sorts first
+    matched, unlisted = match_films(films, table)
+    assert matched == [(films[1], 0)] and unlisted == [films[0]]
