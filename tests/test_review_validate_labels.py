@@ -45,3 +45,26 @@ def test_a_film_named_exactly_keeps_its_row_from_a_film_of_the_same_stem(tmp_pat
     films = [Path("/f/00000003_001.dcm"), Path("/f/00000003_001.png")]  # the DICOM sorts first
     matched, unlisted = match_films(films, table)
     assert matched == [(films[1], 0)] and unlisted == [films[0]]
+
+
+def test_a_report_inside_the_films_folder_is_not_read_as_films_by_the_rerun(tmp_path, tiny_model, nih_samples):
+    import json
+    import shutil
+
+    from cxrviewer.cli import main
+
+    films = tmp_path / "films"
+    (films / "a").mkdir(parents=True)
+    for f in nih_samples[:3]:
+        shutil.copy(f, films / "a" / f.name)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Image Index,Finding Labels\n" + "".join(
+        f"{f.name},{'Mass' if i else 'No Finding'}\n" for i, f in enumerate(nih_samples[:3])))
+    report = films / "report"  # beside the films, inside the folder given with -r
+    args = ["validate", str(films), "-r", "--labels", str(labels), "--report", str(report), "--model", str(tiny_model),
+            "--bootstrap", "0", "--no-progress"]
+    assert main(args) == 0
+    assert (report / "roc.png").is_file()
+    assert main(args) == 0
+    doc = json.loads((report / "metrics.json").read_text())
+    assert doc["films"]["inputs"] == 3 and doc["films"]["not_in_labels_file"] == 0, doc["films"]

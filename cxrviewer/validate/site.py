@@ -103,6 +103,28 @@ def _refuse_film_folder(report: Path, films: Sequence[Path | str]) -> None:
                                 "by the next run. Choose another folder for the report.")
 
 
+def _without_report_figures(films: Sequence[Path | str], report: Path) -> list[Path | str]:
+    """``films`` less the report's own figures (``roc.png``, ``finding-NN-*.png`` in the report
+    folder): a report inside a folder given with ``--recursive`` is not read as films by a rerun."""
+    from .report import FIGURE_NAME
+
+    try:
+        target = os.stat(report)
+    except OSError:
+        return list(films)
+
+    def figure(f: Path | str) -> bool:
+        if is_url(f) or not FIGURE_NAME.match(Path(f).name):
+            return False
+        try:
+            st = os.stat(os.path.dirname(os.path.abspath(f)))
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
+
+    return [f for f in films if not figure(f)]
+
+
 def _check_results_model(results: Path, model_version: str) -> None:
     """A results file in the report folder scored by another model would mix two models' scores."""
     if not results.is_file():
@@ -172,6 +194,7 @@ def validate(
     from .report import figure_class, write_report
 
     info = classifier.info
+    films = _without_report_figures(films, Path(report_dir))
     table = read_labels(labels_file, info.labels)
     matched, unlisted = match_films(films, table)
     if not matched:
