@@ -21,7 +21,7 @@ def test_a_semicolon_csv_with_bom_and_crlf_is_read(tmp_path):
     assert table.values[0, LABELS.index("Mass")] == 1 and table.views == ("PA", "AP") and table.has_patients
 
 
-def test_rows_of_the_same_file_name_in_other_folders_are_told_apart_by_their_path(tmp_path):
+def test_rows_of_the_same_file_name_in_other_folders_are_told_apart_by_their_path(tmp_path, monkeypatch):
     # CheXpert names every frontal film view1_frontal.jpg: the folders say which film a row is
     path = tmp_path / "valid.csv"
     path.write_text("Path,Mass,Edema\n"
@@ -36,6 +36,11 @@ def test_rows_of_the_same_file_name_in_other_folders_are_told_apart_by_their_pat
     matched, unlisted = match_films(films, table)
     assert matched == [(films[0], 1), (films[1], 0)] and unlisted == [films[2]]
     assert table.values[1, LABELS.index("Edema")] == 1 and table.values[1, LABELS.index("Mass")] == 0
+    # a film named relative to the working folder: its folders are those of the working folder
+    study = tmp_path / "valid" / "patient2" / "study1"
+    study.mkdir(parents=True)
+    monkeypatch.chdir(study)
+    assert table.row_for(Path("view1_frontal.jpg")) == 1
 
 
 def test_a_film_named_exactly_keeps_its_row_from_a_film_of_the_same_stem(tmp_path):

@@ -114,7 +114,8 @@ class LabelTable:
             return None
         if len(rows) == 1:
             return rows[0]
-        parts = _parts(os.fspath(film))[:-1]
+        text = os.fspath(film)
+        parts = _parts(text if "://" in text else os.path.abspath(text))[:-1]  # a relative path: from here
         shared = [_common_tail(parts, _parts(self.cells[r])[:-1]) if self.cells else 0 for r in rows]
         best = max(shared)
         return rows[shared.index(best)] if best > 0 and shared.count(best) == 1 else None
