@@ -73,3 +73,18 @@ def test_a_report_inside_the_films_folder_is_not_read_as_films_by_the_rerun(tmp_
     assert main(args) == 0
     doc = json.loads((report / "metrics.json").read_text())
     assert doc["films"]["inputs"] == 3 and doc["films"]["not_in_labels_file"] == 0, doc["films"]
+
+
+def test_a_labels_file_with_none_of_the_models_findings_is_refused_before_scoring(tmp_path, tiny_model, nih_samples,
+                                                                                  capsys):
+    from cxrviewer.cli import main
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,Lung Lesion,Fracture\n" + "".join(f"{f.name},{i % 2},0\n" for i, f in enumerate(nih_samples)))
+    report = tmp_path / "rep"
+    code = main(["validate", *map(str, nih_samples), "--labels", str(labels), "--report", str(report),
+                 "--model", str(tiny_model), "--bootstrap", "0", "--no-figures", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "none of the model's findings" in err and "Lung Lesion" in err and "(--labels)" in err
+    assert not (report / "results.csv").exists()  # refused before hours of scoring

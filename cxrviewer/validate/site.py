@@ -125,6 +125,23 @@ def _without_report_figures(films: Sequence[Path | str], report: Path) -> list[P
     return [f for f in films if not figure(f)]
 
 
+def _refuse_unevaluable(table: LabelTable, rows: Sequence[int], labels_file: Path | str) -> None:
+    """A labels file that gives no finding of the model both a positive and a negative film among
+    the films it lists can evaluate nothing, whatever the scores: refused before scoring."""
+    values = table.values[list(rows)]
+    if any(np.any(values[:, j] == 1) and np.any(values[:, j] == 0) for j in range(values.shape[1])):
+        return
+    named = [label for label in table.labels if label not in table.absent_labels]
+    if not named:
+        theirs = ", ".join(table.unknown_labels) or "none"
+        what = f"names none of the model's findings (its finding columns: {theirs}; the model's: {', '.join(table.labels)})"
+    else:
+        what = (f"gives none of the model's findings both positive and negative films among the {len(rows)} film(s) "
+                "it lists")
+    raise LabelsFileError(f"{labels_file} {what}: nothing could be evaluated, so nothing was scored. Give the labels "
+                          "of these films for the model's findings (docs/validation.md).")
+
+
 def _check_results_model(results: Path, model_version: str) -> None:
     """A results file in the report folder scored by another model would mix two models' scores."""
     if not results.is_file():
@@ -204,6 +221,7 @@ def validate(
             f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column). Give the labels "
             "file of these films, or the films it lists."
         )
+    _refuse_unevaluable(table, [r for _, r in matched], labels_file)
     if tune_to is not None:
         check_target(classifier.path, tune_to)
     if figures:
