@@ -88,3 +88,13 @@ def test_a_labels_file_with_none_of_the_models_findings_is_refused_before_scorin
     assert code == 2, err
     assert "none of the model's findings" in err and "Lung Lesion" in err and "(--labels)" in err
     assert not (report / "results.csv").exists()  # refused before hours of scoring
+
+
+def test_finding_labels_separated_by_commas_or_semicolons_are_each_read(tmp_path):
+    # a site's own export of the NIH layout: "Mass, Edema" or "mass;edema" in place of "Mass|Edema"
+    path = tmp_path / "labels.csv"
+    path.write_text('Image Index,Finding Labels\na.png,"Mass, Edema"\nb.png,mass;pleural_thickening\nc.png,No Finding\n')
+    table = read_labels(path, LABELS)
+    assert table.unknown_labels == {}
+    assert table.values[0, LABELS.index("Mass")] == 1 and table.values[0, LABELS.index("Edema")] == 1
+    assert table.values[1, LABELS.index("Pleural_Thickening")] == 1 and table.values[2].sum() == 0

@@ -274,7 +274,8 @@ def _read_nih(path: Path, header: list[str], keys: list[str], records: list[list
         if rows.take(record) is None:
             continue
         y = np.zeros(len(labels), dtype=np.float64)  # every finding the row does not name is negative
-        for name in (n.strip() for n in _cell(record, findings_col).split("|")):
+        # "|" as the NIH writes it; "," and ";" as a site's own export may (no finding name has them)
+        for name in (n.strip() for n in re.split(r"[|;,]", _cell(record, findings_col))):
             key = name_key(name)
             if not key or key == no_finding:
                 continue
