@@ -347,7 +347,7 @@ def _burn_in_name(picture: np.ndarray, person_name: str) -> np.ndarray:
         # every letter became "?": "Patient: ?, ??" would identify nobody (nor tell two apart)
         raise DicomExportError(
             "The patient's name is in a script the picture's font cannot draw (it draws ASCII letters only): burned "
-            "in, it would read as question marks. Export without --burn-in-patient-name; the DICOM header carries "
+            "in, it would read as question marks. Export it without the burned-in name; the DICOM header carries "
             "the name."
         )
     h, w = picture.shape[:2]
