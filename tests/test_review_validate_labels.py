@@ -98,3 +98,15 @@ def test_finding_labels_separated_by_commas_or_semicolons_are_each_read(tmp_path
     assert table.unknown_labels == {}
     assert table.values[0, LABELS.index("Mass")] == 1 and table.values[0, LABELS.index("Edema")] == 1
     assert table.values[1, LABELS.index("Pleural_Thickening")] == 1 and table.values[2].sum() == 0
+
+
+def test_chexperts_pleural_effusion_is_the_nih_models_effusion(tmp_path):
+    path = tmp_path / "chexpert.csv"
+    path.write_text("Path,Pleural Effusion,Edema\na/1.jpg,1,0\nb/2.jpg,0,1\n")
+    table = read_labels(path, LABELS)
+    effusion = LABELS.index("Effusion")
+    assert list(table.values[:, effusion]) == [1, 0] and "Pleural Effusion" not in table.unknown_labels
+    assert "Effusion" not in table.absent_labels
+    nih = tmp_path / "nih.csv"
+    nih.write_text("Image Index,Finding Labels\na.png,Pleural Effusion|Mass\n")
+    assert read_labels(nih, LABELS).values[0, effusion] == 1

@@ -181,6 +181,20 @@ def read_labels(path: Path | str, labels: Sequence[str]) -> LabelTable:
     return _read_one_hot(path, header, keys, records, tuple(labels))
 
 
+#: The same finding under CheXpert's name (CheXpert, MIMIC-CXR) and the NIH's: torchxrayvision
+#: relabels one as the other. Used only where the model lacks the file's name.
+_ALIASES = {"pleural effusion": "effusion"}
+
+
+def _label_index(labels: Sequence[str]) -> dict[str, int]:
+    """The model's labels by :func:`name_key`, with the :data:`_ALIASES` of those it has."""
+    index = {name_key(label): i for i, label in enumerate(labels)}
+    for alias, key in _ALIASES.items():
+        if key in index and alias not in index:
+            index[alias] = index[key]
+    return index
+
+
 def _column(keys: Sequence[str], names: Sequence[str]) -> int | None:
     for n in names:
         if n in keys:
@@ -267,7 +281,7 @@ def _read_nih(path: Path, header: list[str], keys: list[str], records: list[list
     rows = _Rows(keys)
     rows.file_col = keys.index("image index")
     findings_col = keys.index("finding labels")
-    index = {name_key(label): i for i, label in enumerate(labels)}
+    index = _label_index(labels)
     no_finding = name_key(NO_FINDING)
     unknown: Counter = Counter()
     for record in records:
@@ -319,7 +333,7 @@ def _read_one_hot(path: Path, header: list[str], keys: list[str], records: list[
             f"{path} has neither the NIH columns (Image Index, Finding Labels) nor one-hot finding columns "
             "(0/1 values); see docs/validation.md for the layouts read."
         )
-    index = {name_key(label): i for i, label in enumerate(labels)}
+    index = _label_index(labels)
     label_cols: dict[int, int] = {}
     unknown: Counter = Counter()
     no_finding_col = None
