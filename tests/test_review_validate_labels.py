@@ -110,3 +110,26 @@ def test_chexperts_pleural_effusion_is_the_nih_models_effusion(tmp_path):
     nih = tmp_path / "nih.csv"
     nih.write_text("Image Index,Finding Labels\na.png,Pleural Effusion|Mass\n")
     assert read_labels(nih, LABELS).values[0, effusion] == 1
+
+
+def test_films_the_labels_file_says_are_laterals_are_left_out_as_not_applicable(tmp_path, tiny_model, nih_samples):
+    # CheXpert's valid.csv: "Frontal/Lateral" says Lateral where "AP/PA" is empty; a frontal model's
+    # figures must not mix laterals in (a JPEG has no header for the gate to read)
+    import json
+
+    from cxrviewer.cli import main
+
+    films = nih_samples[:4]
+    labels = tmp_path / "valid.csv"
+    labels.write_text("Path,Sex,Frontal/Lateral,AP/PA,Mass\n" + "".join(
+        f"CheXpert-v1.0-small/valid/patient{i}/study1/{f.name},Male,{'Lateral' if i == 3 else 'Frontal'},"
+        f"{'' if i == 3 else 'PA'},{i % 2}\n" for i, f in enumerate(films)))
+    report = tmp_path / "rep"
+    assert main(["validate", *map(str, films), "--labels", str(labels), "--report", str(report), "--model",
+                 str(tiny_model), "--bootstrap", "0", "--no-figures", "--no-progress"]) == 0
+    doc = json.loads((report / "metrics.json").read_text())
+    assert doc["films"]["labelled"] == 4 and doc["films"]["evaluated"] == 3, doc["films"]
+    assert doc["films"]["not_applicable"] == 1 and doc["films"]["failed"] == 0
+    assert doc["findings"]["Mass"]["n"] == 3
+    rows = (report / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # the lateral was not scored

@@ -50,7 +50,9 @@ _PATIENT_COLUMNS = ("patient id", "patientid", "patient")
 _AGE_COLUMNS = ("patient age", "age", "patientage")
 _SEX_COLUMNS = ("patient gender", "patient sex", "sex", "gender", "patientsex")
 _VIEW_COLUMNS = ("view position", "view", "viewposition", "ap/pa")
-_META = _PATIENT_COLUMNS + _AGE_COLUMNS + _SEX_COLUMNS + _VIEW_COLUMNS
+#: CheXpert's "Frontal/Lateral" (Frontal or Lateral): the view where the view column is empty
+_PLANE_COLUMNS = ("frontal/lateral",)
+_META = _PATIENT_COLUMNS + _AGE_COLUMNS + _SEX_COLUMNS + _VIEW_COLUMNS + _PLANE_COLUMNS
 #: Ages (in years) outside this range are typing errors (the NIH file has a few over 400): unknown.
 MAX_AGE = 130
 _AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([YyMmWwDd])?\s*$")
@@ -232,6 +234,7 @@ class _Rows:
         self.age_col = _column(header_keys, _AGE_COLUMNS)
         self.sex_col = _column(header_keys, _SEX_COLUMNS)
         self.view_col = _column(header_keys, _VIEW_COLUMNS)
+        self.plane_col = _column(header_keys, _PLANE_COLUMNS)
         self.names: list[str] = []
         self.cells: list[str] = []
         self.values: list[np.ndarray] = []
@@ -259,7 +262,10 @@ class _Rows:
         self.patients.append(_cell(record, self.patient_col))
         self.ages.append(parse_age(_cell(record, self.age_col)))
         self.sexes.append(parse_sex(_cell(record, self.sex_col)))
-        self.views.append(_cell(record, self.view_col).upper())
+        view = _cell(record, self.view_col).upper()
+        if not view and _cell(record, self.plane_col).upper() == "LATERAL":
+            view = "LATERAL"
+        self.views.append(view)
         return name
 
     def table(self, path: Path, layout: str, labels: tuple[str, ...], unknown: Counter, absent: tuple[str, ...]) -> LabelTable:
@@ -317,7 +323,7 @@ def _read_one_hot(path: Path, header: list[str], keys: list[str], records: list[
     rows.file_col = _column(keys, _FILE_COLUMNS)
     if rows.file_col is None:
         rows.file_col = 0
-    meta = {rows.file_col, rows.patient_col, rows.age_col, rows.sex_col, rows.view_col}
+    meta = {rows.file_col, rows.patient_col, rows.age_col, rows.sex_col, rows.view_col, rows.plane_col}
     no_finding = name_key(NO_FINDING)
     # a finding column holds only 1, 0, -1 or nothing
     columns: dict[int, np.ndarray] = {}

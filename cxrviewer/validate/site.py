@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..applicability import LATERAL_VIEWS
 from ..batch import Cancel, Progress, score_to_csv
 from ..errors import LabelsFileError, SameFileError, UnknownResultsFileError
 from ..storage import check_writable_dir
@@ -221,6 +222,17 @@ def validate(
             f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column). Give the labels "
             "file of these films, or the films it lists."
         )
+    labelled = len(matched)
+    # a raster film has no header for the gate (cxrviewer.applicability): where the labels file
+    # says it is a lateral view and the model reads no laterals, it is left out as not applicable
+    rule = info.applicable
+    lateral = [m for m in matched if table.views[m[1]] in LATERAL_VIEWS
+               and not rule.accepts("view_positions", table.views[m[1]])]
+    if lateral:
+        logger.info("%d film(s) the labels file says are lateral views: left out, not scored (the model reads %s)",
+                    len(lateral), "/".join(rule.view_positions))
+        out = {row for _, row in lateral}
+        matched = [m for m in matched if m[1] not in out]
     _refuse_unevaluable(table, [r for _, r in matched], labels_file)
     if tune_to is not None:
         check_target(classifier.path, tune_to)
@@ -245,15 +257,17 @@ def validate(
     for row in read_results(results):
         last[path_from_cell(row.get("path", ""))] = row
     statuses, keep_rows, scores = gather_rows(matched, paths, last, info.labels)
+    if lateral:
+        statuses[NOT_APPLICABLE] += len(lateral)
     y = table.values[keep_rows] if keep_rows else np.zeros((0, len(info.labels)))
     s = np.array(scores, dtype=np.float64).reshape(len(keep_rows), len(info.labels))
 
     metrics = compute_metrics(table, keep_rows, y, s, info.labels, dict(info.thresholds), boot)
     films_doc = {
         "inputs": len(films),
-        "labelled": len(matched),
+        "labelled": labelled,
         "not_in_labels_file": len(unlisted),
-        "labels_without_film": len(table) - len(matched),
+        "labels_without_film": len(table) - labelled,
         "duplicate_label_rows": table.duplicate_rows,
         "scored_now": summary.scored,
         "already_scored": summary.skipped,
