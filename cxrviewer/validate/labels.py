@@ -98,6 +98,17 @@ class LabelTable:
             by_stem.setdefault(_stem(name), []).append(i)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_stem", by_stem)
+        # rows that share a name, by (name, last folders...): each lookup is a few dict look-ups,
+        # not a walk over the rows (CheXpert's train.csv has ~190,000 view1_frontal.jpg)
+        folders = [_parts(c)[:-1] for c in self.cells] if self.cells else [[] for _ in self.names]
+        for attr, index in (("_name_tails", by_name), ("_stem_tails", by_stem)):
+            tails: dict[tuple[str, ...], list[int]] = {}
+            for key, rows in index.items():
+                for r in rows if len(rows) > 1 else ():
+                    for k in range(1, len(folders[r]) + 1):
+                        tails.setdefault((key, *folders[r][-k:]), []).append(r)
+            object.__setattr__(self, attr, tails)
+        object.__setattr__(self, "_depth", max((len(f) for f in folders), default=0))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -108,19 +119,22 @@ class LabelTable:
         ``00000022_000.dcm``); where several rows have that name, the one whose path shares the
         most trailing folders with the film's (none when that is a tie); None when the file does
         not list it."""
-        name = file_name(film)
-        rows = self._by_name.get(name)  # type: ignore[attr-defined]
+        key = file_name(film)
+        rows, tails = self._by_name.get(key), self._name_tails  # type: ignore[attr-defined]
         if not rows and stem:
-            rows = self._by_stem.get(_stem(name))  # type: ignore[attr-defined]
+            key = _stem(key)
+            rows, tails = self._by_stem.get(key), self._stem_tails  # type: ignore[attr-defined]
         if not rows:
             return None
         if len(rows) == 1:
             return rows[0]
         text = os.fspath(film)
         parts = _parts(text if "://" in text else os.path.abspath(text))[:-1]  # a relative path: from here
-        shared = [_common_tail(parts, _parts(self.cells[r])[:-1]) if self.cells else 0 for r in rows]
-        best = max(shared)
-        return rows[shared.index(best)] if best > 0 and shared.count(best) == 1 else None
+        for k in range(min(len(parts), self._depth), 0, -1):  # type: ignore[attr-defined]
+            found = tails.get((key, *parts[-k:]))
+            if found:  # the most folders shared: one row, or a tie (not guessed)
+                return found[0] if len(found) == 1 else None
+        return None
 
 
 def file_name(path: Path | str) -> str:
@@ -132,14 +146,6 @@ def file_name(path: Path | str) -> str:
 def _parts(text: str) -> list[str]:
     """A path, URL or labels cell as its parts (either kind of separator; no empty or ``.`` parts)."""
     return [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
-
-
-def _common_tail(a: Sequence[str], b: Sequence[str]) -> int:
-    """How many trailing parts ``a`` and ``b`` share."""
-    n = 0
-    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
-        n += 1
-    return n
 
 
 def _delimiter(header: str) -> str:
