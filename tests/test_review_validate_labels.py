@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tinymodel import LABELS
 
 from cxrviewer.validate.labels import read_labels
@@ -149,3 +151,21 @@ def test_matching_many_rows_of_one_file_name_is_fast(tmp_path):
     matched, unlisted = match_films(films, table)
     assert time.perf_counter() - t0 < 5  # was minutes: every film walked every row of its name
     assert not unlisted and all(row == i * 7 for i, (_, row) in enumerate(matched))
+
+
+@pytest.mark.parametrize("command", ["score", "validate"])
+def test_no_films_found_in_a_folder_of_sub_folders_names_recursive(tmp_path, tiny_model, nih_samples, capsys, command):
+    import shutil
+
+    from cxrviewer.cli import main
+
+    films = tmp_path / "films"
+    (films / "2024").mkdir(parents=True)
+    shutil.copy(nih_samples[0], films / "2024" / nih_samples[0].name)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"Image Index,Finding Labels\n{nih_samples[0].name},Mass\n")
+    args = {"score": ["score", str(films), "--out", str(tmp_path / "r.csv")],
+            "validate": ["validate", str(films), "--labels", str(labels), "--report", str(tmp_path / "rep")]}[command]
+    assert main([*args, "--model", str(tiny_model), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "No films found" in err and "--recursive" in err, err
