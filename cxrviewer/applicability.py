@@ -16,7 +16,9 @@ It reads the header facts :func:`cxrviewer.io.read_film` records in :attr:`Film.
   such as a test pattern, or one of our own annotated pictures). Modality is Type 1; a file
   without one is read by its SOP class when that names the modality (CR Image Storage, the DX
   Image Storage classes, PS3.4 B.5), else it is not applicable.
-- Body Part Examined (0018,0015) CHEST, or absent (PS3.16 Annex L).
+- Presentation Intent Type (0008,0068) not FOR PROCESSING, nor a For Processing SOP class
+  (PS3.3 C.8.11.1.1.1, PS3.4 B.5): such an image holds raw detector values, not a film as shown.
+- Body Part Examined (0018,0015) CHEST (or THORAX, the same region), or absent (PS3.16 Annex L).
 - View Position (0018,5101) PA or AP, or absent (C.8.11.5; LL/RL are laterals, LLD/RLD
   decubitus, RLO/LLO obliques).
 - Patient Orientation (0020,0020), when present, consistent with the views accepted
@@ -63,6 +65,15 @@ _MODALITY_OF_CLASS = {
     "1.2.840.10008.5.1.4.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Presentation
     "1.2.840.10008.5.1.4.1.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Processing
 }
+#: The For Processing image classes (PS3.4 B.5): raw detector values, not processed for display
+FOR_PROCESSING_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray Image Storage - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # Digital Mammography X-Ray Image Storage - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.3.1",  # Digital Intra-Oral X-Ray Image Storage - For Processing
+})
+#: Body Part Examined values that name the same region as one the rule may list: THORAX is a
+#: CID 4031 term sites write for the chest (PS3.16; cxrviewer.dicom.source lists it unpaired too)
+_SAME_REGION = {"THORAX": "CHEST"}
 _VIEW_WORDS = {"LLD": "decubitus", "RLD": "decubitus", "RLO": "oblique", "LLO": "oblique"}
 _SIDES = {"R": "right", "L": "left"}
 
@@ -97,8 +108,14 @@ def check_header(meta: Mapping[str, Any], rule: Applicability = Applicability())
             what += " (a secondary capture of unknown origin)" if modality == "OT" else " (a secondary capture)"
         kinds = "" if rule.modalities == ANY else f" ({', '.join(rule.modalities)}, or a secondary capture of one)"
         return Verdict(False, f"{what}: the model reads {_anatomy(rule)}radiographs{kinds}")
+    # PS3.3 C.8.11.1.1.1: a FOR PROCESSING image is "intended for further processing before
+    # presentation" (raw detector values); the models read films as they are shown
+    if (_value(meta.get("presentation_intent")) == "FOR PROCESSING"
+            or str(meta.get("sop_class_uid") or "") in FOR_PROCESSING_CLASSES):
+        return Verdict(False, "a For Processing image (Presentation Intent Type FOR PROCESSING: raw detector values, "
+                              "not processed for display): the model reads For Presentation films")
     body = _value(meta.get("body_part"))
-    if body and not rule.accepts("body_parts", body):
+    if body and not (rule.accepts("body_parts", body) or rule.accepts("body_parts", _SAME_REGION.get(body, body))):
         return Verdict(False, f"body part {body}: the model reads {_anatomy(rule)}films")
     view = _value(meta.get("view_position"))
     if view and not rule.accepts("view_positions", view):

@@ -551,6 +551,8 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
     :class:`DicomResultsIncomplete`, raised after everything else was written: some DICOM
     results could not be made, the others and the picture were written."""
     if not result.ok:
+        if result.not_applicable:
+            _drop_stale_dicom(result, plan)
         return
     options = plan.render_options(result.prediction)
     failed: dict[str, CxrError] = {}
@@ -566,6 +568,33 @@ def export_film(result: ScoreResult, plan: ExportPlan, info: ModelInfo, name: st
         raise DicomResultsIncomplete("; ".join(
             f"DICOM result {SUFFIXES[f]} not written: {exc}" for f, exc in failed.items()
         ) + " (a rerun into the same results retries it)")
+
+
+def _drop_stale_dicom(result: ScoreResult, plan: ExportPlan) -> None:
+    """Remove the DICOM results made from an earlier version of a film the model now does not
+    read (replaced in place by a lateral view, say): their findings describe a film that is no
+    longer there, and no new result replaces them. Results that record no version, or this
+    one (a film once scored with ``--score-all``), stay; so do those in an object store."""
+    if plan.dicom is None or is_url(plan.dicom) or result.key is None:
+        return
+    from .dicom.folder import dicom_uids, stored_digest
+
+    try:
+        uids = dicom_uids(result.path)
+    except CxrError:
+        return
+    if uids is None:
+        return
+    digest = _digest(result.key)
+    removed = []
+    for f, p in _dicom_folder(plan).paths(uids).items():
+        stored = stored_digest(p) if p.is_file() else None
+        if stored is not None and stored != digest:
+            p.unlink()
+            removed.append(f)
+    if removed:
+        logger.warning("%s changed since its DICOM results were made and is not a film the model reads: removed "
+                       "its DICOM results (%s)", result.path, ", ".join(removed))
 
 
 def _export_dicom(result: ScoreResult, plan: ExportPlan, info: ModelInfo, options: RenderOptions,

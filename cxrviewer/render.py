@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import heatmap
+from . import applicability, heatmap
 from .classes import ClassChoice
 from .errors import ExportError
 from .io import grayscale
@@ -28,6 +28,9 @@ from .types import Calibration, Film, Measurement, ModelInfo, Orientation, Predi
 
 DEMO_MARK = "DEMO MODEL - not for diagnosis"
 OOD_MARK = "Unusual film for this model - findings unreliable"
+#: The banner of a film the model does not read by its header (cxrviewer.applicability), drawn
+#: when it is scored anyway (`export` by name, `score --score-all`): with the reason's first part
+OUTSIDE_USE_MARK = "Outside the model's use"
 
 #: The findings' colours (RGB), assigned by the label's index in the model: 14 colours chosen by
 #: Glasbey et al.'s max-min method under CIEDE2000 in normal vision and in simulated colour-vision
@@ -461,11 +464,21 @@ def annotate(film: Film, prediction: Prediction, info: ModelInfo, options: Rende
     canvas[top : top + ph, :pw] = img
     if info.demo:
         _banner(canvas, 0, canvas.shape[1], DEMO_MARK, u, (200, 30, 30), band)
-    if prediction.ood_flag:
+    outside = outside_use_mark(film, info)
+    if outside is not None:  # the film is not one the model reads: that says more than "unusual"
+        _banner(canvas, band + h, canvas.shape[1], outside, u, (150, 40, 160), band)
+    elif prediction.ood_flag:
         _banner(canvas, band + h, canvas.shape[1], OOD_MARK, u, (200, 120, 0), band)
     body = canvas[band : band + h]  # a view: the panel is laid out as before, beside the film
     _panel(body, pw, panel_w, prediction, info, options, u, film.name)
     return canvas
+
+
+def outside_use_mark(film: Film, info: ModelInfo) -> str | None:
+    """``"Outside the model's use: lateral view (View Position LL)"`` for a film the model does not
+    read by its header (:func:`cxrviewer.applicability.check`), else None."""
+    verdict = applicability.check(film, info)
+    return None if verdict.applicable else f"{OUTSIDE_USE_MARK}: {verdict.reason.split(': ')[0]}"
 
 
 def legend_ramp(width: int, height: int, colormap: str, alpha: float, backdrop: int = 128) -> np.ndarray:

@@ -364,7 +364,7 @@ def test_one_hot_uncertain_and_no_finding(tmp_path):
                       "a/1.jpg,1,,,Female,70,AP\n"
                       "b/2.jpg,,-1,1,Male,30,PA\n"
                       "c/3.jpg,,,0,Unknown,x,\n"
-                      "d/3.jpg,1,1,1,Male,40,PA\n")
+                      "c/3.jpg,1,1,1,Male,40,PA\n")
     table = read_labels(labels, LABELS)
     mass, edema = LABELS.index("Mass"), LABELS.index("Edema")
     assert table.layout == "one-hot" and table.names == ("1.jpg", "2.jpg", "3.jpg")
@@ -373,7 +373,7 @@ def test_one_hot_uncertain_and_no_finding(tmp_path):
     assert np.isnan(table.values[2, mass])  # unstated, no "No Finding": left out
     assert table.sexes == ("F", "M", "") and table.views == ("AP", "PA", "")
     assert "Atelectasis" in table.absent_labels and not table.has_patients
-    assert table.duplicate_rows == 1  # 3.jpg again: the first row counts
+    assert table.duplicate_rows == 1  # c/3.jpg again: the first row counts
 
 
 def test_validate_loads_neither_matplotlib_nor_onnx_until_used():

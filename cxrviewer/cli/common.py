@@ -42,6 +42,20 @@ def check_inputs(inputs: Sequence[Path]) -> None:
             raise MissingInputError(f"{p!r} is not a valid path.") from None
 
 
+def sub_folder_hint(inputs: Sequence[Path | str], recursive: bool) -> str:
+    """The hint for "no films found" where a folder given holds only sub-folders' films: they are
+    taken with --recursive ("" when it was given, or no folder has sub-folders)."""
+    if recursive:
+        return ""
+    for p in inputs:
+        try:
+            if os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)):
+                return f" {p} has sub-folders: add --recursive (-r) to take the films in them."
+        except OSError:
+            continue
+    return ""
+
+
 def stop_code(stopped_by: list[int]) -> int:
     """The exit code after a stop asked by a signal: 143 for SIGTERM, else 130 (Ctrl+C)."""
     return EXIT_TERMINATED if stopped_by and stopped_by[0] == signal.SIGTERM else EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import CxrError, OutputError, SameFileError
 from ..options import add_display_options, add_model_options
-from .common import check_inputs, load_classifier
+from .common import check_inputs, load_classifier, sub_folder_hint
 from .common import ctrl_c_sets as _ctrl_c_sets
 from .common import stop_code as _stop_code
 
@@ -99,7 +99,8 @@ def run(args) -> int:
         check_inputs([p for p in args.inputs if not is_url(p)])
         paths = list_films(args.inputs, recursive=args.recursive)
     if not paths:
-        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
+        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files)."
+                       + sub_folder_hint([p for p in args.inputs if not is_url(p)], args.recursive))
     clf = load_classifier(args, threads=session_threads(args.workers, args.device))
     args.classes.check(clf.info.labels)  # an unknown name fails now, not at the first picture
     if args.export_dir is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import CxrError, LabelsFileError, OutputInUseError, SameFileError, UnknownResultsFileError
 from ..options import add_model_options
-from .common import EXIT_FAILED, EXIT_OK, check_inputs, ctrl_c_sets, load_classifier, stop_code
+from .common import EXIT_FAILED, EXIT_OK, check_inputs, ctrl_c_sets, load_classifier, stop_code, sub_folder_hint
 
 logger = logging.getLogger("cxrviewer")
 
@@ -78,7 +78,8 @@ def run(args) -> int:
     check_inputs(args.inputs)
     films = list_films(args.inputs, recursive=args.recursive)
     if not films:
-        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files).")
+        raise CxrError("No films found in the inputs (looked for .png .jpg .jpeg .tif .tiff .bmp .dcm and DICOM files)."
+                       + sub_folder_hint(args.inputs, args.recursive))
     clf = load_classifier(args, threads=session_threads(args.workers, args.device))
     if clf.info.demo:
         logger.warning("validating the DEMO model: its figures mean nothing about any real model")

@@ -343,6 +343,13 @@ def _burn_in_name(picture: np.ndarray, person_name: str) -> np.ndarray:
     if not name:
         logger.info("no patient name to burn in; the picture is left as it is")
         return picture
+    if not any(c.isalnum() for c in name):
+        # every letter became "?": "Patient: ?, ??" would identify nobody (nor tell two apart)
+        raise DicomExportError(
+            "The patient's name is in a script the picture's font cannot draw (it draws ASCII letters only): burned "
+            "in, it would read as question marks. Export it without the burned-in name; the DICOM header carries "
+            "the name."
+        )
     h, w = picture.shape[:2]
     u = h / 1000.0  # the layout unit of render.annotate
     strip = np.full((max(int(56 * u), 24), w, 3), 24, np.uint8)

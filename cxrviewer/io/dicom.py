@@ -179,6 +179,9 @@ def read_dicom(path: Path, data: bytes | None = None) -> Film:
     body_part = get_str(path, ds, "BodyPartExamined").upper()
     if body_part:
         metadata["body_part"] = body_part
+    intent = get_str(path, ds, "PresentationIntentType").upper()  # PS3.3 C.8.11.1.1.1
+    if intent:
+        metadata["presentation_intent"] = intent
     sop_class = get_str(path, ds, "SOPClassUID")
     if sop_class:
         metadata["sop_class_uid"] = sop_class

@@ -14,8 +14,9 @@ Two layouts are read, told apart by their header:
 
 Findings are matched to the model's labels by name as :mod:`cxrviewer.classes` matches them
 (``Pleural_Thickening`` = ``pleural thickening``). A name the model does not have is counted
-(``unknown_labels``), never an error; so is a film listed twice (the first row counts).
-Films are matched to rows by file name (:meth:`LabelTable.row_for`). No patient name or ID is
+(``unknown_labels``), never an error; so is a film listed twice (the same path; the first row
+counts). Films are matched to rows by file name, rows of the same name by their folders
+(:meth:`LabelTable.row_for`). Columns may be separated by ``,``, ``;`` or tabs. No patient name or ID is
 ever logged: a patient ID is only used to group films for the bootstrap.
 """
 
@@ -49,7 +50,9 @@ _PATIENT_COLUMNS = ("patient id", "patientid", "patient")
 _AGE_COLUMNS = ("patient age", "age", "patientage")
 _SEX_COLUMNS = ("patient gender", "patient sex", "sex", "gender", "patientsex")
 _VIEW_COLUMNS = ("view position", "view", "viewposition", "ap/pa")
-_META = _PATIENT_COLUMNS + _AGE_COLUMNS + _SEX_COLUMNS + _VIEW_COLUMNS
+#: CheXpert's "Frontal/Lateral" (Frontal or Lateral): the view where the view column is empty
+_PLANE_COLUMNS = ("frontal/lateral",)
+_META = _PATIENT_COLUMNS + _AGE_COLUMNS + _SEX_COLUMNS + _VIEW_COLUMNS + _PLANE_COLUMNS
 #: Ages (in years) outside this range are typing errors (the NIH file has a few over 400): unknown.
 MAX_AGE = 130
 _AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([YyMmWwDd])?\s*$")
@@ -82,38 +85,82 @@ class LabelTable:
     rows_without_name: int = 0
     #: whether the file has a patient column (the bootstrap then resamples patients)
     has_patients: bool = False
-    #: file name → row, and name without its extension → row (None when two rows share it)
-    _by_name: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
-    _by_stem: dict[str, int | None] = field(init=False, repr=False, compare=False, default_factory=dict)
+    #: each row's file cell as a path (``/``-separated, as the file gives it): tells apart rows
+    #: that name files of the same name in different folders (CheXpert's ``view1_frontal.jpg``)
+    cells: tuple[str, ...] = ()
+    #: lookups made once (__post_init__): file name → rows, name without its extension → rows,
+    #: (name, last folders...) → rows for names that several rows share, the deepest folder count
+    _by_name: dict[str, list[int]] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _by_stem: dict[str, list[int]] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _name_tails: dict[tuple[str, ...], list[int]] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _stem_tails: dict[tuple[str, ...], list[int]] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _depth: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        by_name: dict[str, int] = {}
-        by_stem: dict[str, int | None] = {}
+        by_name: dict[str, list[int]] = {}
+        by_stem: dict[str, list[int]] = {}
         for i, name in enumerate(self.names):
-            by_name.setdefault(name, i)
-            stem = _stem(name)
-            by_stem[stem] = None if stem in by_stem and by_stem[stem] != i else i
+            by_name.setdefault(name, []).append(i)
+            by_stem.setdefault(_stem(name), []).append(i)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_stem", by_stem)
+        # rows that share a name, by (name, last folders...): each lookup is a few dict look-ups,
+        # not a walk over the rows (CheXpert's train.csv has ~190,000 view1_frontal.jpg)
+        folders = [_parts(c)[:-1] for c in self.cells] if self.cells else [[] for _ in self.names]
+        for attr, index in (("_name_tails", by_name), ("_stem_tails", by_stem)):
+            tails: dict[tuple[str, ...], list[int]] = {}
+            for key, rows in index.items():
+                for r in rows if len(rows) > 1 else ():
+                    for k in range(1, len(folders[r]) + 1):
+                        tails.setdefault((key, *folders[r][-k:]), []).append(r)
+            object.__setattr__(self, attr, tails)
+        object.__setattr__(self, "_depth", max((len(f) for f in folders), default=0))
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def row_for(self, film: Path | str) -> int | None:
-        """The row of ``film``: the row whose file name is the film's, else the one whose name
-        without its extension is the film's (``00000022_000.png`` for ``00000022_000.dcm``),
-        when only one row has that stem; None when the file does not list it."""
-        name = file_name(film)
-        row = self._by_name.get(name)
-        if row is None:
-            row = self._by_stem.get(_stem(name))
-        return row
+    def row_for(self, film: Path | str, *, stem: bool = True) -> int | None:
+        """The row of ``film``: the row whose file name is the film's, else (``stem``) the one
+        whose name without its extension is the film's (``00000022_000.png`` for
+        ``00000022_000.dcm``); where several rows have that name, the one whose path shares the
+        most trailing folders with the film's (none when that is a tie); None when the file does
+        not list it."""
+        key = file_name(film)
+        rows, tails = self._by_name.get(key), self._name_tails
+        if not rows and stem:
+            key = _stem(key)
+            rows, tails = self._by_stem.get(key), self._stem_tails
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return rows[0]
+        text = os.fspath(film)
+        parts = _parts(text if "://" in text else os.path.abspath(text))[:-1]  # a relative path: from here
+        for k in range(min(len(parts), self._depth), 0, -1):
+            found = tails.get((key, *parts[-k:]))
+            if found:  # the most folders shared: one row, or a tie (not guessed)
+                return found[0] if len(found) == 1 else None
+        return None
 
 
 def file_name(path: Path | str) -> str:
     """The last part of a path, a URL or a labels cell (either kind of separator)."""
     text = os.fspath(path).rstrip("/\\")
     return PureWindowsPath(PurePosixPath(text).name).name
+
+
+def _parts(text: str) -> list[str]:
+    """A path, URL or labels cell as its parts (either kind of separator; no empty or ``.`` parts)."""
+    return [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _delimiter(header: str) -> str:
+    """The field separator of a CSV whose first line is ``header``: ``,``, or ``;`` / tab where
+    they split it into more columns (a spreadsheet saved as CSV in a locale whose decimal
+    separator is the comma writes ``;``)."""
+    counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in (",", ";", "\t")}
+    best = max(counts.values())
+    return next(d for d, n in counts.items() if n == best)
 
 
 def _stem(name: str) -> str:
@@ -127,7 +174,9 @@ def read_labels(path: Path | str, labels: Sequence[str]) -> LabelTable:
     opener = gzip.open if path.suffix.lower() == ".gz" else open  # Data_Entry_2017.csv.gz as the NIH ships it
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            delimiter = _delimiter(fh.readline())
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
             records = [r for r in reader if any(cell.strip() for cell in r)]
     except FileNotFoundError:
@@ -144,6 +193,20 @@ def read_labels(path: Path | str, labels: Sequence[str]) -> LabelTable:
     if "image index" in keys and "finding labels" in keys:
         return _read_nih(path, header, keys, records, tuple(labels))
     return _read_one_hot(path, header, keys, records, tuple(labels))
+
+
+#: The same finding under CheXpert's name (CheXpert, MIMIC-CXR) and the NIH's: torchxrayvision
+#: relabels one as the other. Used only where the model lacks the file's name.
+_ALIASES = {"pleural effusion": "effusion"}
+
+
+def _label_index(labels: Sequence[str]) -> dict[str, int]:
+    """The model's labels by :func:`name_key`, with the :data:`_ALIASES` of those it has."""
+    index = {name_key(label): i for i, label in enumerate(labels)}
+    for alias, key in _ALIASES.items():
+        if key in index and alias not in index:
+            index[alias] = index[key]
+    return index
 
 
 def _column(keys: Sequence[str], names: Sequence[str]) -> int | None:
@@ -183,7 +246,9 @@ class _Rows:
         self.age_col = _column(header_keys, _AGE_COLUMNS)
         self.sex_col = _column(header_keys, _SEX_COLUMNS)
         self.view_col = _column(header_keys, _VIEW_COLUMNS)
+        self.plane_col = _column(header_keys, _PLANE_COLUMNS)
         self.names: list[str] = []
+        self.cells: list[str] = []
         self.values: list[np.ndarray] = []
         self.patients: list[str] = []
         self.ages: list[float] = []
@@ -195,19 +260,24 @@ class _Rows:
 
     def take(self, record: Sequence[str]) -> str | None:
         """The film's name when the row is new (its metadata recorded), else None."""
-        name = file_name(_cell(record, self.file_col))
+        cell = "/".join(_parts(_cell(record, self.file_col)))
+        name = file_name(cell)
         if not name:
             self.nameless += 1
             return None
-        if name in self.seen:
+        if cell in self.seen:
             self.duplicates += 1
             return None
-        self.seen.add(name)
+        self.seen.add(cell)
         self.names.append(name)
+        self.cells.append(cell)
         self.patients.append(_cell(record, self.patient_col))
         self.ages.append(parse_age(_cell(record, self.age_col)))
         self.sexes.append(parse_sex(_cell(record, self.sex_col)))
-        self.views.append(_cell(record, self.view_col).upper())
+        view = _cell(record, self.view_col).upper()
+        if not view and _cell(record, self.plane_col).upper() == "LATERAL":
+            view = "LATERAL"
+        self.views.append(view)
         return name
 
     def table(self, path: Path, layout: str, labels: tuple[str, ...], unknown: Counter, absent: tuple[str, ...]) -> LabelTable:
@@ -218,7 +288,7 @@ class _Rows:
         values = np.array(self.values, dtype=np.float64).reshape(len(self.names), len(labels))
         return LabelTable(
             path=path, layout=layout, labels=labels, names=tuple(self.names), values=values,
-            patients=tuple(self.patients), ages=np.array(self.ages, dtype=np.float64),
+            cells=tuple(self.cells), patients=tuple(self.patients), ages=np.array(self.ages, dtype=np.float64),
             sexes=tuple(self.sexes), views=tuple(self.views), unknown_labels=dict(sorted(unknown.items())),
             absent_labels=absent, duplicate_rows=self.duplicates, rows_without_name=self.nameless,
             has_patients=self.patient_col is not None and any(self.patients),
@@ -229,14 +299,15 @@ def _read_nih(path: Path, header: list[str], keys: list[str], records: list[list
     rows = _Rows(keys)
     rows.file_col = keys.index("image index")
     findings_col = keys.index("finding labels")
-    index = {name_key(label): i for i, label in enumerate(labels)}
+    index = _label_index(labels)
     no_finding = name_key(NO_FINDING)
     unknown: Counter = Counter()
     for record in records:
         if rows.take(record) is None:
             continue
         y = np.zeros(len(labels), dtype=np.float64)  # every finding the row does not name is negative
-        for name in (n.strip() for n in _cell(record, findings_col).split("|")):
+        # "|" as the NIH writes it; "," and ";" as a site's own export may (no finding name has them)
+        for name in (n.strip() for n in re.split(r"[|;,]", _cell(record, findings_col))):
             key = name_key(name)
             if not key or key == no_finding:
                 continue
@@ -264,7 +335,7 @@ def _read_one_hot(path: Path, header: list[str], keys: list[str], records: list[
     rows.file_col = _column(keys, _FILE_COLUMNS)
     if rows.file_col is None:
         rows.file_col = 0
-    meta = {rows.file_col, rows.patient_col, rows.age_col, rows.sex_col, rows.view_col}
+    meta = {rows.file_col, rows.patient_col, rows.age_col, rows.sex_col, rows.view_col, rows.plane_col}
     no_finding = name_key(NO_FINDING)
     # a finding column holds only 1, 0, -1 or nothing
     columns: dict[int, np.ndarray] = {}
@@ -280,7 +351,7 @@ def _read_one_hot(path: Path, header: list[str], keys: list[str], records: list[
             f"{path} has neither the NIH columns (Image Index, Finding Labels) nor one-hot finding columns "
             "(0/1 values); see docs/validation.md for the layouts read."
         )
-    index = {name_key(label): i for i, label in enumerate(labels)}
+    index = _label_index(labels)
     label_cols: dict[int, int] = {}
     unknown: Counter = Counter()
     no_finding_col = None

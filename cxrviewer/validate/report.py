@@ -43,6 +43,10 @@ def figure_class():
     return Figure
 
 
+#: The names of the report's own figures (:data:`ROC_NAME`, :func:`finding_png`)
+FIGURE_NAME = re.compile(r"^(roc|finding-\d{2}-[A-Za-z0-9_-]*)\.png$")
+
+
 def finding_png(index: int, label: str) -> str:
     return f"finding-{index:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', label)}.png"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..applicability import LATERAL_VIEWS
 from ..batch import Cancel, Progress, score_to_csv
 from ..errors import LabelsFileError, SameFileError, UnknownResultsFileError
 from ..storage import check_writable_dir
@@ -66,17 +67,21 @@ class Validation:
 
 def match_films(films: Sequence[Path | str], table: LabelTable) -> tuple[list[tuple[Path | str, int]], list[Path | str]]:
     """([(film, its labels row)], films the labels file does not list); a row claimed by an
-    earlier film is not given to a later one of the same name (that one counts as unlisted)."""
-    matched: list[tuple[Path | str, int]] = []
-    unlisted: list[Path | str] = []
+    earlier film is not given to a later one of the same name (that one counts as unlisted).
+    Films whose file name a row gives exactly are matched first: ``a.png`` keeps its row when an
+    ``a.dcm`` beside it would take it by its stem."""
+    rows: dict[int, int] = {}
     taken: set[int] = set()
-    for f in films:
-        row = table.row_for(f)
-        if row is None or row in taken:
-            unlisted.append(f)
-        else:
-            taken.add(row)
-            matched.append((f, row))
+    for stem in (False, True):
+        for i, f in enumerate(films):
+            if i in rows:
+                continue
+            row = table.row_for(f, stem=stem)
+            if row is not None and row not in taken:
+                taken.add(row)
+                rows[i] = row
+    matched = [(f, rows[i]) for i, f in enumerate(films) if i in rows]
+    unlisted = [f for i, f in enumerate(films) if i not in rows]
     return matched, unlisted
 
 
@@ -97,6 +102,45 @@ def _refuse_film_folder(report: Path, films: Sequence[Path | str]) -> None:
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
             raise SameFileError(f"{report} holds films being validated: the report's pictures would be scored as films "
                                 "by the next run. Choose another folder for the report.")
+
+
+def _without_report_figures(films: Sequence[Path | str], report: Path) -> list[Path | str]:
+    """``films`` less the report's own figures (``roc.png``, ``finding-NN-*.png`` in the report
+    folder): a report inside a folder given with ``--recursive`` is not read as films by a rerun."""
+    from .report import FIGURE_NAME
+
+    try:
+        target = os.stat(report)
+    except OSError:
+        return list(films)
+
+    def figure(f: Path | str) -> bool:
+        if is_url(f) or not FIGURE_NAME.match(Path(f).name):
+            return False
+        try:
+            st = os.stat(os.path.dirname(os.path.abspath(f)))
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
+
+    return [f for f in films if not figure(f)]
+
+
+def _refuse_unevaluable(table: LabelTable, rows: Sequence[int], labels_file: Path | str) -> None:
+    """A labels file that gives no finding of the model both a positive and a negative film among
+    the films it lists can evaluate nothing, whatever the scores: refused before scoring."""
+    values = table.values[list(rows)]
+    if any(np.any(values[:, j] == 1) and np.any(values[:, j] == 0) for j in range(values.shape[1])):
+        return
+    named = [label for label in table.labels if label not in table.absent_labels]
+    if not named:
+        theirs = ", ".join(table.unknown_labels) or "none"
+        what = f"names none of the model's findings (its finding columns: {theirs}; the model's: {', '.join(table.labels)})"
+    else:
+        what = (f"gives none of the model's findings both positive and negative films among the {len(rows)} film(s) "
+                "it lists")
+    raise LabelsFileError(f"{labels_file} {what}: nothing could be evaluated, so nothing was scored. Give the labels "
+                          "of these films for the model's findings (docs/validation.md).")
 
 
 def _check_results_model(results: Path, model_version: str) -> None:
@@ -168,6 +212,7 @@ def validate(
     from .report import figure_class, write_report
 
     info = classifier.info
+    films = _without_report_figures(films, Path(report_dir))
     table = read_labels(labels_file, info.labels)
     matched, unlisted = match_films(films, table)
     if not matched:
@@ -177,6 +222,18 @@ def validate(
             f"e.g. {example!r}, to its {'Image Index' if table.layout == 'nih' else 'file'} column). Give the labels "
             "file of these films, or the films it lists."
         )
+    labelled = len(matched)
+    # a raster film has no header for the gate (cxrviewer.applicability): where the labels file
+    # says it is a lateral view and the model reads no laterals, it is left out as not applicable
+    rule = info.applicable
+    lateral = [m for m in matched if table.views[m[1]] in LATERAL_VIEWS
+               and not rule.accepts("view_positions", table.views[m[1]])]
+    if lateral:
+        logger.info("%d film(s) the labels file says are lateral views: left out, not scored (the model reads %s)",
+                    len(lateral), "/".join(rule.view_positions))
+        out = {row for _, row in lateral}
+        matched = [m for m in matched if m[1] not in out]
+    _refuse_unevaluable(table, [r for _, r in matched], labels_file)
     if tune_to is not None:
         check_target(classifier.path, tune_to)
     if figures:
@@ -200,15 +257,17 @@ def validate(
     for row in read_results(results):
         last[path_from_cell(row.get("path", ""))] = row
     statuses, keep_rows, scores = gather_rows(matched, paths, last, info.labels)
+    if lateral:
+        statuses[NOT_APPLICABLE] += len(lateral)
     y = table.values[keep_rows] if keep_rows else np.zeros((0, len(info.labels)))
     s = np.array(scores, dtype=np.float64).reshape(len(keep_rows), len(info.labels))
 
     metrics = compute_metrics(table, keep_rows, y, s, info.labels, dict(info.thresholds), boot)
     films_doc = {
         "inputs": len(films),
-        "labelled": len(matched),
+        "labelled": labelled,
         "not_in_labels_file": len(unlisted),
-        "labels_without_film": len(table) - len(matched),
+        "labels_without_film": len(table) - labelled,
         "duplicate_label_rows": table.duplicate_rows,
         "scored_now": summary.scored,
         "already_scored": summary.skipped,
