@@ -416,3 +416,48 @@ def overlay_attributes(path: Path, keywords: Sequence[str] = OVERLAY_KEYWORDS) -
         if text:
             out[keyword] = text
     return out
+
+
+#: The attributes that place a film in its study (PS3.3 C.7.2.1 General Study Module, C.7.1.1
+#: Patient Module, C.8.11.5 DX Positioning / C.8.1.1 CR Series: View Position).
+STUDY_KEYWORDS = ("PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription", "ViewPosition")
+
+
+def patient_key(patient_id: str) -> str:
+    """A stand-in for a Patient ID that groups one patient's films without saying who: the first
+    16 hex digits of its SHA-256 (empty for an empty ID)."""
+    import hashlib
+
+    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:16] if patient_id else ""
+
+
+def study_facts(path: Path, ds: Any) -> dict[str, str]:
+    """The film's study, as metadata keys: ``patient_key`` (:func:`patient_key`, never the ID
+    itself), ``study_uid``, ``study_date`` (DA, YYYYMMDD), ``study_description``; absent or empty
+    attributes are left out."""
+    out = {
+        "patient_key": patient_key(get_str(path, ds, "PatientID")),
+        "study_uid": get_str(path, ds, "StudyInstanceUID"),
+        "study_date": get_str(path, ds, "StudyDate"),
+        "study_description": get_str(path, ds, "StudyDescription"),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def read_study_facts(path: Path) -> dict[str, str]:
+    """:func:`study_facts` and ``view_position`` of the DICOM file at ``path``, from its header
+    alone (no pixel data is read). Raises :class:`~cxrviewer.errors.UnreadableImageError` when
+    the file cannot be parsed."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=list(STUDY_KEYWORDS))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
+        raise UnreadableImageError(
+            f"{path.name}: its DICOM header could not be read ({type(exc).__name__})."
+        ) from None
+    out = study_facts(path, ds)
+    view = get_str(path, ds, "ViewPosition")
+    if view:
+        out["view_position"] = view
+    return out

@@ -11,8 +11,17 @@ pixmaps than one of 500.
 
 Above the rows, a filter (:mod:`cxrviewer.ui.state.worklist_filter`: all films, any positive,
 positive for a finding, out of distribution, unreadable) and how many films it lists
-("12 of 200 films"). It hides rows (Qt's ``setRowHidden``), so row numbers stay the model's
+("12 of 200 films"). It hides rows (Qt's ``setRowHidden``), so film indices stay the model's
 and the filter combines with the worklist sort; films scored later obey it as they arrive.
+
+Films are grouped by patient and study (:mod:`cxrviewer.ui.state.studies`) once their DICOM
+headers say which: a heading row per study ("2025-03-14 · CHEST PA AND LAT · 2 films"), its
+films under it, frontal before lateral, and the films without a study under "Other films".
+Headings cannot be selected; the arrow keys, PgUp/PgDown and the next/previous film skip them,
+and the filter hides a heading whose films it all hides. Without any study (a folder of PNGs)
+the strip lists the films as they are, without headings. The strip's methods that take or give
+a ``row`` (:meth:`FilmStrip.text_of`, :meth:`FilmStrip.visible_rows`, …) speak of the model's
+film indices, not of the view's rows.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
+from .state.studies import StudyGroup, group_films
 from .state.viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, FilmEntry, ViewerModel
 from .state.worklist_filter import ALL, FilmFilter, count_text, filter_choices
 
@@ -35,6 +45,7 @@ ICON = 72
 ICON_CACHE = 512  # rows whose icon is kept drawn (a screenful is ~10)
 FLUSH_MS = 100  # the strip catches up with the films' status at most this late
 ERROR_TEXT = QColor(255, 110, 110)
+HEADING_BACKGROUND = QColor(45, 48, 56)
 BADGE_COLORS = {
     QUEUED: QColor(130, 130, 130),
     READING: QColor(70, 140, 230),
@@ -128,8 +139,14 @@ def entry_tooltip(entry: FilmEntry) -> str:
     return tip
 
 
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 1  # True for a study's heading row
+
+
 class FilmList(QAbstractListModel):
-    """The model's films as a Qt list model: text, icon, tooltip and status, made when asked."""
+    """The model's films as a Qt list model: text, icon, tooltip and status, made when asked.
+
+    Row ``r`` of the list is film :meth:`entry_at` (``r``) or, when films have studies, a
+    study's heading (:meth:`entry_at` is -1, :meth:`group_at` its :class:`StudyGroup`)."""
 
     def __init__(self, model: ViewerModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -142,15 +159,72 @@ class FilmList(QAbstractListModel):
         self._flush.setSingleShot(True)
         self._flush.setInterval(FLUSH_MS)
         self._flush.timeout.connect(self.flush)
+        # the layout: None lists the films as they are; else one item per row, a film's index
+        # (>= 0) or -1 - g for the heading of group g
+        self._rows: list[int] | None = None
+        self._row_of: dict[int, int] = {}
+        self.groups: tuple[StudyGroup, ...] = ()
+        self._layout()
         model.events.entries.connect(self._reset)
+        model.events.studies.connect(self._reset)
         model.events.entry.connect(self._changed)
 
+    def _layout(self) -> None:
+        entries = self.model.entries
+        if not any(e.study is not None for e in entries):
+            self._rows, self._row_of, self.groups = None, {}, ()
+            return
+        self.groups = group_films([e.study for e in entries], [e.view_position for e in entries])
+        rows: list[int] = []
+        for g, group in enumerate(self.groups):
+            rows.append(-1 - g)
+            rows.extend(group.films)
+        self._rows = rows
+        self._row_of = {film: r for r, film in enumerate(rows) if film >= 0}
+
+    def entry_at(self, row: int) -> int:
+        """The film at view row ``row`` (-1 for a heading or no row)."""
+        if self._rows is None:
+            return row if 0 <= row < len(self.model.entries) else -1
+        return self._rows[row] if 0 <= row < len(self._rows) else -1
+
+    def group_at(self, row: int) -> StudyGroup | None:
+        """The study group whose heading is view row ``row`` (``None`` for a film's row)."""
+        if self._rows is None or not 0 <= row < len(self._rows) or self._rows[row] >= 0:
+            return None
+        return self.groups[-1 - self._rows[row]]
+
+    def row_of(self, index: int) -> int:
+        """The view row of film ``index`` (-1 if there is none)."""
+        if self._rows is None:
+            return index if 0 <= index < len(self.model.entries) else -1
+        return self._row_of.get(index, -1)
+
+    def heading_rows(self) -> list[int]:
+        return [] if self._rows is None else [r for r, item in enumerate(self._rows) if item < 0]
+
+    def film_rows(self) -> list[int]:
+        """The films in the order the strip lists them (model indices)."""
+        return list(range(len(self.model.entries))) if self._rows is None else [i for i in self._rows if i >= 0]
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.model.entries)
+        if parent.isValid():
+            return 0
+        return len(self.model.entries) if self._rows is None else len(self._rows)
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if index.isValid() and self.group_at(index.row()) is not None:
+            return Qt.ItemFlag.NoItemFlags  # a heading: neither selectable nor current
+        return super().flags(index)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = index.row()
-        if not index.isValid() or not 0 <= row < len(self.model.entries):
+        if not index.isValid():
+            return None
+        group = self.group_at(index.row())
+        if group is not None:
+            return self._heading_data(group, role)
+        row = self.entry_at(index.row())
+        if row < 0:
             return None
         entry = self.model.entries[row]
         if role == Qt.ItemDataRole.DisplayRole:
@@ -163,6 +237,23 @@ class FilmList(QAbstractListModel):
             return QBrush(ERROR_TEXT)
         if role == Qt.ItemDataRole.UserRole:
             return entry.status
+        if role == HEADING_ROLE:
+            return False
+        return None
+
+    def _heading_data(self, group: StudyGroup, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return group.heading
+        if role == HEADING_ROLE:
+            return True
+        if role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return QBrush(HEADING_BACKGROUND)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "A study: its films are listed under it"
         return None
 
     def _icon(self, row: int, entry: FilmEntry) -> QIcon:
@@ -179,6 +270,7 @@ class FilmList(QAbstractListModel):
         self.beginResetModel()
         self._icons.clear()
         self._dirty.clear()
+        self._layout()
         self.endResetModel()
 
     def _changed(self, row: int) -> None:
@@ -190,7 +282,8 @@ class FilmList(QAbstractListModel):
     def flush(self) -> None:
         """Tell the view about the rows changed since the last flush."""
         self._flush.stop()
-        rows = [r for r in self._dirty if 0 <= r < len(self.model.entries)]
+        rows = [self.row_of(r) for r in self._dirty if 0 <= r < len(self.model.entries)]
+        rows = [r for r in rows if r >= 0]
         self._dirty.clear()
         if rows:
             self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)))
@@ -238,44 +331,89 @@ class FilmStrip(QListView):
         self._fill_choices()
         self.filter_combo.activated.connect(self._filter_chosen)
         self.films.modelReset.connect(self._reset)
-        self.films.dataChanged.connect(lambda top, bottom, _roles=(): self._filter_rows(top.row(), bottom.row()))
+        self.films.dataChanged.connect(lambda top, bottom, _roles=(): self._filter_view_rows(top.row(), bottom.row()))
         model.events.classifier.connect(self._fill_choices)
 
-    # the few questions callers and tests ask, by row
+    # the few questions callers and tests ask, by film (the model's index, whatever its view row)
     def count(self) -> int:
-        return self.films.rowCount()
+        """How many films the strip holds (headings not counted)."""
+        return len(self.model.entries)
+
+    def _index_of(self, row: int) -> QModelIndex:
+        return self.films.index(self.films.row_of(row))
 
     def text_of(self, row: int) -> str:
-        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.DisplayRole))
+        return str(self.films.data(self._index_of(row), Qt.ItemDataRole.DisplayRole))
 
     def tooltip_of(self, row: int) -> str:
-        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.ToolTipRole))
+        return str(self.films.data(self._index_of(row), Qt.ItemDataRole.ToolTipRole))
 
     def status_of(self, row: int) -> str:
-        return str(self.films.data(self.films.index(row), Qt.ItemDataRole.UserRole))
+        return str(self.films.data(self._index_of(row), Qt.ItemDataRole.UserRole))
 
     def currentRow(self) -> int:  # noqa: N802 - as QListWidget
-        return self.currentIndex().row()
+        return self.films.entry_at(self.currentIndex().row())
 
     def setCurrentRow(self, row: int) -> None:  # noqa: N802 - as QListWidget
-        self.setCurrentIndex(self.films.index(row))
+        self.setCurrentIndex(self._index_of(row))
+
+    def headings(self) -> list[str]:
+        """The study headings the strip shows (not hidden by the filter), top to bottom."""
+        return [self.films.group_at(r).heading for r in self.films.heading_rows()  # type: ignore[union-attr]
+                if not self.isRowHidden(r)]
+
+    def listed(self) -> list[str]:
+        """Every row the strip shows, top to bottom: a heading's text, or a film's name."""
+        out = []
+        for r in range(self.films.rowCount()):
+            if self.isRowHidden(r):
+                continue
+            group, film = self.films.group_at(r), self.films.entry_at(r)
+            out.append(group.heading if group is not None else self.model.entries[film].name)
+        return out
 
     def visible_count(self) -> int:
         """How many films the filter lists."""
         return self.count() - len(self._hidden)
 
     def visible_rows(self) -> list[int]:
-        return [row for row in range(self.count()) if row not in self._hidden]
+        """The films the filter lists, in the strip's order."""
+        return [row for row in self.films.film_rows() if row not in self._hidden]
 
     def step(self, delta: int) -> None:
-        """Show the next (``+1``) or previous (``-1``) film the filter lists, stopping at the ends."""
-        if not self._hidden:
+        """Show the next (``+1``) or previous (``-1``) film the filter lists, in the strip's
+        order (headings skipped), stopping at the ends."""
+        if not self._hidden and not self.films.groups:
             self.model.step(delta)
             return
+        rows = self.visible_rows()
         cur = self.model.current
-        rows = [r for r in self.visible_rows() if (r > cur if delta > 0 else r < cur)]
-        if rows:
-            self.model.set_current(min(rows) if delta > 0 else max(rows))
+        if not rows:
+            return
+        if cur not in rows:
+            self.model.set_current(rows[0])
+            return
+        at = rows.index(cur) + (1 if delta > 0 else -1)
+        if 0 <= at < len(rows):
+            self.model.set_current(rows[at])
+
+    def moveCursor(self, action: QAbstractItemView.CursorAction, modifiers: Qt.KeyboardModifier) -> QModelIndex:  # noqa: N802 - Qt API
+        """Qt's keyboard move, but never onto a study's heading: past it, in the direction moved."""
+        index = super().moveCursor(action, modifiers)
+        if not self.films.groups:
+            return index
+        up = action in (QAbstractItemView.CursorAction.MoveUp, QAbstractItemView.CursorAction.MovePageUp,
+                        QAbstractItemView.CursorAction.MoveHome, QAbstractItemView.CursorAction.MovePrevious,
+                        QAbstractItemView.CursorAction.MoveLeft)
+        row = index.row() if index.isValid() else self.currentIndex().row()
+        n = self.films.rowCount()
+        for direction in ((-1, 1) if up else (1, -1)):
+            r = row
+            while 0 <= r < n:
+                if self.films.entry_at(r) >= 0 and not self.isRowHidden(r):
+                    return self.films.index(r)
+                r += direction
+        return self.currentIndex()
 
     # ---------------------------------------------------------------- filter
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -307,7 +445,7 @@ class FilmStrip(QListView):
             self.filter_combo.setCurrentIndex(i)
         self.apply_filter()
         current = self.model.current
-        if 0 <= current < self.count() and self.isRowHidden(current):
+        if 0 <= current < self.count() and current in self._hidden:
             rows = self.visible_rows()
             if rows:
                 self.model.set_current(rows[0])
@@ -318,22 +456,45 @@ class FilmStrip(QListView):
     def _reset(self) -> None:
         self._hidden.clear()  # Qt has shown every row again
         self.apply_filter()
+        self._current_changed(self.model.current)  # a new layout: the current film's row again
+
+    def _filter_view_rows(self, top: int, bottom: int) -> None:
+        """:meth:`_filter_rows` for the films of view rows ``top``..``bottom`` (dataChanged)."""
+        if not self.films.groups:
+            self._filter_rows(top, bottom)
+            return
+        films = [f for f in map(self.films.entry_at, range(top, bottom + 1)) if f >= 0]
+        if films:
+            self._filter_rows(min(films), max(films))
 
     def _filter_rows(self, first: int, last: int) -> None:
-        """Hide or show rows ``first``..``last`` by the filter (nothing to do for "All films"
-        with no row hidden: a folder run's updates cost nothing then)."""
+        """Hide or show films ``first``..``last`` (model indices) by the filter, and the
+        headings whose films are all hidden (nothing to do for "All films" with no row hidden:
+        a folder run's updates cost nothing then)."""
         choice = self.film_filter
         if choice.kind != ALL or self._hidden:
             entries = self.model.entries
+            changed = False
             for row in range(max(0, first), min(last, len(entries) - 1) + 1):
                 hide = choice.kind != ALL and not choice.matches(entries[row])
                 if hide != (row in self._hidden):
-                    self.setRowHidden(row, hide)
+                    changed = True
+                    self.setRowHidden(self.films.row_of(row), hide)
                     if hide:
                         self._hidden.add(row)
                     else:
                         self._hidden.discard(row)
+            if changed:
+                self._hide_headings()
         self.count_label.setText(count_text(self.visible_count(), self.count()))
+
+    def _hide_headings(self) -> None:
+        """A study whose films the filter all hides loses its heading too."""
+        for row in self.films.heading_rows():
+            group = self.films.group_at(row)
+            hide = group is not None and all(f in self._hidden for f in group.films)
+            if hide != self.isRowHidden(row):
+                self.setRowHidden(row, hide)
 
     def _entries_changed(self) -> None:
         self._current_changed(self.model.current)
@@ -348,4 +509,6 @@ class FilmStrip(QListView):
 
     def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not self._syncing and current.isValid():
-            self.model.set_current(current.row())
+            film = self.films.entry_at(current.row())
+            if film >= 0:
+                self.model.set_current(film)

@@ -40,6 +40,7 @@ from ..classes import CUSTOM, ClassChoice
 from ..errors import CxrError, UnknownClassError
 from ..io import SUPPORTED_SUFFIXES, list_films
 from ..types import Film
+from .state.studies import study_of
 from .state.viewer_model import ERROR, NOT_APPLICABLE, QUEUED, READING, SCORED, ViewerModel
 from .workers import (
     FilmJob,
@@ -50,6 +51,7 @@ from .workers import (
     export_annotated,
     load_model,
     read_and_score,
+    read_studies,
     score_folder,
 )
 
@@ -149,6 +151,7 @@ class FilmSession(QObject):
             if len(films) == 1 and entry is not None and entry.status != ERROR and self.model.index_of(films[0]) < 0:
                 self._before_open = (films[0], entry.path)  # a film that cannot be read leaves again
             added = self.model.add_paths(films)
+            self._read_studies(added)
             self.model.set_current(self.model.index_of(films[0]))
             if len(added) > 1:
                 self.score(added)
@@ -159,10 +162,24 @@ class FilmSession(QObject):
         self._inflight.clear()
         self._films.clear()
         self.model.set_paths(films)
+        self._read_studies(films)
         self.model.set_current(0)
         if len(films) > 1:
             self.score(films)
         return films
+
+    def _read_studies(self, paths: Sequence[Path]) -> None:
+        """Read the DICOM films' headers in the background for their studies (the strip groups
+        films by study, :mod:`cxrviewer.ui.state.studies`)."""
+        if not paths:
+            return
+        generation = self._generation
+
+        def found(chunk: tuple[int, dict]) -> None:
+            if chunk[0] == self._generation:
+                self.model.set_studies(chunk[1])
+
+        self._run(read_studies, list(paths), generation, reports=True, progress=found, result=found)
 
     def close_all(self) -> None:
         """Empty the worklist (File ▸ Close all): stops a folder run, forgets the films."""
@@ -230,6 +247,9 @@ class FilmSession(QObject):
         if index < 0:
             return
         entry = self.model.entries[index]
+        study = study_of(job.film.metadata)
+        if study is not None:
+            self.model.set_studies({job.path: (study, str(job.film.metadata.get("view_position", "")))})
         changes: dict = {"thumbnail": job.thumbnail, "shape": (job.film.height, job.film.width)}
         scored = job.prediction is not None and entry.prediction is None
         not_applicable = job.prediction is None and job.outside_use is not None

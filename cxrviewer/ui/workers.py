@@ -28,7 +28,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
 from ..errors import CxrError
+from ..io.dicom_header import read_study_facts
 from ..types import Film, Prediction
+from .state.studies import StudyKey, study_of
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +231,35 @@ def read_and_score(path: Path, classifier=None, generation: int = 0, score_all: 
         infer_seconds = time.perf_counter() - t1
         logger.info("%s scored in %.0f ms", Path(path).name, 1000 * infer_seconds)
     return FilmJob(Path(path), film, thumb, prediction, read_seconds, infer_seconds, generation, outside_use)
+
+
+#: files read as pictures, never as DICOM (cxrviewer.io.files): no study to look for
+_NOT_DICOM = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+STUDY_CHUNK_S = 0.25  # the studies found are reported at most this often
+
+
+def read_studies(paths: Sequence[Path], generation: int = 0, *, progress: Callable[[Any], None],
+                 cancel: threading.Event) -> tuple[int, dict[Path, tuple[StudyKey | None, str]]]:
+    """Each DICOM film's study and View Position, from its header alone (the film strip groups
+    by them): ``(generation, {path: (study, view)})``, reported in chunks through ``progress`` as
+    they are found, the last chunk as the result. Files that are not DICOM or whose header cannot
+    be read are left out (reading the film says why)."""
+    found: dict[Path, tuple[StudyKey | None, str]] = {}
+    last = time.monotonic()
+    for path in paths:
+        if cancel.is_set():
+            break
+        if path.suffix.lower() in _NOT_DICOM:
+            continue
+        try:
+            facts = read_study_facts(path)
+        except CxrError:
+            continue
+        found[path] = (study_of(facts), facts.get("view_position", ""))
+        if time.monotonic() - last > STUDY_CHUNK_S:
+            progress((generation, found))
+            found, last = {}, time.monotonic()
+    return generation, found
 
 
 @dataclass(frozen=True, eq=False)

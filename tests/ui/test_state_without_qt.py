@@ -9,7 +9,7 @@ import sys
 CODE = """
 import sys
 import cxrviewer.ui.state
-from cxrviewer.ui.state import export_choice, status_text, viewer_model, worklist_filter
+from cxrviewer.ui.state import export_choice, status_text, studies, viewer_model, worklist_filter
 model = viewer_model.ViewerModel()
 model.set_paths(["a.png", "b.png"])
 assert len(model.entries) == 2

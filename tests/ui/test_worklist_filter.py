@@ -40,13 +40,16 @@ def choose(qtbot, combo, text: str) -> None:
 
 
 def listed(strip) -> list[str]:
-    """The names of the films the strip lists, top to bottom (hidden rows are not on screen)."""
-    rows = [r for r in range(strip.count()) if not strip.isRowHidden(r)]
+    """The names of the films the strip lists, top to bottom (hidden rows are not on screen;
+    the study headings of DICOM films are not films)."""
+    view_rows = range(strip.films.rowCount())
+    rows = [r for r in view_rows if not strip.isRowHidden(r)]
     for r in rows:
         assert strip.visualRect(strip.films.index(r)).isValid()
-    for r in set(range(strip.count())) - set(rows):
+    for r in set(view_rows) - set(rows):
         assert not strip.visualRect(strip.films.index(r)).isValid()  # not drawn
-    return [strip.text_of(r).split("\n")[0] for r in rows]
+    films = [strip.films.entry_at(r) for r in rows]
+    return [strip.text_of(f).split("\n")[0] for f in films if f >= 0]
 
 
 def stems(strip) -> list[str]:

@@ -13,7 +13,7 @@ the mode or the window/level only re-renders (:func:`cxrviewer.render.overlay`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from ...heatmap import COLORMAPS, DEFAULT_COLORMAP
 from ...io import grayscale
 from ...render import MODES, RenderOptions
 from ...types import Calibration, Film, Measurement, Orientation, Prediction, Voi
+from .studies import StudyKey
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,12 @@ class Events:
     - ``film()``: the current film's pixels or prediction arrived (or went);
     - ``display()``: display options changed;
     - ``classifier()``: another model was loaded;
-    - ``measurements()``: the current film's measurements changed.
+    - ``measurements()``: the current film's measurements changed;
+    - ``studies()``: films learnt which study they belong to (:meth:`ViewerModel.set_studies`).
     """
 
     def __init__(self) -> None:
-        for name in ("entries", "entry", "current", "film", "display", "classifier", "measurements"):
+        for name in ("entries", "entry", "current", "film", "display", "classifier", "measurements", "studies"):
             setattr(self, name, Event(name))
 
 
@@ -89,6 +91,9 @@ class FilmEntry:
     #: why the film lies outside the model's use (its header): not scored (``NOT_APPLICABLE``),
     #: or scored anyway ("Score anyway": ``SCORED`` with a prediction)
     outside_use: str | None = None
+    #: the study the film belongs to, once its header is read (None: not known, or none: PNG)
+    study: StudyKey | None = None
+    view_position: str = ""  # PS3.3 C.8.11.5: PA, AP, LL, ...
 
     @property
     def name(self) -> str:
@@ -241,6 +246,21 @@ class ViewerModel:
         """Select the next (``+1``) or previous (``-1``) film, stopping at the ends."""
         if self.entries:
             self.set_current(min(len(self.entries) - 1, max(0, self.current + delta)))
+
+    def set_studies(self, studies: Mapping[Path, tuple[StudyKey | None, str]]) -> None:
+        """Films' studies and View Positions, by path, as their headers are read; emits
+        ``studies`` once if any film's changed."""
+        changed = False
+        for path, (study, view) in studies.items():
+            i = self.index_of(path)
+            if i < 0:
+                continue
+            entry = self.entries[i]
+            if (entry.study, entry.view_position) != (study, view):
+                entry.study, entry.view_position = study, view
+                changed = True
+        if changed:
+            self.events.studies.emit()
 
     def update_entry(self, index: int, **changes: Any) -> None:
         entry = self.entries[index]
