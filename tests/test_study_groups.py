@@ -3,13 +3,15 @@ DICOM reader records for them (a hash for the patient, never the Patient ID)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+from dicomfactory import CR_IMAGE, PHI_VALUES, build_dicom
 
 from cxrviewer.io import read_film
 from cxrviewer.io.dicom_header import patient_key, read_study_facts
 from cxrviewer.ui.state.studies import OTHER, StudyGroup, StudyKey, format_date, group_films, study_of, view_rank
 from cxrviewer.ui.state.viewer_model import ViewerModel
-from dicomfactory import CR_IMAGE, PHI_VALUES, build_dicom
 
 A, B = patient_key("PAT-A"), patient_key("PAT-B")
 OLD = StudyKey(A, "1.2.3.1", "20240110", "CHEST PA AND LAT")
@@ -75,3 +77,6 @@ def test_the_reader_records_the_study_and_a_hash_of_the_patient(tmp_path):
     text = repr(dict(film.metadata))
     assert not any(value in text for value in PHI_VALUES)
     assert len(want["patient_key"]) == 16 and patient_key("") == ""
+    # keyed by a secret of the process: not found by hashing candidate IDs
+    pid = PHI_VALUES[1].encode()
+    assert want["patient_key"] not in (hashlib.sha256(pid).hexdigest()[:16], hashlib.blake2b(pid, digest_size=8).hexdigest())

@@ -193,8 +193,8 @@ def read_dicom(path: Path, data: bytes | None = None) -> Film:
     laterality = get_str(path, ds, "ImageLaterality") or get_str(path, ds, "Laterality")
     if laterality in ("R", "L", "B", "U"):
         metadata["laterality"] = laterality
-    # which study the film belongs to (the film strip groups by it): a hash of the Patient ID,
-    # never the ID itself (PS3.3 C.7.1.1, C.7.2.1)
+    # which study the film belongs to (the film strip groups by it): a keyed hash of the Patient
+    # ID (dicom_header.patient_key), never the ID itself (PS3.3 C.7.1.1, C.7.2.1)
     metadata.update(study_facts(path, ds))
     cal = guard(path, lambda: calibration(ds))
     return Film(pixels, source=path, pixel_spacing=pixel_spacing(ds), metadata=metadata, gray=gray, calibration=cal)

@@ -11,8 +11,10 @@ patient's name).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -423,12 +425,18 @@ def overlay_attributes(path: Path, keywords: Sequence[str] = OVERLAY_KEYWORDS) -
 STUDY_KEYWORDS = ("PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription", "ViewPosition")
 
 
-def patient_key(patient_id: str) -> str:
-    """A stand-in for a Patient ID that groups one patient's films without saying who: the first
-    16 hex digits of its SHA-256 (empty for an empty ID)."""
-    import hashlib
+#: a secret of this process: a patient key cannot be looked up in a table of hashed IDs, and
+#: means nothing outside the process that made it
+_PATIENT_SALT = os.urandom(16)
 
-    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:16] if patient_id else ""
+
+def patient_key(patient_id: str) -> str:
+    """A stand-in for a Patient ID that groups one patient's films without saying who: 16 hex
+    digits of a keyed BLAKE2b hash of the ID, keyed by a random secret of this process, so equal
+    within one run of the app and meaningless outside it (empty for an empty ID)."""
+    if not patient_id:
+        return ""
+    return hashlib.blake2b(patient_id.encode("utf-8"), digest_size=8, key=_PATIENT_SALT).hexdigest()
 
 
 def study_facts(path: Path, ds: Any) -> dict[str, str]:

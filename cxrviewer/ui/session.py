@@ -105,6 +105,7 @@ class FilmSession(QObject):
         # what was shown before a single film was opened, put back if that film cannot be read
         self._before_open: tuple[list, int, Path | None, Film | None] | None = None
         self.last_results: Path | None = None
+        self._study_scans: list[tuple[int, Worker]] = []  # the headers read for the strip's studies
         self.model.events.current.connect(self._current_changed)
 
     # ------------------------------------------------------------------ jobs
@@ -179,13 +180,21 @@ class FilmSession(QObject):
             if chunk[0] == self._generation:
                 self.model.set_studies(chunk[1])
 
-        self._run(read_studies, list(paths), generation, reports=True, progress=found, result=found)
+        for gen, worker in self._study_scans:
+            if gen != generation:
+                worker.cancel()  # the films it reads are gone
+        self._study_scans = [(g, w) for g, w in self._study_scans if g == generation and w in self._workers]
+        self._study_scans.append((generation, self._run(read_studies, list(paths), generation, reports=True,
+                                                        progress=found, result=found)))
 
     def close_all(self) -> None:
         """Empty the worklist (File ▸ Close all): stops a folder run, forgets the films."""
         self._stop_batch()
         self._before_open = None
         self._generation += 1
+        for _gen, worker in self._study_scans:
+            worker.cancel()
+        self._study_scans.clear()
         for worker in list(self._inflight.values()):
             worker.cancel()
         self._inflight.clear()

@@ -10,14 +10,14 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from dicomfactory import PACS_PATIENTS, make_pacs_studies  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from test_worklist_filter import choose, listed  # noqa: E402
 from uihelpers import WAIT_MS  # noqa: E402
 
 from cxrviewer.ui.state.studies import OTHER  # noqa: E402
 from cxrviewer.ui.state.viewer_model import NOT_APPLICABLE  # noqa: E402
-from dicomfactory import PACS_PATIENTS, make_pacs_studies  # noqa: E402
-from test_worklist_filter import choose, listed  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
