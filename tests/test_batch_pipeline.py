@@ -170,6 +170,7 @@ def blob_prediction(rng, grid=10):
 
 
 @pytest.mark.parametrize("shape", LARGE)
+@pytest.mark.slow
 def test_regions_of_larger_films_match_the_plain_way_within_a_grid_pixel(shape):
     """On smooth maps the pieces pair up one to one: boxes within two grid pixels, areas within
     2%, peaks within the map's sampling, every outline point within about a grid pixel of

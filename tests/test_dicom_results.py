@@ -398,6 +398,7 @@ def test_no_patient_data_in_logs_or_warnings(tmp_path, demo, phi_film, caplog, e
     assert "out.dcm" in caplog.text  # the log says what was written
 
 
+@pytest.mark.slow
 def test_no_patient_data_in_logs_or_warnings_from_two_threads(tmp_path, demo, caplog):
     """SRs and Presentation States built in two threads at once (the node's and ``score``'s
     workers): no patient value reaches the log or the warnings, even with every warning shown,

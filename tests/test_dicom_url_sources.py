@@ -91,6 +91,7 @@ def fetched(url_root: str, into: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(("scheme", "destination"), [
     ("memory", "folder"), ("memory", "memory"), ("file", "folder"), ("file", "file"),
 ])
+@pytest.mark.slow
 def test_dicom_films_at_urls_get_the_results_of_the_same_files_in_a_folder(
         films, classifier, local_results, tmp_path, memory_root, scheme, destination):
     want, want_counts = local_results

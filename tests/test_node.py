@@ -523,6 +523,7 @@ def test_a_sending_round_is_entered_in_one_commit(tmp_path):
 
 
 @SCORING
+@pytest.mark.slow
 def test_the_node_tallies_its_cpu_by_stage(pacs, node_factory, node_port, tmp_path, scoring):
     """What bench/bench_node.py prints: each stage a film goes through, on its own clock, the
     scoring processes' figures brought back from them, or the threads' own."""

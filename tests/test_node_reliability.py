@@ -445,6 +445,7 @@ def test_films_failed_by_a_dead_scoring_process_are_scored_again(pacs, node_port
 
 
 @orthanc_only
+@pytest.mark.slow
 def test_allow_host_refuses_with_an_associate_rj(pacs, node_port, tiny_model, tmp_path):
     """A caller outside ``--allow-host`` gets an A-ASSOCIATE-RJ, rejected-permanent, source
     service-user, calling AE title not recognised (PS3.8 9.3.4), not an abort: dcmtk's echoscu

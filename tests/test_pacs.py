@@ -26,7 +26,8 @@ from cxrviewer.dimse.query import Connection, StudyQuery, find_series, find_stud
 from cxrviewer.dimse.retrieve import MANIFEST, RetrieveCache, retrieve_studies
 from cxrviewer.errors import PacsQueryError, PacsRetrieveError, RetrieveCancelledError
 
-pytestmark = pytest.mark.skipif(not available(), reason="Orthanc is not installed (apt-get install orthanc)")
+# slow: a query/retrieve Orthanc with its DICOMweb plugin, and dcmtk's SCUs
+pytestmark = [pytest.mark.skipif(not available(), reason="Orthanc is not installed (apt-get install orthanc)"), pytest.mark.slow]
 
 CALLING_AE = "CXRTEST"
 TODAY = dt.date.today().strftime("%Y%m%d")

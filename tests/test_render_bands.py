@@ -60,6 +60,7 @@ def case(request):
     {"window": (0.3, 0.5), "invert": True},
     {"window": (np.float64(0.6), 0.2), "alpha": 0.8},
 ])
+@pytest.mark.slow
 def test_overlay_equals_the_whole_film_expression(case, options):
     film, pred = case
     for classes in (LABELS[:1], LABELS[:5], LABELS):

@@ -8,7 +8,7 @@ import pytest
 
 from cxrviewer.applicability import check, check_header
 from cxrviewer.io import read_film
-from gatefilms import SIIM_CHEST, _edited
+from gatefilms import _edited
 
 DICOM = {"format": "dicom", "modality": "DX"}
 DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
@@ -31,15 +31,14 @@ def test_a_for_processing_image_is_not_read(meta):
     assert (verdict.applicable, verdict.reason) == (False, FOR_PROCESSING_REASON)
 
 
-def test_real_films_headers(tmp_path):
-    if not SIIM_CHEST.is_file():
-        pytest.skip("needs ../shared/data")
-    thorax = read_film(_edited(SIIM_CHEST, tmp_path / "thorax.dcm", BodyPartExamined="THORAX"))
+def test_real_films_headers(tmp_path, dicom_corpus):
+    chest = dicom_corpus["nih_dx"]  # generated from a sample; the real DX where ../shared/data is
+    thorax = read_film(_edited(chest, tmp_path / "thorax.dcm", BodyPartExamined="THORAX"))
     assert check(thorax).applicable
-    raw = _edited(SIIM_CHEST, tmp_path / "raw.dcm", Modality="DX", PresentationIntentType="FOR PROCESSING")
+    raw = _edited(chest, tmp_path / "raw.dcm", Modality="DX", PresentationIntentType="FOR PROCESSING")
     film = read_film(raw)
     assert film.metadata["presentation_intent"] == "FOR PROCESSING"
     assert check(film).reason == FOR_PROCESSING_REASON
-    presentation = _edited(SIIM_CHEST, tmp_path / "p.dcm", Modality="DX", PresentationIntentType="FOR PRESENTATION")
+    presentation = _edited(chest, tmp_path / "p.dcm", Modality="DX", PresentationIntentType="FOR PRESENTATION")
     assert check(read_film(presentation)).applicable
     assert pydicom.dcmread(raw).PresentationIntentType == "FOR PROCESSING"

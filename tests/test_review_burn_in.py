@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from cxrviewer.cli import main
-from gatefilms import SIIM_CHEST, _edited
+from gatefilms import _edited
 
 
 @pytest.mark.parametrize("charset, name", [("GB18030", "王^小明"), ("ISO_IR 192", "山田^太郎")])
-def test_a_name_the_font_cannot_draw_is_not_burned_in_as_question_marks(tmp_path, tiny_model, capsys, charset, name):
-    if not SIIM_CHEST.is_file():
-        pytest.skip("needs ../shared/data")
-    film = _edited(SIIM_CHEST, tmp_path / "film.dcm", SpecificCharacterSet=charset, PatientName=name)
+def test_a_name_the_font_cannot_draw_is_not_burned_in_as_question_marks(tmp_path, tiny_model, capsys, charset, name,
+                                                                         dicom_corpus):
+    chest = dicom_corpus["nih_dx"]  # generated from a sample; the real DX where ../shared/data is
+    film = _edited(chest, tmp_path / "film.dcm", SpecificCharacterSet=charset, PatientName=name)
     out = tmp_path / "sc.dcm"
     code = main(["export", str(film), "--out", str(out), "--format", "dicom-sc", "--burn-in-patient-name",
                  "--model", str(tiny_model)])
@@ -22,10 +22,9 @@ def test_a_name_the_font_cannot_draw_is_not_burned_in_as_question_marks(tmp_path
     assert "cannot draw" in err and name.split("^")[0] not in err  # never the name itself
 
 
-def test_a_latin_name_is_still_burned_in(tmp_path, tiny_model, capsys):
-    if not SIIM_CHEST.is_file():
-        pytest.skip("needs ../shared/data")
-    film = _edited(SIIM_CHEST, tmp_path / "film.dcm", SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
+def test_a_latin_name_is_still_burned_in(tmp_path, tiny_model, capsys, dicom_corpus):
+    chest = dicom_corpus["nih_dx"]
+    film = _edited(chest, tmp_path / "film.dcm", SpecificCharacterSet="ISO_IR 100", PatientName="Müller^Jürgen")
     out = tmp_path / "sc.dcm"
     assert main(["export", str(film), "--out", str(out), "--format", "dicom-sc", "--burn-in-patient-name",
                  "--model", str(tiny_model)]) == 0

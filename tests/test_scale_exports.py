@@ -32,6 +32,7 @@ def score(films, tiny_model, out, *extra: str) -> int:
                  "--workers", "2", *extra])
 
 
+@pytest.mark.slow
 def test_file_urls_get_the_files_a_folder_gets(films, classifier, tmp_path):
     """The same films exported to folders and to file:// URLs (pyarrow's LocalFileSystem): the same
     names, pictures and DICOM results, with the modes a plain write gives, no temporary file left."""

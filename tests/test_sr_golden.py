@@ -130,6 +130,7 @@ decoded = decoded_result
 
 
 @pytest.mark.parametrize("role", ["nih_dx", "jpeg_baseline_chest", "no_preamble_chest", "j2k_mono1"])
+@pytest.mark.slow
 def test_sr_is_highdicoms(generated_dicoms, demo, role):
     film = read_film(generated_dicoms[role])
     pred = demo.predict_one(film)
@@ -149,6 +150,7 @@ def test_sr_with_the_readers_measurements_is_highdicoms(generated_dicoms, demo):
     assert decoded(built) == decoded(oracle)
 
 
+@pytest.mark.slow
 def test_srs_built_at_once_in_threads_each_say_their_own_film(generated_dicoms, demo):
     """Reports built at once in threads (pydicom's validation switch is process-wide: quiet_values)
     each say their own film."""

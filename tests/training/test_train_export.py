@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.training
+# slow: every test here shares a module fixture that trains and exports a run (~45 s)
+pytestmark = [pytest.mark.training, pytest.mark.slow]
 tf = pytest.importorskip("tensorflow")
 
 from cxrviewer import contract  # noqa: E402

@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.training
+# slow: Keras models built and exported in every test
+pytestmark = [pytest.mark.training, pytest.mark.slow]
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 

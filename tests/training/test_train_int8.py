@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.training
+# slow: a trained run and its int8 calibration
+pytestmark = [pytest.mark.training, pytest.mark.slow]
 pytest.importorskip("tensorflow")
 
 from cxrviewer import contract  # noqa: E402

@@ -38,6 +38,7 @@ def test_exit_after_result_returns_1_for_an_unreadable_film(tmp_path, tiny_model
     assert "bad.png" in proc.stderr  # logged, never a blocking dialog
 
 
+@pytest.mark.slow
 def test_screenshot_option_writes_a_png(tmp_path, tiny_model, nih_images):
     out = tmp_path / "shot.png"
     proc = run_gui([nih_images[0], "--model", tiny_model, "--screenshot", out, "--window-size", "1000x700"], tmp_path)

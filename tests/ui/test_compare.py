@@ -65,6 +65,7 @@ def test_compare_needs_two_films(qtbot, window, nih_film):
     assert "two films" in window.statusBar().currentMessage()
 
 
+@pytest.mark.slow
 def test_compare_at_1280x800_two_equal_panes_same_scale_tops_aligned(qtbot, make_window):
     """Issue 28: two equal panes, the films at the same scale with their tops aligned, and each
     film's findings readable ("0.83", not "0.8") at 1280×800."""

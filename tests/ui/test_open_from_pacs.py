@@ -127,6 +127,7 @@ def test_cancel_opens_nothing_and_keeps_nothing(qtbot, window, pacs, tmp_path):
     assert not list((tmp_path / "cache").glob("*/*/" + MANIFEST)) and not list((tmp_path / "cache").glob(".partial*"))
 
 
+@pytest.mark.slow
 def test_dicom_cd_lists_its_studies_and_opens_one(qtbot, window, pacs, tmp_path, dialogs):
     from pydicom.fileset import FileSet
 

@@ -113,6 +113,7 @@ def test_png_film_is_refused_with_the_reason(qtbot, session, window, nih_film, d
     assert "Send the film's results" in window.act_send_pacs.toolTip()
 
 
+@pytest.mark.slow
 def test_destination_dialog_tests_and_saves(qtbot, window, pacs, isolated_settings):
     dialog = window.pacs.open()
     dialog.ae.setText(pacs.aet)
@@ -134,6 +135,7 @@ def test_destination_dialog_tests_and_saves(qtbot, window, pacs, isolated_settin
     assert saved == PacsTarget(pacs.aet, LOOPBACK, pacs.dicom_port, CALLING, ("sr", "gsps", "sc"))
 
 
+@pytest.mark.slow
 def test_send_button_sends_and_the_status_bar_says_what(qtbot, window, pacs, dicom_film):
     assert open_and_wait(qtbot, window, [dicom_film])
     qtbot.waitUntil(window.act_send_pacs.isEnabled, timeout=WAIT_MS)
