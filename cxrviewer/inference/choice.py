@@ -34,7 +34,6 @@ import logging
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ from ..errors import CxrError, ModelError
 from ..io import read_film
 from ..paths import samples_dir
 from ..preprocess import preprocess_batch
+from ..storage import atomic_write_bytes
 from ..types import Film, ModelInfo
 from .machine import PREFERENCE, Candidates, Machine, candidates, this_machine
 from .runners import Engine, OrtRunner, Runner, ov_model_metadata, open_runner
@@ -184,17 +184,8 @@ def _write_cache(path: Path, key: str, entry: dict) -> None:
         entries[key] = entry
         while len(entries) > CACHE_ENTRIES:
             entries.pop(next(iter(entries)))
-        fd, tmp = tempfile.mkstemp(prefix=".engine-choices-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": 1, "choices": entries}, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
+        atomic_write_bytes(path, json.dumps({"format": 1, "choices": entries}, indent=1).encode("utf-8"))
+    except (OSError, CxrError) as exc:
         logger.warning("could not keep the engine choice in %s (%s); it will be measured again next time", path, exc)
 
 
