@@ -15,6 +15,9 @@ from dicomfactory import CORPORA, DicomCorpus, make_generated_corpus, shared_cor
 from helpers import SAMPLES, SHARED_DATA, synthetic_pixels  # noqa: E402
 from tinymodel import build_tiny_model, tiny_info  # noqa: E402
 
+# the DICOM node tests' port and Orthanc (tests/nodefixtures.py); a module may define its own
+pytest_plugins = ["nodefixtures"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _engine_cache(tmp_path_factory):

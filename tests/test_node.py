@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from orthancserver import LOOPBACK, Orthanc, available, dcmtk, free_port, referenced_uids, running_orthanc
+from orthancserver import LOOPBACK, Orthanc, available, dcmtk, free_port, referenced_uids
 from pydicom.uid import generate_uid
 
 pynetdicom = pytest.importorskip("pynetdicom")
@@ -44,24 +44,6 @@ def quiet_model(tmp_path_factory) -> Path:
 
     info = tiny_info(64, thresholds={label: 0.999 for label in LABELS})
     return build_tiny_model(tmp_path_factory.mktemp("quiet") / "quiet.onnx", info)
-
-
-@pytest.fixture(scope="module")
-def node_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory, node_port):
-    with running_orthanc(tmp_path_factory.mktemp("orthanc"), {"cxrviewer": (NODE_AET, node_port)}) as server:
-        yield server
-
-
-@pytest.fixture
-def pacs(orthanc):
-    """The module's Orthanc, emptied for each test."""
-    orthanc.clear()
-    return orthanc
 
 
 def film_copies(corpus, folder: Path, n: int, names=CHEST) -> list[Path]:

@@ -8,7 +8,7 @@ import logging
 
 import pydicom
 import pytest
-from orthancserver import LOOPBACK, available, free_port, referenced_uids, running_orthanc
+from orthancserver import LOOPBACK, available, referenced_uids
 
 from gatefilms import LATERAL_REASON, TIBIA_REASON, frontal_chest, lateral_chest, tibia_cr
 
@@ -18,23 +18,6 @@ pytestmark = pytest.mark.skipif(not available(), reason="Orthanc is not installe
 
 NODE_AET = "CXRVIEWER"
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
-
-
-@pytest.fixture(scope="module")
-def node_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory, node_port):
-    with running_orthanc(tmp_path_factory.mktemp("orthanc"), {"cxrviewer": (NODE_AET, node_port)}) as server:
-        yield server
-
-
-@pytest.fixture
-def pacs(orthanc):
-    orthanc.clear()
-    return orthanc
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from orthancserver import LOOPBACK, available, dcmtk, free_port, running_orthanc
+from orthancserver import LOOPBACK, available, dcmtk, free_port
 from pydicom.uid import generate_uid
 from test_node import NODE_AET, _alive, _children, check_results, film_copies, start_node, store
 
@@ -30,25 +30,6 @@ orthanc_only = pytest.mark.skipif(not available(), reason="Orthanc is not instal
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def node_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory, node_port):
-    if not available():
-        pytest.skip("Orthanc is not installed (apt-get install orthanc)")
-    with running_orthanc(tmp_path_factory.mktemp("orthanc"), {"cxrviewer": (NODE_AET, node_port)}) as server:
-        yield server
-
-
-@pytest.fixture
-def pacs(orthanc):
-    orthanc.clear()
-    return orthanc
-
-
 @contextlib.contextmanager
 def tmpfs(folder: Path, size: str):
     """A tmpfs of ``size`` on ``folder``: a disk that fills. Unmounted on leaving (stop the
