@@ -71,9 +71,9 @@ class Node:
         self._stop_sending = threading.Event()
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._processes: ProcessPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = None
         self._worker_pids: frozenset[int] = frozenset()
-        self._processes_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         #: CPU seconds per stage, over the node's life (bench/bench_node.py prints them per film)
         self.cpu = CpuTally()
         self.scp = StorageScp(config, self.spool, self._todo.put, cpu=self.cpu)
@@ -147,8 +147,8 @@ class Node:
         self._stop_scoring.set()
         for t in self._threads:
             t.join()
-        if self._processes is not None:
-            self._processes.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._stop_sending.set()
         self._wake_sender.set()
         self._sender_thread.join()
@@ -251,12 +251,12 @@ class Node:
         started = {f.result() for f in [pool.submit(worker_processes.ready, 0.2) for _ in range(self.workers)]}
         logger.info("%d scoring process(es) ready", len(started))
         self._worker_pids = frozenset(started)  # what ready() returned: each worker's pid
-        self._processes = pool
+        self._pool = pool
 
     def _score_in_process(self, uid: str, outputs: tuple[str, ...]) -> worker_processes.Scored:
         args = (self.spool.film_path(uid), self.spool.result_dir(uid), outputs, self.config.anonymize,
                 self.config.score_all)
-        pool = self._processes
+        pool = self._pool
         try:
             future = pool.submit(worker_processes.score_film, *args)
         except BrokenProcessPool:
@@ -276,8 +276,8 @@ class Node:
 
     def _restart_processes(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         """New scoring processes in place of the ``broken`` pool (once, whichever worker thread asks first)."""
-        with self._processes_lock:
-            if self._processes is broken:
+        with self._pool_lock:
+            if self._pool is broken:
                 logger.error("a scoring process died; starting new ones")
                 # The pool ends the other workers of a broken pool with SIGTERM, which they ignore
                 # (the node's to handle: workers.init), and then waits for them: they are killed
@@ -288,7 +288,7 @@ class Node:
                             process.kill()
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._start_processes()
-            return self._processes
+            return self._pool
 
     def _score(self, uid: str) -> None:
         t0 = time.perf_counter()
@@ -301,7 +301,7 @@ class Node:
             self.spool.mark_scored(uid, {}, destinations)
             self._wake_sender.set()
             return
-        scored = self._score_here(uid, outputs) if self._processes is None else self._score_in_process(uid, outputs)
+        scored = self._score_here(uid, outputs) if self._pool is None else self._score_in_process(uid, outputs)
         self.cpu.add_all(scored.stages)
         failure, written, errors = scored.failure, scored.written, scored.errors
         if scored.not_applicable is not None:
