@@ -19,7 +19,6 @@ temporary file. Each window is grabbed with ``QWidget.grab()``; a PNG over 300 K
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -27,47 +26,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 LIMIT = 300_000
 SIZES = ((1280, 800), (1920, 1080))
 
 
 def main(argv: list[str]) -> int:
-    from PySide6.QtCore import QElapsedTimer, QSettings
+    import screenshot_app
+    from PySide6.QtCore import QSettings
     from PySide6.QtGui import QImage
-    from PySide6.QtWidgets import QApplication, QLabel
+    from PySide6.QtWidgets import QLabel
 
     from cxrviewer.paths import samples_dir
-    from cxrviewer.ui.app import apply_theme
     from cxrviewer.ui.elided_label import ElidedLabel
     from cxrviewer.ui.main_window import MainWindow
 
     args = [a for a in argv if not a.startswith("--")]
     docs = Path(args[0]) if args else ROOT / "docs"
     tmp = Path(tempfile.mkdtemp())
-    os.environ["CXRVIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    model = ROOT / "resources" / "models" / "cxr-demo-densenet121-320.onnx"
-    if not model.is_file():
-        from tinymodel import build_tiny_model, tiny_info
-
-        model = build_tiny_model(tmp / "tiny.onnx", tiny_info(64))
-    app = QApplication.instance() or QApplication([])
-    apply_theme(app)
+    app, model = screenshot_app.start(tmp)
 
     def wait(cond, ms: int = 120_000) -> None:
-        timer = QElapsedTimer()
-        timer.start()
-        while not cond():
-            app.processEvents()
-            if timer.elapsed() > ms:
-                raise TimeoutError("the window did not get there in time")
+        screenshot_app.wait(app, cond, ms)
 
     def settle(window, ms: int = 500) -> None:
-        wait(window.render_idle)
-        wait(lambda: window.compare.renderer.idle())
-        timer = QElapsedTimer()
-        timer.start()
-        while timer.elapsed() < ms:
-            app.processEvents()
+        screenshot_app.settle(app, window, ms)
 
     def check(window, name: str) -> None:
         for label in window.findChildren(QLabel):

@@ -13,7 +13,6 @@ Each picture is grabbed with QWidget.grab() and kept under 300 KB (256 colours i
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -21,49 +20,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 LIMIT = 300_000
 
 
 def main(argv: list[str]) -> int:
+    import screenshot_app
     import cv2
     import numpy as np
     from dicomfactory import DX_IMAGE, build_dicom
-    from PySide6.QtCore import QElapsedTimer, QSettings
+    from PySide6.QtCore import QSettings
     from PySide6.QtGui import QImage
-    from PySide6.QtWidgets import QApplication
 
     from cxrviewer.paths import samples_dir
     from cxrviewer.ui.main_window import MainWindow
 
     docs = Path(argv[0]) if argv else ROOT / "docs"
     tmp = Path(tempfile.mkdtemp())
-    os.environ["CXRVIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    model = ROOT / "resources" / "models" / "cxr-demo-densenet121-320.onnx"
-    if not model.is_file():
-        from tinymodel import build_tiny_model, tiny_info
-
-        model = build_tiny_model(tmp / "tiny.onnx", tiny_info(64))
-
-    from cxrviewer.ui.app import apply_theme
-
-    app = QApplication.instance() or QApplication([])
-    apply_theme(app)
+    app, model = screenshot_app.start(tmp)
 
     def wait(cond, ms: int = 60_000) -> None:
-        timer = QElapsedTimer()
-        timer.start()
-        while not cond():
-            app.processEvents()
-            if timer.elapsed() > ms:
-                raise TimeoutError("the window did not get there in time")
+        screenshot_app.wait(app, cond, ms)
 
     def settle(window, ms: int = 400) -> None:
-        wait(window.render_idle)
-        wait(lambda: window.compare.renderer.idle())
-        timer = QElapsedTimer()
-        timer.start()
-        while timer.elapsed() < ms:
-            app.processEvents()
+        screenshot_app.settle(app, window, ms)
 
     def save(window, name: str) -> None:
         image = window.grab().toImage()
